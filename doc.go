@@ -1,0 +1,63 @@
+// Package privacy is the root of chatbx.eu/privacy, a library of XMPP
+// privacy components: the pieces a privacy-respecting XMPP provider needs to
+// keep the promises of its privacy policy in code.
+//
+// This package holds no code; it documents how the others fit together.
+//
+// # Promises and the package that keeps each
+//
+//	Messages (1:1 and group) are archived only if the user     mam
+//	opted in; the default is "never".
+//	Uploaded files are deleted 30 days after upload             upload, retention
+//	(configurable, never longer than promised).
+//	A username may be a pseudonym; passwords are stored only    account
+//	as Argon2id hashes.
+//	Deleting an account deletes all of its stored data at      account + every Holder
+//	once, and durably (a crash mid-way resumes).
+//	A user can receive (export), correct, block and delete     account
+//	their data.
+//	XMPP logs (time, user, IP) keep IPs anonymized; full IPs    logredact, retention
+//	only inside a time-boxed maintenance window; log files
+//	older than 24 h are deleted.
+//	HTTP error logs with IPs are deleted after 30 days.         logredact, retention
+//	Every connection is TLS; no plaintext authentication.       examples/server
+//
+// # How the packages plug into a server
+//
+// The packages [chatbx.eu/privacy/mam], [chatbx.eu/privacy/upload],
+// [chatbx.eu/privacy/account], [chatbx.eu/privacy/retention] and
+// [chatbx.eu/privacy/logredact] never import each other. They meet through
+// small interfaces declared by the package that consumes them and satisfied
+// structurally, so an integrator passes one package's store to another
+// without adapters:
+//
+//	// account.Holder: anything that holds personal data about a user.
+//	type Holder interface {
+//		Name() string
+//		Export(ctx context.Context, user jid.JID, w io.Writer) error
+//		Erase(ctx context.Context, user jid.JID) error
+//	}
+//
+//	// retention.Expirer: anything that drops data older than a cutoff.
+//	type Expirer interface {
+//		Expire(ctx context.Context, before time.Time) (removed int, err error)
+//	}
+//
+// The archive and upload stores implement both, so a server registers them
+// with the account manager (deleting an account erases them) and with the
+// retention scheduler (old data expires). The XMPP side of each package is a
+// set of mellium.im/xmpp mux options over a plain Go API; a server built on
+// another XMPP library calls the Go API directly.
+//
+// Storage defaults to go.etcd.io/bbolt, one database handed in by the
+// integrator; every store is an interface with a conformance suite in the
+// package's "test" sub-package, so another backend proves itself by passing
+// it.
+//
+// # The example server
+//
+// The directory examples/server holds a runnable TLS-only XMPP server that
+// wires every package together:
+//
+//	go run ./examples/server
+package privacy
