@@ -47,6 +47,7 @@ type Query struct {
 	With jid.JID
 
 	// Start and End, when not zero, keep messages with Start <= Time <= End.
+	// Start after End selects nothing (an empty page, not an error).
 	Start, End time.Time
 
 	// AfterID and BeforeID are the XEP-0313 form fields: only messages after
@@ -59,10 +60,13 @@ type Query struct {
 	IDs []string
 
 	// IncludeGroupchat includes type='groupchat' messages in a user archive.
-	// Room archives hold only group messages and ignore it.
+	// Room archives hold only group messages and ignore it: a groupchat
+	// message whose With is an occupant of the archive itself (With.Bare()
+	// equals the archive JID) is a room record and always included.
 	IncludeGroupchat bool
 
-	// Max is the RSM page size; 0 means the store's default.
+	// Max is the RSM page size; 0 means the store's default (50). A
+	// negative Max is an error wrapping ErrBadQuery.
 	Max int
 
 	// After is the RSM <after/> id: the page starts after it.
@@ -82,7 +86,7 @@ type Page struct {
 	Messages []Message
 
 	// FirstIndex is the RSM index of the first message on the page among all
-	// matches, or -1 when unknown.
+	// matches, or -1 when unknown or the page is empty.
 	FirstIndex int
 
 	// Count is the number of messages matching the query, ignoring paging,
