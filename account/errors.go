@@ -1,0 +1,71 @@
+package account
+
+import "errors"
+
+// Sentinel errors. Functions wrap them with context; callers branch with
+// errors.Is. No error of this package carries a password, a hash or a
+// username.
+var (
+	// ErrExists is returned when a username is already taken: by a live
+	// account, by an account being deleted, or by the tombstone of a deleted
+	// one.
+	ErrExists = errors.New("account: username not available")
+
+	// ErrNotFound is returned when no account (or journal entry, or
+	// tombstone) exists under the given key. Delete returns it both for a
+	// name that never existed and for one that is already deleted.
+	ErrNotFound = errors.New("account: not found")
+
+	// ErrAuth is returned when authentication fails. It is the same error
+	// for an unknown username and for a wrong password, so that callers
+	// cannot reveal which names exist.
+	ErrAuth = errors.New("account: authentication failed")
+
+	// ErrBlocked is returned when the correct password was given for an
+	// account whose processing is restricted (Block): the data is kept,
+	// login is refused.
+	ErrBlocked = errors.New("account: account blocked")
+
+	// ErrRateLimited is returned when a caller key exceeded its budget of
+	// registrations or failed logins.
+	ErrRateLimited = errors.New("account: too many attempts, try again later")
+
+	// ErrPolicy is returned (wrapped in a *PolicyError carrying the reason)
+	// when a username or password is refused by policy.
+	ErrPolicy = errors.New("account: refused by policy")
+
+	// ErrMalformedHash is returned when a stored password hash is not a
+	// valid Argon2id PHC string within the accepted parameter ranges.
+	ErrMalformedHash = errors.New("account: malformed password hash")
+
+	// ErrWeakParams is returned when Argon2id parameters are below the OWASP
+	// floor (m=19 MiB, t=2, p=1).
+	ErrWeakParams = errors.New("account: Argon2id parameters below the minimum")
+
+	// ErrParamsTooHigh is returned when Argon2id parameters exceed the
+	// maxima this package accepts (see MaxParams).
+	ErrParamsTooHigh = errors.New("account: Argon2id parameters above the maximum")
+
+	// ErrErasureIncomplete is returned by Delete and Resume when at least one
+	// Holder could not erase a user's data. The erasure stays in the journal
+	// and is retried by the next Delete of the same name or by Resume.
+	ErrErasureIncomplete = errors.New("account: erasure incomplete")
+
+	// ErrConfig is returned by NewManager for an invalid Config (for
+	// example two Holders with the same name).
+	ErrConfig = errors.New("account: invalid configuration")
+)
+
+// PolicyError is a refusal by policy with a reason that is safe to show to
+// the user (it never repeats the refused value). errors.Is(err, ErrPolicy)
+// holds for every *PolicyError.
+type PolicyError struct {
+	Reason string // e.g. "password shorter than 8 characters"
+}
+
+// Error implements error.
+func (e *PolicyError) Error() string { return "account: refused by policy: " + e.Reason }
+
+// Is reports whether target is ErrPolicy.
+func (e *PolicyError) Is(target error) bool { return target == ErrPolicy }
+
