@@ -1,0 +1,57 @@
+package web
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// Backend is what the pages need from the account store. Its methods are
+// called concurrently. Every error a page shows comes from the sentinels in
+// this package (ErrBadCredentials, ErrRateLimited, ErrPasswordRejected);
+// any other error is shown as an internal failure and logged.
+type Backend interface {
+	// Authenticate checks the password of username. clientKey identifies
+	// the client for rate limiting (its IP address); it is never logged or
+	// shown. It returns an error wrapping ErrBadCredentials when the
+	// username is unknown or the password wrong, and one wrapping
+	// ErrRateLimited when the client made too many failed attempts.
+	Authenticate(ctx context.Context, clientKey, username, password string) error
+	// ChangePassword replaces the password of an authenticated user. It
+	// returns an error wrapping ErrPasswordRejected when newPassword is not
+	// acceptable.
+	ChangePassword(ctx context.Context, username, newPassword string) error
+	// Export writes every piece of data held about username to w as a zip
+	// archive.
+	Export(ctx context.Context, username string, w io.Writer) error
+	// Delete removes the account of username and erases all of its data.
+	Delete(ctx context.Context, username string) error
+}
+
+// PrivacyItem is one line of the privacy report shown at /privacy: a kind of
+// data, how long it is kept, and the job that deletes it.
+type PrivacyItem struct {
+	Data     string        // what is kept, e.g. "uploaded files"
+	Lifetime time.Duration // how long; 0 or less means until the user deletes it
+	Job      string        // the retention job that enforces it
+}
+
+// Config configures the pages. Only Backend is required.
+type Config struct {
+	// Backend checks passwords and acts on accounts. Required.
+	Backend Backend
+	// Privacy lists the retention promises shown at /privacy. nil shows an
+	// empty list.
+	Privacy func(ctx context.Context) ([]PrivacyItem, error)
+	// Domain is the XMPP domain named on the pages; a username typed as
+	// "user@Domain" is accepted as "user". Empty means "this server".
+	Domain string
+	// Logger receives failures of the Backend, never usernames, passwords
+	// or addresses. nil discards.
+	Logger *slog.Logger
+	// ClientKey derives the rate-limiting key of a request. nil means the
+	// remote IP address of the connection (proxy headers are not trusted).
+	ClientKey func(*http.Request) string
+}
