@@ -1,0 +1,120 @@
+package logredact_test
+
+import (
+	"encoding/hex"
+	"errors"
+	"net/netip"
+	"testing"
+
+	"chatbx.eu/privacy/logredact"
+)
+
+// Vectors from SPECS.md, section "ipcrypt (draft-denis-ipcrypt)", which
+// reproduces the test vectors of draft-denis-ipcrypt (ipcrypt-pfx and
+// ipcrypt-deterministic).
+func TestPFXVectors(t *testing.T) {
+	const (
+		key1 = "0123456789abcdeffedcba98765432101032547698badcfeefcdab8967452301"
+		key2 = "2b7e151628aed2a6abf7158809cf4f3ca9f5ba40db214c3798f2e1c23456789a"
+	)
+	tests := []struct {
+		source, key, ip, want string
+	}{
+		{"SPECS.md / draft-denis-ipcrypt pfx #1", key1, "0.0.0.0", "151.82.155.134"},
+		{"SPECS.md / draft-denis-ipcrypt pfx #2", key1, "255.255.255.255", "94.185.169.89"},
+		{"SPECS.md / draft-denis-ipcrypt pfx #3", key1, "192.0.2.1", "100.115.72.131"},
+		{"SPECS.md / draft-denis-ipcrypt pfx #4", key1, "2001:db8::1", "c180:5dd4:2587:3524:30ab:fa65:6ab6:f88"},
+		{"SPECS.md / draft-denis-ipcrypt pfx #5", key2, "10.0.0.47", "19.214.210.244"},
+		{"SPECS.md / draft-denis-ipcrypt pfx #6", key2, "10.0.0.129", "19.214.210.80"},
+		{"SPECS.md / draft-denis-ipcrypt pfx #7", key2, "172.16.5.193", "210.78.229.136"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.source, func(t *testing.T) {
+			key, err := hex.DecodeString(tt.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := logredact.NewPFX(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := netip.MustParseAddr(tt.ip)
+			got := p.Encrypt(in)
+			if got.String() != tt.want {
+				t.Errorf("Encrypt(%s) = %s, want %s", tt.ip, got, tt.want)
+			}
+			if back := p.Decrypt(got); back != in {
+				t.Errorf("Decrypt(%s) = %s, want %s", got, back, in)
+			}
+		})
+	}
+}
+
+func TestDeterministicVector(t *testing.T) {
+	// SPECS.md / draft-denis-ipcrypt, ipcrypt-deterministic vector #1.
+	key, _ := hex.DecodeString("0123456789abcdeffedcba9876543210")
+	d, err := logredact.NewDeterministic(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := netip.MustParseAddr("0.0.0.0")
+	got := d.Encrypt(in)
+	if want := "bde9:6789:d353:824c:d7c6:f58a:6bd2:26eb"; got.String() != want {
+		t.Errorf("Encrypt(0.0.0.0) = %s, want %s", got, want)
+	}
+	if back := d.Decrypt(got); back != in {
+		t.Errorf("Decrypt = %s, want %s", back, in)
+	}
+}
+
+func TestPFXPreservesPrefixes(t *testing.T) {
+	key, _ := hex.DecodeString("2b7e151628aed2a6abf7158809cf4f3ca9f5ba40db214c3798f2e1c23456789a")
+	p, _ := logredact.NewPFX(key)
+	tests := []struct {
+		a, b string
+		bits int
+	}{
+		{"192.0.2.1", "192.0.2.200", 24},
+		{"198.51.100.7", "198.51.101.7", 23},
+		{"2001:db8:1::1", "2001:db8:1:ffff::1", 48},
+		{"::ffff:192.0.2.1", "::ffff:192.0.2.99", 96 + 24},
+	}
+	for _, tt := range tests {
+		ea := p.Encrypt(netip.MustParseAddr(tt.a))
+		eb := p.Encrypt(netip.MustParseAddr(tt.b))
+		pa, _ := ea.Prefix(tt.bits)
+		pb, _ := eb.Prefix(tt.bits)
+		if pa != pb {
+			t.Errorf("%s, %s: encrypted /%d prefixes differ: %s vs %s", tt.a, tt.b, tt.bits, pa, pb)
+		}
+		// One more bit must differ when the inputs differ right there:
+		// ipcrypt-pfx is a bijection on each subtree.
+		if ea == eb {
+			t.Errorf("%s and %s encrypt to the same %s", tt.a, tt.b, ea)
+		}
+	}
+	if got := p.Encrypt(netip.MustParseAddr("::ffff:192.0.2.1")); !got.Is4In6() {
+		t.Errorf("a v4-mapped input must stay v4-mapped, got %s", got)
+	}
+}
+
+func TestIPCryptKeyErrors(t *testing.T) {
+	if _, err := logredact.NewPFX(make([]byte, 31)); !errors.Is(err, logredact.ErrKeySize) {
+		t.Errorf("31-byte pfx key: err = %v, want ErrKeySize", err)
+	}
+	same := make([]byte, 32)
+	copy(same, "0123456789abcdef0123456789abcdef")
+	if _, err := logredact.NewPFX(same); !errors.Is(err, logredact.ErrWeakKey) {
+		t.Errorf("equal halves: err = %v, want ErrWeakKey", err)
+	}
+	if _, err := logredact.NewDeterministic(make([]byte, 32)); !errors.Is(err, logredact.ErrKeySize) {
+		t.Errorf("32-byte deterministic key: err = %v, want ErrKeySize", err)
+	}
+	var p *logredact.PFX
+	_ = p
+	k, _ := hex.DecodeString("0123456789abcdeffedcba98765432101032547698badcfeefcdab8967452301")
+	p, _ = logredact.NewPFX(k)
+	if got := p.Encrypt(netip.Addr{}); got.IsValid() {
+		t.Errorf("invalid Addr encrypted to %s", got)
+	}
+}
