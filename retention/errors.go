@@ -1,0 +1,16 @@
+package retention
+
+import "errors"
+
+var (
+	// ErrInvalidJob is returned by NewScheduler when a job has no name, a
+	// duplicate name, no Expirer, or a negative duration.
+	ErrInvalidJob = errors.New("retention: invalid job")
+
+	// ErrRunning is returned by Run when the scheduler is already running.
+	ErrRunning = errors.New("retention: scheduler already running")
+
+	// ErrPanic is returned (wrapped, in a Report) when an Expirer panicked;
+	// the scheduler recovers so that one broken job cannot stop the others.
+	ErrPanic = errors.New("retention: expirer panicked")
+)
