@@ -14,3 +14,13 @@ var (
 	// the scheduler recovers so that one broken job cannot stop the others.
 	ErrPanic = errors.New("retention: expirer panicked")
 )
+
+var (
+	// ErrNotEnforced is returned by PrivacyReport.Check when no configured
+	// job enforces the named lifetime.
+	ErrNotEnforced = errors.New("retention: no job enforces this lifetime")
+
+	// ErrPromiseBroken is returned by PrivacyReport.Check when the
+	// configuration may keep data longer than promised.
+	ErrPromiseBroken = errors.New("retention: configuration keeps data longer than promised")
+)
