@@ -1,0 +1,10 @@
+// Package accounttest checks implementations of account.Store against the
+// contract (TestStore) and provides MemStore, an in-memory reference Store
+// for tests and examples.
+//
+// A new backend proves itself with:
+//
+//	func TestStore(t *testing.T) {
+//		accounttest.TestStore(t, func(t *testing.T) account.Store { return newStore(t) })
+//	}
+package accounttest
