@@ -1,0 +1,401 @@
+package mam
+
+import (
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/jid"
+)
+
+// ErrUnsupported is returned when a query uses a data form field or a
+// result set feature (RSM <index/>) the server does not support. XEP-0313
+// names feature-not-implemented for it.
+var ErrUnsupported = errors.New("mam: unsupported query field")
+
+// The XEP-0313 query form fields.
+const (
+	FieldFormType         = "FORM_TYPE"
+	FieldWith             = "with"
+	FieldStart            = "start"
+	FieldEnd              = "end"
+	FieldBeforeID         = "before-id"
+	FieldAfterID          = "after-id"
+	FieldIDs              = "ids"
+	FieldIncludeGroupchat = "include-groupchat"
+)
+
+// Limits on untrusted input.
+const (
+	maxTextLen  = 3072 // a JID is at most 3071 bytes
+	maxIDLen    = 256  // archive ids and query ids
+	maxFormSize = 64   // fields in one form
+)
+
+// Request is a parsed <query xmlns='urn:xmpp:mam:2'/>.
+type Request struct {
+	// QueryID is the client's queryid attribute, echoed in every result.
+	QueryID string
+
+	// Query holds the filters and paging; Query.Max is always set (between
+	// 1 and the configured ceiling).
+	Query Query
+
+	// Flip asks for the page's results in reverse order (<flip-page/>).
+	Flip bool
+
+	// CountOnly is true for RSM <max>0</max>: the client wants only the
+	// count, no messages.
+	CountOnly bool
+}
+
+// ParseQuery parses a MAM query: start is the <query/> start element and r
+// yields its content (its end element or io.EOF ends it). It parses the
+// optional data form and RSM set, trims values, caps the page size as c
+// says, and returns errors wrapping ErrBadQuery (malformed values: bad-request)
+// or ErrUnsupported (unknown fields: feature-not-implemented). It never
+// panics on any input.
+func ParseQuery(r xml.TokenReader, start xml.StartElement, c Config) (Request, error) {
+	var req Request
+	if start.Name.Local != "query" || start.Name.Space != NS {
+		return req, fmt.Errorf("%w: not a mam:2 query", ErrBadQuery)
+	}
+	if v, ok := startAttr(start, "queryid"); ok {
+		if len(v) > maxIDLen {
+			return req, fmt.Errorf("%w: queryid too long", ErrBadQuery)
+		}
+		req.QueryID = v
+	}
+	if _, ok := startAttr(start, "node"); ok {
+		return req, fmt.Errorf("%w: pubsub node archives", ErrUnsupported)
+	}
+	req.Query.Max = c.pageSize()
+	var sawForm, sawSet bool
+	for {
+		tok, err := r.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return req, fmt.Errorf("%w: %v", ErrBadQuery, err)
+		}
+		if _, ok := tok.(xml.EndElement); ok {
+			break
+		}
+		se, ok := tok.(xml.StartElement)
+		if !ok {
+			continue
+		}
+		switch {
+		case se.Name.Space == NSDataForm && se.Name.Local == "x":
+			if sawForm {
+				return req, fmt.Errorf("%w: more than one form", ErrBadQuery)
+			}
+			sawForm = true
+			if err := parseForm(r, se, &req.Query, c); err != nil {
+				return req, err
+			}
+		case se.Name.Space == NSRSM && se.Name.Local == "set":
+			if sawSet {
+				return req, fmt.Errorf("%w: more than one set", ErrBadQuery)
+			}
+			sawSet = true
+			if err := parseRSM(r, &req, c); err != nil {
+				return req, err
+			}
+		case se.Name.Space == NS && se.Name.Local == "flip-page":
+			req.Flip = true
+			if err := skipElement(r); err != nil {
+				return req, fmt.Errorf("%w: %v", ErrBadQuery, err)
+			}
+		default:
+			// Unknown extension elements are ignored, as XMPP wants; form
+			// fields are never ignored.
+			if err := skipElement(r); err != nil {
+				return req, fmt.Errorf("%w: %v", ErrBadQuery, err)
+			}
+		}
+	}
+	q := &req.Query
+	if !q.Start.IsZero() && !q.End.IsZero() && q.Start.After(q.End) {
+		return req, fmt.Errorf("%w: start after end", ErrBadQuery)
+	}
+	if len(q.IDs) > c.maxPageSize() {
+		return req, fmt.Errorf("%w: too many ids", ErrBadQuery)
+	}
+	return req, nil
+}
+
+// ParseQueryBytes is ParseQuery for a whole <query/> element in XML.
+func ParseQueryBytes(b []byte, c Config) (Request, error) {
+	d := xml.NewDecoder(strings.NewReader(string(b)))
+	start, err := firstStart(d)
+	if err != nil {
+		return Request{}, err
+	}
+	return ParseQuery(d, start, c)
+}
+
+func firstStart(d xml.TokenReader) (xml.StartElement, error) {
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return xml.StartElement{}, fmt.Errorf("%w: %v", ErrBadQuery, err)
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			return se, nil
+		}
+	}
+}
+
+// parseForm parses a jabber:x:data form into q. The form's start element
+// has been read.
+func parseForm(r xml.TokenReader, start xml.StartElement, q *Query, c Config) error {
+	if typ, _ := startAttr(start, "type"); typ != "" && typ != "submit" && typ != "form" {
+		return fmt.Errorf("%w: form type %q", ErrBadQuery, limitStr(typ))
+	}
+	seen := map[string]bool{}
+	for {
+		tok, err := r.Token()
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrBadQuery, err)
+		}
+		if _, ok := tok.(xml.EndElement); ok {
+			return nil
+		}
+		se, ok := tok.(xml.StartElement)
+		if !ok {
+			continue
+		}
+		if se.Name.Local != "field" || se.Name.Space != NSDataForm {
+			// <title/>, <instructions/> and the like carry no filter.
+			if err := skipElement(r); err != nil {
+				return fmt.Errorf("%w: %v", ErrBadQuery, err)
+			}
+			continue
+		}
+		name, _ := startAttr(se, "var")
+		values, err := fieldValues(r)
+		if err != nil {
+			return err
+		}
+		if seen[name] {
+			return fmt.Errorf("%w: field %q repeated", ErrBadQuery, limitStr(name))
+		}
+		seen[name] = true
+		if len(seen) > maxFormSize {
+			return fmt.Errorf("%w: too many fields", ErrBadQuery)
+		}
+		if err := setField(q, name, values, c); err != nil {
+			return err
+		}
+	}
+}
+
+// fieldValues reads the <value/> children of a <field/>, trimmed; empty
+// values are dropped. The field's start element has been read.
+func fieldValues(r xml.TokenReader) ([]string, error) {
+	var vals []string
+	for {
+		tok, err := r.Token()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadQuery, err)
+		}
+		if _, ok := tok.(xml.EndElement); ok {
+			return vals, nil
+		}
+		se, ok := tok.(xml.StartElement)
+		if !ok {
+			continue
+		}
+		if se.Name.Local != "value" || se.Name.Space != NSDataForm {
+			if err := skipElement(r); err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrBadQuery, err)
+			}
+			continue
+		}
+		v, err := readText(r)
+		if err != nil {
+			return nil, err
+		}
+		if v = strings.TrimSpace(v); v != "" {
+			vals = append(vals, v)
+		}
+		if len(vals) > DefaultMaxPageSize*4 {
+			return nil, fmt.Errorf("%w: too many values", ErrBadQuery)
+		}
+	}
+}
+
+// readText reads the character data of an element whose start was just
+// read, up to its end. Child elements are an error.
+func readText(r xml.TokenReader) (string, error) {
+	var b []byte
+	for {
+		tok, err := r.Token()
+		if err != nil {
+			return "", fmt.Errorf("%w: %v", ErrBadQuery, err)
+		}
+		switch t := tok.(type) {
+		case xml.CharData:
+			if len(b)+len(t) > maxTextLen {
+				return "", fmt.Errorf("%w: value too long", ErrBadQuery)
+			}
+			b = append(b, t...)
+		case xml.StartElement:
+			return "", fmt.Errorf("%w: element inside a value", ErrBadQuery)
+		case xml.EndElement:
+			return string(b), nil
+		}
+	}
+}
+
+func single(name string, values []string) (string, error) {
+	switch len(values) {
+	case 0:
+		return "", nil
+	case 1:
+		return values[0], nil
+	}
+	return "", fmt.Errorf("%w: field %q has several values", ErrBadQuery, name)
+}
+
+func setField(q *Query, name string, values []string, c Config) error {
+	if name == FieldIDs {
+		var ids []string
+		for _, v := range values {
+			// text-multi: one id per line.
+			for _, id := range strings.Split(v, "\n") {
+				if id = strings.TrimSpace(id); id == "" {
+					continue
+				}
+				if len(id) > maxIDLen {
+					return fmt.Errorf("%w: id too long", ErrBadQuery)
+				}
+				ids = append(ids, id)
+			}
+		}
+		if len(ids) > c.maxPageSize() {
+			return fmt.Errorf("%w: too many ids", ErrBadQuery)
+		}
+		q.IDs = ids
+		return nil
+	}
+	v, err := single(name, values)
+	if err != nil {
+		return err
+	}
+	switch name {
+	case FieldFormType:
+		if v != NS {
+			return fmt.Errorf("%w: FORM_TYPE is not %s", ErrBadQuery, NS)
+		}
+	case FieldWith:
+		if v == "" {
+			return nil
+		}
+		j, err := jid.Parse(v)
+		if err != nil {
+			return fmt.Errorf("%w: with is not a JID", ErrBadQuery)
+		}
+		q.With = j
+	case FieldStart, FieldEnd:
+		if v == "" {
+			return nil
+		}
+		t, err := ParseTime(v)
+		if err != nil {
+			return err
+		}
+		if name == FieldStart {
+			q.Start = t
+		} else {
+			q.End = t
+		}
+	case FieldBeforeID, FieldAfterID:
+		if len(v) > maxIDLen {
+			return fmt.Errorf("%w: %s too long", ErrBadQuery, name)
+		}
+		if name == FieldBeforeID {
+			q.BeforeID = v
+		} else {
+			q.AfterID = v
+		}
+	case FieldIncludeGroupchat:
+		switch v {
+		case "", "0", "false":
+			q.IncludeGroupchat = false
+		case "1", "true":
+			q.IncludeGroupchat = true
+		default:
+			return fmt.Errorf("%w: include-groupchat is not a boolean", ErrBadQuery)
+		}
+	default:
+		return fmt.Errorf("%w: %q", ErrUnsupported, limitStr(name))
+	}
+	return nil
+}
+
+// ParseTime parses an XEP-0082 DateTime (2006-01-02T15:04:05[.frac](Z|±hh:mm))
+// and returns it in UTC. Anything else wraps ErrBadQuery.
+func ParseTime(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	// XEP-0082 requires the T separator and a time zone; time.RFC3339
+	// checks both and accepts fractional seconds.
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil || len(s) < len("2006-01-02T15:04:05Z") || s[10] != 'T' {
+		return time.Time{}, fmt.Errorf("%w: malformed timestamp", ErrBadQuery)
+	}
+	return t.UTC(), nil
+}
+
+// FormatTime formats t as an XEP-0082 DateTime in UTC.
+func FormatTime(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.999999Z")
+}
+
+// limitStr shortens client-supplied names quoted in error messages.
+func limitStr(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
+
+// QueryForm returns the form a client gets for form discovery (an IQ get
+// with an empty query): every field ParseQuery supports.
+func QueryForm() xml.TokenReader {
+	field := func(name, typ string, inner xml.TokenReader) xml.TokenReader {
+		return xmlstream.Wrap(inner, xml.StartElement{
+			Name: xml.Name{Space: NSDataForm, Local: "field"},
+			Attr: []xml.Attr{{Name: xml.Name{Local: "type"}, Value: typ}, {Name: xml.Name{Local: "var"}, Value: name}},
+		})
+	}
+	value := func(v string) xml.TokenReader {
+		return xmlstream.Wrap(xmlstream.Token(xml.CharData(v)), xml.StartElement{Name: xml.Name{Space: NSDataForm, Local: "value"}})
+	}
+	validate := xmlstream.Wrap(
+		xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: "http://jabber.org/protocol/xdata-validate", Local: "open"}}),
+		xml.StartElement{
+			Name: xml.Name{Space: "http://jabber.org/protocol/xdata-validate", Local: "validate"},
+			Attr: []xml.Attr{{Name: xml.Name{Local: "datatype"}, Value: "xs:string"}},
+		},
+	)
+	return xmlstream.Wrap(xmlstream.MultiReader(
+		field(FieldFormType, "hidden", value(NS)),
+		field(FieldWith, "jid-single", nil),
+		field(FieldStart, "text-single", nil),
+		field(FieldEnd, "text-single", nil),
+		field(FieldBeforeID, "text-single", nil),
+		field(FieldAfterID, "text-single", nil),
+		field(FieldIDs, "list-multi", validate),
+		field(FieldIncludeGroupchat, "boolean", nil),
+	), xml.StartElement{
+		Name: xml.Name{Space: NSDataForm, Local: "x"},
+		Attr: []xml.Attr{{Name: xml.Name{Local: "type"}, Value: "form"}},
+	})
+}
