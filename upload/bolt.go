@@ -1,0 +1,237 @@
+package upload
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	bucketFiles  = []byte("upload/files")  // id → JSON Record
+	bucketOwner  = []byte("upload/owner")  // owner 0x00 id → empty
+	bucketExpiry = []byte("upload/expiry") // uint64 BE UnixNano(Expires) id → empty
+)
+
+// BoltMeta is a MetaStore in a bbolt database, in three buckets prefixed
+// "upload/": the records by ID, an owner index and an expiry index. It is
+// safe for concurrent use; each method is one bbolt transaction.
+type BoltMeta struct {
+	db *bolt.DB
+}
+
+var _ MetaStore = (*BoltMeta)(nil)
+
+// NewBoltMeta creates the buckets if needed and returns the store. The
+// caller owns db and closes it.
+func NewBoltMeta(db *bolt.DB) (*BoltMeta, error) {
+	err := db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketFiles, bucketOwner, bucketExpiry} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("upload: bolt: %w", err)
+	}
+	return &BoltMeta{db: db}, nil
+}
+
+func ownerKey(owner, id string) []byte {
+	k := make([]byte, 0, len(owner)+1+len(id))
+	k = append(k, owner...)
+	k = append(k, 0)
+	return append(k, id...)
+}
+
+func expiryKey(t time.Time, id string) []byte {
+	k := make([]byte, 8, 8+len(id))
+	binary.BigEndian.PutUint64(k, uint64(max(t.UnixNano(), 0)))
+	return append(k, id...)
+}
+
+func getRecord(tx *bolt.Tx, id string) (Record, error) {
+	v := tx.Bucket(bucketFiles).Get([]byte(id))
+	if v == nil {
+		return Record{}, ErrNotFound
+	}
+	var r Record
+	if err := json.Unmarshal(v, &r); err != nil {
+		return Record{}, fmt.Errorf("upload: bolt: corrupt record: %w", err)
+	}
+	return r, nil
+}
+
+func putRecord(tx *bolt.Tx, r Record) error {
+	v, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketFiles).Put([]byte(r.ID), v)
+}
+
+func ownerRecords(tx *bolt.Tx, owner string) ([]Record, error) {
+	prefix := append([]byte(owner), 0)
+	var out []Record
+	c := tx.Bucket(bucketOwner).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		r, err := getRecord(tx, string(k[len(prefix):]))
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// Reserve implements MetaStore.
+func (m *BoltMeta) Reserve(ctx context.Context, r Record, admit func([]Record) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return m.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketFiles).Get([]byte(r.ID)) != nil {
+			return errors.New("upload: bolt: duplicate id")
+		}
+		existing, err := ownerRecords(tx, r.Owner)
+		if err != nil {
+			return err
+		}
+		if err := admit(existing); err != nil {
+			return err
+		}
+		if err := putRecord(tx, r); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketOwner).Put(ownerKey(r.Owner, r.ID), nil); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketExpiry).Put(expiryKey(r.Expires, r.ID), nil)
+	})
+}
+
+// Claim implements MetaStore.
+func (m *BoltMeta) Claim(ctx context.Context, id string) (Record, error) {
+	var r Record
+	err := m.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		r, err = getRecord(tx, id)
+		if err != nil {
+			return err
+		}
+		if r.State != StateReserved {
+			return ErrSlotUsed
+		}
+		r.State = StateUploading
+		return putRecord(tx, r)
+	})
+	if err != nil {
+		return Record{}, err
+	}
+	return r, nil
+}
+
+// Commit implements MetaStore.
+func (m *BoltMeta) Commit(ctx context.Context, id string, created, expires time.Time) error {
+	return m.db.Update(func(tx *bolt.Tx) error {
+		r, err := getRecord(tx, id)
+		if err != nil {
+			return err
+		}
+		if r.State != StateUploading {
+			return fmt.Errorf("upload: bolt: commit of a record not uploading: %w", ErrSlotUsed)
+		}
+		if err := tx.Bucket(bucketExpiry).Delete(expiryKey(r.Expires, r.ID)); err != nil {
+			return err
+		}
+		r.State, r.Created, r.Expires = StateStored, created, expires
+		if err := putRecord(tx, r); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketExpiry).Put(expiryKey(r.Expires, r.ID), nil)
+	})
+}
+
+// Get implements MetaStore.
+func (m *BoltMeta) Get(ctx context.Context, id string) (Record, error) {
+	var r Record
+	err := m.db.View(func(tx *bolt.Tx) error {
+		var err error
+		r, err = getRecord(tx, id)
+		return err
+	})
+	return r, err
+}
+
+// Delete implements MetaStore.
+func (m *BoltMeta) Delete(ctx context.Context, ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return m.db.Update(func(tx *bolt.Tx) error {
+		for _, id := range ids {
+			r, err := getRecord(tx, id)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketOwner).Delete(ownerKey(r.Owner, r.ID)); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketExpiry).Delete(expiryKey(r.Expires, r.ID)); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketFiles).Delete([]byte(id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ByOwner implements MetaStore.
+func (m *BoltMeta) ByOwner(ctx context.Context, owner string) ([]Record, error) {
+	var out []Record
+	err := m.db.View(func(tx *bolt.Tx) error {
+		var err error
+		out, err = ownerRecords(tx, owner)
+		return err
+	})
+	return out, err
+}
+
+// Expiring implements MetaStore.
+func (m *BoltMeta) Expiring(ctx context.Context, t time.Time, limit int) ([]Record, error) {
+	var out []Record
+	end := uint64(max(t.UnixNano(), 0))
+	err := m.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketExpiry).Cursor()
+		for k, _ := c.First(); k != nil && len(out) < limit; k, _ = c.Next() {
+			if len(k) < 8 || binary.BigEndian.Uint64(k) >= end {
+				break
+			}
+			r, err := getRecord(tx, string(k[8:]))
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, err
+}

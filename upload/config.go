@@ -1,0 +1,72 @@
+package upload
+
+import (
+	"time"
+
+	"mellium.im/xmpp/jid"
+)
+
+// Defaults applied for zero Config fields. Each is the private choice.
+const (
+	DefaultMaxFileSize = 100 << 20           // 100 MiB
+	DefaultTTL         = 30 * 24 * time.Hour // files live 30 days
+	DefaultDailyQuota  = 1 << 30             // 1 GiB uploaded per user per 24 h
+	DefaultStoredQuota = 2 << 30             // 2 GiB stored per user
+	DefaultSlotTTL     = 300 * time.Second   // a slot must be used within 5 min
+)
+
+// Config configures a Service. The zero value is the private default except
+// for BaseURL, which New requires.
+type Config struct {
+	// BaseURL is the HTTPS URL under which the Service's http.Handler is
+	// mounted, e.g. "https://upload.example.org:5443/upload". PUT and GET
+	// URLs are BaseURL + "/<random id>/<file name>". The handler accepts
+	// request paths with or without the BaseURL path prefix, so it can be
+	// mounted at "/upload/" directly or behind http.StripPrefix. It must use
+	// the https scheme.
+	BaseURL string
+
+	// MaxFileSize is the largest accepted file in bytes. 0 means 100 MiB.
+	MaxFileSize int64
+
+	// TTL is how long a file is kept after its upload. 0 means 30 days. A GET
+	// after upload time + TTL is answered 404 even before Expire runs, and the
+	// current TTL also applies to files uploaded under a longer one.
+	TTL time.Duration
+
+	// DailyQuota is how many bytes a user may upload per 24 h (sliding
+	// window). 0 means 1 GiB; a negative value means no limit.
+	DailyQuota int64
+
+	// StoredQuota is how many bytes of a user's files may be stored at once.
+	// 0 means 2 GiB; a negative value means no limit.
+	StoredQuota int64
+
+	// SlotTTL is how long a slot (its PUT URL) stays valid. 0 means 300 s.
+	SlotTTL time.Duration
+
+	// Key signs upload tokens with HMAC-SHA256. It must be at least 32 bytes.
+	// nil means New generates a random key: slots then do not survive a
+	// restart (they live 300 s anyway) and cannot be shared by several
+	// nodes; a cluster must configure one shared key.
+	Key []byte
+
+	// PreviousKey, when set, is still accepted to verify tokens (never used
+	// to sign), so that keys can be rotated without failing uploads in
+	// flight. Must be at least 32 bytes when set.
+	PreviousKey []byte
+
+	// Allow decides whether a JID may request slots. nil means every JID
+	// with a localpart (a user account) may; JIDs without a localpart
+	// (servers, components, an absent from) are always refused.
+	Allow func(owner jid.JID) bool
+
+	// TrustForwardedProto makes the HTTP handler treat a request as HTTPS
+	// when it carries "X-Forwarded-Proto: https". Enable it only behind a
+	// TLS-terminating reverse proxy that sets this header itself. By default
+	// only requests with r.TLS != nil may PUT.
+	TrustForwardedProto bool
+
+	// Now returns the current time. nil means time.Now; tests inject a clock.
+	Now func() time.Time
+}

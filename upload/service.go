@@ -1,0 +1,373 @@
+package upload
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"mellium.im/xmpp/jid"
+)
+
+// Service issues upload slots, serves the HTTPS side (it is an http.Handler)
+// and the XMPP side (HandleIQ, disco), and implements the account Holder
+// (Name, Export, Erase) and retention Expirer (Expire) contracts. It is safe
+// for concurrent use.
+type Service struct {
+	meta  MetaStore
+	blobs BlobStore
+	cfg   Config
+	keys  [][]byte // keys[0] signs; all verify
+	base  *url.URL
+	now   func() time.Time
+}
+
+// Slot is an issued upload slot.
+type Slot struct {
+	ID      string      // random file ID (also in both URLs)
+	PutURL  string      // where to PUT the file (HTTPS)
+	GetURL  string      // where the file will be served
+	Header  http.Header // headers the client must send with the PUT (Authorization)
+	Expires time.Time   // the PUT must start before this time
+}
+
+// New returns a Service storing metadata in meta and contents in blobs.
+// Zero fields of cfg take the documented defaults; BaseURL is required and
+// must be an https URL. A nil cfg.Key makes New generate a random key.
+func New(meta MetaStore, blobs BlobStore, cfg Config) (*Service, error) {
+	if meta == nil || blobs == nil {
+		return nil, fmt.Errorf("%w: nil store", ErrConfig)
+	}
+	u, err := url.Parse(cfg.BaseURL)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("%w: BaseURL must be an absolute https URL without query", ErrConfig)
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = ""
+	if cfg.MaxFileSize <= 0 {
+		cfg.MaxFileSize = DefaultMaxFileSize
+	}
+	if cfg.TTL <= 0 {
+		cfg.TTL = DefaultTTL
+	}
+	if cfg.DailyQuota == 0 {
+		cfg.DailyQuota = DefaultDailyQuota
+	}
+	if cfg.StoredQuota == 0 {
+		cfg.StoredQuota = DefaultStoredQuota
+	}
+	if cfg.SlotTTL <= 0 {
+		cfg.SlotTTL = DefaultSlotTTL
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Key == nil {
+		cfg.Key = make([]byte, 32)
+		_, _ = rand.Read(cfg.Key)
+	}
+	if len(cfg.Key) < 32 || (cfg.PreviousKey != nil && len(cfg.PreviousKey) < 32) {
+		return nil, fmt.Errorf("%w: keys must be at least 32 bytes", ErrConfig)
+	}
+	keys := [][]byte{slices.Clone(cfg.Key)}
+	if cfg.PreviousKey != nil {
+		keys = append(keys, slices.Clone(cfg.PreviousKey))
+	}
+	return &Service{meta: meta, blobs: blobs, cfg: cfg, keys: keys, base: u, now: cfg.Now}, nil
+}
+
+// Name returns "upload", the name of this data holder in exports and reports.
+func (s *Service) Name() string { return "upload" }
+
+// MaxFileSize returns the effective maximum file size in bytes.
+func (s *Service) MaxFileSize() int64 { return s.cfg.MaxFileSize }
+
+// TTL returns the effective lifetime of an uploaded file.
+func (s *Service) TTL() time.Duration { return s.cfg.TTL }
+
+// normalizeType parses a client content type; "" stays "".
+func normalizeType(ct string) (string, error) {
+	ct = strings.TrimSpace(ct)
+	if ct == "" {
+		return "", nil
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || !strings.Contains(mt, "/") {
+		return "", fmt.Errorf("%w: invalid content type", ErrBadRequest)
+	}
+	out := mime.FormatMediaType(mt, params)
+	if out == "" || len(out) > 255 {
+		return "", fmt.Errorf("%w: invalid content type", ErrBadRequest)
+	}
+	return out, nil
+}
+
+// RequestSlot issues a single-use upload slot for owner (the requester as the
+// server authenticated it; only its bare JID is kept). The quota is reserved
+// at once, so concurrent requests cannot overshoot it; a slot that is never
+// used stops counting when it expires.
+//
+// Errors wrap ErrForbidden, ErrBadRequest, ErrTooLarge (*TooLargeError) or
+// ErrQuota (*QuotaError).
+func (s *Service) RequestSlot(ctx context.Context, owner jid.JID, filename string, size int64, contentType string) (Slot, error) {
+	owner = owner.Bare()
+	if owner.Localpart() == "" || (s.cfg.Allow != nil && !s.cfg.Allow(owner)) {
+		return Slot{}, ErrForbidden
+	}
+	if strings.TrimSpace(filename) == "" {
+		return Slot{}, fmt.Errorf("%w: missing file name", ErrBadRequest)
+	}
+	if size < 0 {
+		return Slot{}, fmt.Errorf("%w: negative size", ErrBadRequest)
+	}
+	if size > s.cfg.MaxFileSize {
+		return Slot{}, &TooLargeError{Max: s.cfg.MaxFileSize}
+	}
+	if lim := s.quotaLimit(); lim >= 0 && size > lim {
+		return Slot{}, &TooLargeError{Max: lim}
+	}
+	ct, err := normalizeType(contentType)
+	if err != nil {
+		return Slot{}, err
+	}
+	now := s.now()
+	exp := now.Add(s.cfg.SlotTTL).Truncate(time.Second)
+	r := Record{
+		ID:          newID(),
+		Owner:       owner.String(),
+		Filename:    SanitizeFilename(filename),
+		ContentType: ct,
+		Size:        size,
+		Created:     now,
+		Expires:     exp,
+		State:       StateReserved,
+	}
+	if err := s.meta.Reserve(ctx, r, func(existing []Record) error {
+		return s.admit(now, size, existing)
+	}); err != nil {
+		return Slot{}, fmt.Errorf("upload: reserve slot: %w", err)
+	}
+	u := s.fileURL(r)
+	h := http.Header{}
+	h.Set("Authorization", "Bearer "+signToken(s.keys[0], r, exp))
+	return Slot{ID: r.ID, PutURL: u, GetURL: u, Header: h, Expires: exp}, nil
+}
+
+// quotaLimit is the smallest configured per-user limit, or -1.
+func (s *Service) quotaLimit() int64 {
+	lim := int64(-1)
+	for _, q := range []int64{s.cfg.DailyQuota, s.cfg.StoredQuota} {
+		if q >= 0 && (lim < 0 || q < lim) {
+			lim = q
+		}
+	}
+	return lim
+}
+
+// live reports whether a record still holds (or may soon hold) bytes at now.
+func (s *Service) live(r Record, now time.Time) bool {
+	switch r.State {
+	case StateStored:
+		return now.Before(s.expiry(r))
+	case StateReserved:
+		return now.Before(r.Expires)
+	default: // Uploading: counts until cleaned up
+		return true
+	}
+}
+
+// expiry is the effective deletion time of a stored file: never later than
+// upload time + the current TTL.
+func (s *Service) expiry(r Record) time.Time {
+	e := r.Created.Add(s.cfg.TTL)
+	if r.Expires.Before(e) {
+		return r.Expires
+	}
+	return e
+}
+
+// admit checks both quotas against the owner's live records.
+func (s *Service) admit(now time.Time, size int64, existing []Record) error {
+	var live []Record
+	for _, r := range existing {
+		if s.live(r, now) {
+			live = append(live, r)
+		}
+	}
+	var retry time.Time
+	if q := s.cfg.DailyQuota; q >= 0 {
+		dayStart := now.Add(-24 * time.Hour)
+		var inDay []Record
+		var used int64
+		for _, r := range live {
+			if r.Created.After(dayStart) {
+				inDay = append(inDay, r)
+				used += r.Size
+			}
+		}
+		if used+size > q {
+			slices.SortFunc(inDay, func(a, b Record) int { return a.Created.Compare(b.Created) })
+			for _, r := range inDay {
+				used -= r.Size
+				if used+size <= q {
+					retry = r.Created.Add(24 * time.Hour)
+					break
+				}
+			}
+		}
+	}
+	if q := s.cfg.StoredQuota; q >= 0 {
+		var used int64
+		for _, r := range live {
+			used += r.Size
+		}
+		if used+size > q {
+			slices.SortFunc(live, func(a, b Record) int { return s.until(a).Compare(s.until(b)) })
+			for _, r := range live {
+				used -= r.Size
+				if used+size <= q {
+					if t := s.until(r); t.After(retry) {
+						retry = t
+					}
+					break
+				}
+			}
+		}
+	}
+	if retry.IsZero() {
+		return nil
+	}
+	return &QuotaError{Retry: retry.UTC().Truncate(time.Second).Add(time.Second)}
+}
+
+// until is when a live record stops counting against the stored quota.
+func (s *Service) until(r Record) time.Time {
+	if r.State == StateStored {
+		return s.expiry(r)
+	}
+	return r.Expires
+}
+
+// fileURL is the PUT and GET URL of a record.
+func (s *Service) fileURL(r Record) string {
+	u := *s.base
+	u.Path = s.base.Path + "/" + r.ID + "/" + r.Filename
+	u.RawPath = ""
+	return u.String()
+}
+
+// Expire deletes every file whose lifetime has ended by Config.Now(), every
+// slot that expired unused or whose upload was interrupted, and every stored
+// file uploaded before the cutoff `before` (retention passes now − max age):
+// contents first, then metadata. It returns the number of records removed. It
+// walks the expiry index from the oldest entry in batches of 1000, so its
+// cost follows the number of expired files, not the number stored.
+//
+// Files stored under a longer, earlier TTL are unreadable once the current
+// TTL has passed (GET checks it) and are deleted by the first Expire whose
+// cutoff covers their upload time.
+func (s *Service) Expire(ctx context.Context, before time.Time) (removed int, err error) {
+	now := s.now()
+	// Pass 1: everything whose stored expiry has passed; nothing is skipped.
+	n, err := s.expireUntil(ctx, now, func(Record) bool { return true })
+	removed += n
+	if err != nil {
+		return removed, err
+	}
+	// Pass 2: the retention cutoff, when it is stricter than the TTL.
+	if cutoff := before.Add(s.cfg.TTL); cutoff.After(now) {
+		n, err = s.expireUntil(ctx, cutoff, func(r Record) bool {
+			return r.State == StateStored && (r.Created.Before(before) || !now.Before(s.expiry(r)))
+		})
+		removed += n
+		if err != nil {
+			return removed, err
+		}
+	}
+	// Temporary files of uploads interrupted by a crash.
+	if st, ok := s.blobs.(interface {
+		RemoveStale(ctx context.Context, t time.Time) (int, error)
+	}); ok {
+		if _, err := st.RemoveStale(ctx, now.Add(-time.Hour)); err != nil {
+			return removed, fmt.Errorf("upload: expire: %w", err)
+		}
+	}
+	return removed, nil
+}
+
+// expireUntil deletes the records with Expires before t that del accepts.
+// It stops at the first batch that deletes nothing.
+func (s *Service) expireUntil(ctx context.Context, t time.Time, del func(Record) bool) (removed int, err error) {
+	const batch = 1000
+	for {
+		if err := ctx.Err(); err != nil {
+			return removed, err
+		}
+		recs, err := s.meta.Expiring(ctx, t, batch)
+		if err != nil {
+			return removed, fmt.Errorf("upload: expire: %w", err)
+		}
+		ids := make([]string, 0, len(recs))
+		for _, r := range recs {
+			if !del(r) {
+				continue
+			}
+			if r.State != StateReserved {
+				if err := s.blobs.Delete(ctx, r.ID); err != nil {
+					return removed, fmt.Errorf("upload: expire blob: %w", err)
+				}
+			}
+			ids = append(ids, r.ID)
+		}
+		if len(ids) > 0 {
+			if err := s.meta.Delete(ctx, ids...); err != nil {
+				return removed, fmt.Errorf("upload: expire: %w", err)
+			}
+		}
+		removed += len(ids)
+		if len(recs) < batch || len(ids) == 0 {
+			return removed, nil
+		}
+	}
+}
+
+// Erase deletes all of a user's files and slots at once, contents first and
+// then metadata, so a crash part-way leaves records that a repeated Erase
+// finds again. It is idempotent.
+func (s *Service) Erase(ctx context.Context, user jid.JID) error {
+	owner := user.Bare().String()
+	recs, err := s.meta.ByOwner(ctx, owner)
+	if err != nil {
+		return fmt.Errorf("upload: erase: %w", err)
+	}
+	var errs []error
+	for _, r := range recs {
+		errs = append(errs, s.blobs.Delete(ctx, r.ID))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("upload: erase blobs: %w", err)
+	}
+	ids := make([]string, len(recs))
+	for i, r := range recs {
+		ids[i] = r.ID
+	}
+	if err := s.meta.Delete(ctx, ids...); err != nil {
+		return fmt.Errorf("upload: erase: %w", err)
+	}
+	// A PUT that committed its blob between the first pass and the metadata
+	// deletion left a blob behind: delete again. A PUT committing later
+	// finds its record gone and removes its own blob.
+	for _, r := range recs {
+		errs = append(errs, s.blobs.Delete(ctx, r.ID))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("upload: erase blobs: %w", err)
+	}
+	return nil
+}
