@@ -1,0 +1,119 @@
+package logredact
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Messages of the audit records written by the maintenance window.
+const (
+	AuditRevealStart = "logredact: maintenance window opened, IP addresses are logged in full"
+	AuditRevealEnd   = "logredact: maintenance window closed, IP addresses are anonymized again"
+)
+
+// Reveal opens a maintenance window: for duration d from now, records pass
+// with their IP addresses in full, each marked with the Options.RevealedKey
+// attribute (true).
+//
+// The window closes by itself: the clock (Options.Now) is read on every
+// record while a window is open, and the first record at or after the end
+// is anonymized again. No timer is involved, so nothing can keep the window
+// open by mistake. A duration longer than Options.MaxReveal (default 24 h) is
+// refused with ErrRevealTooLong rather than shortened, so that the operator
+// never believes in a window other than the real one; a non-positive
+// duration or an empty reason yields ErrRevealInvalid.
+//
+// The start is logged at once as an audit record (level WARN, message
+// AuditRevealStart, attributes reason, start, until) to the wrapped handler.
+// The end (AuditRevealEnd, with reason, start, end) is logged when the window
+// is found expired, that is just before the first record written after it,
+// or by Conceal, whichever comes first; its time is the actual end of the
+// window. Call Conceal when shutting down so that the end is written even if
+// no record follows; should the process die first, the start record's "until"
+// still bounds the window.
+//
+// Calling Reveal while a window is open closes that window (logging its end)
+// and opens the new one.
+func (h *Handler) Reveal(d time.Duration, reason string) error {
+	s := h.st
+	if d <= 0 || strings.TrimSpace(reason) == "" {
+		return ErrRevealInvalid
+	}
+	if d > s.an.maxReveal {
+		return fmt.Errorf("logredact: reveal for %v, at most %v: %w", d, s.an.maxReveal, ErrRevealTooLong)
+	}
+	ctx := context.Background()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.an.now()
+	err := s.endLocked(ctx, now)
+	until := now.Add(d)
+	s.reason, s.started = reason, now
+	r := slog.NewRecord(now, slog.LevelWarn, AuditRevealStart, 0)
+	r.AddAttrs(
+		slog.String("reason", reason),
+		slog.Time("start", now),
+		slog.Time("until", until),
+	)
+	// The window opens only once its start is on record.
+	if herr := s.base.Handle(ctx, r); herr != nil {
+		return joinErr(err, fmt.Errorf("logredact: writing the reveal audit record: %w", herr))
+	}
+	s.until.Store(until.UnixNano())
+	return err
+}
+
+// Conceal closes the maintenance window now, if one is open, and writes the
+// end record of a window that expired without being logged yet. It is safe
+// to call at any time (and meant to be called at shutdown).
+func (h *Handler) Conceal() error {
+	s := h.st
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.endLocked(context.Background(), s.an.now())
+}
+
+// Revealing reports whether a maintenance window is open and until when.
+func (h *Handler) Revealing() (until time.Time, open bool) {
+	u := h.st.until.Load()
+	if u == 0 {
+		return time.Time{}, false
+	}
+	until = time.Unix(0, u)
+	return until, h.st.an.now().Before(until)
+}
+
+// closeExpired logs the end of a window found expired by a record.
+func (s *shared) closeExpired(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.endLocked(ctx, s.an.now())
+}
+
+// endLocked ends the window at min(now, until), logging it, if one is open
+// or expired but not yet logged. Called with s.mu held.
+func (s *shared) endLocked(ctx context.Context, now time.Time) error {
+	u := s.until.Load()
+	if u == 0 {
+		return nil
+	}
+	// Anonymize from here on, whatever happens to the audit record.
+	s.until.Store(0)
+	end := time.Unix(0, u)
+	if now.Before(end) {
+		end = now
+	}
+	r := slog.NewRecord(end, slog.LevelWarn, AuditRevealEnd, 0)
+	r.AddAttrs(
+		slog.String("reason", s.reason),
+		slog.Time("start", s.started),
+		slog.Time("end", end),
+	)
+	if err := s.base.Handle(ctx, r); err != nil {
+		return fmt.Errorf("logredact: writing the reveal audit record: %w", err)
+	}
+	return nil
+}

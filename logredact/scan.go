@@ -1,0 +1,279 @@
+package logredact
+
+import (
+	"net/netip"
+)
+
+// The scanner finds IP addresses in free text without regular expressions:
+// it skips bytes that cannot be part of an address using a class table,
+// collects maximal runs of [0-9A-Fa-f:.], and validates the candidates in a
+// run. IPv6 candidates are validated by netip.ParseAddr; dotted IPv4 quads
+// are parsed here, leniently (leading zeros are accepted, since privacy wins
+// over strictness).
+
+const (
+	cDigit = 1 << iota
+	cHexLetter
+	cColon
+	cDot
+	cWord // a letter that is not a hex digit, or '_': glues a run to a word
+)
+
+var classes = func() (t [256]uint8) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = cDigit
+	}
+	for c := 'a'; c <= 'f'; c++ {
+		t[c] = cHexLetter
+		t[c-'a'+'A'] = cHexLetter
+	}
+	for c := 'g'; c <= 'z'; c++ {
+		t[c] = cWord
+		t[c-'a'+'A'] = cWord
+	}
+	t['_'] = cWord
+	t[':'] = cColon
+	t['.'] = cDot
+	return t
+}()
+
+const runClasses = cDigit | cHexLetter | cColon | cDot
+
+// maxAddrLen is the longest textual IPv6 address without zone
+// ("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255").
+const maxAddrLen = 45
+
+type spanKind uint8
+
+const (
+	// spanAddr is one address, held in span.addr.
+	spanAddr spanKind = iota
+	// spanChain is a dotted-decimal chain of more than four octets
+	// ("1.192.0.2.7"): an address may hide in any four of them, so the
+	// whole chain is anonymized.
+	spanChain
+)
+
+type span struct {
+	start, end int
+	addr       netip.Addr
+	kind       spanKind
+}
+
+// scan appends to out the address spans found in s, in order and
+// non-overlapping. It does not allocate when s is a string or when no
+// IPv6-looking candidate is found.
+func scan[T ~string | ~[]byte](s T, out []span) []span {
+	n := len(s)
+	for i := 0; i < n; {
+		if classes[s[i]]&runClasses == 0 {
+			i++
+			continue
+		}
+		j := i
+		colons, dots, digits := 0, 0, 0
+		for j < n {
+			c := classes[s[j]]
+			if c&runClasses == 0 {
+				break
+			}
+			switch c {
+			case cColon:
+				colons++
+			case cDot:
+				dots++
+			case cDigit:
+				digits++
+			}
+			j++
+		}
+		if colons >= 2 || (dots >= 3 && digits >= 4) {
+			out = scanRun(s, i, j, colons >= 2, out)
+		}
+		i = j
+	}
+	return out
+}
+
+// scanRun finds the addresses in the run s[a:b].
+func scanRun[T ~string | ~[]byte](s T, a, b int, v6 bool, out []span) []span {
+	if v6 {
+		pos := a
+		for pos < b {
+			st, en, addr, ok := findV6(s, pos, b)
+			if !ok {
+				break
+			}
+			out = scanV4(s, pos, st, out)
+			out = append(out, span{start: st, end: en, addr: addr})
+			pos = en
+		}
+		return scanV4(s, pos, b, out)
+	}
+	return scanV4(s, a, b, out)
+}
+
+// findV6 returns the leftmost (then longest) IPv6 address in s[a:b].
+func findV6[T ~string | ~[]byte](s T, a, b int) (st, en int, addr netip.Addr, ok bool) {
+	// Fast path: the whole run, trimmed of sentence punctuation and of a
+	// single leading or trailing colon ("from 2001:db8::1: refused").
+	ts, te := a, b
+	for te > ts && s[te-1] == '.' {
+		te--
+	}
+	if te-ts >= 2 && s[te-1] == ':' && s[te-2] != ':' {
+		te--
+	}
+	if te-ts >= 2 && s[ts] == ':' && s[ts+1] != ':' {
+		ts++
+	}
+	if addr, ok := parseV6(s, ts, te); ok && !wordGlued(s, a, b, ts, te) {
+		return ts, te, addr, true
+	}
+	if !hasDoubleColon(s, a, b) && countColons(s, a, b) < 6 {
+		return 0, 0, netip.Addr{}, false
+	}
+	// Slow path: try every start after a separator and every end before
+	// one, longest first. Only runs that look like IPv6 but are not get here.
+	for st := a; st < b; st++ {
+		if st > a && s[st-1] != ':' && s[st-1] != '.' {
+			continue
+		}
+		if s[st] == ':' && (st+1 >= b || s[st+1] != ':') {
+			continue
+		}
+		for en := min(b, st+maxAddrLen); en >= st+2; en-- {
+			if en < b && s[en] != ':' && s[en] != '.' && !(s[en-1] == ':' && s[en-2] == ':') {
+				continue
+			}
+			if addr, ok := parseV6(s, st, en); ok && !wordGlued(s, a, b, st, en) {
+				return st, en, addr, true
+			}
+		}
+	}
+	return 0, 0, netip.Addr{}, false
+}
+
+// parseV6 validates s[a:b] as an IPv6 address (including IPv4-mapped).
+// The unspecified address "::" is not reported: it identifies nobody and
+// appears in ordinary text ("std::" is not an address either, see wordGlued).
+func parseV6[T ~string | ~[]byte](s T, a, b int) (netip.Addr, bool) {
+	if b-a < 2 || b-a > maxAddrLen {
+		return netip.Addr{}, false
+	}
+	c := countColons(s, a, b)
+	if c < 2 || (c < 7 && !hasDoubleColon(s, a, b) && !(c == 6 && hasDot(s, a, b))) {
+		return netip.Addr{}, false
+	}
+	addr, err := netip.ParseAddr(string(s[a:b]))
+	if err != nil || addr.Is4() || addr.IsUnspecified() {
+		return netip.Addr{}, false
+	}
+	return addr, true
+}
+
+// wordGlued reports whether the candidate s[st:en] of the run s[a:b] holds
+// no decimal digit and is glued to a word ("std::vector", "Foo::Bar"): such
+// tokens are code, not addresses.
+func wordGlued[T ~string | ~[]byte](s T, a, b, st, en int) bool {
+	for i := st; i < en; i++ {
+		if classes[s[i]] == cDigit {
+			return false
+		}
+	}
+	return (a > 0 && classes[s[a-1]] == cWord) || (b < len(s) && classes[s[b]] == cWord)
+}
+
+func countColons[T ~string | ~[]byte](s T, a, b int) int {
+	n := 0
+	for i := a; i < b; i++ {
+		if s[i] == ':' {
+			n++
+		}
+	}
+	return n
+}
+
+func hasDoubleColon[T ~string | ~[]byte](s T, a, b int) bool {
+	for i := a + 1; i < b; i++ {
+		if s[i] == ':' && s[i-1] == ':' {
+			return true
+		}
+	}
+	return false
+}
+
+func hasDot[T ~string | ~[]byte](s T, a, b int) bool {
+	for i := a; i < b; i++ {
+		if s[i] == '.' {
+			return true
+		}
+	}
+	return false
+}
+
+// scanV4 finds dotted-decimal IPv4 addresses in s[a:b]: chains of decimal
+// groups joined by single dots. Within a chain, each maximal stretch of valid
+// octets (1 to 3 digits, at most 255) of length 4 is an address; a longer
+// stretch is reported as a spanChain.
+func scanV4[T ~string | ~[]byte](s T, a, b int, out []span) []span {
+	k := a
+	for k < b {
+		if classes[s[k]] != cDigit {
+			k++
+			continue
+		}
+		// A stretch of valid octets.
+		var oct [4]byte
+		n := 0
+		st := k
+		en := k
+		for {
+			g := k
+			v := 0
+			for k < b && classes[s[k]] == cDigit {
+				if k-g < 4 {
+					v = v*10 + int(s[k]-'0')
+				}
+				k++
+			}
+			valid := k-g <= 3 && v <= 255
+			if !valid {
+				// The stretch ends before this group; a new one may
+				// start after it.
+				out = emitV4(out, st, en, n, oct)
+				n = 0
+				st, en = -1, -1
+			} else {
+				if n == 0 {
+					st = g
+				}
+				if n < 4 {
+					oct[n] = byte(v)
+				}
+				n++
+				en = k
+			}
+			if k+1 < b && s[k] == '.' && classes[s[k+1]] == cDigit {
+				k++
+				if st < 0 {
+					st = k
+				}
+				continue
+			}
+			break
+		}
+		out = emitV4(out, st, en, n, oct)
+	}
+	return out
+}
+
+func emitV4(out []span, st, en, n int, oct [4]byte) []span {
+	switch {
+	case n == 4:
+		return append(out, span{start: st, end: en, addr: netip.AddrFrom4(oct)})
+	case n > 4:
+		return append(out, span{start: st, end: en, kind: spanChain})
+	}
+	return out
+}
