@@ -69,3 +69,4 @@ func (e *PolicyError) Error() string { return "account: refused by policy: " + e
 // Is reports whether target is ErrPolicy.
 func (e *PolicyError) Is(target error) bool { return target == ErrPolicy }
 
+func policy(reason string) error { return &PolicyError{Reason: reason} }
