@@ -1,0 +1,5 @@
+//go:build !race
+
+package logredact_test
+
+const raceEnabled = false
