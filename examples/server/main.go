@@ -1,13 +1,35 @@
 // Command server is a TLS-only XMPP provider that wires every package of
-// chatbx.eu/privacy together.
+// chatbx.eu/privacy together. See README.md.
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "examples/server: not built yet")
-	os.Exit(1)
+	cfg, err := parseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "server:", err)
+		os.Exit(2)
+	}
+	cfg.Stderr = os.Stderr
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err = run(ctx, cfg, func(srv *Server) {
+		fmt.Fprintf(os.Stderr, "server: %s ready: c2s %s (STARTTLS), %s (direct TLS), %s\n",
+			cfg.Domain, srv.C2SAddr(), srv.C2STLSAddr(), srv.BaseURL())
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "server:", err)
+		os.Exit(1)
+	}
 }

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+)
+
+// Config is the server configuration. Each field but the last group maps to
+// one command-line flag (see DESIGN.md: scripts rely on the flag names). The
+// zero value of a field means its documented default, which is always the
+// private choice.
+type Config struct {
+	Domain           string        // -domain: XMPP domain; "" means localhost
+	C2S              string        // -c2s: STARTTLS client listener
+	C2STLS           string        // -c2s-tls: direct TLS client listener (XEP-0368)
+	HTTP             string        // -http: HTTPS listener for uploads, /account, /privacy
+	DataDir          string        // -data: databases, certificate, uploads
+	CertFile         string        // -cert: PEM certificate; "" means self-signed in DataDir
+	KeyFile          string        // -key: PEM private key
+	OpenRegistration bool          // -open-registration: allow XEP-0077 in-band registration
+	UploadMax        int64         // -upload-max: maximum upload size in bytes
+	UploadTTL        time.Duration // -upload-ttl: upload lifetime; 0 means 30 days
+	LogDir           string        // -log-dir: log files; "" means DataDir/logs
+	RevealIPs        time.Duration // -reveal-ips: maintenance window logging full IPs (max 24 h)
+	Purge            bool          // -purge: run every retention job once, then exit
+
+	// Knobs for tests and embedding; no flag.
+
+	// QueueSize is the number of stanzas waiting for a slow client before
+	// its session is ended; 0 means 256.
+	QueueSize int
+	// FastHashing selects the OWASP floor Argon2id parameters (m=19 MiB,
+	// t=2, p=1) instead of RFC 9106's second recommendation. Tests use it.
+	FastHashing bool
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Stderr receives the operational log and the privacy report; nil
+	// means io.Discard.
+	Stderr io.Writer
+}
+
+// Defaults of the flags.
+const (
+	defaultDomain    = "localhost"
+	defaultC2S       = "127.0.0.1:5222"
+	defaultC2STLS    = "127.0.0.1:5223"
+	defaultHTTP      = "127.0.0.1:5443"
+	defaultData      = "./data"
+	defaultUploadMax = 100 << 20
+	defaultUploadTTL = 30 * 24 * time.Hour
+	maxRevealIPs     = 24 * time.Hour
+	defaultQueueSize = 256
+)
+
+// parseFlags turns the command line into a Config. Usage and errors go to
+// out.
+func parseFlags(args []string, out io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(out)
+	var c Config
+	fs.StringVar(&c.Domain, "domain", defaultDomain, "XMPP domain")
+	fs.StringVar(&c.C2S, "c2s", defaultC2S, "client port, STARTTLS required")
+	fs.StringVar(&c.C2STLS, "c2s-tls", defaultC2STLS, "client port, direct TLS (XEP-0368); empty disables it")
+	fs.StringVar(&c.HTTP, "http", defaultHTTP, "HTTPS for uploads, /account and /privacy")
+	fs.StringVar(&c.DataDir, "data", defaultData, "data directory")
+	fs.StringVar(&c.CertFile, "cert", "", "PEM certificate (default: self-signed, created in -data)")
+	fs.StringVar(&c.KeyFile, "key", "", "PEM private key for -cert")
+	fs.BoolVar(&c.OpenRegistration, "open-registration", false,
+		"allow XEP-0077 in-band registration (rate limited per client IP; loopback not limited)")
+	fs.Int64Var(&c.UploadMax, "upload-max", defaultUploadMax, "max upload size in bytes")
+	fs.DurationVar(&c.UploadTTL, "upload-ttl", defaultUploadTTL, "upload lifetime")
+	fs.StringVar(&c.LogDir, "log-dir", "", "log files, anonymized, rotated and expired (default: <data>/logs)")
+	fs.DurationVar(&c.RevealIPs, "reveal-ips", 0, "maintenance window: log full IPs for this long (max 24h)")
+	fs.BoolVar(&c.Purge, "purge", false, "run every retention job and the residue purge once, then exit")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return c.withDefaults()
+}
+
+// withDefaults fills zero fields with their defaults and validates c.
+func (c Config) withDefaults() (Config, error) {
+	if c.Domain == "" {
+		c.Domain = defaultDomain
+	}
+	if c.DataDir == "" {
+		c.DataDir = defaultData
+	}
+	if c.LogDir == "" {
+		c.LogDir = filepath.Join(c.DataDir, "logs")
+	}
+	if c.UploadMax == 0 {
+		c.UploadMax = defaultUploadMax
+	}
+	if c.UploadTTL == 0 {
+		c.UploadTTL = defaultUploadTTL
+	}
+	if c.QueueSize == 0 {
+		c.QueueSize = defaultQueueSize
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Stderr == nil {
+		c.Stderr = io.Discard
+	}
+	switch {
+	case c.UploadMax < 0:
+		return c, errors.New("-upload-max must not be negative")
+	case c.UploadTTL < 0:
+		return c, errors.New("-upload-ttl must not be negative")
+	case c.RevealIPs < 0 || c.RevealIPs > maxRevealIPs:
+		return c, errors.New("-reveal-ips must be between 0 and 24h")
+	case (c.CertFile == "") != (c.KeyFile == ""):
+		return c, errors.New("-cert and -key go together")
+	case c.C2S == "":
+		return c, errors.New("-c2s must not be empty: STARTTLS is the standard client port")
+	case c.HTTP == "":
+		return c, errors.New("-http must not be empty: uploads and /account need it")
+	}
+	return c, nil
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"encoding/xml"
+	"sort"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+)
+
+// discoIdentity is one XEP-0030 identity.
+type discoIdentity struct {
+	Category string `xml:"category,attr"`
+	Type     string `xml:"type,attr"`
+	Name     string `xml:"name,attr,omitempty"`
+}
+
+// discoItem is one XEP-0030 item.
+type discoItem struct {
+	JID  string `xml:"jid,attr"`
+	Name string `xml:"name,attr,omitempty"`
+}
+
+// discoInfo is what one JID answers to disco#info and disco#items. mellium's
+// disco.Handle answers the same for every addressee, so the server builds
+// the answer per JID itself.
+type discoInfo struct {
+	Identities []discoIdentity
+	Features   []string
+	Forms      []xml.TokenReader // extended info (XEP-0128), e.g. upload limits
+	Items      []discoItem
+}
+
+type xFeature struct {
+	Var string `xml:"var,attr"`
+}
+
+// answerDisco writes the disco#info or disco#items result for info to t.
+// Queries for a node get item-not-found: no JID here has nodes.
+func (s *session) answerDisco(t xmlstream.TokenReadEncoder, iq stanza.IQ, payload xml.StartElement, info discoInfo) error {
+	for _, a := range payload.Attr {
+		if a.Name.Local == "node" && a.Value != "" {
+			_, err := xmlstream.Copy(t, iq.Error(stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound}))
+			return err
+		}
+	}
+	if iq.Type != stanza.GetIQ {
+		_, err := xmlstream.Copy(t, iq.Error(stanza.Error{Type: stanza.Cancel, Condition: stanza.FeatureNotImplemented}))
+		return err
+	}
+	var r xml.TokenReader
+	var err error
+	if payload.Name.Space == nsDiscoItems {
+		r, err = marshalReader(struct {
+			XMLName xml.Name    `xml:"http://jabber.org/protocol/disco#items query"`
+			Items   []discoItem `xml:"item"`
+		}{Items: info.Items})
+	} else {
+		feats := append([]string{nsDiscoInfo, nsDiscoItems}, info.Features...)
+		sort.Strings(feats)
+		var fs []xFeature
+		for i, f := range feats {
+			if i > 0 && feats[i-1] == f {
+				continue
+			}
+			fs = append(fs, xFeature{Var: f})
+		}
+		var q xml.TokenReader
+		q, err = marshalReader(struct {
+			XMLName    xml.Name        `xml:"http://jabber.org/protocol/disco#info query"`
+			Identities []discoIdentity `xml:"identity"`
+			Features   []xFeature      `xml:"feature"`
+		}{Identities: info.Identities, Features: fs})
+		if err == nil && len(info.Forms) > 0 {
+			// Splice the forms in before </query>.
+			toks, _ := xmlstream.ReadAll(q)
+			end := toks[len(toks)-1]
+			toks = toks[:len(toks)-1]
+			for _, f := range info.Forms {
+				ft, _ := xmlstream.ReadAll(f)
+				toks = append(toks, ft...)
+			}
+			toks = append(toks, end)
+			q = &sliceReader{toks: toks}
+		}
+		r = q
+	}
+	if err != nil {
+		_, err = xmlstream.Copy(t, iq.Error(stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError}))
+		return err
+	}
+	_, err = xmlstream.Copy(t, iq.Result(r))
+	return err
+}
+
+// serverInfo is the domain's disco: the server and its services.
+func (srv *Server) serverInfo() discoInfo {
+	d := srv.cfg.Domain
+	info := discoInfo{
+		Identities: []discoIdentity{{Category: "server", Type: "im", Name: "chatbx privacy example"}},
+		Features:   []string{nsPing, nsRoster, "urn:xmpp:sid:0"},
+		Items: []discoItem{
+			{JID: uploadHost(d), Name: "HTTP file upload"},
+			{JID: conferenceHost(d), Name: "Group chats"},
+		},
+	}
+	if srv.cfg.OpenRegistration {
+		info.Features = append(info.Features, nsRegister)
+	}
+	return info
+}
+
+// accountInfo is the disco of a user's bare JID, answered to its owner:
+// the account and its archive.
+func (srv *Server) accountInfo(_ jid.JID) discoInfo {
+	info := discoInfo{
+		Identities: []discoIdentity{{Category: "account", Type: "registered"}},
+		Features:   []string{nsRegister},
+	}
+	if srv.archive != nil {
+		info.Features = append(info.Features, srv.archive.features()...)
+	}
+	return info
+}

@@ -1,0 +1,511 @@
+package main
+
+import (
+	"context"
+	"encoding/xml"
+	"sort"
+	"strings"
+	"sync"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+)
+
+// XEP-0045 namespaces and the archiving field (Prosody's name, SPECS.md).
+const (
+	nsMUC           = "http://jabber.org/protocol/muc"
+	nsMUCUser       = "http://jabber.org/protocol/muc#user"
+	nsMUCOwner      = "http://jabber.org/protocol/muc#owner"
+	nsRoomConfig    = "http://jabber.org/protocol/muc#roomconfig"
+	nsDataForms     = "jabber:x:data"
+	nsMAM           = "urn:xmpp:mam:2"
+	nsMAMExt        = "urn:xmpp:mam:2#extended"
+	fieldArchiving  = "muc#roomconfig_enablearchiving"
+	fieldFormType   = "FORM_TYPE"
+	statusSelf      = "110"
+	statusCreated   = "201"
+	statusNewNick   = "303"
+	affiliationOwn  = "owner"
+	affiliationNone = "none"
+)
+
+// mucService is a minimal XEP-0045 service at conference.<domain>.
+//
+// Rooms are semi-anonymous: occupants see each other's nicknames only; the
+// real JIDs are shown to the room owner alone, and never stored in the room
+// archive. A room is created by joining it; its creator is the owner, who
+// may turn archiving on in the owner configuration form (off in a new room).
+// Rooms are open (anyone on the server may join) and persistent: the owner
+// and the archiving switch survive a restart, occupants do not. Messages
+// are not replayed on join (no MUC history): archived rooms are read with
+// MAM.
+type mucService struct {
+	srv *Server
+
+	mu    sync.Mutex
+	rooms map[string]*room // room localpart → room
+}
+
+type room struct {
+	jid       jid.JID // bare room JID
+	owner     jid.JID // bare JID of the creator
+	archiving bool
+	occupants map[string]*session // nick → session
+}
+
+func newMUCService(srv *Server) (*mucService, error) {
+	m := &mucService{srv: srv, rooms: make(map[string]*room)}
+	saved, err := srv.store.rooms()
+	if err != nil {
+		return nil, err
+	}
+	for name, c := range saved {
+		rj, err1 := jid.New(name, conferenceHost(srv.cfg.Domain), "")
+		owner, err2 := jid.Parse(c.Owner)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		m.rooms[name] = &room{jid: rj, owner: owner, archiving: c.Archiving, occupants: make(map[string]*session)}
+	}
+	return m, nil
+}
+
+// nickOf returns the session's nick in r, if it is an occupant.
+func (r *room) nickOf(s *session) (string, bool) {
+	for nick, o := range r.occupants {
+		if o == s {
+			return nick, true
+		}
+	}
+	return "", false
+}
+
+// occupantJID is room@service/nick.
+func (r *room) occupantJID(nick string) jid.JID {
+	j, _ := r.jid.WithResource(nick)
+	return j
+}
+
+// presenceStart is a <presence/> start element.
+func presenceStart(from, to jid.JID, typ string) xml.StartElement {
+	start := xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "presence"}}
+	if !from.Equal(jid.JID{}) {
+		start.Attr = append(start.Attr, xml.Attr{Name: xml.Name{Local: "from"}, Value: from.String()})
+	}
+	if !to.Equal(jid.JID{}) {
+		start.Attr = append(start.Attr, xml.Attr{Name: xml.Name{Local: "to"}, Value: to.String()})
+	}
+	if typ != "" {
+		start.Attr = append(start.Attr, xml.Attr{Name: xml.Name{Local: "type"}, Value: typ})
+	}
+	return start
+}
+
+// occupantPresence is the presence of occupant nick as seen by viewer.
+func (r *room) occupantPresence(nick string, occ, viewer *session, typ string, codes []string, newNick string) element {
+	affiliation, role := affiliationNone, "participant"
+	if occ.jid.Bare().Equal(r.owner) {
+		affiliation, role = affiliationOwn, "moderator"
+	}
+	if typ == "unavailable" {
+		role = "none"
+	}
+	item := xml.StartElement{Name: xml.Name{Space: nsMUCUser, Local: "item"}, Attr: []xml.Attr{
+		{Name: xml.Name{Local: "affiliation"}, Value: affiliation},
+		{Name: xml.Name{Local: "role"}, Value: role},
+	}}
+	if viewer.jid.Bare().Equal(r.owner) || viewer == occ {
+		// Semi-anonymous: the real JID is shown to the owner (and to itself).
+		item.Attr = append(item.Attr, xml.Attr{Name: xml.Name{Local: "jid"}, Value: occ.jid.String()})
+	}
+	if newNick != "" {
+		item.Attr = append(item.Attr, xml.Attr{Name: xml.Name{Local: "nick"}, Value: newNick})
+	}
+	x := xml.StartElement{Name: xml.Name{Space: nsMUCUser, Local: "x"}}
+	toks := []xml.Token{x, item, item.End()}
+	for _, c := range codes {
+		st := xml.StartElement{Name: xml.Name{Space: nsMUCUser, Local: "status"},
+			Attr: []xml.Attr{{Name: xml.Name{Local: "code"}, Value: c}}}
+		toks = append(toks, st, st.End())
+	}
+	toks = append(toks, x.End())
+	return element{start: presenceStart(r.occupantJID(nick), viewer.jid, typ), inner: toks}
+}
+
+// handlePresence joins, changes nick in, updates presence in or leaves a
+// room.
+func (m *mucService) handlePresence(s *session, t xmlstream.TokenReadEncoder, e element, to jid.JID) error {
+	typ := e.attr("type")
+	nick := to.Resourcepart()
+	if typ != "" && typ != "unavailable" {
+		return nil // subscriptions and probes to rooms: ignored
+	}
+	if nick == "" {
+		return s.replyError(t, e, stanza.Error{Type: stanza.Modify, Condition: stanza.JIDMalformed})
+	}
+	name := to.Localpart()
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.rooms[name]
+	if typ == "unavailable" {
+		if r != nil {
+			m.leaveLocked(r, s)
+		}
+		return nil
+	}
+	created := false
+	if r == nil {
+		r = &room{jid: to.Bare(), owner: s.jid.Bare(), occupants: make(map[string]*session)}
+		if err := m.srv.store.saveRoom(name, roomConfig{Owner: r.owner.String()}); err != nil {
+			return s.replyError(t, e, stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError})
+		}
+		m.rooms[name] = r
+		created = true
+	}
+	if other, taken := r.occupants[nick]; taken && other != s {
+		return s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.Conflict})
+	}
+	oldNick, joined := r.nickOf(s)
+	switch {
+	case joined && oldNick != nick: // nick change
+		for _, o := range r.occupants {
+			codes := []string(nil)
+			if o == s {
+				codes = []string{statusNewNick, statusSelf}
+			} else {
+				codes = []string{statusNewNick}
+			}
+			o.send(r.occupantPresence(oldNick, s, o, "unavailable", codes, nick))
+		}
+		delete(r.occupants, oldNick)
+		r.occupants[nick] = s
+		m.broadcastJoin(r, nick, s, nil)
+	case joined: // presence update: rebroadcast
+		m.broadcastJoin(r, nick, s, nil)
+	default: // join
+		nicks := make([]string, 0, len(r.occupants))
+		for n := range r.occupants {
+			nicks = append(nicks, n)
+		}
+		sort.Strings(nicks)
+		for _, n := range nicks {
+			s.send(r.occupantPresence(n, r.occupants[n], s, "", nil, ""))
+		}
+		r.occupants[nick] = s
+		var extra []string
+		if created {
+			extra = []string{statusCreated}
+		}
+		m.broadcastJoin(r, nick, s, extra)
+		// The subject (empty) ends the join, XEP-0045 § 7.2.15.
+		subj := xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "subject"}}
+		s.send(element{start: xml.StartElement{
+			Name: xml.Name{Space: stanza.NSClient, Local: "message"},
+			Attr: []xml.Attr{
+				{Name: xml.Name{Local: "from"}, Value: r.jid.String()},
+				{Name: xml.Name{Local: "to"}, Value: s.jid.String()},
+				{Name: xml.Name{Local: "type"}, Value: "groupchat"},
+				{Name: xml.Name{Local: "id"}, Value: randomResource()},
+			},
+		}, inner: []xml.Token{subj, subj.End()}})
+	}
+	return nil
+}
+
+// broadcastJoin sends occupant nick's presence to every occupant; the
+// occupant itself gets status 110 and the extra codes.
+func (m *mucService) broadcastJoin(r *room, nick string, s *session, extra []string) {
+	for _, o := range r.occupants {
+		var codes []string
+		if o == s {
+			codes = append([]string{statusSelf}, extra...)
+		}
+		o.send(r.occupantPresence(nick, s, o, "", codes, ""))
+	}
+}
+
+// leaveLocked removes s from r and tells everyone, s included.
+func (m *mucService) leaveLocked(r *room, s *session) {
+	nick, ok := r.nickOf(s)
+	if !ok {
+		return
+	}
+	for _, o := range r.occupants {
+		var codes []string
+		if o == s {
+			codes = []string{statusSelf}
+		}
+		o.send(r.occupantPresence(nick, s, o, "unavailable", codes, ""))
+	}
+	delete(r.occupants, nick)
+}
+
+// leaveAll takes s out of every room (session ended or went unavailable).
+func (m *mucService) leaveAll(s *session) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range m.rooms {
+		m.leaveLocked(r, s)
+	}
+}
+
+// forgetOwner drops the ownership of rooms owned by user (account deleted).
+func (m *mucService) forgetOwner(user jid.JID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name, r := range m.rooms {
+		if r.owner.Equal(user.Bare()) && len(r.occupants) == 0 {
+			delete(m.rooms, name)
+		} else if r.owner.Equal(user.Bare()) {
+			r.owner = jid.JID{}
+		}
+	}
+}
+
+// handleMessage handles a message to a room (groupchat) or to an occupant
+// (private message).
+func (m *mucService) handleMessage(s *session, t xmlstream.TokenReadEncoder, e element, to jid.JID) error {
+	typ := e.attr("type")
+	m.mu.Lock()
+	r := m.rooms[to.Localpart()]
+	if r == nil {
+		m.mu.Unlock()
+		return s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound})
+	}
+	nick, joined := r.nickOf(s)
+	if !joined {
+		m.mu.Unlock()
+		return s.replyError(t, e, stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable})
+	}
+	from := r.occupantJID(nick)
+	if to.Resourcepart() != "" { // private message to an occupant
+		target, ok := r.occupants[to.Resourcepart()]
+		m.mu.Unlock()
+		if !ok {
+			return s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound})
+		}
+		target.send(e.withAttr("from", from.String()).withAttr("to", target.jid.String()))
+		return nil
+	}
+	if typ != "groupchat" {
+		m.mu.Unlock()
+		return s.replyError(t, e, stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable})
+	}
+	archiving := r.archiving
+	roomJID := r.jid
+	targets := make([]*session, 0, len(r.occupants))
+	for _, o := range r.occupants {
+		targets = append(targets, o)
+	}
+	m.mu.Unlock()
+
+	out := e.withAttr("from", from.String())
+	if archiving && m.srv.archive != nil {
+		out = m.srv.archive.room(context.Background(), roomJID, from, out)
+	} else {
+		out = out.withInner(stripStanzaIDs(out.inner, roomJID.String()))
+	}
+	for _, o := range targets {
+		o.send(out.withAttr("to", o.jid.String()))
+	}
+	return nil
+}
+
+// stripStanzaIDs removes XEP-0359 stanza-ids claiming to be by, which only
+// this server may set.
+func stripStanzaIDs(inner []xml.Token, by string) []xml.Token {
+	out := make([]xml.Token, 0, len(inner))
+	skip := 0
+	for _, tok := range inner {
+		if skip > 0 {
+			switch tok.(type) {
+			case xml.StartElement:
+				skip++
+			case xml.EndElement:
+				skip--
+			}
+			continue
+		}
+		if st, ok := tok.(xml.StartElement); ok && st.Name == (xml.Name{Space: "urn:xmpp:sid:0", Local: "stanza-id"}) {
+			for _, a := range st.Attr {
+				if a.Name.Local == "by" && a.Value == by {
+					skip = 1
+				}
+			}
+			if skip > 0 {
+				continue
+			}
+		}
+		out = append(out, tok)
+	}
+	return out
+}
+
+// serviceInfo is the disco of conference.<domain>; items are the rooms.
+func (m *mucService) serviceInfo() discoInfo {
+	info := discoInfo{
+		Identities: []discoIdentity{{Category: "conference", Type: "text", Name: "Group chats"}},
+		Features:   []string{nsMUC},
+	}
+	m.mu.Lock()
+	for _, r := range m.rooms {
+		info.Items = append(info.Items, discoItem{JID: r.jid.String()})
+	}
+	m.mu.Unlock()
+	sort.Slice(info.Items, func(i, j int) bool { return info.Items[i].JID < info.Items[j].JID })
+	return info
+}
+
+// roomInfo is a room's disco: urn:xmpp:mam:2 only while archiving is on.
+func roomInfo(r *room) discoInfo {
+	info := discoInfo{
+		Identities: []discoIdentity{{Category: "conference", Type: "text", Name: r.jid.Localpart()}},
+		Features:   []string{nsMUC, "muc_semianonymous", "muc_open", "muc_persistent", "muc_unmoderated", "muc_unsecured"},
+	}
+	if r.archiving {
+		info.Features = append(info.Features, nsMAM, nsMAMExt)
+	}
+	return info
+}
+
+// handleIQ answers IQs to a room: disco, owner configuration, archive.
+func (m *mucService) handleIQ(s *session, t xmlstream.TokenReadEncoder, e element, iq stanza.IQ, payload xml.StartElement, to jid.JID) error {
+	m.mu.Lock()
+	r := m.rooms[to.Localpart()]
+	if r == nil {
+		m.mu.Unlock()
+		return s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound})
+	}
+	isOwner := s.jid.Bare().Equal(r.owner)
+	_, joined := r.nickOf(s)
+	info := roomInfo(r)
+	archiving := r.archiving
+	m.mu.Unlock()
+
+	switch payload.Name.Space {
+	case nsDiscoInfo, nsDiscoItems:
+		return s.answerDisco(t, iq, payload, info)
+	case nsMUCOwner:
+		if !isOwner {
+			return s.replyError(t, e, stanza.Error{Type: stanza.Auth, Condition: stanza.Forbidden})
+		}
+		if iq.Type == stanza.GetIQ {
+			return m.sendConfigForm(t, iq, archiving)
+		}
+		return m.setConfig(s, t, e, to)
+	case nsMAM:
+		if m.srv.archive == nil || !archiving {
+			return s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
+		}
+		if !joined && !isOwner {
+			return s.replyError(t, e, stanza.Error{Type: stanza.Auth, Condition: stanza.Forbidden})
+		}
+		start := e.start.Copy()
+		return m.srv.archive.roomQuery(readWriter{TokenReader: e.innerReader(), Encoder: t}, &start)
+	}
+	return s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.FeatureNotImplemented})
+}
+
+// sendConfigForm answers the owner's configuration request.
+func (m *mucService) sendConfigForm(t xmlstream.TokenReadEncoder, iq stanza.IQ, archiving bool) error {
+	val := "0"
+	if archiving {
+		val = "1"
+	}
+	type xField struct {
+		Var   string `xml:"var,attr"`
+		Type  string `xml:"type,attr,omitempty"`
+		Label string `xml:"label,attr,omitempty"`
+		Value string `xml:"value"`
+	}
+	r, err := marshalReader(struct {
+		XMLName xml.Name `xml:"http://jabber.org/protocol/muc#owner query"`
+		X       struct {
+			XMLName xml.Name `xml:"jabber:x:data x"`
+			Type    string   `xml:"type,attr"`
+			Title   string   `xml:"title"`
+			Fields  []xField `xml:"field"`
+		}
+	}{X: struct {
+		XMLName xml.Name `xml:"jabber:x:data x"`
+		Type    string   `xml:"type,attr"`
+		Title   string   `xml:"title"`
+		Fields  []xField `xml:"field"`
+	}{Type: "form", Title: "Room configuration", Fields: []xField{
+		{Var: fieldFormType, Type: "hidden", Value: nsRoomConfig},
+		{Var: fieldArchiving, Type: "boolean", Label: "Archive messages on the server (MAM)", Value: val},
+	}}})
+	if err != nil {
+		_, err = xmlstream.Copy(t, iq.Error(stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError}))
+		return err
+	}
+	_, err = xmlstream.Copy(t, iq.Result(r))
+	return err
+}
+
+// setConfig applies a submitted configuration form (or a cancel).
+func (m *mucService) setConfig(s *session, t xmlstream.TokenReadEncoder, e element, to jid.JID) error {
+	iq, _ := stanza.NewIQ(e.start)
+	q, ok := e.child(xml.Name{Space: nsMUCOwner, Local: "query"})
+	if !ok {
+		return s.replyError(t, e, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest})
+	}
+	x, ok := q.child(xml.Name{Space: nsDataForms, Local: "x"})
+	if !ok {
+		return s.replyError(t, e, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest})
+	}
+	switch x.attr("type") {
+	case "cancel":
+		_, err := xmlstream.Copy(t, iq.Result(nil))
+		return err
+	case "submit":
+	default:
+		return s.replyError(t, e, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest})
+	}
+	var archiving *bool
+	for _, f := range x.children() {
+		if f.start.Name.Local != "field" {
+			continue
+		}
+		v, _ := f.child(xml.Name{Space: nsDataForms, Local: "value"})
+		val := strings.TrimSpace(v.text())
+		switch f.attr("var") {
+		case fieldFormType:
+			if val != nsRoomConfig {
+				return s.replyError(t, e, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest})
+			}
+		case fieldArchiving:
+			b, ok := parseBool(val)
+			if !ok {
+				return s.replyError(t, e, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest})
+			}
+			archiving = &b
+		}
+	}
+	m.mu.Lock()
+	r := m.rooms[to.Localpart()]
+	var err error
+	if r != nil && archiving != nil {
+		r.archiving = *archiving
+		err = m.srv.store.saveRoom(to.Localpart(), roomConfig{Owner: r.owner.String(), Archiving: r.archiving})
+	}
+	m.mu.Unlock()
+	if err != nil {
+		return s.replyError(t, e, stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError})
+	}
+	_, err = xmlstream.Copy(t, iq.Result(nil))
+	return err
+}
+
+// parseBool parses an XEP-0004 boolean.
+func parseBool(s string) (v, ok bool) {
+	switch s {
+	case "1", "true":
+		return true, true
+	case "0", "false":
+		return false, true
+	}
+	return false, false
+}

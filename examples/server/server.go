@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"mellium.im/xmpp/mux"
+	"mellium.im/xmpp/stream"
+)
+
+// Server is a running provider. Its fields are set up by newServer and
+// never reassigned after ready is called.
+type Server struct {
+	cfg  Config
+	ctx  context.Context // canceled at shutdown
+	log  *slog.Logger    // operational log (stderr); never IPs
+	tls  *tls.Config
+	cert *x509.Certificate
+
+	connLog *slog.Logger // connection log: time, user, anonymized IP
+
+	c2sLn, c2sTLSLn, httpLn net.Listener
+	httpSrv                 *http.Server
+	httpMux                 *http.ServeMux
+	baseURL                 string // https://domain:port
+
+	db       *bolt.DB // server.db: rosters, rooms
+	store    *serverStore
+	sessions *registry
+	muc      *mucService
+	accounts accountBackend
+	archive  archiveHooks
+
+	userMux    *mux.ServeMux // IQs to the account or the server
+	uploadMux  *mux.ServeMux // IQs to upload.<domain>
+	uploadInfo func() discoInfo
+
+	closers []func() error // run in reverse order at shutdown
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	down  bool
+	wg    sync.WaitGroup
+}
+
+// C2SAddr is the address of the STARTTLS client listener.
+func (srv *Server) C2SAddr() string { return srv.c2sLn.Addr().String() }
+
+// C2STLSAddr is the address of the direct TLS client listener ("" if off).
+func (srv *Server) C2STLSAddr() string {
+	if srv.c2sTLSLn == nil {
+		return ""
+	}
+	return srv.c2sTLSLn.Addr().String()
+}
+
+// BaseURL is the base of the HTTPS server, https://domain:port.
+func (srv *Server) BaseURL() string { return srv.baseURL }
+
+// Certificate is the server certificate (self-signed unless -cert).
+func (srv *Server) Certificate() *x509.Certificate { return srv.cert }
+
+// run starts the server with cfg, calls ready (if not nil) once every
+// listener accepts, and serves until ctx is canceled; then it shuts down:
+// listeners closed, sessions ended with system-shutdown, stores synced
+// and closed. With cfg.Purge it runs every retention job once and returns.
+func run(ctx context.Context, cfg Config, ready func(*Server)) (err error) {
+	cfg, err = cfg.withDefaults()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	srv := &Server{
+		cfg:      cfg,
+		ctx:      ctx,
+		log:      slog.New(slog.NewTextHandler(cfg.Stderr, nil)),
+		sessions: newRegistry(),
+		conns:    make(map[net.Conn]struct{}),
+		connLog:  slog.New(slog.DiscardHandler),
+	}
+	defer func() {
+		if cerr := srv.closeAll(); err == nil {
+			err = cerr
+		}
+	}()
+	if err := srv.open(); err != nil {
+		return err
+	}
+	if cfg.Purge {
+		return srv.purge(ctx)
+	}
+	if err := srv.listen(); err != nil {
+		return err
+	}
+	srv.start()
+	if ready != nil {
+		ready(srv)
+	}
+	<-ctx.Done()
+	return srv.shutdown()
+}
+
+// open creates the data directories and opens every store.
+func (srv *Server) open() error {
+	cfg := srv.cfg
+	for _, dir := range []string{cfg.DataDir, cfg.LogDir} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("create %s: %w", dir, err)
+		}
+	}
+	cert, err := loadCertificate(cfg)
+	if err != nil {
+		return err
+	}
+	srv.cert, err = x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return fmt.Errorf("parse certificate: %w", err)
+	}
+	srv.tls = tlsConfig(cert)
+
+	srv.db, err = openDB(filepath.Join(cfg.DataDir, "server.db"))
+	if err != nil {
+		return err
+	}
+	srv.closers = append(srv.closers, srv.db.Close)
+	if srv.store, err = newServerStore(srv.db); err != nil {
+		return err
+	}
+	if srv.muc, err = newMUCService(srv); err != nil {
+		return err
+	}
+	return srv.wire()
+}
+
+// openDB opens a bbolt file (0600) without waiting forever for its lock.
+func openDB(path string) (*bolt.DB, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", filepath.Base(path), err)
+	}
+	return db, nil
+}
+
+// listen opens the three listeners.
+func (srv *Server) listen() error {
+	var err error
+	if srv.c2sLn, err = net.Listen("tcp", srv.cfg.C2S); err != nil {
+		return fmt.Errorf("-c2s: %w", err)
+	}
+	srv.closers = append(srv.closers, ignoreClosed(srv.c2sLn.Close))
+	if srv.cfg.C2STLS != "" {
+		if srv.c2sTLSLn, err = net.Listen("tcp", srv.cfg.C2STLS); err != nil {
+			return fmt.Errorf("-c2s-tls: %w", err)
+		}
+		srv.closers = append(srv.closers, ignoreClosed(srv.c2sTLSLn.Close))
+	}
+	if srv.httpLn, err = net.Listen("tcp", srv.cfg.HTTP); err != nil {
+		return fmt.Errorf("-http: %w", err)
+	}
+	srv.closers = append(srv.closers, ignoreClosed(srv.httpLn.Close))
+	_, port, _ := net.SplitHostPort(srv.httpLn.Addr().String())
+	srv.baseURL = "https://" + net.JoinHostPort(srv.cfg.Domain, port)
+	return srv.wireHTTP()
+}
+
+func ignoreClosed(f func() error) func() error {
+	return func() error {
+		if err := f(); err != nil && !errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		return nil
+	}
+}
+
+// start serves the listeners in the background.
+func (srv *Server) start() {
+	srv.wg.Add(1)
+	go srv.serveC2S(srv.c2sLn, false)
+	if srv.c2sTLSLn != nil {
+		srv.wg.Add(1)
+		go srv.serveC2S(srv.c2sTLSLn, true)
+	}
+	srv.wg.Add(1)
+	go func() {
+		defer srv.wg.Done()
+		err := srv.httpSrv.Serve(tls.NewListener(srv.httpLn, srv.tls))
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			srv.log.Error("https", "err", err)
+		}
+	}()
+	srv.startBackground()
+}
+
+// track registers a live connection; false when shutting down.
+func (srv *Server) track(c net.Conn) bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.down {
+		return false
+	}
+	srv.conns[c] = struct{}{}
+	return true
+}
+
+func (srv *Server) untrack(c net.Conn) {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	delete(srv.conns, c)
+}
+
+// shutdown closes the listeners, ends every session with system-shutdown,
+// waits for the connections (closing stragglers after 5 s) and stops HTTP.
+func (srv *Server) shutdown() error {
+	srv.mu.Lock()
+	srv.down = true
+	srv.mu.Unlock()
+	_ = srv.c2sLn.Close()
+	if srv.c2sTLSLn != nil {
+		_ = srv.c2sTLSLn.Close()
+	}
+	hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer hcancel()
+	herr := srv.httpSrv.Shutdown(hctx)
+	for _, s := range srv.sessions.all() {
+		s.end(stream.SystemShutdown)
+	}
+	done := make(chan struct{})
+	go func() { srv.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		srv.mu.Lock()
+		for c := range srv.conns {
+			c.Close() // connections still negotiating
+		}
+		srv.mu.Unlock()
+		<-done
+	}
+	return herr
+}
+
+// closeAll runs the closers in reverse order.
+func (srv *Server) closeAll() error {
+	var errs []error
+	for i := len(srv.closers) - 1; i >= 0; i-- {
+		errs = append(errs, srv.closers[i]())
+	}
+	srv.closers = nil
+	return errors.Join(errs...)
+}

@@ -1,0 +1,269 @@
+package main
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stream"
+)
+
+// writeTimeout bounds one write of a queued stanza to a client.
+const writeTimeout = 30 * time.Second
+
+// session is one bound client stream. Every stanza for the client other than
+// the answer to its own IQs goes through out, drained by one writer goroutine
+// that owns all writes to the stream: routing only enqueues, never blocks,
+// and a full queue ends the slow session.
+type session struct {
+	srv  *Server
+	conn net.Conn
+	ip   netip.Addr
+	jid  jid.JID // bound full JID; set in the bind callback
+
+	out      chan element      // outbound queue
+	stop     chan stream.Error // ends the session with this stream error
+	done     chan struct{}     // closed when the session is over
+	doneOnce sync.Once
+	xs       *xmpp.Session // set before the writer starts
+
+	mu        sync.Mutex
+	available bool    // sent initial presence
+	presence  element // last available broadcast presence
+}
+
+func newSession(srv *Server, conn net.Conn, ip netip.Addr) *session {
+	return &session{
+		srv:  srv,
+		conn: conn,
+		ip:   ip,
+		out:  make(chan element, srv.cfg.QueueSize),
+		stop: make(chan stream.Error, 1),
+		done: make(chan struct{}),
+	}
+}
+
+// send queues e for the client. It never blocks: when the queue is full the
+// session ends with a resource-constraint stream error, and the stanza is
+// dropped (false).
+func (s *session) send(e element) bool {
+	select {
+	case <-s.done:
+		return false
+	default:
+	}
+	select {
+	case s.out <- e:
+		return true
+	default:
+		s.end(stream.ResourceConstraint)
+		return false
+	}
+}
+
+// end asks the writer to send the stream error and close the stream. The
+// connection is closed at the latest after writeTimeout.
+func (s *session) end(e stream.Error) {
+	select {
+	case s.stop <- e:
+	default: // already ending
+	}
+	go func() {
+		select {
+		case <-s.done:
+		case <-time.After(writeTimeout):
+			s.conn.Close()
+		}
+	}()
+}
+
+// finish marks the session over; idempotent.
+func (s *session) finish() {
+	s.doneOnce.Do(func() { close(s.done) })
+}
+
+// writer drains the queue until the session is over.
+func (s *session) writer() {
+	for {
+		select {
+		case <-s.done:
+			return
+		case e := <-s.out:
+			ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+			err := s.xs.Send(ctx, e.TokenReader())
+			cancel()
+			if err != nil {
+				s.conn.Close() // Serve returns; the session ends
+				return
+			}
+		case se := <-s.stop:
+			ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+			_ = s.xs.Send(ctx, se.TokenReader())
+			cancel()
+			_ = s.xs.Close()
+			s.conn.Close()
+			return
+		}
+	}
+}
+
+// setPresence records the client's broadcast presence; it reports whether
+// this is the initial presence.
+func (s *session) setPresence(p element, available bool) (initial bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	initial = available && !s.available
+	s.available = available
+	if available {
+		s.presence = p
+	} else {
+		s.presence = element{}
+	}
+	return initial
+}
+
+// currentPresence returns the last available presence.
+func (s *session) currentPresence() (element, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.presence, s.available
+}
+
+// registry maps bound JIDs to sessions.
+type registry struct {
+	mu      sync.Mutex
+	users   map[string]map[string]*session // localpart → resource → session
+	blocked map[string]bool                // accounts being deleted
+	changed chan struct{}                  // closed and replaced on every removal
+}
+
+func newRegistry() *registry {
+	return &registry{
+		users:   make(map[string]map[string]*session),
+		blocked: make(map[string]bool),
+		changed: make(chan struct{}),
+	}
+}
+
+// block keeps user from binding sessions until unblock.
+func (r *registry) block(user string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.blocked[user] = true
+}
+
+func (r *registry) unblock(user string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.blocked, user)
+}
+
+// isBlocked reports whether user is being deleted.
+func (r *registry) isBlocked(user string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.blocked[user]
+}
+
+// waitGone waits until user has no session or ctx ends.
+func (r *registry) waitGone(ctx context.Context, user string) {
+	for {
+		r.mu.Lock()
+		n, ch := len(r.users[user]), r.changed
+		r.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// reserve binds s to user/resource; false if the resource is taken or the
+// account is being deleted.
+func (r *registry) reserve(s *session, j jid.JID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.blocked[j.Localpart()] {
+		return false
+	}
+	res := r.users[j.Localpart()]
+	if res == nil {
+		res = make(map[string]*session)
+		r.users[j.Localpart()] = res
+	}
+	if _, taken := res[j.Resourcepart()]; taken {
+		return false
+	}
+	res[j.Resourcepart()] = s
+	return true
+}
+
+// remove unbinds s.
+func (r *registry) remove(s *session) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	res := r.users[s.jid.Localpart()]
+	if res[s.jid.Resourcepart()] == s {
+		delete(res, s.jid.Resourcepart())
+	}
+	if len(res) == 0 {
+		delete(r.users, s.jid.Localpart())
+	}
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
+// lookup returns the sessions a stanza to j reaches: the one full JID, or
+// every resource of a bare JID.
+func (r *registry) lookup(j jid.JID) []*session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	res := r.users[j.Localpart()]
+	if j.Resourcepart() != "" {
+		if s, ok := res[j.Resourcepart()]; ok {
+			return []*session{s}
+		}
+		return nil
+	}
+	out := make([]*session, 0, len(res))
+	for _, s := range res {
+		out = append(out, s)
+	}
+	return out
+}
+
+// all returns every session.
+func (r *registry) all() []*session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*session
+	for _, res := range r.users {
+		for _, s := range res {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// kick ends every session of the user with a not-authorized stream error
+// (account deleted) and returns how many it ended.
+func (r *registry) kick(user string) int {
+	var v []*session
+	r.mu.Lock()
+	for _, s := range r.users[user] {
+		v = append(v, s)
+	}
+	r.mu.Unlock()
+	for _, s := range v {
+		s.end(stream.NotAuthorized)
+	}
+	return len(v)
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"encoding/xml"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+	"mellium.im/xmpp/stream"
+)
+
+// Namespaces used by the server itself.
+const (
+	nsDiscoInfo  = "http://jabber.org/protocol/disco#info"
+	nsDiscoItems = "http://jabber.org/protocol/disco#items"
+	nsRoster     = "jabber:iq:roster"
+	nsRegister   = "jabber:iq:register"
+	nsPing       = "urn:xmpp:ping"
+	nsStanzas    = "urn:ietf:params:xml:ns:xmpp-stanzas"
+)
+
+// handle processes one stanza from the client. Answers to the client's own
+// IQs (and bounces) are written to t; everything for other sessions is
+// queued. It returns an error only to end the session.
+func (s *session) handle(t xmlstream.TokenReadEncoder, e element) error {
+	if e.start.Name.Space != stanza.NSClient {
+		return stream.UnsupportedStanzaType
+	}
+	// Never trust a client-supplied from: every stanza leaves with the
+	// session's bound JID.
+	e = e.withAttr("from", s.jid.String())
+	var to jid.JID
+	if v := e.attr("to"); v != "" {
+		j, err := jid.Parse(v)
+		if err != nil {
+			return s.replyError(t, e, stanza.Error{Type: stanza.Modify, Condition: stanza.JIDMalformed})
+		}
+		to = j
+	}
+	switch e.start.Name.Local {
+	case "message":
+		return s.handleMessage(t, e, to)
+	case "presence":
+		return s.handlePresence(t, e, to)
+	case "iq":
+		return s.handleIQ(t, e, to)
+	}
+	return stream.UnsupportedStanzaType
+}
+
+// replyError answers the stanza e of this session's client with a stanza
+// error, written to t (never for an error stanza).
+func (s *session) replyError(t xmlstream.TokenReadEncoder, e element, se stanza.Error) error {
+	if e.attr("type") == "error" {
+		return nil
+	}
+	from := e.attr("to")
+	if from == "" {
+		from = s.srv.cfg.Domain
+	}
+	start := xml.StartElement{Name: e.start.Name, Attr: []xml.Attr{
+		{Name: xml.Name{Local: "type"}, Value: "error"},
+		{Name: xml.Name{Local: "from"}, Value: from},
+		{Name: xml.Name{Local: "to"}, Value: s.jid.String()},
+	}}
+	if id := e.attr("id"); id != "" {
+		start.Attr = append(start.Attr, xml.Attr{Name: xml.Name{Local: "id"}, Value: id})
+	}
+	_, err := xmlstream.Copy(t, xmlstream.Wrap(se.TokenReader(), start))
+	return err
+}
+
+// isLocalUser reports whether j is a user of this server.
+func (srv *Server) isLocalUser(j jid.JID) bool {
+	return j.Localpart() != "" && j.Domainpart() == srv.cfg.Domain
+}
+
+// handleMessage routes a message: to a room, or to a local user.
+func (s *session) handleMessage(t xmlstream.TokenReadEncoder, e element, to jid.JID) error {
+	srv := s.srv
+	switch {
+	case to.Domainpart() == conferenceHost(srv.cfg.Domain) && to.Localpart() != "":
+		return srv.muc.handleMessage(s, t, e, to)
+	case !srv.isLocalUser(to):
+		// Messages to the server, services or remote domains (no s2s).
+		return s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
+	}
+	return srv.deliverMessage(context.Background(), s, t, e, to)
+}
+
+// deliverMessage hands a message from a local session to a local user:
+// archived per both users' preferences, then queued to the recipient's
+// sessions (a full JID that is offline falls back to the bare JID, RFC
+// 6121 § 8.5.3.2.1). With no session to deliver to and nothing archived
+// for the recipient, the sender gets service-unavailable: this server has
+// no offline storage, and the error does not say whether the user exists.
+func (srv *Server) deliverMessage(ctx context.Context, s *session, t xmlstream.TokenReadEncoder, e element, to jid.JID) error {
+	typ := e.attr("type")
+	out, storedForRecipient := e, false
+	if srv.archive != nil && typ != "error" {
+		out, storedForRecipient = srv.archive.chat(ctx, s.jid, to, e)
+	}
+	targets := srv.sessions.lookup(to)
+	if len(targets) == 0 && to.Resourcepart() != "" && (typ == "" || typ == "chat" || typ == "normal") {
+		targets = srv.sessions.lookup(to.Bare())
+	}
+	if len(targets) == 0 {
+		if storedForRecipient || typ == "error" || typ == "groupchat" || typ == "headline" {
+			return nil
+		}
+		return s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
+	}
+	for _, r := range targets {
+		r.send(out)
+	}
+	return nil
+}
