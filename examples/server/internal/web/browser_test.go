@@ -48,31 +48,35 @@ func TestBrowser(t *testing.T) {
 			dir = t.TempDir()
 		}
 		for _, width := range []int64{320, 1280} {
-			run(t, chromedp.EmulateViewport(width, 700), chromedp.Navigate(srv.URL+"/account"))
-			png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-			if err != nil {
-				t.Fatal(err)
+			for _, pg := range []string{"privacy", "account"} {
+				run(t, chromedp.EmulateViewport(width, 700), chromedp.Navigate(srv.URL+"/"+pg))
+				png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+				if err != nil {
+					t.Fatal(err)
+				}
+				name := filepath.Join(dir, pg+"-"+strconv.FormatInt(width, 10)+".png")
+				if err := os.WriteFile(name, png, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("screenshot: %s", name)
+				// No horizontal scrolling.
+				inner, err := chromedp.Run(ctx, chromedp.Evaluate[int64](`window.innerWidth`))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if inner != width {
+					t.Fatalf("viewport is %d px wide, want %d", inner, width)
+				}
+				scroll, err := chromedp.Run(ctx, chromedp.Evaluate[int64](`document.documentElement.scrollWidth`))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if scroll > width {
+					t.Errorf("%s at %d px: page is %d px wide, scrolls sideways", pg, width, scroll)
+				}
 			}
-			name := filepath.Join(dir, "account-"+strconv.FormatInt(width, 10)+".png")
-			if err := os.WriteFile(name, png, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			// No horizontal scrolling, and every submit button lies within
-			// the viewport's width with a real size.
-			inner, err := chromedp.Run(ctx, chromedp.Evaluate[int64](`window.innerWidth`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if inner != width {
-				t.Fatalf("viewport is %d px wide, want %d", inner, width)
-			}
-			scroll, err := chromedp.Run(ctx, chromedp.Evaluate[int64](`document.documentElement.scrollWidth`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if scroll > width {
-				t.Errorf("%d px: page is %d px wide, scrolls sideways", width, scroll)
-			}
+			// Every submit button lies within the viewport's width, with a
+			// real size.
 			for _, form := range []string{"password", "export", "delete"} {
 				box, err := chromedp.Run(ctx, chromedp.Dimensions(chromedp.CSS("#"+form+` button[type="submit"]`)))
 				if err != nil {
@@ -92,7 +96,6 @@ func TestBrowser(t *testing.T) {
 			if bg != "rgb(165, 29, 45)" {
 				t.Errorf("%d px: delete button background %q: the style was blocked", width, bg)
 			}
-			t.Logf("screenshot: %s", name)
 		}
 		scripts, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.scripts.length`))
 		if err != nil || scripts != 0 {

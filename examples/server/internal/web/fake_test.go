@@ -21,6 +21,7 @@ type fakeBackend struct {
 	limit     int               // failures allowed per client key; 0 means 5
 	keys      []string          // client keys seen, in order
 	exportErr error             // returned by Export before writing
+	breakOff  bool              // Export fails after writing part of the zip
 }
 
 func newFakeBackend() *fakeBackend {
@@ -65,7 +66,7 @@ func (b *fakeBackend) ChangePassword(_ context.Context, username, newPassword st
 func (b *fakeBackend) Export(_ context.Context, username string, w io.Writer) error {
 	b.mu.Lock()
 	content, ok := b.files[username]
-	exportErr := b.exportErr
+	exportErr, breakOff := b.exportErr, b.breakOff
 	b.mu.Unlock()
 	if exportErr != nil {
 		return exportErr
@@ -80,6 +81,12 @@ func (b *fakeBackend) Export(_ context.Context, username string, w io.Writer) er
 	}
 	if _, err := io.WriteString(f, content); err != nil {
 		return err
+	}
+	if breakOff {
+		if err := zw.Flush(); err != nil {
+			return err
+		}
+		return errors.New("fake: storage failed mid-export")
 	}
 	return zw.Close()
 }

@@ -309,7 +309,7 @@ func (h *handler) delete(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := h.backend.Delete(r.Context(), v["username"]); err != nil {
 		h.log.Error("web: backend failed", "op", "delete", "err", err)
-		h.fail(w, http.StatusInternalServerError, "Something went wrong on the server while deleting. Try again later: a deletion that was started is finished by the server.")
+		h.fail(w, http.StatusInternalServerError, "Something went wrong on the server while deleting your account. Try again later.")
 		return
 	}
 	h.render(w, http.StatusOK, "done", page{Title: "Account deleted", Kind: "ok",

@@ -240,6 +240,23 @@ func TestExportDownload(t *testing.T) {
 	}
 }
 
+// TestExportFailsLoudly: an export that fails after the first bytes aborts
+// the connection, so the browser reports a failed download instead of
+// keeping a truncated zip.
+func TestExportFailsLoudly(t *testing.T) {
+	b := newFakeBackend()
+	b.breakOff = true
+	srv := startServer(t, testConfig(b))
+	resp, err := srv.Client().PostForm(srv.URL+"/account/export", vals("username", "alice", "password", "correct horse"))
+	if err != nil {
+		return // aborted before the headers: also a failed download
+	}
+	defer resp.Body.Close()
+	if body, err := io.ReadAll(resp.Body); err == nil {
+		t.Errorf("truncated export delivered as complete (status %d, %d bytes)", resp.StatusCode, len(body))
+	}
+}
+
 // TestNoUsernameOracle: a wrong password and an unknown username get the
 // same answer, byte for byte, both before and after the rate limit.
 func TestNoUsernameOracle(t *testing.T) {
