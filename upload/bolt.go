@@ -13,13 +13,15 @@ import (
 )
 
 var (
-	bucketFiles  = []byte("upload/files")  // id → JSON Record
-	bucketOwner  = []byte("upload/owner")  // owner 0x00 id → empty
-	bucketExpiry = []byte("upload/expiry") // uint64 BE UnixNano(Expires) id → empty
+	bucketFiles   = []byte("upload/files")   // id → JSON Record
+	bucketOwner   = []byte("upload/owner")   // owner 0x00 id → empty
+	bucketExpiry  = []byte("upload/expiry")  // uint64 BE UnixNano(Expires) id → empty
+	bucketCreated = []byte("upload/created") // uint64 BE UnixNano(Created) id → empty
 )
 
-// BoltMeta is a MetaStore in a bbolt database, in three buckets prefixed
-// "upload/": the records by ID, an owner index and an expiry index. It is
+// BoltMeta is a MetaStore in a bbolt database, in four buckets prefixed
+// "upload/": the records by ID, an owner index, an expiry index and a
+// creation index. It is
 // safe for concurrent use; each method is one bbolt transaction.
 type BoltMeta struct {
 	db *bolt.DB
@@ -31,7 +33,7 @@ var _ MetaStore = (*BoltMeta)(nil)
 // caller owns db and closes it.
 func NewBoltMeta(db *bolt.DB) (*BoltMeta, error) {
 	err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketFiles, bucketOwner, bucketExpiry} {
+		for _, b := range [][]byte{bucketFiles, bucketOwner, bucketExpiry, bucketCreated} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -51,7 +53,7 @@ func ownerKey(owner, id string) []byte {
 	return append(k, id...)
 }
 
-func expiryKey(t time.Time, id string) []byte {
+func timeKey(t time.Time, id string) []byte {
 	k := make([]byte, 8, 8+len(id))
 	binary.BigEndian.PutUint64(k, uint64(max(t.UnixNano(), 0)))
 	return append(k, id...)
@@ -116,7 +118,10 @@ func (m *BoltMeta) Reserve(ctx context.Context, r Record, admit func([]Record) e
 		if err := tx.Bucket(bucketOwner).Put(ownerKey(r.Owner, r.ID), nil); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketExpiry).Put(expiryKey(r.Expires, r.ID), nil)
+		if err := tx.Bucket(bucketCreated).Put(timeKey(r.Created, r.ID), nil); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketExpiry).Put(timeKey(r.Expires, r.ID), nil)
 	})
 }
 
@@ -151,14 +156,20 @@ func (m *BoltMeta) Commit(ctx context.Context, id string, created, expires time.
 		if r.State != StateUploading {
 			return fmt.Errorf("upload: bolt: commit of a record not uploading: %w", ErrSlotUsed)
 		}
-		if err := tx.Bucket(bucketExpiry).Delete(expiryKey(r.Expires, r.ID)); err != nil {
+		if err := tx.Bucket(bucketExpiry).Delete(timeKey(r.Expires, r.ID)); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketCreated).Delete(timeKey(r.Created, r.ID)); err != nil {
 			return err
 		}
 		r.State, r.Created, r.Expires = StateStored, created, expires
 		if err := putRecord(tx, r); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketExpiry).Put(expiryKey(r.Expires, r.ID), nil)
+		if err := tx.Bucket(bucketCreated).Put(timeKey(r.Created, r.ID), nil); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketExpiry).Put(timeKey(r.Expires, r.ID), nil)
 	})
 }
 
@@ -190,7 +201,10 @@ func (m *BoltMeta) Delete(ctx context.Context, ids ...string) error {
 			if err := tx.Bucket(bucketOwner).Delete(ownerKey(r.Owner, r.ID)); err != nil {
 				return err
 			}
-			if err := tx.Bucket(bucketExpiry).Delete(expiryKey(r.Expires, r.ID)); err != nil {
+			if err := tx.Bucket(bucketExpiry).Delete(timeKey(r.Expires, r.ID)); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketCreated).Delete(timeKey(r.Created, r.ID)); err != nil {
 				return err
 			}
 			if err := tx.Bucket(bucketFiles).Delete([]byte(id)); err != nil {
@@ -214,10 +228,20 @@ func (m *BoltMeta) ByOwner(ctx context.Context, owner string) ([]Record, error) 
 
 // Expiring implements MetaStore.
 func (m *BoltMeta) Expiring(ctx context.Context, t time.Time, limit int) ([]Record, error) {
+	return m.scan(bucketExpiry, t, limit)
+}
+
+// Older implements MetaStore.
+func (m *BoltMeta) Older(ctx context.Context, t time.Time, limit int) ([]Record, error) {
+	return m.scan(bucketCreated, t, limit)
+}
+
+// scan walks a time index from its start up to (excluding) t.
+func (m *BoltMeta) scan(bucket []byte, t time.Time, limit int) ([]Record, error) {
 	var out []Record
 	end := uint64(max(t.UnixNano(), 0))
 	err := m.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketExpiry).Cursor()
+		c := tx.Bucket(bucket).Cursor()
 		for k, _ := c.First(); k != nil && len(out) < limit; k, _ = c.Next() {
 			if len(k) < 8 || binary.BigEndian.Uint64(k) >= end {
 				break

@@ -30,8 +30,11 @@ type Config struct {
 	MaxFileSize int64
 
 	// TTL is how long a file is kept after its upload. 0 means 30 days. A GET
-	// after upload time + TTL is answered 404 even before Expire runs, and the
-	// current TTL also applies to files uploaded under a longer one.
+	// after upload time + TTL is answered 404 even before Expire runs. Each
+	// file's deletion time is fixed at upload: if TTL is later shortened,
+	// older files become unreadable at once under the new TTL, and their bytes
+	// are deleted by the first Expire whose cutoff (retention's now − max
+	// age) passes their upload time, or at their original time.
 	TTL time.Duration
 
 	// DailyQuota is how many bytes a user may upload per 24 h (sliding

@@ -263,32 +263,23 @@ func (s *Service) fileURL(r Record) string {
 }
 
 // Expire deletes every file whose lifetime has ended by Config.Now(), every
-// slot that expired unused or whose upload was interrupted, and every stored
-// file uploaded before the cutoff `before` (retention passes now − max age):
-// contents first, then metadata. It returns the number of records removed. It
-// walks the expiry index from the oldest entry in batches of 1000, so its
-// cost follows the number of expired files, not the number stored.
-//
-// Files stored under a longer, earlier TTL are unreadable once the current
-// TTL has passed (GET checks it) and are deleted by the first Expire whose
-// cutoff covers their upload time.
+// slot that expired unused or whose upload was interrupted, and every record
+// created (files: uploaded) before the cutoff `before` (retention passes
+// now − max age): contents first, then metadata. It returns the number of
+// records removed. It walks the expiry and creation indexes from the oldest
+// entry in batches of 1000, so its cost follows the number of records
+// removed, not the number stored.
 func (s *Service) Expire(ctx context.Context, before time.Time) (removed int, err error) {
 	now := s.now()
-	// Pass 1: everything whose stored expiry has passed; nothing is skipped.
-	n, err := s.expireUntil(ctx, now, func(Record) bool { return true })
+	n, err := s.expireBatches(ctx, func() ([]Record, error) { return s.meta.Expiring(ctx, now, expireBatch) })
 	removed += n
 	if err != nil {
 		return removed, err
 	}
-	// Pass 2: the retention cutoff, when it is stricter than the TTL.
-	if cutoff := before.Add(s.cfg.TTL); cutoff.After(now) {
-		n, err = s.expireUntil(ctx, cutoff, func(r Record) bool {
-			return r.State == StateStored && (r.Created.Before(before) || !now.Before(s.expiry(r)))
-		})
-		removed += n
-		if err != nil {
-			return removed, err
-		}
+	n, err = s.expireBatches(ctx, func() ([]Record, error) { return s.meta.Older(ctx, before, expireBatch) })
+	removed += n
+	if err != nil {
+		return removed, err
 	}
 	// Temporary files of uploads interrupted by a crash.
 	if st, ok := s.blobs.(interface {
@@ -301,23 +292,21 @@ func (s *Service) Expire(ctx context.Context, before time.Time) (removed int, er
 	return removed, nil
 }
 
-// expireUntil deletes the records with Expires before t that del accepts.
-// It stops at the first batch that deletes nothing.
-func (s *Service) expireUntil(ctx context.Context, t time.Time, del func(Record) bool) (removed int, err error) {
-	const batch = 1000
+const expireBatch = 1000
+
+// expireBatches deletes every record next returns (contents, then metadata)
+// until it returns a short batch.
+func (s *Service) expireBatches(ctx context.Context, next func() ([]Record, error)) (removed int, err error) {
 	for {
 		if err := ctx.Err(); err != nil {
 			return removed, err
 		}
-		recs, err := s.meta.Expiring(ctx, t, batch)
+		recs, err := next()
 		if err != nil {
 			return removed, fmt.Errorf("upload: expire: %w", err)
 		}
 		ids := make([]string, 0, len(recs))
 		for _, r := range recs {
-			if !del(r) {
-				continue
-			}
 			if r.State != StateReserved {
 				if err := s.blobs.Delete(ctx, r.ID); err != nil {
 					return removed, fmt.Errorf("upload: expire blob: %w", err)
@@ -331,7 +320,7 @@ func (s *Service) expireUntil(ctx context.Context, t time.Time, del func(Record)
 			}
 		}
 		removed += len(ids)
-		if len(recs) < batch || len(ids) == 0 {
+		if len(recs) < expireBatch {
 			return removed, nil
 		}
 	}

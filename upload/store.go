@@ -34,8 +34,8 @@ type Record struct {
 // use; every method is one logical transaction. Errors for a missing record
 // wrap ErrNotFound. uploadtest.TestMetaStore checks the contract.
 //
-// The store keeps an index by Expires so that Expiring is proportional to the
-// number of records returned, and an index by Owner.
+// The store keeps indexes by Expires and by Created so that Expiring and
+// Older cost in proportion to the records they return, and an index by Owner.
 type MetaStore interface {
 	// Reserve atomically lists the owner's records, calls admit with them
 	// and, if admit returns nil, inserts r. An error from admit is returned
@@ -65,6 +65,10 @@ type MetaStore interface {
 	// Expiring returns up to limit records with Expires before t, oldest
 	// expiry first.
 	Expiring(ctx context.Context, t time.Time, limit int) ([]Record, error)
+
+	// Older returns up to limit records with Created before t, oldest
+	// first.
+	Older(ctx context.Context, t time.Time, limit int) ([]Record, error)
 }
 
 // BlobStore keeps file contents under keys chosen by the Service (random

@@ -111,21 +111,30 @@ func (m *MemMeta) byOwner(owner string) []upload.Record {
 
 // Expiring implements upload.MetaStore (a linear scan: fine for tests).
 func (m *MemMeta) Expiring(ctx context.Context, t time.Time, limit int) ([]upload.Record, error) {
+	return m.scan(func(r upload.Record) time.Time { return r.Expires }, t, limit), nil
+}
+
+// Older implements upload.MetaStore (a linear scan: fine for tests).
+func (m *MemMeta) Older(ctx context.Context, t time.Time, limit int) ([]upload.Record, error) {
+	return m.scan(func(r upload.Record) time.Time { return r.Created }, t, limit), nil
+}
+
+func (m *MemMeta) scan(key func(upload.Record) time.Time, t time.Time, limit int) []upload.Record {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []upload.Record
 	for _, r := range m.recs {
-		if r.Expires.Before(t) {
+		if key(r).Before(t) {
 			out = append(out, r)
 		}
 	}
 	slices.SortFunc(out, func(a, b upload.Record) int {
-		return cmp.Or(a.Expires.Compare(b.Expires), cmp.Compare(a.ID, b.ID))
+		return cmp.Or(key(a).Compare(key(b)), cmp.Compare(a.ID, b.ID))
 	})
 	if len(out) > limit {
 		out = out[:limit]
 	}
-	return out, nil
+	return out
 }
 
 // MemBlobs is an in-memory upload.BlobStore for tests. It is safe for

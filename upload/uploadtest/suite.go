@@ -185,6 +185,13 @@ func TestMetaStore(t *testing.T, newStore func(t *testing.T) upload.MetaStore) {
 		if l, _ := s.Expiring(ctx, exp.Add(time.Nanosecond), 10); len(l) != 1 || l[0].ID != r.ID {
 			t.Fatalf("Expiring did not find the file at its new expiry: %v", l)
 		}
+		// So does the creation index.
+		if l, _ := s.Older(ctx, up, 10); len(l) != 0 {
+			t.Fatalf("Older found the file under its slot request time")
+		}
+		if l, _ := s.Older(ctx, up.Add(time.Nanosecond), 10); len(l) != 1 || l[0].ID != r.ID {
+			t.Fatalf("Older did not find the file at its upload time: %v", l)
+		}
 		if err := s.Commit(ctx, NewID(), up, exp); !errors.Is(err, upload.ErrNotFound) {
 			t.Fatalf("Commit(missing) = %v, want ErrNotFound", err)
 		}
@@ -256,6 +263,34 @@ func TestMetaStore(t *testing.T, newStore func(t *testing.T) upload.MetaStore) {
 		}
 		if l, _ := s.Expiring(ctx, t0.Add(24*time.Hour), 2); len(l) != 2 || !l[1].Expires.Equal(t0.Add(2*time.Hour)) {
 			t.Fatalf("Expiring with limit 2 = %v", l)
+		}
+	})
+
+	t.Run("OlderOrderAndLimit", func(t *testing.T) {
+		s := newStore(t)
+		for _, d := range []int{5, 1, 4, 2, 3} {
+			r := rec(alice, t0.Add(time.Hour))
+			r.Created = t0.Add(time.Duration(d) * time.Minute)
+			if err := s.Reserve(ctx, r, allow); err != nil {
+				t.Fatal(err)
+			}
+		}
+		l, err := s.Older(ctx, t0.Add(4*time.Minute), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(l) != 3 || !l[0].Created.Equal(t0.Add(time.Minute)) || !l[2].Created.Equal(t0.Add(3*time.Minute)) {
+			t.Fatalf("Older = %v, want creations 1,2,3 min in order", l)
+		}
+		if l, _ := s.Older(ctx, t0.Add(time.Hour), 2); len(l) != 2 || !l[1].Created.Equal(t0.Add(2*time.Minute)) {
+			t.Fatalf("Older with limit 2 = %v", l)
+		}
+		ids := []string{l[0].ID}
+		if err := s.Delete(ctx, ids...); err != nil {
+			t.Fatal(err)
+		}
+		if l, _ := s.Older(ctx, t0.Add(time.Hour), 10); len(l) != 4 {
+			t.Fatalf("Older after Delete = %d records, want 4", len(l))
 		}
 	})
 }
