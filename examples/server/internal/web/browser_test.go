@@ -255,6 +255,21 @@ func TestBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("rate limited", func(t *testing.T) {
+		// The fake backend allows 5 failures per client; some were spent
+		// above. Guess until refused.
+		var st int64
+		for i := 0; i < 6 && st != 429; i++ {
+			st = deleteForm(t, "mallory", "guess "+strconv.Itoa(i), "mallory")
+		}
+		if st != 429 {
+			t.Fatalf("status %d after 6 wrong passwords, want 429", st)
+		}
+		if msg := text(t, "#message"); msg != "Too many failed attempts. Wait a few minutes, then try again. Nothing was deleted." {
+			t.Errorf("message %q", msg)
+		}
+	})
+
 	t.Run("cookie jar empty", func(t *testing.T) {
 		cookies, err := browsertest.Cookies(ctx)
 		if err != nil {

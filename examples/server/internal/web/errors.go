@@ -14,6 +14,11 @@ var (
 	// the page answers one generic "wrong username or password".
 	ErrBadCredentials = errors.New("web: wrong username or password")
 
+	// ErrAccountBlocked is returned by Backend.Authenticate for the right
+	// password of an account whose processing is restricted (blocked by
+	// the provider); the page says so, and that nothing was done.
+	ErrAccountBlocked = errors.New("web: account blocked")
+
 	// ErrPasswordRejected is returned by Backend.ChangePassword when the new
 	// password does not meet the provider's rules (too short, too long); the
 	// old password stays in force.

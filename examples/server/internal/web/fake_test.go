@@ -20,6 +20,7 @@ type fakeBackend struct {
 	failures  map[string]int    // clientKey → failed attempts
 	limit     int               // failures allowed per client key; 0 means 5
 	keys      []string          // client keys seen, in order
+	blocked   map[string]bool   // accounts whose processing is restricted
 	exportErr error             // returned by Export before writing
 	breakOff  bool              // Export fails after writing part of the zip
 }
@@ -29,6 +30,7 @@ func newFakeBackend() *fakeBackend {
 		passwords: map[string]string{"alice": "correct horse", "bob": "battery staple"},
 		files:     map[string]string{"alice": "alice's archive", "bob": "bob's archive"},
 		failures:  map[string]int{},
+		blocked:   map[string]bool{},
 	}
 }
 
@@ -46,6 +48,9 @@ func (b *fakeBackend) Authenticate(_ context.Context, clientKey, username, passw
 	if pw, ok := b.passwords[username]; !ok || pw != password {
 		b.failures[clientKey]++
 		return fmt.Errorf("fake: %w", web.ErrBadCredentials)
+	}
+	if b.blocked[username] {
+		return fmt.Errorf("fake: %w", web.ErrAccountBlocked)
 	}
 	return nil
 }

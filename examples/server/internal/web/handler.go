@@ -210,6 +210,8 @@ func (h *handler) authenticate(w http.ResponseWriter, r *http.Request, username,
 		h.fail(w, http.StatusTooManyRequests, "Too many failed attempts. Wait a few minutes, then try again. "+nothing)
 	case errors.Is(err, ErrBadCredentials):
 		h.fail(w, http.StatusForbidden, "Wrong username or password. "+nothing)
+	case errors.Is(err, ErrAccountBlocked):
+		h.fail(w, http.StatusForbidden, "This account is blocked: its data is kept but not processed. "+nothing+" Contact the provider to lift the block.")
 	default:
 		h.internal(w, "authenticate", err, nothing)
 	}

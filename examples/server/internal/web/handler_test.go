@@ -240,6 +240,23 @@ func TestExportDownload(t *testing.T) {
 	}
 }
 
+// TestBlockedAccount: the right password of a blocked account changes
+// nothing and says why.
+func TestBlockedAccount(t *testing.T) {
+	for _, path := range []string{"/account/password", "/account/export", "/account/delete"} {
+		b := newFakeBackend()
+		b.blocked["alice"] = true
+		srv := startServer(t, testConfig(b))
+		resp := do(t, srv, "POST", path, vals("username", "alice", "password", "correct horse", "new", "new secret", "new2", "new secret", "confirm", "alice"), nil)
+		if resp.status != http.StatusForbidden || !bytes.Contains(resp.body, []byte("This account is blocked")) {
+			t.Errorf("%s: status %d, body:\n%s", path, resp.status, resp.body)
+		}
+		if pw, ok := b.password("alice"); !ok || pw != "correct horse" {
+			t.Errorf("%s: blocked alice changed: %q %v", path, pw, ok)
+		}
+	}
+}
+
 // TestExportFailsLoudly: an export that fails after the first bytes aborts
 // the connection, so the browser reports a failed download instead of
 // keeping a truncated zip.

@@ -10,14 +10,17 @@ import (
 
 // Backend is what the pages need from the account store. Its methods are
 // called concurrently. Every error a page shows comes from the sentinels in
-// this package (ErrBadCredentials, ErrRateLimited, ErrPasswordRejected);
+// this package (ErrBadCredentials, ErrRateLimited, ErrAccountBlocked,
+// ErrPasswordRejected);
 // any other error is shown as an internal failure and logged.
 type Backend interface {
 	// Authenticate checks the password of username. clientKey identifies
 	// the client for rate limiting (its IP address); it is never logged or
 	// shown. It returns an error wrapping ErrBadCredentials when the
-	// username is unknown or the password wrong, and one wrapping
-	// ErrRateLimited when the client made too many failed attempts.
+	// username is unknown or the password wrong, one wrapping
+	// ErrRateLimited when the client made too many failed attempts, and
+	// one wrapping ErrAccountBlocked for the right password of a blocked
+	// account.
 	Authenticate(ctx context.Context, clientKey, username, password string) error
 	// ChangePassword replaces the password of an authenticated user. It
 	// returns an error wrapping ErrPasswordRejected when newPassword is not
