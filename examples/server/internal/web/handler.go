@@ -101,7 +101,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("X-Frame-Options", "DENY")
 	hd.Set("Cross-Origin-Opener-Policy", "same-origin")
 	hd.Set("Cross-Origin-Resource-Policy", "same-origin")
-	hd.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()")
+	hd.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
 	if err := h.origins.Check(r); err != nil {
 		h.render(w, http.StatusForbidden, "done", page{Title: "Request refused", Kind: "error",
 			Message: "This form was sent from another site, so it was refused. Nothing was changed. Use the forms on this server's own account page."})
