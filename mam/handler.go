@@ -173,6 +173,8 @@ func (h *Handler) query(ctx context.Context, iq stanza.IQ, t xmlstream.TokenRead
 		return err
 	}
 	if req.CountOnly {
+		// Complete only when nothing matched: the client saw no message.
+		page.Complete = page.Complete && len(page.Messages) == 0
 		page.Messages = nil
 		page.FirstIndex = -1
 	}
