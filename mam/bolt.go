@@ -306,110 +306,131 @@ func realIndexKey(real, archive, key []byte) []byte {
 	return append(k, key...)
 }
 
-// Append implements Store. Concurrent appends are group-committed.
-func (s *BoltStore) Append(ctx context.Context, m Message) (Message, error) {
-	if err := ctx.Err(); err != nil {
-		return Message{}, err
-	}
+// pending is a validated message ready to be written.
+type pending struct {
+	m        Message
+	archive  []byte
+	with     string
+	bareWith []byte
+	res      bool
+	flags    byte
+	real     []byte
+}
+
+func (s *BoltStore) prepare(m Message) (*pending, error) {
 	if zeroJID(m.Archive) {
-		return Message{}, fmt.Errorf("mam: append without archive: %w", ErrBadQuery)
+		return nil, fmt.Errorf("mam: append without archive: %w", ErrBadQuery)
 	}
 	if len(m.Stanza) == 0 {
-		return Message{}, fmt.Errorf("mam: append of an empty stanza: %w", ErrBadQuery)
+		return nil, fmt.Errorf("mam: append of an empty stanza: %w", ErrBadQuery)
 	}
 	if m.Time.IsZero() {
 		m.Time = s.now()
 	}
 	m.Time = m.Time.UTC().Round(0)
 	if m.Time.Before(minTime) || m.Time.After(maxTime) {
-		return Message{}, fmt.Errorf("mam: message time out of range: %w", ErrBadQuery)
+		return nil, fmt.Errorf("mam: message time out of range: %w", ErrBadQuery)
 	}
 	m.Archive = m.Archive.Bare()
 	if !zeroJID(m.RealJID) {
 		m.RealJID = m.RealJID.Bare()
 	}
 	m.Stanza = slices.Clone(m.Stanza)
-
-	archive := []byte(m.Archive.String())
-	with := m.With.String()
-	bareWith := bareBytes(m.With)
-	res := m.With.Resourcepart() != ""
-	var flags byte
+	p := &pending{
+		m:        m,
+		archive:  []byte(m.Archive.String()),
+		with:     m.With.String(),
+		bareWith: bareBytes(m.With),
+		res:      m.With.Resourcepart() != "",
+	}
 	if m.Groupchat {
-		flags |= flagGroupchat
+		p.flags |= flagGroupchat
 		if !m.With.Bare().Equal(m.Archive) {
-			flags |= flagExcluded
+			p.flags |= flagExcluded
 		}
 	}
-	var real []byte
 	if !zeroJID(m.RealJID) {
-		flags |= flagRealJID
-		real = []byte(m.RealJID.String())
+		p.flags |= flagRealJID
+		p.real = []byte(m.RealJID.String())
 	}
-	fn := func(tx *bolt.Tx) error {
-		ab, err := tx.Bucket(bucketArchives).CreateBucketIfNotExists(archive)
-		if err != nil {
-			return err
-		}
-		var bs [5]*bolt.Bucket
-		for i, name := range [][]byte{subMsgs, subIDs, subWith, subCounts, subRealJIDs} {
-			if bs[i], err = ab.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
-		}
-		msgs, ids, withs, counts, reals := bs[0], bs[1], bs[2], bs[3], bs[4]
-		seq, err := ab.NextSequence()
-		if err != nil {
-			return err
-		}
-		key := make([]byte, keyLen)
-		putKeyTime(key, m.Time)
-		binary.BigEndian.PutUint64(key[8:], seq)
-		id := make([]byte, IDLen)
-		for {
-			rand.Read(id)
-			if ids.Get(id) == nil {
-				break
-			}
-		}
-		if err := msgs.Put(key, encodeRecord(flags, id, with, m.Stanza)); err != nil {
-			return err
-		}
-		if err := ids.Put(id, key); err != nil {
-			return err
-		}
-		wv := append([]byte{flags}, m.With.Resourcepart()...)
-		if err := withs.Put(withIndexKey(bareWith, key), wv); err != nil {
-			return err
-		}
-		for _, ck := range boltCountKeys(with, res, bareWith) {
-			if err := boltAddCount(counts, ck, 1, flags&flagExcluded != 0); err != nil {
-				return err
-			}
-		}
-		if real != nil {
-			if err := reals.Put(key, slices.Clone(real)); err != nil {
-				return err
-			}
-			if err := tx.Bucket(bucketRealJID).Put(realIndexKey(real, archive, key), nil); err != nil {
-				return err
-			}
-		}
-		m.ID = idString(id)
-		return nil
+	return p, nil
+}
+
+// put writes p in tx and sets p.m.ID. It may run again in a new
+// transaction if a batch fails.
+func (p *pending) put(tx *bolt.Tx) error {
+	ab, err := tx.Bucket(bucketArchives).CreateBucketIfNotExists(p.archive)
+	if err != nil {
+		return err
 	}
-	var err error
+	var bs [5]*bolt.Bucket
+	for i, name := range [][]byte{subMsgs, subIDs, subWith, subCounts, subRealJIDs} {
+		if bs[i], err = ab.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	msgs, ids, withs, counts, reals := bs[0], bs[1], bs[2], bs[3], bs[4]
+	seq, err := ab.NextSequence()
+	if err != nil {
+		return err
+	}
+	key := make([]byte, keyLen)
+	putKeyTime(key, p.m.Time)
+	binary.BigEndian.PutUint64(key[8:], seq)
+	id := make([]byte, IDLen)
+	for {
+		rand.Read(id)
+		if ids.Get(id) == nil {
+			break
+		}
+	}
+	if err := msgs.Put(key, encodeRecord(p.flags, id, p.with, p.m.Stanza)); err != nil {
+		return err
+	}
+	if err := ids.Put(id, key); err != nil {
+		return err
+	}
+	wv := append([]byte{p.flags}, p.m.With.Resourcepart()...)
+	if err := withs.Put(withIndexKey(p.bareWith, key), wv); err != nil {
+		return err
+	}
+	for _, ck := range boltCountKeys(p.with, p.res, p.bareWith) {
+		if err := boltAddCount(counts, ck, 1, p.flags&flagExcluded != 0); err != nil {
+			return err
+		}
+	}
+	if p.real != nil {
+		if err := reals.Put(key, slices.Clone(p.real)); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketRealJID).Put(realIndexKey(p.real, p.archive, key), nil); err != nil {
+			return err
+		}
+	}
+	p.m.ID = idString(id)
+	return nil
+}
+
+// Append implements Store. Concurrent appends are group-committed.
+func (s *BoltStore) Append(ctx context.Context, m Message) (Message, error) {
+	if err := ctx.Err(); err != nil {
+		return Message{}, err
+	}
+	p, err := s.prepare(m)
+	if err != nil {
+		return Message{}, err
+	}
 	if s.inflight.Add(1) > 1 {
-		err = s.db.Batch(fn)
+		err = s.db.Batch(p.put)
 	} else {
-		err = s.db.Update(fn)
+		err = s.db.Update(p.put)
 	}
 	s.inflight.Add(-1)
 	if err != nil {
 		return Message{}, boltErr(err)
 	}
-	out := m
-	out.Stanza = slices.Clone(m.Stanza)
+	out := p.m
+	out.Stanza = slices.Clone(p.m.Stanza)
 	return out, nil
 }
 
@@ -716,28 +737,41 @@ func (s *BoltStore) query(tx *bolt.Tx, archive jid.JID, q Query, size int) (Page
 		sc.match = func(v []byte) bool { return len(v) >= 2 && matchFlags(v[1]) }
 	}
 
-	var keys [][]byte
+	// keys and, for the m bucket, the records (valid until the
+	// transaction ends) of the page.
+	keys := make([][]byte, 0, min(size, 256))
+	var vals [][]byte
+	if !withSet {
+		vals = make([][]byte, 0, cap(keys))
+	}
 	complete := true
 	if !backward {
-		for k, _ := sc.first(plo); k != nil; k, _ = sc.next() {
+		for k, v := sc.first(plo); k != nil; k, v = sc.next() {
 			if len(keys) == size {
 				complete = false
 				break
 			}
 			keys = append(keys, k)
+			if !withSet {
+				vals = append(vals, v)
+			}
 		}
 	} else {
 		if plo != nil {
 			sc.lo = keyMax(sc.lo, plo)
 		}
-		for k, _ := sc.last(phi); k != nil; k, _ = sc.prev() {
+		for k, v := sc.last(phi); k != nil; k, v = sc.prev() {
 			if len(keys) == size {
 				complete = false
 				break
 			}
 			keys = append(keys, k)
+			if !withSet {
+				vals = append(vals, v)
+			}
 		}
 		slices.Reverse(keys)
+		slices.Reverse(vals)
 	}
 
 	page := Page{Count: count, FirstIndex: -1, Complete: complete}
@@ -753,19 +787,71 @@ func (s *BoltStore) query(tx *bolt.Tx, archive jid.JID, q Query, size int) (Page
 			page.FirstIndex = page.Count - len(keys)
 		}
 	}
-	page.Messages = make([]Message, 0, len(keys))
-	for _, k := range keys {
-		m, err := s.load(a, archive, k)
-		if err != nil {
-			return Page{}, err
-		}
-		page.Messages = append(page.Messages, m)
+	page.Messages = make([]Message, len(keys))
+	if err := s.fill(a, archive, keys, vals, page.Messages); err != nil {
+		return Page{}, err
 	}
 	return page, nil
 }
 
-func (s *BoltStore) load(a archiveBuckets, archive jid.JID, key []byte) (Message, error) {
-	v := a.msgs.Get(key)
+// fill decodes the messages at keys into out, with their records vals (nil:
+// read them from the m bucket). The stanzas of a page share one allocation
+// (each capped to its length), as do the ids.
+func (s *BoltStore) fill(a archiveBuckets, archive jid.JID, keys, vals [][]byte, out []Message) error {
+	recs := make([]rawRecord, len(keys))
+	total := 0
+	for i, k := range keys {
+		var v []byte
+		if vals != nil {
+			v = vals[i]
+		} else {
+			v = a.msgs.Get(k)
+		}
+		rec, err := decodeRecord(v)
+		if err != nil {
+			return err
+		}
+		recs[i] = rec
+		total += len(rec.stanza)
+	}
+	const idLen = 22 // base64.RawURLEncoding.EncodedLen(IDLen)
+	idBuf := make([]byte, idLen*len(recs))
+	for i, rec := range recs {
+		base64.RawURLEncoding.Encode(idBuf[i*idLen:], rec.id)
+	}
+	ids := string(idBuf)
+	buf := make([]byte, total)
+	for i, rec := range recs {
+		m := &out[i]
+		with, err := s.parseJID(rec.with)
+		if err != nil {
+			return err
+		}
+		n := copy(buf, rec.stanza)
+		m.ID = ids[i*idLen : (i+1)*idLen]
+		m.Archive = archive
+		m.With = with
+		m.Time = keyTime(keys[i])
+		m.Groupchat = rec.flags&flagGroupchat != 0
+		m.Stanza = buf[:n:n]
+		buf = buf[n:]
+		if rec.flags&flagRealJID != 0 {
+			if r := a.reals.Get(keys[i]); r != nil {
+				if m.RealJID, err = s.parseJID(r); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// load returns the message at key, whose record v is, when nil, read from
+// the m bucket.
+func (s *BoltStore) load(a archiveBuckets, archive jid.JID, key, v []byte) (Message, error) {
+	if v == nil {
+		v = a.msgs.Get(key)
+	}
 	if v == nil {
 		return Message{}, errCorruptRecord
 	}
@@ -788,7 +874,7 @@ func (s *BoltStore) queryIDs(a archiveBuckets, archive jid.JID, q Query, keys []
 		if (lo != nil && bytes.Compare(k, lo) < 0) || (hi != nil && bytes.Compare(k, hi) >= 0) {
 			continue
 		}
-		m, err := s.load(a, archive, k)
+		m, err := s.load(a, archive, k, nil)
 		if err != nil {
 			return Page{}, err
 		}
