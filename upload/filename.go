@@ -19,6 +19,10 @@ const maxExtLen = 16
 // bytes cut on a rune boundary keeping a short extension, and never empty
 // ("file" instead). It is idempotent.
 func SanitizeFilename(name string) string {
+	if len(name) > 4096 {
+		// Bound the work on absurd input; keep the end for the extension.
+		name = name[:2048] + name[len(name)-64:]
+	}
 	var b strings.Builder
 	b.Grow(min(len(name), MaxFilenameLen*2))
 	for _, r := range name { // invalid UTF-8 yields utf8.RuneError
@@ -34,11 +38,6 @@ func SanitizeFilename(name string) string {
 			b.WriteByte(' ')
 		default:
 			b.WriteRune(r)
-		}
-		if b.Len() > 4*MaxFilenameLen+utf8.UTFMax {
-			// Keep the work bounded; shortening below keeps the extension
-			// from this prefix, which is good enough for absurd names.
-			break
 		}
 	}
 	s := b.String()
