@@ -48,10 +48,10 @@ func (s *session) handleIQ(t xmlstream.TokenReadEncoder, e element, to jid.JID) 
 		}
 		return srv.userMux.HandleXMPP(rw, &start)
 	case to.String() == uploadHost(domain):
-		if isDisco && srv.uploadInfo != nil {
-			return s.answerDisco(t, iq, payload, srv.uploadInfo())
+		if payload.Name.Space == nsDiscoItems {
+			return s.answerDisco(t, iq, payload, discoInfo{})
 		}
-		if srv.uploadMux != nil {
+		if srv.uploadMux != nil { // slots and disco#info
 			return srv.uploadMux.HandleXMPP(rw, &start)
 		}
 	case to.String() == conferenceHost(domain):

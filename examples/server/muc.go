@@ -303,7 +303,7 @@ func (m *mucService) handleMessage(s *session, t xmlstream.TokenReadEncoder, e e
 
 	out := e.withAttr("from", from.String())
 	if archiving && m.srv.archive != nil {
-		out = m.srv.archive.room(context.Background(), roomJID, from, out)
+		out = m.srv.archive.room(context.Background(), roomJID, from, s.jid, out)
 	} else {
 		out = out.withInner(stripStanzaIDs(out.inner, roomJID.String()))
 	}

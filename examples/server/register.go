@@ -1,6 +1,7 @@
 package main
 
 import (
+	"chatbx.eu/privacy/account"
 	"context"
 	"encoding/xml"
 	"errors"
@@ -185,9 +186,9 @@ func registerReason(err error) string {
 
 // policyText is the reason of a policy refusal, safe to show the client.
 func policyText(err error) string {
-	var pe interface{ Reason() string }
+	var pe *account.PolicyError
 	if errors.As(err, &pe) {
-		return pe.Reason()
+		return pe.Reason
 	}
 	return "username or password not acceptable"
 }

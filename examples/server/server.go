@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,6 +15,11 @@ import (
 	"sync"
 	"time"
 
+	"chatbx.eu/privacy/account"
+	"chatbx.eu/privacy/logredact"
+	"chatbx.eu/privacy/mam"
+	"chatbx.eu/privacy/retention"
+	"chatbx.eu/privacy/upload"
 	bolt "go.etcd.io/bbolt"
 	"mellium.im/xmpp/mux"
 	"mellium.im/xmpp/stream"
@@ -28,23 +34,33 @@ type Server struct {
 	tls  *tls.Config
 	cert *x509.Certificate
 
-	connLog *slog.Logger // connection log: time, user, anonymized IP
+	connLog  *slog.Logger // connection log: time, user, anonymized IP
+	redact   *logredact.Handler
+	xmppLog  *logredact.RotatingFile // connection log files, 24 h
+	httpLog  *logredact.RotatingFile // HTTP error log files, 30 days
+	errorLog *log.Logger             // http.Server.ErrorLog, through the scrubber
+
+	manager       *account.Manager
+	mamStore      *mam.BoltStore
+	uploads       *upload.Service
+	scheduler     *retention.Scheduler
+	stopScheduler func()
 
 	c2sLn, c2sTLSLn, httpLn net.Listener
 	httpSrv                 *http.Server
 	httpMux                 *http.ServeMux
 	baseURL                 string // https://domain:port
 
-	db       *bolt.DB // server.db: rosters, rooms
+	db       *bolt.DB  // server.db: rosters, rooms
+	dbs      []namedDB // every bbolt file, for the purge job
 	store    *serverStore
 	sessions *registry
 	muc      *mucService
 	accounts accountBackend
 	archive  archiveHooks
 
-	userMux    *mux.ServeMux // IQs to the account or the server
-	uploadMux  *mux.ServeMux // IQs to upload.<domain>
-	uploadInfo func() discoInfo
+	userMux   *mux.ServeMux // IQs to the account, the server or a room archive
+	uploadMux *mux.ServeMux // IQs to upload.<domain>
 
 	closers []func() error // run in reverse order at shutdown
 
@@ -85,10 +101,8 @@ func run(ctx context.Context, cfg Config, ready func(*Server)) (err error) {
 	srv := &Server{
 		cfg:      cfg,
 		ctx:      ctx,
-		log:      slog.New(slog.NewTextHandler(cfg.Stderr, nil)),
 		sessions: newRegistry(),
 		conns:    make(map[net.Conn]struct{}),
-		connLog:  slog.New(slog.DiscardHandler),
 	}
 	defer func() {
 		if cerr := srv.closeAll(); err == nil {
@@ -99,10 +113,17 @@ func run(ctx context.Context, cfg Config, ready func(*Server)) (err error) {
 		return err
 	}
 	if cfg.Purge {
-		return srv.purge(ctx)
-	}
-	if err := srv.listen(); err != nil {
+		// No listener: the base URL only names the upload service.
+		_, port, _ := net.SplitHostPort(cfg.HTTP)
+		srv.baseURL = "https://" + net.JoinHostPort(cfg.Domain, port)
+	} else if err := srv.listen(); err != nil {
 		return err
+	}
+	if err := srv.wire(ctx); err != nil {
+		return err
+	}
+	if cfg.Purge {
+		return srv.purge(ctx)
 	}
 	srv.start()
 	if ready != nil {
@@ -112,7 +133,8 @@ func run(ctx context.Context, cfg Config, ready func(*Server)) (err error) {
 	return srv.shutdown()
 }
 
-// open creates the data directories and opens every store.
+// open creates the data directories, loads the certificate and opens every
+// store and log file.
 func (srv *Server) open() error {
 	cfg := srv.cfg
 	for _, dir := range []string{cfg.DataDir, cfg.LogDir} {
@@ -129,28 +151,35 @@ func (srv *Server) open() error {
 		return fmt.Errorf("parse certificate: %w", err)
 	}
 	srv.tls = tlsConfig(cert)
-
-	srv.db, err = openDB(filepath.Join(cfg.DataDir, "server.db"))
+	if err := srv.openLogs(); err != nil {
+		return err
+	}
+	srv.db, err = srv.openDB("server.db")
 	if err != nil {
 		return err
 	}
-	srv.closers = append(srv.closers, srv.db.Close)
 	if srv.store, err = newServerStore(srv.db); err != nil {
 		return err
 	}
-	if srv.muc, err = newMUCService(srv); err != nil {
-		return err
-	}
-	return srv.wire()
+	srv.muc, err = newMUCService(srv)
+	return err
 }
 
-// openDB opens a bbolt file (0600) without waiting forever for its lock.
-func openDB(path string) (*bolt.DB, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+// openDB opens a bbolt file (0600) of the data directory, closed at exit
+// and listed for the purge job.
+func (srv *Server) openDB(name string) (*bolt.DB, error) {
+	db, err := bolt.Open(filepath.Join(srv.cfg.DataDir, name), 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", filepath.Base(path), err)
+		return nil, fmt.Errorf("open %s: %w", name, err)
 	}
+	srv.closers = append(srv.closers, db.Close)
+	srv.dbs = append(srv.dbs, namedDB{name: name, db: db})
 	return db, nil
+}
+
+// openDB opens a bbolt file for tests of the stores.
+func openDB(path string) (*bolt.DB, error) {
+	return bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
 }
 
 // listen opens the three listeners.
@@ -172,7 +201,7 @@ func (srv *Server) listen() error {
 	srv.closers = append(srv.closers, ignoreClosed(srv.httpLn.Close))
 	_, port, _ := net.SplitHostPort(srv.httpLn.Addr().String())
 	srv.baseURL = "https://" + net.JoinHostPort(srv.cfg.Domain, port)
-	return srv.wireHTTP()
+	return nil
 }
 
 func ignoreClosed(f func() error) func() error {
@@ -233,6 +262,7 @@ func (srv *Server) shutdown() error {
 	hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer hcancel()
 	herr := srv.httpSrv.Shutdown(hctx)
+	srv.stopBackground()
 	for _, s := range srv.sessions.all() {
 		s.end(stream.SystemShutdown)
 	}
