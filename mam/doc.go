@@ -2,4 +2,67 @@
 // Management for one-to-one chats and group chats (XEP-0045 rooms), with
 // XEP-0441 preferences whose default is "never" (archiving is opt-in),
 // XEP-0359 stanza-ids and XEP-0334 processing hints.
+//
+// # Promise
+//
+// A message is archived only if its owner opted in. A user who never set
+// preferences archives nothing; each message is judged separately for the
+// sender's and for the recipient's archive, each by its own owner's
+// preferences (a JID in the never list is never archived, one in the always
+// list is, otherwise the default decides: never, always, or roster). Room
+// archives exist only for rooms whose owner turned archiving on
+// ([FieldEnableArchiving]); real JIDs of occupants are kept only for
+// non-anonymous rooms and shown only to those the room allows.
+//
+// # Pieces
+//
+//   - [Store] keeps archives and preferences ([NewBoltStore] on bbolt; an
+//     in-memory store and the conformance suite are in mamtest).
+//   - [Archiver] decides what to store for each routed message, strips
+//     forged stanza-ids, stamps <stanza-id/> and returns the stanza to
+//     deliver.
+//   - [Handler] answers the XMPP side: queries (with data form and RSM),
+//     form discovery, metadata and preferences, over mellium.im/xmpp's mux.
+//   - [ParseQuery], [ParsePrefs] and [Prefs.TokenReader] are the pure
+//     parsers and encoders the handler uses, for servers built on another
+//     XMPP library.
+//
+// # Wiring into a mellium server
+//
+// One Archiver and one Handler serve every session:
+//
+//	store := mam.NewBoltStore(db) // see the store's docs for its options
+//	cfg := mam.Config{Roster: myRoster, Rooms: myMUC}
+//	archiver := mam.NewArchiver(store, cfg)
+//	handler := mam.NewHandler(store, cfg)
+//
+// Each session's mux registers the handler; the server sets every IQ's
+// from to the session's bound JID before passing it on (the handler trusts
+// it), and serves disco#info per JID ([Features], [RoomFeatures]):
+//
+//	m := mux.New(stanza.NSClient, mam.Handle(handler), disco.Handle())
+//
+// The router calls the archiver for each one-to-one message, after it has
+// overwritten the client's from with the session's JID, and delivers what
+// comes back (also when err is not nil: archiving failures never lose a
+// message):
+//
+//	res, err := archiver.ArchiveTokens(ctx, boundJID, msg.To, start, children)
+//	if err != nil {
+//		log.Printf("mam: %v", err) // no message content in errors
+//	}
+//	if res.Deliver != nil {
+//		recipient.Send(ctx, xml.NewDecoder(bytes.NewReader(res.Deliver)))
+//	}
+//
+// A MUC calls [Archiver.ArchiveGroupchat] for each accepted groupchat
+// message of a room with archiving on and broadcasts res.Deliver (setting
+// to per occupant), and implements [Rooms] so that the Handler can authorize
+// room archive queries addressed to the room JID.
+//
+// # Errors
+//
+// The sentinel errors (errors.go, [ErrUnsupported], [ErrMalformed]) are
+// mapped to stanza errors in one place, [StanzaError]. Error messages never
+// hold message bodies or JIDs of third parties.
 package mam
