@@ -70,6 +70,11 @@ type Options struct {
 	// written during a maintenance window: "" means "ip_revealed".
 	RevealedKey string
 
+	// MaxLine is how many bytes of a line without newline a Scrubber holds
+	// before writing part of it out: 0 means 64 KiB. Values below 1024 are
+	// raised to 1024.
+	MaxLine int
+
 	// Now is the clock, consulted on every record while a maintenance window
 	// is open and for key rotation: nil means time.Now.
 	Now func() time.Time
@@ -83,6 +88,7 @@ type anonymizer struct {
 	keys      *KeyRing
 	maxReveal time.Duration
 	revealKey string
+	maxLine   int
 	now       func() time.Time
 }
 
@@ -99,6 +105,7 @@ func newAnonymizer(o *Options) *anonymizer {
 		keys:      opts.Keys,
 		maxReveal: opts.MaxReveal,
 		revealKey: opts.RevealedKey,
+		maxLine:   opts.MaxLine,
 		now:       opts.Now,
 	}
 	if an.v4 <= 0 {
@@ -118,6 +125,10 @@ func newAnonymizer(o *Options) *anonymizer {
 	if an.revealKey == "" {
 		an.revealKey = "ip_revealed"
 	}
+	if an.maxLine <= 0 {
+		an.maxLine = 64 << 10
+	}
+	an.maxLine = max(an.maxLine, 1024)
 	if an.now == nil {
 		an.now = time.Now
 	}

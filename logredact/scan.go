@@ -1,8 +1,11 @@
 package logredact
 
 import (
+	"errors"
 	"net/netip"
 )
+
+var errNotAddr = errors.New("not an address")
 
 // The scanner finds IP addresses in free text without regular expressions:
 // it skips bytes that cannot be part of an address using a class table,
@@ -135,6 +138,10 @@ func findV6[T ~string | ~[]byte](s T, a, b int) (st, en int, addr netip.Addr, ok
 	}
 	// Slow path: try every start after a separator and every end before
 	// one, longest first. Only runs that look like IPv6 but are not get here.
+	// The first address found stands for the whole (trimmed) run, which is
+	// replaced by its anonymized form: the rest of such a run is junk glued
+	// to an address, and keeping it could leave a part of the address (or
+	// form a new one) in the output.
 	for st := a; st < b; st++ {
 		if st > a && s[st-1] != ':' && s[st-1] != '.' {
 			continue
@@ -147,7 +154,7 @@ func findV6[T ~string | ~[]byte](s T, a, b int) (st, en int, addr netip.Addr, ok
 				continue
 			}
 			if addr, ok := parseV6(s, st, en); ok && !wordGlued(s, a, b, st, en) {
-				return st, en, addr, true
+				return ts, te, addr, true
 			}
 		}
 	}
@@ -166,10 +173,59 @@ func parseV6[T ~string | ~[]byte](s T, a, b int) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	addr, err := netip.ParseAddr(string(s[a:b]))
+	if err != nil {
+		addr, err = parseV6LenientTail(s, a, b)
+	}
 	if err != nil || addr.Is4() || addr.IsUnspecified() {
 		return netip.Addr{}, false
 	}
 	return addr, true
+}
+
+// parseV6LenientTail parses an IPv6 address whose embedded IPv4 tail has
+// leading zeros ("::ffff:192.000.002.001"), which netip rejects but which
+// must not escape as text.
+func parseV6LenientTail[T ~string | ~[]byte](s T, a, b int) (netip.Addr, error) {
+	colon := -1
+	for i := b - 1; i >= a; i-- {
+		if s[i] == ':' {
+			colon = i
+			break
+		}
+	}
+	oct, ok := parseOctets(s, colon+1, b)
+	if colon < 0 || !ok {
+		return netip.Addr{}, errNotAddr
+	}
+	head, err := netip.ParseAddr(string(s[a:colon+1]) + "0.0.0.0")
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	b16 := head.As16()
+	copy(b16[12:], oct[:])
+	return netip.AddrFrom16(b16), nil
+}
+
+// parseOctets parses s[a:b] as exactly four dot-separated decimal octets,
+// leading zeros allowed.
+func parseOctets[T ~string | ~[]byte](s T, a, b int) (oct [4]byte, ok bool) {
+	n, v, digits := 0, 0, 0
+	for i := a; i <= b; i++ {
+		if i == b || s[i] == '.' {
+			if digits == 0 || digits > 3 || v > 255 || n == 4 {
+				return oct, false
+			}
+			oct[n] = byte(v)
+			n, v, digits = n+1, 0, 0
+			continue
+		}
+		if classes[s[i]] != cDigit {
+			return oct, false
+		}
+		v = v*10 + int(s[i]-'0')
+		digits++
+	}
+	return oct, n == 4
 }
 
 // wordGlued reports whether the candidate s[st:en] of the run s[a:b] holds
