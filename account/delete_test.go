@@ -16,8 +16,7 @@ import (
 func TestDelete(t *testing.T) {
 	mam, upload := newHolder("mam"), newHolder("upload")
 	e := newEnv(t, account.Config{Holders: []account.Holder{mam, upload}, TombstoneTTL: 30 * 24 * time.Hour})
-	mustRegister(t, e.m, "alice", "password1")
-	mustRegister(t, e.m, "bob", "password1")
+	e.seed(t, "alice", "bob")
 	for _, u := range []string{"alice@example.org", "bob@example.org"} {
 		mam.put(u, "messages")
 		upload.put(u, "files")
@@ -102,7 +101,7 @@ func TestTombstoneHoldsNoName(t *testing.T) {
 
 func TestTombstoneKeyPersisted(t *testing.T) {
 	e := newEnv(t, account.Config{})
-	mustRegister(t, e.m, "alice", "password1")
+	e.seed(t, "alice")
 	if err := e.m.Delete(ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +120,7 @@ func TestDeleteHolderFailure(t *testing.T) {
 	mam, upload, roster := newHolder("mam"), newHolder("upload"), newHolder("roster")
 	upload.fail = 1000
 	e := newEnv(t, account.Config{Holders: []account.Holder{mam, upload, roster}, EraseAttempts: 4})
-	mustRegister(t, e.m, "alice", "password1")
+	e.seed(t, "alice")
 	for _, h := range []*memHolder{mam, upload, roster} {
 		h.put("alice@example.org", "data")
 	}
@@ -185,7 +184,7 @@ func TestDeleteContinuesInterrupted(t *testing.T) {
 	upload := newHolder("upload")
 	upload.fail = 1
 	e := newEnv(t, account.Config{Holders: []account.Holder{upload}, EraseAttempts: 1})
-	mustRegister(t, e.m, "alice", "password1")
+	e.seed(t, "alice")
 	if err := e.m.Delete(ctx, "alice"); !errors.Is(err, account.ErrErasureIncomplete) {
 		t.Fatalf("first Delete = %v", err)
 	}
@@ -200,7 +199,7 @@ func TestDeleteContinuesInterrupted(t *testing.T) {
 func TestDeleteConcurrent(t *testing.T) {
 	mam := newHolder("mam")
 	e := newEnv(t, account.Config{Holders: []account.Holder{mam}})
-	mustRegister(t, e.m, "alice", "password1")
+	e.seed(t, "alice")
 	var wg sync.WaitGroup
 	errs := make([]error, 6)
 	for i := range errs {
@@ -252,7 +251,7 @@ func TestDeleteCanceled(t *testing.T) {
 	defer cancel()
 	h := cancelingHolder{newHolder("upload"), cancel}
 	e := newEnv(t, account.Config{Holders: []account.Holder{h}, EraseBackoff: time.Hour})
-	mustRegister(t, e.m, "alice", "password1")
+	e.seed(t, "alice")
 	err := e.m.Delete(c, "alice")
 	if !errors.Is(err, account.ErrErasureIncomplete) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("Delete with a canceled context = %v", err)

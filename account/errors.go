@@ -51,6 +51,10 @@ var (
 	// and is retried by the next Delete of the same name or by Resume.
 	ErrErasureIncomplete = errors.New("account: erasure incomplete")
 
+	// ErrBadQuery is returned by ParseQuery for a malformed XEP-0077
+	// query.
+	ErrBadQuery = errors.New("account: malformed registration query")
+
 	// ErrConfig is returned by NewManager for an invalid Config (for
 	// example two Holders with the same name).
 	ErrConfig = errors.New("account: invalid configuration")

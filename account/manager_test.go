@@ -147,6 +147,29 @@ func (e *env) noSecrets(t *testing.T, secrets ...string) {
 	}
 }
 
+var (
+	password1Once sync.Once
+	password1Hash string
+)
+
+// seed stores accounts with the password "password1" directly in e's
+// store, hashing only once per test binary: registration costs a hash.
+func (e *env) seed(t testing.TB, names ...string) {
+	t.Helper()
+	password1Once.Do(func() {
+		var err error
+		if password1Hash, err = account.Hash("password1", fast); err != nil {
+			panic(err)
+		}
+	})
+	for _, n := range names {
+		r := account.Record{Username: n, Hash: password1Hash, Created: e.clock.Now()}
+		if err := e.store.Create(ctx, r, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func mustRegister(t testing.TB, m *account.Manager, user, pw string) {
 	t.Helper()
 	if err := m.Register(ctx, "198.51.100.7", user, pw); err != nil {
@@ -276,7 +299,7 @@ func TestRegisterRateLimit(t *testing.T) {
 
 func TestAuthenticate(t *testing.T) {
 	e := newEnv(t, account.Config{})
-	mustRegister(t, e.m, "alice", "password1")
+	e.seed(t, "alice")
 	for _, tc := range []struct {
 		name, user, pw string
 		want           error
@@ -326,7 +349,7 @@ func TestAuthenticate(t *testing.T) {
 // skipped the hash would allocate far less.
 func TestAuthenticateUnknownCostsAHash(t *testing.T) {
 	e := newEnv(t, account.Config{LoginFailureRate: rate.Inf})
-	mustRegister(t, e.m, "alice", "password1")
+	e.seed(t, "alice")
 	alloc := func(user string) uint64 {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
@@ -345,7 +368,7 @@ func TestAuthenticateUnknownCostsAHash(t *testing.T) {
 
 func TestAuthenticateRateLimit(t *testing.T) {
 	e := newEnv(t, account.Config{})
-	mustRegister(t, e.m, "alice", "password1")
+	e.seed(t, "alice")
 	const attacker = "203.0.113.9"
 	// Successes do not count.
 	for range 12 {
@@ -377,7 +400,7 @@ func TestAuthenticateRateLimit(t *testing.T) {
 
 func TestRehashOnLogin(t *testing.T) {
 	e := newEnv(t, account.Config{})
-	mustRegister(t, e.m, "alice", "password1")
+	e.seed(t, "alice")
 	old, _ := e.store.Get(ctx, "alice")
 	stronger := fast
 	stronger.Time = 3
@@ -402,7 +425,7 @@ func TestRehashOnLogin(t *testing.T) {
 
 func TestChangePassword(t *testing.T) {
 	e := newEnv(t, account.Config{})
-	mustRegister(t, e.m, "alice", "password1")
+	e.seed(t, "alice")
 	if err := e.m.ChangePassword(ctx, "alice", "short"); !errors.Is(err, account.ErrPolicy) {
 		t.Fatalf("weak new password = %v", err)
 	}
@@ -423,7 +446,7 @@ func TestChangePassword(t *testing.T) {
 
 func TestCorrect(t *testing.T) {
 	e := newEnv(t, account.Config{})
-	mustRegister(t, e.m, "alice", "password1")
+	e.seed(t, "alice")
 	if err := e.m.Correct(ctx, "alice", account.Profile{Nickname: "Wonder Land 🐇"}); err != nil {
 		t.Fatal(err)
 	}
@@ -446,8 +469,8 @@ func TestCorrect(t *testing.T) {
 func TestExport(t *testing.T) {
 	mam, upload := newHolder("mam"), newHolder("upload")
 	e := newEnv(t, account.Config{Holders: []account.Holder{mam, upload}})
-	mustRegister(t, e.m, "alice", "password1")
-	mustRegister(t, e.m, "bob", "password1")
+	e.seed(t, "alice")
+	e.seed(t, "bob")
 	e.m.Correct(ctx, "alice", account.Profile{Nickname: "Al"})
 	mam.put("alice@example.org", "alice's messages")
 	mam.put("bob@example.org", "bob's messages")

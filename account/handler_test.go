@@ -1,0 +1,336 @@
+package account_test
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"strings"
+	"testing"
+
+	"chatbx.eu/privacy/account"
+	"golang.org/x/time/rate"
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/disco/info"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/mux"
+	"mellium.im/xmpp/stanza"
+)
+
+var (
+	_ mux.IQHandler    = (*account.Handler)(nil)
+	_ info.FeatureIter = (*account.Handler)(nil)
+)
+
+// reply is an IQ answer as a client sees it.
+type reply struct {
+	Type  string `xml:"type,attr"`
+	ID    string `xml:"id,attr"`
+	Query *struct {
+		Instructions string    `xml:"instructions"`
+		Registered   *struct{} `xml:"registered"`
+		Username     *string   `xml:"username"`
+		Password     *string   `xml:"password"`
+	} `xml:"jabber:iq:register query"`
+	Error *struct {
+		Type string `xml:"type,attr"`
+		Any  []struct {
+			XMLName xml.Name
+			Text    string `xml:",chardata"`
+		} `xml:",any"`
+	} `xml:"error"`
+}
+
+func (r reply) condition() (typ, cond, text string) {
+	if r.Error == nil {
+		return "", "", ""
+	}
+	for _, a := range r.Error.Any {
+		if a.XMLName.Space != stanza.NSError {
+			continue
+		}
+		if a.XMLName.Local == "text" {
+			text = a.Text
+		} else {
+			cond = a.XMLName.Local
+		}
+	}
+	return r.Error.Type, cond, text
+}
+
+// serve feeds one IQ, as XML text, through a mux holding h, and returns
+// the raw answer.
+func serve(t *testing.T, h *account.Handler, in string) string {
+	t.Helper()
+	d := xml.NewDecoder(strings.NewReader(in))
+	tok, err := d.Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := tok.(xml.StartElement)
+	var buf bytes.Buffer
+	e := xml.NewEncoder(&buf)
+	m := mux.New(stanza.NSClient, account.Handle(h))
+	rw := struct {
+		xml.TokenReader
+		xmlstream.Encoder
+	}{d, e}
+	if err := m.HandleXMPP(rw, &start); err != nil {
+		t.Fatalf("handler returned %v: it must answer with an IQ error instead", err)
+	}
+	if err := e.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}
+
+func parseReply(t *testing.T, out string) reply {
+	t.Helper()
+	var r reply
+	if err := xml.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("answer %q: %v", out, err)
+	}
+	return r
+}
+
+func iq(typ, query string) string {
+	return `<iq xmlns='jabber:client' type='` + typ + `' id='q1'><query xmlns='jabber:iq:register'>` + query + `</query></iq>`
+}
+
+func TestHandler(t *testing.T) {
+	alice := jid.MustParse("alice@example.org/phone")
+	pre := account.HandlerConfig{Secure: true, Open: true, ClientKey: "198.51.100.1"}
+	authed := account.HandlerConfig{Secure: true, User: alice, ClientKey: "198.51.100.1"}
+	for _, tc := range []struct {
+		name string
+		cfg  account.HandlerConfig
+		in   string
+		// want is "result" or "errortype/condition"; text, if set, must
+		// appear in the error text.
+		want, text string
+		check      func(t *testing.T, e *env, r reply)
+	}{
+		{name: "form", cfg: pre, in: iq("get", ""), want: "result", check: func(t *testing.T, _ *env, r reply) {
+			if r.Query == nil || r.Query.Username == nil || r.Query.Password == nil || r.Query.Instructions == "" || r.Query.Registered != nil {
+				t.Fatalf("form = %+v", r.Query)
+			}
+		}},
+		{name: "form when closed", cfg: account.HandlerConfig{Secure: true}, in: iq("get", ""), want: "cancel/not-allowed"},
+		{name: "form when registered", cfg: authed, in: iq("get", ""), want: "result", check: func(t *testing.T, _ *env, r reply) {
+			if r.Query == nil || r.Query.Registered == nil || r.Query.Username == nil || *r.Query.Username != "alice" {
+				t.Fatalf("registered form = %+v", r.Query)
+			}
+		}},
+		{name: "register", cfg: pre, in: iq("set", "<username>Bill</username><password>Calliope1</password>"), want: "result",
+			check: func(t *testing.T, e *env, _ reply) {
+				if err := e.m.Authenticate(ctx, "k", "bill", "Calliope1"); err != nil {
+					t.Fatalf("registered account cannot log in: %v", err)
+				}
+			}},
+		{name: "register ignores other fields", cfg: pre, in: iq("set", "<username>bill</username><email>b@example.org</email><password>Calliope1</password>"), want: "result"},
+		{name: "register existing", cfg: pre, in: iq("set", "<username>alice</username><password>password2</password>"), want: "cancel/conflict"},
+		{name: "register existing other case", cfg: pre, in: iq("set", "<username>ALICE</username><password>password2</password>"), want: "cancel/conflict"},
+		{name: "register no password", cfg: pre, in: iq("set", "<username>bill</username>"), want: "modify/not-acceptable"},
+		{name: "register empty password", cfg: pre, in: iq("set", "<username>bill</username><password/>"), want: "modify/not-acceptable"},
+		{name: "register no username", cfg: pre, in: iq("set", "<password>Calliope1</password>"), want: "modify/not-acceptable"},
+		{name: "register weak password", cfg: pre, in: iq("set", "<username>bill</username><password>short</password>"), want: "modify/not-acceptable", text: "shorter than 8"},
+		{name: "register bad name", cfg: pre, in: iq("set", "<username>bi ll</username><password>Calliope1</password>"), want: "modify/not-acceptable", text: "not allowed"},
+		{name: "register long name", cfg: pre, in: iq("set", "<username>"+strings.Repeat("b", 65)+"</username><password>Calliope1</password>"), want: "modify/not-acceptable", text: "longer than 64"},
+		{name: "register closed", cfg: account.HandlerConfig{Secure: true}, in: iq("set", "<username>bill</username><password>Calliope1</password>"), want: "cancel/not-allowed"},
+		{name: "register without TLS", cfg: account.HandlerConfig{Open: true}, in: iq("set", "<username>bill</username><password>Calliope1</password>"), want: "auth/not-authorized", text: "TLS"},
+		{name: "malformed query", cfg: pre, in: iq("set", "<username>a</username><username>b</username><password>Calliope1</password>"), want: "modify/bad-request"},
+		{name: "remove before auth", cfg: pre, in: iq("set", "<remove/>"), want: "auth/not-authorized"},
+		{name: "change password", cfg: authed, in: iq("set", "<username>alice</username><password>new password</password>"), want: "result",
+			check: func(t *testing.T, e *env, _ reply) {
+				if err := e.m.Authenticate(ctx, "k", "alice", "new password"); err != nil {
+					t.Fatalf("new password: %v", err)
+				}
+			}},
+		{name: "change password without TLS", cfg: account.HandlerConfig{User: alice}, in: iq("set", "<username>alice</username><password>new password</password>"), want: "cancel/not-authorized",
+			check: func(t *testing.T, e *env, _ reply) {
+				if err := e.m.Authenticate(ctx, "k", "alice", "password1"); err != nil {
+					t.Fatalf("password changed without TLS: %v", err)
+				}
+			}},
+		{name: "change other's password", cfg: authed, in: iq("set", "<username>bob</username><password>new password</password>"), want: "cancel/not-allowed",
+			check: func(t *testing.T, e *env, _ reply) {
+				if err := e.m.Authenticate(ctx, "k", "bob", "password1"); err != nil {
+					t.Fatalf("bob's password changed: %v", err)
+				}
+			}},
+		{name: "change password missing", cfg: authed, in: iq("set", "<username>alice</username>"), want: "modify/bad-request"},
+		{name: "change password weak", cfg: authed, in: iq("set", "<username>alice</username><password>short</password>"), want: "modify/not-acceptable", text: "shorter than 8"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, account.Config{})
+			e.seed(t, "alice", "bob")
+			r := parseReply(t, serve(t, account.NewHandler(e.m, tc.cfg), tc.in))
+			if r.ID != "q1" {
+				t.Errorf("answer id %q, want q1", r.ID)
+			}
+			got := r.Type
+			typ, cond, text := r.condition()
+			if r.Type == "error" {
+				got = typ + "/" + cond
+			}
+			if got != tc.want {
+				t.Fatalf("answer %s (text %q), want %s", got, text, tc.want)
+			}
+			if !strings.Contains(text, tc.text) {
+				t.Errorf("error text %q, want it to mention %q", text, tc.text)
+			}
+			if tc.check != nil {
+				tc.check(t, e, r)
+			}
+			e.noSecrets(t, "alice", "bill", "password1", "Calliope1")
+		})
+	}
+}
+
+func TestHandlerRateLimit(t *testing.T) {
+	e := newEnv(t, account.Config{RegisterBurst: 2, RegisterRate: rate.Limit(1e-9)})
+	h := account.NewHandler(e.m, account.HandlerConfig{Secure: true, Open: true, ClientKey: "198.51.100.9"})
+	for i, want := range []string{"modify/not-acceptable", "modify/not-acceptable", "wait/resource-constraint"} {
+		r := parseReply(t, serve(t, h, iq("set", "<username>bill</username><password>x</password>")))
+		typ, cond, text := r.condition()
+		if typ+"/"+cond != want {
+			t.Fatalf("attempt %d: %s/%s, want %s", i, typ, cond, want)
+		}
+		if i == 2 && text == "" {
+			t.Fatal("resource-constraint without text")
+		}
+	}
+}
+
+func TestHandlerRemove(t *testing.T) {
+	mam := newHolder("mam")
+	e := newEnv(t, account.Config{Holders: []account.Holder{mam}})
+	e.seed(t, "alice", "bob")
+	mam.put("alice@example.org", "messages")
+	mam.put("bob@example.org", "messages")
+
+	var kicked []jid.JID
+	var out bytes.Buffer
+	h := account.NewHandler(e.m, account.HandlerConfig{
+		Secure: true,
+		User:   jid.MustParse("alice@example.org/phone"),
+		Kick: func(u jid.JID) {
+			// The result must be on the wire before the sessions end.
+			if !strings.Contains(out.String(), `type="result"`) {
+				t.Errorf("Kick called before the result was written: %q", out.String())
+			}
+			kicked = append(kicked, u)
+		},
+	})
+	d := xml.NewDecoder(strings.NewReader(iq("set", "<remove/>")))
+	tok, _ := d.Token()
+	start := tok.(xml.StartElement)
+	enc := xml.NewEncoder(&out)
+	flushing := flushEncoder{enc}
+	m := mux.New(stanza.NSClient, account.Handle(h))
+	if err := m.HandleXMPP(struct {
+		xml.TokenReader
+		xmlstream.Encoder
+	}{d, flushing}, &start); err != nil {
+		t.Fatal(err)
+	}
+	if r := parseReply(t, out.String()); r.Type != "result" {
+		t.Fatalf("answer %q", out.String())
+	}
+	if len(kicked) != 1 || kicked[0].String() != "alice@example.org" {
+		t.Fatalf("kicked %v, want [alice@example.org]", kicked)
+	}
+	if _, err := e.m.Get(ctx, "alice"); !errors.Is(err, account.ErrNotFound) {
+		t.Fatal("account still there")
+	}
+	if mam.has("alice@example.org") || !mam.has("bob@example.org") {
+		t.Fatal("holder not erased for alice only")
+	}
+	e.noSecrets(t, "alice")
+}
+
+// flushEncoder flushes after every token so the test sees what reached
+// the wire.
+type flushEncoder struct{ *xml.Encoder }
+
+func (f flushEncoder) EncodeToken(tok xml.Token) error {
+	if err := f.Encoder.EncodeToken(tok); err != nil {
+		return err
+	}
+	return f.Encoder.Flush()
+}
+
+func TestHandlerFeature(t *testing.T) {
+	e := newEnv(t, account.Config{})
+	var got []string
+	account.NewHandler(e.m, account.HandlerConfig{}).ForFeatures("", func(f info.Feature) error {
+		got = append(got, f.Var)
+		return nil
+	})
+	if len(got) != 1 || got[0] != account.NS {
+		t.Fatalf("features %v", got)
+	}
+}
+
+func TestParseQuery(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		want     account.Query
+		bad      bool
+	}{
+		{name: "empty", in: `<query xmlns='jabber:iq:register'/>`},
+		{name: "fields", in: `<query xmlns='jabber:iq:register'><username>bill</username><password>Calliope</password></query>`,
+			want: account.Query{Username: "bill", Password: "Calliope", HasUsername: true, HasPassword: true}},
+		{name: "empty fields", in: `<query xmlns='jabber:iq:register'><username/><password/></query>`,
+			want: account.Query{HasUsername: true, HasPassword: true}},
+		{name: "remove", in: `<query xmlns='jabber:iq:register'><remove/></query>`, want: account.Query{Remove: true}},
+		{name: "entities kept verbatim", in: `<query xmlns='jabber:iq:register'><password> a&amp;b&lt; </password></query>`,
+			want: account.Query{Password: " a&b< ", HasPassword: true}},
+		{name: "foreign element ignored", in: `<query xmlns='jabber:iq:register'><x xmlns='jabber:x:data'><field var='username'><value>z</value></field></x></query>`},
+		{name: "foreign-namespace username ignored", in: `<query xmlns='jabber:iq:register'><username xmlns='urn:example'>z</username></query>`},
+		{name: "wrong namespace", in: `<query xmlns='jabber:iq:roster'/>`, bad: true},
+		{name: "wrong element", in: `<register xmlns='jabber:iq:register'/>`, bad: true},
+		{name: "duplicate username", in: `<query xmlns='jabber:iq:register'><username>a</username><username>b</username></query>`, bad: true},
+		{name: "duplicate password", in: `<query xmlns='jabber:iq:register'><password>a</password><password>b</password></query>`, bad: true},
+		{name: "nested in username", in: `<query xmlns='jabber:iq:register'><username>a<b/></username></query>`, bad: true},
+		{name: "truncated", in: `<query xmlns='jabber:iq:register'><username>bill`, bad: true},
+		{name: "oversized field", in: `<query xmlns='jabber:iq:register'><password>` + strings.Repeat("p", 5000) + `</password></query>`, bad: true},
+		{name: "deep nesting", in: `<query xmlns='jabber:iq:register'>` + strings.Repeat("<x>", 40) + strings.Repeat("</x>", 40) + `</query>`, bad: true},
+		{name: "nothing", in: ``, bad: true},
+		{name: "text only", in: `hello`, bad: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q, err := account.ParseQuery(xml.NewDecoder(strings.NewReader(tc.in)))
+			if tc.bad {
+				if !errors.Is(err, account.ErrBadQuery) {
+					t.Fatalf("ParseQuery = %+v, %v; want ErrBadQuery", q, err)
+				}
+				return
+			}
+			if err != nil || q != tc.want {
+				t.Fatalf("ParseQuery = %+v, %v; want %+v", q, err, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzRegisterQuery(f *testing.F) {
+	f.Add(`<query xmlns='jabber:iq:register'><username>bill</username><password>Calliope</password></query>`)
+	f.Add(`<query xmlns='jabber:iq:register'><remove/></query>`)
+	f.Add(`<query xmlns='jabber:iq:register'><x xmlns='jabber:x:data'><field/></x><username/></query>`)
+	f.Add(`<query xmlns='jabber:iq:register'><username>a<b/></username>`)
+	f.Fuzz(func(t *testing.T, in string) {
+		q, err := account.ParseQuery(xml.NewDecoder(strings.NewReader(in)))
+		if err != nil {
+			if !errors.Is(err, account.ErrBadQuery) {
+				t.Fatalf("error %v does not wrap ErrBadQuery", err)
+			}
+			return
+		}
+		if len(q.Username) > 4096 || len(q.Password) > 4096 {
+			t.Fatalf("accepted an oversized field")
+		}
+		if (q.Username != "" && !q.HasUsername) || (q.Password != "" && !q.HasPassword) {
+			t.Fatalf("inconsistent query %+v", q)
+		}
+	})
+}

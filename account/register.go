@@ -1,0 +1,189 @@
+package account
+
+import (
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Namespaces of XEP-0077: In-Band Registration.
+const (
+	// NS is the namespace of registration queries (jabber:iq:register),
+	// also the disco#info feature.
+	NS = "jabber:iq:register"
+	// NSFeature is the namespace of the stream feature
+	// <register xmlns='http://jabber.org/features/iq-register'/>.
+	NSFeature = "http://jabber.org/features/iq-register"
+)
+
+// maxFieldLen bounds the text of one query field, in bytes; longer values
+// are a malformed query (the Manager's own limits are lower).
+const maxFieldLen = 4096
+
+// maxQueryDepth bounds element nesting inside a query.
+const maxQueryDepth = 16
+
+// Query is a parsed XEP-0077 <query xmlns='jabber:iq:register'/> payload.
+// Only the fields this package acts on are kept; others (email, name, data
+// forms…) are ignored: no personal data beyond a username is asked for.
+type Query struct {
+	Username    string
+	Password    string
+	HasUsername bool // a <username/> element was present (maybe empty)
+	HasPassword bool // a <password/> element was present (maybe empty)
+	Remove      bool // <remove/>: cancel the registration
+}
+
+// ParseQuery reads one <query xmlns='jabber:iq:register'> element, start to
+// end, from r. Duplicate or nested username/password fields, text over 4 KiB
+// per field, nesting deeper than 16 levels and truncated input are errors
+// wrapping ErrBadQuery. ParseQuery never panics.
+func ParseQuery(r xml.TokenReader) (Query, error) {
+	var q Query
+	r = &splitEOF{r: r}
+	start, err := firstStart(r)
+	if err != nil {
+		return q, err
+	}
+	if start.Name != (xml.Name{Space: NS, Local: "query"}) {
+		return q, fmt.Errorf("%w: not a %s query", ErrBadQuery, NS)
+	}
+	for {
+		tok, err := r.Token()
+		if err != nil {
+			return q, truncated(err)
+		}
+		switch tok := tok.(type) {
+		case xml.EndElement:
+			return q, nil
+		case xml.StartElement:
+			if tok.Name.Space != NS {
+				if err := skip(r, 1); err != nil {
+					return q, err
+				}
+				continue
+			}
+			switch tok.Name.Local {
+			case "username", "password":
+				isUser := tok.Name.Local == "username"
+				if (isUser && q.HasUsername) || (!isUser && q.HasPassword) {
+					return q, fmt.Errorf("%w: duplicate <%s/>", ErrBadQuery, tok.Name.Local)
+				}
+				text, err := readText(r)
+				if err != nil {
+					return q, err
+				}
+				if isUser {
+					q.Username, q.HasUsername = text, true
+				} else {
+					q.Password, q.HasPassword = text, true
+				}
+			case "remove":
+				q.Remove = true
+				if err := skip(r, 1); err != nil {
+					return q, err
+				}
+			default:
+				if err := skip(r, 1); err != nil {
+					return q, err
+				}
+			}
+		}
+	}
+}
+
+func firstStart(r xml.TokenReader) (xml.StartElement, error) {
+	for {
+		tok, err := r.Token()
+		if tok != nil {
+			switch tok := tok.(type) {
+			case xml.StartElement:
+				return tok, nil
+			case xml.CharData:
+				if strings.TrimSpace(string(tok)) != "" {
+					return xml.StartElement{}, fmt.Errorf("%w: text before the query", ErrBadQuery)
+				}
+			case xml.EndElement:
+				return xml.StartElement{}, fmt.Errorf("%w: no query element", ErrBadQuery)
+			}
+		}
+		if err != nil {
+			return xml.StartElement{}, truncated(err)
+		}
+	}
+}
+
+func truncated(err error) error {
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: truncated query", ErrBadQuery)
+	}
+	return fmt.Errorf("%w: %v", ErrBadQuery, err)
+}
+
+// readText reads the character data of an element whose start was just
+// consumed, through its end. Child elements are an error.
+func readText(r xml.TokenReader) (string, error) {
+	var b strings.Builder
+	for {
+		tok, err := r.Token()
+		if err != nil {
+			return "", truncated(err)
+		}
+		switch tok := tok.(type) {
+		case xml.CharData:
+			if b.Len()+len(tok) > maxFieldLen {
+				return "", fmt.Errorf("%w: field longer than %d bytes", ErrBadQuery, maxFieldLen)
+			}
+			b.Write(tok)
+		case xml.StartElement:
+			return "", fmt.Errorf("%w: element inside a text field", ErrBadQuery)
+		case xml.EndElement:
+			return b.String(), nil
+		}
+	}
+}
+
+// skip consumes tokens through the end of an element whose start was just
+// consumed, refusing nesting deeper than maxQueryDepth.
+func skip(r xml.TokenReader, depth int) error {
+	for depth > 0 {
+		tok, err := r.Token()
+		if err != nil {
+			return truncated(err)
+		}
+		switch tok.(type) {
+		case xml.StartElement:
+			depth++
+			if depth > maxQueryDepth {
+				return fmt.Errorf("%w: nested too deeply", ErrBadQuery)
+			}
+		case xml.EndElement:
+			depth--
+		}
+	}
+	return nil
+}
+
+// splitEOF turns a (token, io.EOF) answer, which xml.TokenReader allows,
+// into (token, nil) followed by (nil, io.EOF).
+type splitEOF struct {
+	r   xml.TokenReader
+	err error
+}
+
+func (s *splitEOF) Token() (xml.Token, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	tok, err := s.r.Token()
+	if tok != nil && err != nil {
+		s.err = err
+		return tok, nil
+	}
+	if tok == nil && err == nil {
+		return nil, io.ErrNoProgress
+	}
+	return tok, err
+}
