@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"chatbx.eu/privacy/mam"
+	"mellium.im/xmpp/jid"
 )
 
 func FuzzQuery(f *testing.F) {
@@ -58,6 +59,57 @@ func FuzzPrefs(f *testing.F) {
 		}
 		if !equalPrefs(back, p) {
 			t.Fatalf("round trip: got %+v, want %+v", back, p)
+		}
+	})
+}
+
+func FuzzArchive(f *testing.F) {
+	f.Add(chat)
+	f.Add(roomMsg)
+	f.Add(`<message xmlns='jabber:client' type='chat'><body>x</body><stanza-id xmlns='urn:xmpp:sid:0' by='juliet@example.org' id='F'/></message>`)
+	f.Add(`<message xmlns='jabber:client'><encrypted xmlns='urn:xmpp:omemo:2'/><store xmlns='urn:xmpp:hints'/><x xmlns:p='urn:p' p:a='&lt;'/></message>`)
+	f.Add(`<message type='chat'><body>a]]&gt;b</body></message>`)
+	f.Fuzz(func(t *testing.T, in string) {
+		s := newStore()
+		setPrefs(t, s, romeo, always)
+		setPrefs(t, s, juliet, always)
+		a := mam.NewArchiver(s, mam.Config{MaxStanzaSize: 4096})
+		for _, group := range []bool{false, true} {
+			var res mam.Result
+			var err error
+			by := "juliet@example.org"
+			if group {
+				by = "coven@muc.example.org"
+				res, err = a.ArchiveGroupchat(ctx, mucRoom, mucOccupant, mucWitch, false, []byte(in))
+			} else {
+				res, err = a.Archive(ctx, romeo, juliet.Bare(), []byte(in))
+			}
+			if err != nil && res.Deliver == nil {
+				continue // unparsable: nothing to deliver
+			}
+			// Whatever is delivered is well-formed and holds exactly our
+			// stanza-id, if any.
+			msg := parseOne(t, res.Deliver)
+			n := 0
+			for _, e := range msg.all(mam.NSSID, "stanza-id") {
+				if e.Attr["by"] == by || (!group && e.Attr["by"] == "romeo@example.org") {
+					if e.Attr["id"] != res.RecipientID {
+						t.Fatalf("forged stanza-id survived: %s", res.Deliver)
+					}
+					n++
+				}
+			}
+			if n > 1 || (n == 1) != (res.RecipientID != "") {
+				t.Fatalf("%d stanza-ids of ours, RecipientID %q: %s", n, res.RecipientID, res.Deliver)
+			}
+		}
+		for _, owner := range []jid.JID{romeo, juliet, mucRoom} {
+			for _, m := range archived(t, s, owner) {
+				parseOne(t, m.Stanza)
+				if len(m.Stanza) > 4096 {
+					t.Fatalf("stored %d bytes over the cap", len(m.Stanza))
+				}
+			}
 		}
 	})
 }
