@@ -60,6 +60,9 @@ func (s *session) handleIQ(t xmlstream.TokenReadEncoder, e element, to jid.JID) 
 		}
 	case to.Domainpart() == conferenceHost(domain) && to.Resourcepart() == "":
 		return srv.muc.handleIQ(s, t, e, iq, payload, to)
+	case srv.isLocalUser(to) && to.Resourcepart() == "" && payload.Name.Space == nsMAM:
+		// Another user's archive: the mam handler answers forbidden.
+		return srv.userMux.HandleXMPP(rw, &start)
 	}
 	return s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
 }

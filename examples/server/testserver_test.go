@@ -373,6 +373,24 @@ func (c *testClient) next(match func(element) bool, timeout time.Duration) (elem
 		}
 	}
 	c.mu.Unlock()
+	if timeout == 0 { // only what already arrived
+		for {
+			select {
+			case e, ok := <-c.in:
+				if !ok {
+					return element{}, errors.New("stream ended")
+				}
+				if match == nil || match(e) {
+					return e, nil
+				}
+				c.mu.Lock()
+				c.pending = append(c.pending, e)
+				c.mu.Unlock()
+			default:
+				return element{}, errors.New("nothing queued")
+			}
+		}
+	}
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	for {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -58,9 +59,9 @@ func (srv *Server) openLogs() error {
 	srv.redact = logredact.NewHandler(slog.NewJSONHandler(srv.xmppLog, nil), opts)
 	srv.connLog = slog.New(srv.redact)
 	srv.log = slog.New(logredact.NewHandler(slog.NewTextHandler(cfg.Stderr, nil), opts))
-	// TODO(scrubber): log.New(logredact.NewScrubber(srv.httpLog, opts), "", 0)
-	// once the Scrubber is committed; the Handler anonymizes free text too.
-	srv.errorLog = slog.NewLogLogger(logredact.NewHandler(slog.NewJSONHandler(srv.httpLog, nil), opts), slog.LevelError)
+	scrub := logredact.NewScrubber(srv.httpLog, opts)
+	srv.closers = append(srv.closers, scrub.Close)
+	srv.errorLog = log.New(scrub, "", log.LstdFlags|log.LUTC)
 	if cfg.RevealIPs > 0 {
 		if err := srv.redact.Reveal(cfg.RevealIPs, "operator flag -reveal-ips"); err != nil {
 			return fmt.Errorf("-reveal-ips: %w", err)
