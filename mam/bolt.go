@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,7 +79,7 @@ type BoltStore struct {
 	inflight atomic.Int32
 
 	mu   sync.RWMutex
-	jids map[string]jid.JID // parsed peer JIDs, a cache; cleared by Erase
+	jids map[string]jid.JID // parsed stored JIDs, a cache; cleared by Erase
 
 	// expireTx, when set (by tests), is called after each committed Expire
 	// transaction with its duration.
@@ -244,6 +245,10 @@ func (s *BoltStore) parseJID(b []byte) (jid.JID, error) {
 	if ok {
 		return j, nil
 	}
+	return s.parseJIDSlow(b)
+}
+
+func (s *BoltStore) parseJIDSlow(b []byte) (jid.JID, error) {
 	j, err := jid.Parse(string(b))
 	if err != nil {
 		return jid.JID{}, errCorruptRecord
@@ -434,25 +439,35 @@ func (s *BoltStore) Append(ctx context.Context, m Message) (Message, error) {
 	return out, nil
 }
 
-// archiveBuckets are the sub-buckets of one archive; nil for an archive
-// that does not exist.
+// archiveBuckets are the buckets of one archive, opened as needed; root
+// is nil for an archive that does not exist.
 type archiveBuckets struct {
-	root, msgs, ids, with, counts, reals *bolt.Bucket
+	root, msgs               *bolt.Bucket
+	ids, with, counts, reals *bolt.Bucket
 }
 
-func boltOpenArchive(tx *bolt.Tx, archive []byte) archiveBuckets {
+func boltOpenArchive(tx *bolt.Tx, archive []byte) *archiveBuckets {
 	ab := tx.Bucket(bucketArchives).Bucket(archive)
 	if ab == nil {
-		return archiveBuckets{}
+		return &archiveBuckets{}
 	}
-	return archiveBuckets{
-		root: ab, msgs: ab.Bucket(subMsgs), ids: ab.Bucket(subIDs), with: ab.Bucket(subWith),
-		counts: ab.Bucket(subCounts), reals: ab.Bucket(subRealJIDs),
-	}
+	return &archiveBuckets{root: ab, msgs: ab.Bucket(subMsgs)}
 }
 
+func (a *archiveBuckets) sub(b **bolt.Bucket, name []byte) *bolt.Bucket {
+	if *b == nil {
+		*b = a.root.Bucket(name)
+	}
+	return *b
+}
+
+func (a *archiveBuckets) idsB() *bolt.Bucket    { return a.sub(&a.ids, subIDs) }
+func (a *archiveBuckets) withB() *bolt.Bucket   { return a.sub(&a.with, subWith) }
+func (a *archiveBuckets) countsB() *bolt.Bucket { return a.sub(&a.counts, subCounts) }
+func (a *archiveBuckets) realsB() *bolt.Bucket  { return a.sub(&a.reals, subRealJIDs) }
+
 // resolve returns the key of the message with that archive id.
-func (a archiveBuckets) resolve(id string) ([]byte, error) {
+func (a *archiveBuckets) resolve(id string) ([]byte, error) {
 	raw, err := ParseID(id)
 	if err != nil {
 		return nil, err
@@ -460,14 +475,14 @@ func (a archiveBuckets) resolve(id string) ([]byte, error) {
 	if a.root == nil {
 		return nil, fmt.Errorf("mam: archive id: %w", ErrNotFound)
 	}
-	k := a.ids.Get(raw[:])
+	k := a.idsB().Get(raw[:])
 	if len(k) != keyLen {
 		return nil, fmt.Errorf("mam: archive id: %w", ErrNotFound)
 	}
 	return k, nil
 }
 
-func (s *BoltStore) message(a archiveBuckets, archive jid.JID, key []byte, rec rawRecord) (Message, error) {
+func (s *BoltStore) message(a *archiveBuckets, archive jid.JID, key []byte, rec rawRecord) (Message, error) {
 	with, err := s.parseJID(rec.with)
 	if err != nil {
 		return Message{}, err
@@ -481,7 +496,7 @@ func (s *BoltStore) message(a archiveBuckets, archive jid.JID, key []byte, rec r
 		Stanza:    slices.Clone(rec.stanza),
 	}
 	if rec.flags&flagRealJID != 0 {
-		if r := a.reals.Get(key); r != nil {
+		if r := a.realsB().Get(key); r != nil {
 			if m.RealJID, err = s.parseJID(r); err != nil {
 				return Message{}, err
 			}
@@ -703,7 +718,7 @@ func (s *BoltStore) query(tx *bolt.Tx, archive jid.JID, q Query, size int) (Page
 		} else if withSet {
 			ck = append([]byte("b"), bareBytes(q.With)...)
 		}
-		n, x := boltGetCount(a.counts, ck)
+		n, x := boltGetCount(a.countsB(), ck)
 		if !q.IncludeGroupchat {
 			n -= x
 		}
@@ -724,7 +739,7 @@ func (s *BoltStore) query(tx *bolt.Tx, archive jid.JID, q Query, size int) (Page
 
 	sc := &boltScanner{lo: lo, hi: hi}
 	if withSet {
-		sc.c = a.with.Cursor()
+		sc.c = a.withB().Cursor()
 		sc.prefix = append(bareBytes(q.With), 0)
 		sc.match = func(v []byte) bool {
 			if len(v) < 1 || !matchFlags(v[0]) {
@@ -795,51 +810,64 @@ func (s *BoltStore) query(tx *bolt.Tx, archive jid.JID, q Query, size int) (Page
 }
 
 // fill decodes the messages at keys into out, with their records vals (nil:
-// read them from the m bucket). The stanzas of a page share one allocation
-// (each capped to its length), as do the ids.
-func (s *BoltStore) fill(a archiveBuckets, archive jid.JID, keys, vals [][]byte, out []Message) error {
-	recs := make([]rawRecord, len(keys))
-	total := 0
-	for i, k := range keys {
-		var v []byte
-		if vals != nil {
-			v = vals[i]
-		} else {
-			v = a.msgs.Get(k)
+// read them from the m bucket). The ids of a page share one allocation.
+func (s *BoltStore) fill(a *archiveBuckets, archive jid.JID, keys, vals [][]byte, out []Message) error {
+	if vals == nil {
+		vals = make([][]byte, len(keys))
+		for i, k := range keys {
+			vals[i] = a.msgs.Get(k)
 		}
+	}
+	var arr [64]rawRecord // a page of up to 64 decodes without allocating
+	recs := arr[:0]
+	if len(vals) > len(arr) {
+		recs = make([]rawRecord, 0, len(vals))
+	}
+	for _, v := range vals {
 		rec, err := decodeRecord(v)
 		if err != nil {
 			return err
 		}
-		recs[i] = rec
-		total += len(rec.stanza)
+		recs = append(recs, rec)
 	}
 	const idLen = 22 // base64.RawURLEncoding.EncodedLen(IDLen)
-	idBuf := make([]byte, idLen*len(recs))
-	for i, rec := range recs {
-		base64.RawURLEncoding.Encode(idBuf[i*idLen:], rec.id)
+	var idBuf strings.Builder
+	idBuf.Grow(idLen * len(recs))
+	var enc [idLen]byte
+	for _, rec := range recs {
+		base64.RawURLEncoding.Encode(enc[:], rec.id)
+		idBuf.Write(enc[:])
 	}
-	ids := string(idBuf)
-	buf := make([]byte, total)
+	ids := idBuf.String()
+	// Look up the page's peers under one read lock.
+	s.mu.RLock()
+	for i, rec := range recs {
+		if len(rec.with) > 0 {
+			out[i].With = s.jids[string(rec.with)]
+		}
+	}
+	s.mu.RUnlock()
 	for i, rec := range recs {
 		m := &out[i]
-		with, err := s.parseJID(rec.with)
-		if err != nil {
-			return err
+		if len(rec.with) > 0 && zeroJID(m.With) {
+			with, err := s.parseJIDSlow(rec.with)
+			if err != nil {
+				return err
+			}
+			m.With = with
 		}
-		n := copy(buf, rec.stanza)
 		m.ID = ids[i*idLen : (i+1)*idLen]
 		m.Archive = archive
-		m.With = with
 		m.Time = keyTime(keys[i])
 		m.Groupchat = rec.flags&flagGroupchat != 0
-		m.Stanza = buf[:n:n]
-		buf = buf[n:]
+		m.Stanza = append([]byte(nil), rec.stanza...)
 		if rec.flags&flagRealJID != 0 {
-			if r := a.reals.Get(keys[i]); r != nil {
-				if m.RealJID, err = s.parseJID(r); err != nil {
+			if r := a.realsB().Get(keys[i]); r != nil {
+				real, err := s.parseJID(r)
+				if err != nil {
 					return err
 				}
+				m.RealJID = real
 			}
 		}
 	}
@@ -848,7 +876,7 @@ func (s *BoltStore) fill(a archiveBuckets, archive jid.JID, keys, vals [][]byte,
 
 // load returns the message at key, whose record v is, when nil, read from
 // the m bucket.
-func (s *BoltStore) load(a archiveBuckets, archive jid.JID, key, v []byte) (Message, error) {
+func (s *BoltStore) load(a *archiveBuckets, archive jid.JID, key, v []byte) (Message, error) {
 	if v == nil {
 		v = a.msgs.Get(key)
 	}
@@ -864,7 +892,7 @@ func (s *BoltStore) load(a archiveBuckets, archive jid.JID, key, v []byte) (Mess
 
 // queryIDs answers a query with an ids filter: a short list, paged in
 // memory, with exact counts.
-func (s *BoltStore) queryIDs(a archiveBuckets, archive jid.JID, q Query, keys [][]byte, lo, hi, plo, phi []byte,
+func (s *BoltStore) queryIDs(a *archiveBuckets, archive jid.JID, q Query, keys [][]byte, lo, hi, plo, phi []byte,
 	size int, backward bool, matchFlags func(byte) bool) (Page, error) {
 	slices.SortFunc(keys, bytes.Compare)
 	keys = slices.CompactFunc(keys, bytes.Equal)
@@ -960,7 +988,7 @@ func cursorLast(c *bolt.Cursor) []byte  { k, _ := c.Last(); return k }
 
 // boltDeleteMessage removes the message at key from archive a with every
 // index entry and counter that refers to it.
-func boltDeleteMessage(tx *bolt.Tx, a archiveBuckets, archive, key []byte) error {
+func boltDeleteMessage(tx *bolt.Tx, a *archiveBuckets, archive, key []byte) error {
 	v := a.msgs.Get(key)
 	if v == nil {
 		return nil
@@ -982,20 +1010,20 @@ func boltDeleteMessage(tx *bolt.Tx, a archiveBuckets, archive, key []byte) error
 	if err := a.msgs.Delete(key); err != nil {
 		return err
 	}
-	if err := a.ids.Delete(id); err != nil {
+	if err := a.idsB().Delete(id); err != nil {
 		return err
 	}
-	if err := a.with.Delete(withIndexKey(bareWith, key)); err != nil {
+	if err := a.withB().Delete(withIndexKey(bareWith, key)); err != nil {
 		return err
 	}
 	for _, ck := range boltCountKeys(with, res, bareWith) {
-		if err := boltAddCount(a.counts, ck, -1, flags&flagExcluded != 0); err != nil {
+		if err := boltAddCount(a.countsB(), ck, -1, flags&flagExcluded != 0); err != nil {
 			return err
 		}
 	}
-	if real := a.reals.Get(key); real != nil {
+	if real := a.realsB().Get(key); real != nil {
 		rk := realIndexKey(real, archive, key)
-		if err := a.reals.Delete(key); err != nil {
+		if err := a.realsB().Delete(key); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bucketRealJID).Delete(rk); err != nil {
@@ -1014,7 +1042,7 @@ func boltDeleteArchive(tx *bolt.Tx, archive []byte) error {
 	}
 	rj := tx.Bucket(bucketRealJID)
 	var rks [][]byte
-	if err := a.reals.ForEach(func(k, v []byte) error {
+	if err := a.realsB().ForEach(func(k, v []byte) error {
 		rks = append(rks, realIndexKey(v, archive, k))
 		return nil
 	}); err != nil {
@@ -1071,7 +1099,7 @@ func (s *BoltStore) Erase(ctx context.Context, user jid.JID) error {
 				if err := boltDeleteMessage(tx, a, room, key); err != nil {
 					return err
 				}
-			} else if err := a.reals.Delete(key); err != nil {
+			} else if err := a.realsB().Delete(key); err != nil {
 				return err
 			}
 			if err := rj.Delete(rk); err != nil {
