@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -261,7 +263,63 @@ func (srv *Server) purge(ctx context.Context) error {
 		}
 		fmt.Fprintf(srv.cfg.Stderr, "purge: %-16s removed %d (%s)\n", r.Job, r.Removed, status)
 	}
+	if cerr := srv.compactAll(); cerr != nil {
+		return errors.Join(err, cerr)
+	}
+	fmt.Fprintf(srv.cfg.Stderr, "purge: rewrote %d database files without their free pages\n", len(srv.dbs))
 	return err
+}
+
+// compactAll is the residue purge of -purge: it rewrites every bbolt file
+// with only its live data (bolt.Compact) and replaces the original, so that
+// no erased or expired record survives in a free page. The databases are
+// closed afterwards; the server exits.
+func (srv *Server) compactAll() error {
+	for _, n := range srv.dbs {
+		if err := compactFile(n.db); err != nil {
+			return fmt.Errorf("purge %s: %w", n.name, err)
+		}
+	}
+	return nil
+}
+
+// compactFile closes db and replaces its file by a compacted copy.
+func compactFile(db *bolt.DB) error {
+	path := db.Path()
+	if err := db.Close(); err != nil {
+		return err
+	}
+	tmp := path + ".compact"
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	src, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return err
+	}
+	if err := bolt.Compact(dst, src, 4<<20); err != nil {
+		dst.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := dst.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return dir.Sync()
 }
 
 // exemptKey is the rate-limit key of loopback registrations, which
