@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"io"
 	"testing"
+	"time"
 
 	"chatbx.eu/privacy/mam"
 	"mellium.im/xmlstream"
@@ -87,4 +88,35 @@ type discardStore struct{ mam.Store }
 func (discardStore) Append(_ context.Context, m mam.Message) (mam.Message, error) {
 	m.ID = "0123456789abcdefghijkl"
 	return m, nil
+}
+
+// BenchmarkArchiveRatio interleaves the baseline (decoding every token of
+// the stanza) and Archive (both archives storing, into a discarding store)
+// in each iteration and reports their time ratio, which stays meaningful on
+// a busy machine where absolute figures drift.
+func BenchmarkArchiveRatio(b *testing.B) {
+	s := newStore()
+	setPrefs(b, s, romeo, always)
+	setPrefs(b, s, juliet, always)
+	a := mam.NewArchiver(discardStore{s}, mam.Config{})
+	var base, arch time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		d := xml.NewDecoder(bytes.NewReader(benchStanza))
+		for {
+			if _, err := d.Token(); err == io.EOF {
+				break
+			} else if err != nil {
+				b.Fatal(err)
+			}
+		}
+		t1 := time.Now()
+		if _, err := a.Archive(ctx, romeo, juliet.Bare(), benchStanza); err != nil {
+			b.Fatal(err)
+		}
+		t2 := time.Now()
+		base += t1.Sub(t0)
+		arch += t2.Sub(t1)
+	}
+	b.ReportMetric(float64(arch)/float64(base), "x-decode")
 }

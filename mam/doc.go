@@ -60,6 +60,26 @@
 // to per occupant), and implements [Rooms] so that the Handler can authorize
 // room archive queries addressed to the room JID.
 //
+// # Performance
+//
+// The Archiver sits on the routing hot path. It makes one streaming pass
+// over the stanza (decode, strip, re-serialize) and stamps the delivered
+// copy by splicing bytes, so its cost is a small multiple of merely decoding
+// the stanza with encoding/xml. Measured with a 1.3 KiB OMEMO message
+// stored in both archives (into a store that discards, to time the Archiver
+// alone), each iteration timing the baseline and Archive back to back:
+//
+//	go test ./mam -run XXX -bench 'BenchmarkArchive' -benchtime 20000x -count 4
+//
+//	BenchmarkArchiveRatio   1.42–1.50 x-decode  (Archive / decode-only baseline)
+//	BenchmarkArchive/Baseline/decode         134 allocs/op   6.0 KB/op
+//	BenchmarkArchive/Baseline/decode+encode  145 allocs/op  11.1 KB/op
+//	BenchmarkArchive/NotArchived             149 allocs/op   8.2 KB/op
+//	BenchmarkArchive/ArchivedTwice           150 allocs/op   9.6 KB/op
+//
+// (2 shared cores, load average ~7 while measuring: absolute ns/op drifted
+// by 2× between runs, the interleaved ratio by under 6%.)
+//
 // # Errors
 //
 // The sentinel errors (errors.go, [ErrUnsupported], [ErrMalformed]) are
