@@ -6,7 +6,10 @@ import (
 
 	"chatbx.eu/privacy/mam"
 	"chatbx.eu/privacy/mam/mamtest"
+	"mellium.im/xmpp/disco/info"
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/mux"
+	"mellium.im/xmpp/stanza"
 )
 
 // Archiving is opt-in: a message to a user who never set preferences is not
@@ -55,4 +58,29 @@ func ExampleParsePrefsBytes() {
 	// Output:
 	// roster [romeo@example.org] <nil>
 	// mam: bad query: unknown default
+}
+
+// A server mounts one Handler in each session's mux, beside its other
+// handlers, and calls one Archiver from its router.
+func ExampleHandle() {
+	store := mamtest.NewMemStore()
+	cfg := mam.Config{} // private defaults: opt-in archiving, no room access
+	handler := mam.NewHandler(store, cfg)
+	m := mux.New(stanza.NSClient, mam.Handle(handler))
+	_ = m // serve each session with m (after setting every IQ's from)
+
+	// What disco#info gathers from the mux (it drops the repeats of a
+	// handler registered for several payloads).
+	var features []string
+	seen := map[string]bool{}
+	_ = m.ForFeatures("", func(f info.Feature) error {
+		if !seen[f.Var] {
+			seen[f.Var] = true
+			features = append(features, f.Var)
+		}
+		return nil
+	})
+	fmt.Println(features)
+	// Output:
+	// [urn:xmpp:mam:2 urn:xmpp:mam:2#extended urn:xmpp:mam:2#groupchat-field]
 }

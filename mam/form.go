@@ -326,14 +326,14 @@ func setField(q *Query, name string, values []string, c Config) error {
 			q.AfterID = v
 		}
 	case FieldIncludeGroupchat:
-		switch v {
-		case "", "0", "false":
-			q.IncludeGroupchat = false
-		case "1", "true":
-			q.IncludeGroupchat = true
-		default:
-			return fmt.Errorf("%w: include-groupchat is not a boolean", ErrBadQuery)
+		if v == "" {
+			return nil
 		}
+		b, err := ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%w: include-groupchat", err)
+		}
+		q.IncludeGroupchat = b
 	default:
 		return fmt.Errorf("%w: %q", ErrUnsupported, limitStr(name))
 	}

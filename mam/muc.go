@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
+	"strings"
 
+	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
 )
 
@@ -29,8 +31,8 @@ const FieldEnableArchiving = "muc#roomconfig_enablearchiving"
 // another type, without a body, subject or encrypted payload, or with a
 // <no-store/> or <no-permanent-store/> hint are not stored. Result.Deliver
 // is the message to broadcast (from = occupant, no to: the MUC sets to per
-// occupant) with <stanza-id by=room/> when stored; Result.RecipientID is
-// the archive id.
+// occupant; muc#user <x/> removed: the MUC adds its own if it wants) with
+// <stanza-id by=room/> when stored; Result.RecipientID is the archive id.
 func (a *Archiver) ArchiveGroupchat(ctx context.Context, room, occupant, realJID jid.JID, anonymous bool, stanza []byte) (Result, error) {
 	d := xml.NewDecoder(bytes.NewReader(stanza))
 	start, err := messageStart(d)
@@ -89,6 +91,40 @@ func (a *Archiver) archiveGroupchat(ctx context.Context, room, occupant, realJID
 	res.RecipientID = m.ID
 	res.Deliver = stamp(stored, m.ID, room)
 	return res, nil
+}
+
+// RoomConfigField returns the FieldEnableArchiving field for a room's
+// XEP-0045 owner configuration form (type boolean), showing the room's
+// current setting.
+func RoomConfigField(enabled bool) xml.TokenReader {
+	v := "0"
+	if enabled {
+		v = "1"
+	}
+	return xmlstream.Wrap(
+		xmlstream.Wrap(xmlstream.Token(xml.CharData(v)), xml.StartElement{Name: xml.Name{Space: NSDataForm, Local: "value"}}),
+		xml.StartElement{
+			Name: xml.Name{Space: NSDataForm, Local: "field"},
+			Attr: []xml.Attr{
+				{Name: xml.Name{Local: "var"}, Value: FieldEnableArchiving},
+				{Name: xml.Name{Local: "type"}, Value: "boolean"},
+				{Name: xml.Name{Local: "label"}, Value: "Archive the room's messages"},
+			},
+		},
+	)
+}
+
+// ParseBool parses an XEP-0004 boolean field value ("1", "true", "0",
+// "false", surrounding whitespace ignored), such as the submitted
+// FieldEnableArchiving value. Anything else wraps ErrBadQuery.
+func ParseBool(v string) (bool, error) {
+	switch strings.TrimSpace(v) {
+	case "1", "true":
+		return true, nil
+	case "0", "false":
+		return false, nil
+	}
+	return false, fmt.Errorf("%w: not a boolean", ErrBadQuery)
 }
 
 // RoomFeatures returns the disco#info features of a room: the MAM features

@@ -208,3 +208,30 @@ func TestRoomConfigField(t *testing.T) {
 		t.Errorf("field name %q", mam.FieldEnableArchiving)
 	}
 }
+
+func TestRoomConfigFieldAndParseBool(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		f := parseOne(t, []byte(encode(t, mam.RoomConfigField(on))))
+		if f.Attr["var"] != "muc#roomconfig_enablearchiving" || f.Attr["type"] != "boolean" {
+			t.Errorf("field %v", f.Attr)
+		}
+		v := f.child(mam.NSDataForm, "value")
+		if v == nil {
+			t.Fatal("no value")
+		}
+		got, err := mam.ParseBool(v.Text)
+		if err != nil || got != on {
+			t.Errorf("round trip of %v: %v %v", on, got, err)
+		}
+	}
+	for in, want := range map[string]bool{"1": true, " true ": true, "0": false, "false": false} {
+		if got, err := mam.ParseBool(in); err != nil || got != want {
+			t.Errorf("ParseBool(%q) = %v, %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"", "yes", "TRUE", "2"} {
+		if _, err := mam.ParseBool(in); !errors.Is(err, mam.ErrBadQuery) {
+			t.Errorf("ParseBool(%q) err = %v", in, err)
+		}
+	}
+}
