@@ -32,6 +32,12 @@ type BoltConfig struct {
 	// and cannot be attributed to the user; they stay.
 	EraseGroupMessages bool
 
+	// CompactWithIndex makes the per-peer index hold only keys, flags and
+	// resources instead of a copy of each record. The archive then takes
+	// about half the space on disk, but a page filtered by With costs one
+	// B-tree lookup per message (several times slower; see README.md).
+	CompactWithIndex bool
+
 	// ExpireBatch is the largest number of messages Expire deletes in one
 	// write transaction; 0 means 5,000. Smaller batches keep appends and
 	// queries responsive while a large expiry runs.
@@ -52,7 +58,7 @@ type BoltConfig struct {
 //
 //	mam.archives/<archive bare JID>/m  key → record (flags, id, with, stanza)
 //	mam.archives/<archive bare JID>/i  id → key
-//	mam.archives/<archive bare JID>/w  with bare JID 0x00 key → flags, resource
+//	mam.archives/<archive bare JID>/w  with bare JID 0x00 key → record (or flags, resource)
 //	mam.archives/<archive bare JID>/c  "t" | "b"+bare | "f"+full → count, groupchat count
 //	mam.archives/<archive bare JID>/r  key → real bare JID (room records)
 //	mam.realjid  real bare JID 0x00 room bare JID 0x00 key → (empty)
@@ -60,7 +66,9 @@ type BoltConfig struct {
 //
 // Queries seek directly to their first key: a page costs the same in an
 // archive of ten thousand or of a million messages, and a With query walks
-// the w index of that peer only. Count comes from the counters for queries
+// the w index of that peer only, whose entries carry a copy of the records
+// (unless BoltConfig.CompactWithIndex), so that it reads consecutive
+// entries like an unfiltered page. Count comes from the counters for queries
 // filtered by With (and include-groupchat) only; other filtered queries
 // report Count and FirstIndex as -1 unless the page holds every match.
 //
@@ -110,7 +118,30 @@ const (
 	flagGroupchat = 1 << 0 // type='groupchat'
 	flagExcluded  = 1 << 1 // groupchat in a user archive: hidden unless IncludeGroupchat
 	flagRealJID   = 1 << 2 // a real JID was stored in the r bucket
+
+	// withCompact marks a compact with entry (flags | resource); a covering
+	// entry is a record and starts with recordVersion.
+	withCompact = 0xc0
 )
+
+// withEntry returns the flags and resource of a with index entry of either
+// form.
+func withEntry(v []byte) (flags byte, res []byte, ok bool) {
+	if len(v) == 0 {
+		return 0, nil, false
+	}
+	if v[0]&withCompact == withCompact {
+		return v[0] &^ withCompact, v[1:], true
+	}
+	rec, err := decodeRecord(v)
+	if err != nil {
+		return 0, nil, false
+	}
+	if i := bytes.IndexByte(rec.with, '/'); i >= 0 {
+		res = rec.with[i+1:]
+	}
+	return rec.flags, res, true
+}
 
 var _ Store = (*BoltStore)(nil)
 
@@ -320,6 +351,7 @@ type pending struct {
 	res      bool
 	flags    byte
 	real     []byte
+	compact  bool
 }
 
 func (s *BoltStore) prepare(m Message) (*pending, error) {
@@ -347,6 +379,7 @@ func (s *BoltStore) prepare(m Message) (*pending, error) {
 		with:     m.With.String(),
 		bareWith: bareBytes(m.With),
 		res:      m.With.Resourcepart() != "",
+		compact:  s.cfg.CompactWithIndex,
 	}
 	if m.Groupchat {
 		p.flags |= flagGroupchat
@@ -389,13 +422,20 @@ func (p *pending) put(tx *bolt.Tx) error {
 			break
 		}
 	}
-	if err := msgs.Put(key, encodeRecord(p.flags, id, p.with, p.m.Stanza)); err != nil {
+	rec := encodeRecord(p.flags, id, p.with, p.m.Stanza)
+	if err := msgs.Put(key, rec); err != nil {
 		return err
 	}
 	if err := ids.Put(id, key); err != nil {
 		return err
 	}
-	wv := append([]byte{p.flags}, p.m.With.Resourcepart()...)
+	// The with entry holds a copy of the record (a covering index: a with
+	// page reads consecutive entries), or with CompactWithIndex only the
+	// flags and the resource.
+	wv := rec
+	if p.compact {
+		wv = append([]byte{withCompact | p.flags}, p.m.With.Resourcepart()...)
+	}
 	if err := withs.Put(withIndexKey(p.bareWith, key), wv); err != nil {
 		return err
 	}
@@ -742,10 +782,8 @@ func (s *BoltStore) query(tx *bolt.Tx, archive jid.JID, q Query, size int) (Page
 		sc.c = a.withB().Cursor()
 		sc.prefix = append(bareBytes(q.With), 0)
 		sc.match = func(v []byte) bool {
-			if len(v) < 1 || !matchFlags(v[0]) {
-				return false
-			}
-			return res == "" || string(v[1:]) == res
+			flags, r, ok := withEntry(v)
+			return ok && matchFlags(flags) && (res == "" || string(r) == res)
 		}
 	} else {
 		sc.c = a.msgs.Cursor()
@@ -755,10 +793,7 @@ func (s *BoltStore) query(tx *bolt.Tx, archive jid.JID, q Query, size int) (Page
 	// keys and, for the m bucket, the records (valid until the
 	// transaction ends) of the page.
 	keys := make([][]byte, 0, min(size, 256))
-	var vals [][]byte
-	if !withSet {
-		vals = make([][]byte, 0, cap(keys))
-	}
+	vals := make([][]byte, 0, cap(keys))
 	complete := true
 	if !backward {
 		for k, v := sc.first(plo); k != nil; k, v = sc.next() {
@@ -767,9 +802,10 @@ func (s *BoltStore) query(tx *bolt.Tx, archive jid.JID, q Query, size int) (Page
 				break
 			}
 			keys = append(keys, k)
-			if !withSet {
-				vals = append(vals, v)
+			if withSet && v[0] != recordVersion {
+				v = nil // a compact with entry: read the record from m
 			}
+			vals = append(vals, v)
 		}
 	} else {
 		if plo != nil {
@@ -781,9 +817,10 @@ func (s *BoltStore) query(tx *bolt.Tx, archive jid.JID, q Query, size int) (Page
 				break
 			}
 			keys = append(keys, k)
-			if !withSet {
-				vals = append(vals, v)
+			if withSet && v[0] != recordVersion {
+				v = nil // a compact with entry: read the record from m
 			}
+			vals = append(vals, v)
 		}
 		slices.Reverse(keys)
 		slices.Reverse(vals)
@@ -809,12 +846,14 @@ func (s *BoltStore) query(tx *bolt.Tx, archive jid.JID, q Query, size int) (Page
 	return page, nil
 }
 
-// fill decodes the messages at keys into out, with their records vals (nil:
-// read them from the m bucket). The ids of a page share one allocation.
+// fill decodes the messages at keys into out, with their records vals (nil
+// or a nil element: read them from the m bucket). The ids of a page share one allocation.
 func (s *BoltStore) fill(a *archiveBuckets, archive jid.JID, keys, vals [][]byte, out []Message) error {
 	if vals == nil {
 		vals = make([][]byte, len(keys))
-		for i, k := range keys {
+	}
+	for i, k := range keys {
+		if vals[i] == nil {
 			vals[i] = a.msgs.Get(k)
 		}
 	}

@@ -42,6 +42,7 @@ func TestBoltStore(t *testing.T) {
 		{},
 		{EraseGroupMessages: true},
 		{ExpireBatch: 3}, // expiry across many small transactions
+		{CompactWithIndex: true},
 	} {
 		t.Run(fmt.Sprintf("%+v", cfg), func(t *testing.T) {
 			mamtest.TestStore(t, func(t *testing.T) mam.Store {
@@ -281,5 +282,58 @@ func TestBoltBadInput(t *testing.T) {
 	}
 	if _, err := s.Expire(ctx, tA.Add(time.Hour)); err == nil {
 		t.Error("Expire over a corrupt record succeeded")
+	}
+}
+
+// TestBoltWithIndexForms guards that an archive written partly with the
+// compact and partly with the covering with index (a configuration change
+// between restarts) answers With queries right with either configuration.
+func TestBoltWithIndexForms(t *testing.T) {
+	ctx := t.Context()
+	db := openDB(t, filepath.Join(t.TempDir(), "mam.db"))
+	compact, err := mam.NewBoltStore(db, mam.BoltConfig{CompactWithIndex: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	covering, err := mam.NewBoltStore(db, mam.BoltConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	phone := jid.MustParse("bob@example.org/phone")
+	var want []string
+	for i := range 10 {
+		s, with := compact, phone
+		if i%2 == 1 {
+			s = covering
+		}
+		if i%3 == 0 {
+			with = jid.MustParse("bob@example.org/laptop")
+		}
+		m := mustAppend(t, s, msg(alice, with, i, fmt.Sprintf("body %d", i)))
+		if i%3 != 0 {
+			want = append(want, m.ID)
+		}
+	}
+	for _, s := range []*mam.BoltStore{compact, covering} {
+		for _, q := range []mam.Query{{With: phone}, {With: phone, Last: true, Max: 3}} {
+			p, err := s.Query(ctx, alice, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, m := range p.Messages {
+				got = append(got, m.ID)
+				if !m.With.Equal(phone) || !strings.Contains(string(m.Stanza), "body") {
+					t.Errorf("message %s: with %v, stanza %q", m.ID, m.With, m.Stanza)
+				}
+			}
+			w := want
+			if q.Last {
+				w = want[len(want)-3:]
+			}
+			if strings.Join(got, ",") != strings.Join(w, ",") || p.Count != len(want) {
+				t.Errorf("Query(%+v) = %v (count %d), want %v (count %d)", q, got, p.Count, w, len(want))
+			}
+		}
 	}
 }
