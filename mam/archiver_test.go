@@ -15,7 +15,9 @@ const chat = `<message xmlns='jabber:client' type='chat' id='m1' to='juliet@exam
 
 var always = mam.Prefs{Default: mam.DefaultAlways}
 
-func TestArchiveOptIn(t *testing.T) {
+func TestArchiveOptIn(t *testing.T) { forEachStore(t, testArchiveOptIn) }
+
+func testArchiveOptIn(t *testing.T, newStore func() mam.Store) {
 	s := newStore()
 	a := mam.NewArchiver(s, mam.Config{Now: clock()})
 
@@ -113,7 +115,9 @@ func TestArchiveBothArchivesIndependentIDs(t *testing.T) {
 	}
 }
 
-func TestArchiveEachOwnerOwnPrefs(t *testing.T) {
+func TestArchiveEachOwnerOwnPrefs(t *testing.T) { forEachStore(t, testArchiveEachOwnerOwnPrefs) }
+
+func testArchiveEachOwnerOwnPrefs(t *testing.T, newStore func() mam.Store) {
 	j := jid.MustParse
 	tests := []struct {
 		name                 string
@@ -175,7 +179,9 @@ func TestArchiveRosterDefault(t *testing.T) {
 	}
 }
 
-func TestArchiveWhatIsStored(t *testing.T) {
+func TestArchiveWhatIsStored(t *testing.T) { forEachStore(t, testArchiveWhatIsStored) }
+
+func testArchiveWhatIsStored(t *testing.T, newStore func() mam.Store) {
 	msg := func(typ, inner string) string {
 		attr := ""
 		if typ != "-" {
@@ -252,6 +258,10 @@ func TestArchiveStoreHintDoesNotOverridePrefs(t *testing.T) {
 }
 
 func TestArchiveStripsForgedStanzaIDs(t *testing.T) {
+	forEachStore(t, testArchiveStripsForgedStanzaIDs)
+}
+
+func testArchiveStripsForgedStanzaIDs(t *testing.T, newStore func() mam.Store) {
 	in := `<message xmlns='jabber:client' type='chat'>` +
 		`<stanza-id xmlns='urn:xmpp:sid:0' by='juliet@example.org' id='FORGED1'/>` +
 		`<body>hi</body>` +

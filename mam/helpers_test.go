@@ -6,11 +6,13 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"chatbx.eu/privacy/mam"
 	"chatbx.eu/privacy/mam/mamtest"
+	bolt "go.etcd.io/bbolt"
 	"mellium.im/xmpp/jid"
 )
 
@@ -137,3 +139,26 @@ func (failStore) Append(context.Context, mam.Message) (mam.Message, error) {
 }
 
 func newStore() *mamtest.MemStore { return mamtest.NewMemStore() }
+
+// forEachStore runs a test against the in-memory store and the bbolt store:
+// the Archiver and Handler must behave the same over every Store.
+func forEachStore(t *testing.T, test func(t *testing.T, newStore func() mam.Store)) {
+	t.Run("mem", func(t *testing.T) {
+		test(t, func() mam.Store { return mamtest.NewMemStore() })
+	})
+	t.Run("bolt", func(t *testing.T) {
+		test(t, func() mam.Store {
+			db, err := bolt.Open(filepath.Join(t.TempDir(), "mam.db"), 0o600, &bolt.Options{Timeout: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			db.NoSync = true // tests need no durability
+			t.Cleanup(func() { db.Close() })
+			s, err := mam.NewBoltStore(db, mam.BoltConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		})
+	})
+}

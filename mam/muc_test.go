@@ -23,7 +23,9 @@ const roomMsg = `<message xmlns='jabber:client' type='groupchat' id='g1' to='cov
 	`<stanza-id xmlns='urn:xmpp:sid:0' by='coven@muc.example.org' id='FORGED'/>` +
 	`<origin-id xmlns='urn:xmpp:sid:0' id='o1'/></message>`
 
-func TestArchiveGroupchat(t *testing.T) {
+func TestArchiveGroupchat(t *testing.T) { forEachStore(t, testArchiveGroupchat) }
+
+func testArchiveGroupchat(t *testing.T, newStore func() mam.Store) {
 	for _, anonymous := range []bool{false, true} {
 		s := newStore()
 		a := mam.NewArchiver(s, mam.Config{Now: clock()})
@@ -124,7 +126,9 @@ func (p roomPolicy) Access(_ context.Context, r, requester jid.JID) (bool, bool,
 	return p.members[b], p.moderators[b], nil
 }
 
-func TestRoomArchiveQuery(t *testing.T) {
+func TestRoomArchiveQuery(t *testing.T) { forEachStore(t, testRoomArchiveQuery) }
+
+func testRoomArchiveQuery(t *testing.T, newStore func() mam.Store) {
 	s := newStore()
 	a := mam.NewArchiver(s, mam.Config{Now: clock()})
 	res, err := a.ArchiveGroupchat(ctx, mucRoom, mucOccupant, mucWitch, false, []byte(roomMsg))

@@ -89,7 +89,9 @@ func serveSession(t *testing.T, s mam.Store, cfg mam.Config, stanzas ...string) 
 // TestHandlerOverMelliumSession runs queries through a real mellium
 // session: its decoder, mux routing and encoder (which must not produce
 // duplicate namespace declarations).
-func TestHandlerOverMelliumSession(t *testing.T) {
+func TestHandlerOverMelliumSession(t *testing.T) { forEachStore(t, testHandlerOverMelliumSession) }
+
+func testHandlerOverMelliumSession(t *testing.T, newStore func() mam.Store) {
 	s := newStore()
 	ids := fill(t, s, 3)
 	out := serveSession(t, s, mam.Config{},
