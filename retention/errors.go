@@ -1,6 +1,10 @@
 package retention
 
-import "errors"
+import (
+	"errors"
+
+	"chatbx.eu/privacy/internal/boltwipe"
+)
 
 var (
 	// ErrInvalidJob is returned by NewScheduler when a job has no name, a
@@ -9,6 +13,9 @@ var (
 
 	// ErrRunning is returned by Run when the scheduler is already running.
 	ErrRunning = errors.New("retention: scheduler already running")
+
+	// ErrUnknownJob is returned by RunJob when no job has the given name.
+	ErrUnknownJob = errors.New("retention: no such job")
 
 	// ErrPanic is returned (wrapped, in a Report) when an Expirer panicked;
 	// the scheduler recovers so that one broken job cannot stop the others.
@@ -24,3 +31,8 @@ var (
 	// configuration may keep data longer than promised.
 	ErrPromiseBroken = errors.New("retention: configuration keeps data longer than promised")
 )
+
+// ErrReadersOpen is returned (wrapped) by BoltPurge.Expire when read
+// transactions that began before the last deletion stayed open through
+// every attempt, keeping the deleted pages pinned; retry later.
+var ErrReadersOpen = boltwipe.ErrReadersOpen

@@ -257,6 +257,27 @@ func (s *Scheduler) RunOnce(ctx context.Context) ([]Report, error) {
 	return reports, errors.Join(errs...)
 }
 
+// RunJob runs the job named name once, now, waiting first for a run of it
+// in progress to end, and returns its report (whose Err is also returned,
+// wrapped). A server calls it for the purge jobs after an account's erasure.
+// It returns an error wrapping ErrUnknownJob if there is no such job.
+func (s *Scheduler) RunJob(ctx context.Context, name string) (Report, error) {
+	for _, j := range s.jobs {
+		if j.Name != name {
+			continue
+		}
+		r, ok := s.run(ctx, j)
+		if !ok {
+			return Report{}, ctx.Err()
+		}
+		if r.Err != nil {
+			return r, fmt.Errorf("retention: job %q: %w", name, r.Err)
+		}
+		return r, nil
+	}
+	return Report{}, fmt.Errorf("%w: %q", ErrUnknownJob, name)
+}
+
 // Run runs each job at once and then every Interval (plus jitter), or after
 // a backoff delay when the run failed, until ctx ends. It returns ctx.Err()
 // once every job goroutine has returned (a running Expire is given the
