@@ -1,4 +1,116 @@
 // Package upload implements the service side of XEP-0363 HTTP File Upload:
 // signed single-use slots, an http.Handler that stores and serves files
 // safely, per-user quotas, and expiry of files after 30 days.
+//
+// # Wiring
+//
+// A Service is built from a MetaStore (metadata: BoltMeta, or any backend
+// passing uploadtest.TestMetaStore), a BlobStore (contents: FSBlobs, or any
+// backend passing uploadtest.TestBlobStore) and a Config whose zero fields are
+// the private defaults (100 MiB per file, files kept 30 days, 1 GiB per user
+// per day, 2 GiB stored per user, slots valid 300 s):
+//
+//	db, _ := bolt.Open("data/upload.db", 0o600, nil)
+//	meta, _ := upload.NewBoltMeta(db)
+//	blobs, _ := upload.NewFSBlobs("data/upload")
+//	svc, err := upload.New(meta, blobs, upload.Config{
+//		BaseURL: "https://example.org:5443/upload",
+//		Key:     key, // ≥ 32 bytes, shared by every node; nil: random per process
+//	})
+//	httpsMux.Handle("/upload/", svc)                          // HTTPS side
+//	uploadMux := mux.New(stanza.NSClient, upload.Handle(svc)) // IQs to upload.example.org
+//	account.Holders = append(..., svc)                        // Name, Export, Erase
+//	retention job: {Name: "upload", MaxAge: svc.TTL(), Expirer: svc}
+//
+// The same *Service is the http.Handler, the mux.IQHandler (slot requests and
+// disco#info of the upload JID), an account Holder and a retention Expirer;
+// the methods have DESIGN.md's exact signatures. Serve Handle(svc) on a mux
+// dedicated to the upload service's JID: DiscoInfo describes that JID
+// (identity store/file, feature urn:xmpp:http:upload:0, and the XEP-0128 form
+// with max-file-size). The requester is iq.From, which the server must have
+// overwritten with the authenticated JID.
+//
+// # Slots and tokens
+//
+// RequestSlot checks the size against MaxFileSize (ErrTooLarge, answered
+// not-acceptable with <file-too-large/>), reserves the size against both
+// quotas in the same MetaStore transaction that lists the user's files, so
+// two concurrent requests cannot together exceed a quota (ErrQuota, answered
+// resource-constraint with <retry stamp/>), and returns a slot whose PUT and
+// GET URL is BaseURL/<id>/<name>: id is 144 random bits, name is
+// SanitizeFilename's output. A reserved slot that is never used stops
+// counting when it expires; a failed upload releases its quota at once.
+//
+// The PUT is authorized by the header "Authorization: Bearer <token>" (one of
+// the three header names XEP-0363 allows), not by a URL parameter, so the
+// token never lands in access logs or browser history. The token is
+// HMAC-SHA256 over the slot id, size, expiry and keyed hashes of the owner and
+// content type: it contains no name. It is checked with hmac.Equal against
+// Config.Key and then Config.PreviousKey, so keys rotate without failing
+// uploads in flight.
+//
+// # HTTP
+//
+// PUT: HTTPS only (403; behind a TLS-terminating proxy set
+// TrustForwardedProto), 401 without a token, 403 for a forged token, one for
+// another slot or another file name, 410 after the slot's 300 s, 409 for a
+// slot already used (also when two PUTs race: exactly one wins), 400 for a
+// content type other than the slot's or a short body, 413 for a long one (at
+// most size+1 bytes are read), 5xx when storage fails; nothing is kept after
+// any failure and the slot is spent once its body started to be read. 201 on
+// success. GET/HEAD: 200 with Content-Length, Content-Type, ETag,
+// "Cache-Control: public, max-age=<remaining lifetime>, immutable",
+// "X-Content-Type-Options: nosniff", "Content-Security-Policy: default-src
+// 'none'; frame-ancestors 'none'", Content-Disposition inline for image/*
+// (except SVG), audio/*, video/* and text/plain, attachment otherwise, with
+// the file name encoded by mime.FormatMediaType; Range via http.ServeContent
+// (206/416); 404 for a missing, expired (even before Expire runs) or erased
+// file. Every response carries "Access-Control-Allow-Origin: *"; OPTIONS
+// answers the CORS preflight (methods GET, HEAD, PUT, OPTIONS; headers
+// Authorization, Content-Type). No response ever sets a cookie. Bodies are
+// streamed in 256 KiB chunks, never buffered whole.
+//
+// # Storage and expiry
+//
+// FSBlobs writes each upload to a temporary file in its directory, fsyncs,
+// renames it to the random id and fsyncs the directory; an aborted or failed
+// upload removes its temporary file, and Expire removes temporary files a
+// crash left behind for over an hour. Files are 0600, the directory 0700,
+// and keys that are not ids are refused, so no path can be formed.
+//
+// BoltMeta keeps records by id plus owner, expiry and creation indexes.
+// Expire(ctx, before) deletes, contents first and then metadata, every file
+// past its lifetime, every slot that expired unused, and every record
+// created before `before` (retention passes now − max age), walking the
+// indexes from the oldest in batches of 1000. Erase deletes all of a user's
+// files at once and is idempotent. Export writes a zip: manifest.json (a JSON
+// array of ExportEntry) and files/<id>/<name> with each file's contents.
+//
+// # Benchmarks
+//
+// Measured once on the shared 2-core build machine (AMD EPYC, ext4, load
+// average ~8 from other jobs, so absolute figures are noisy; ratios are
+// taken within the same run, alternating which side goes first):
+//
+//	go test -run XXX -bench 'Put256MiB|Get256MiB' -benchtime 6x ./upload/
+//	go test -run XXX -bench PutMemory1GiB -benchtime 3x ./upload/
+//	go test -run XXX -bench Expire100k -benchtime 1x ./upload/
+//
+//	PUT 256 MiB, handler into a discarding store vs io.Copy to io.Discard:
+//	    5164–5289 MiB/s vs 3885–4752 MiB/s       handler/raw 1.11–1.33
+//	PUT 256 MiB, handler into FSBlobs (fsync, rename) vs io.Copy to a file + fsync:
+//	    645 MiB/s vs 658 MiB/s                   handler/raw 0.98
+//	    (1.08 in a second run; 162 vs 151 MiB/s under heavier load)
+//	GET 256 MiB from FSBlobs via http.ServeContent vs io.Copy file → io.Discard:
+//	    4338 MiB/s vs 3701 MiB/s                 handler/raw 1.17
+//	PUT 1 GiB (generated body) into FSBlobs: peak live-heap rise 0.27 MiB,
+//	    0.26 MiB allocated per PUT               (limit: 8 MiB)
+//	Expire of 100,000 stored files (BoltMeta, fsync on; in-memory blobs):
+//	    2.59 s (26 µs per file), vs 0.068 s for a raw bbolt cursor deleting
+//	    100,000 keys of one sequential bucket in transactions of 1000
+//	    (expire/raw 38×: Expire decodes each record and deletes four keys,
+//	    three at random positions, per file).
+//
+// Writing right after deleting a large file is several times slower on ext4,
+// so the PUT benchmark keeps its files until the end.
 package upload
