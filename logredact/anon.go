@@ -145,13 +145,13 @@ func newAnonymizer(o *Options) *anonymizer {
 // view is what one record is anonymized with: the mode's key of the moment.
 type view struct {
 	an  *anonymizer
-	pfx *PFX // Pseudonymize only
+	day *dayKey // Pseudonymize only
 }
 
 func (an *anonymizer) view() view {
 	v := view{an: an}
 	if an.mode == Pseudonymize {
-		v.pfx, _ = an.keys.current()
+		v.day, _ = an.keys.current()
 	}
 	return v
 }
@@ -166,8 +166,8 @@ func (v view) addr(a netip.Addr) netip.Addr {
 	zone := a.Zone()
 	a = a.WithZone("")
 	var r netip.Addr
-	if v.pfx != nil {
-		r = v.pfx.Encrypt(a)
+	if v.day != nil {
+		r = v.day.encrypt(a)
 	} else {
 		r = truncate(a, v.an.v4, v.an.v6)
 	}

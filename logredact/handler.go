@@ -17,9 +17,12 @@ import (
 // every attribute, inside groups, in attributes given to WithAttrs, and in
 // values resolved from slog.LogValuer:
 //
-//   - netip.Addr, netip.AddrPort, netip.Prefix, net.IP, *net.TCPAddr,
-//     *net.UDPAddr and *net.IPAddr keep their type, with the address
-//     anonymized (Drop mode: a string holding the marker);
+//   - netip.Addr, netip.AddrPort, netip.Prefix and net.IP keep their type,
+//     with the address anonymized; *net.TCPAddr, *net.UDPAddr and
+//     *net.IPAddr become the string of the anonymized address ("192.0.2.0:5222",
+//     as their String method writes it, rather than the struct a
+//     JSONHandler would print); in Drop mode all become a string holding the
+//     marker (and the port);
 //   - strings, and the text of other net.Addr, error and fmt.Stringer
 //     values, are scanned for addresses in any textual form (IPv4, IPv6
 //     compressed or full, [v6]:port, IPv4-mapped, with zone), which are
@@ -112,8 +115,10 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 		return joinErr(err, next.Handle(ctx, r))
 	}
 
-	var buf [4]span
-	msgSpans := scan(r.Message, buf[:0])
+	var msgSpans []span
+	if mayHoldAddr(r.Message) {
+		msgSpans = scan(r.Message, nil)
+	}
 	// Find the first attribute that changes, without allocating.
 	idx, i := -1, 0
 	var first slog.Attr
@@ -190,7 +195,7 @@ func (s *shared) state(ctx context.Context) (v view, revealed bool, epoch uint64
 	v = view{an: s.an}
 	if s.an.mode == Pseudonymize {
 		var gen uint64
-		v.pfx, gen = s.an.keys.current()
+		v.day, gen = s.an.keys.current()
 		epoch = gen << 1
 	}
 	return v, false, epoch, err
@@ -294,7 +299,7 @@ func (v view) any(val slog.Value) (slog.Value, bool) {
 		if drop {
 			return slog.StringValue(v.withPort(uint16(x.Port))), true
 		}
-		return slog.AnyValue(&net.TCPAddr{IP: ip, Port: x.Port, Zone: x.Zone}), true
+		return slog.StringValue((&net.TCPAddr{IP: ip, Port: x.Port, Zone: x.Zone}).String()), true
 	case *net.UDPAddr:
 		if x == nil {
 			return val, false
@@ -306,7 +311,7 @@ func (v view) any(val slog.Value) (slog.Value, bool) {
 		if drop {
 			return slog.StringValue(v.withPort(uint16(x.Port))), true
 		}
-		return slog.AnyValue(&net.UDPAddr{IP: ip, Port: x.Port, Zone: x.Zone}), true
+		return slog.StringValue((&net.UDPAddr{IP: ip, Port: x.Port, Zone: x.Zone}).String()), true
 	case *net.IPAddr:
 		if x == nil {
 			return val, false
@@ -318,7 +323,7 @@ func (v view) any(val slog.Value) (slog.Value, bool) {
 		if drop {
 			return slog.StringValue(v.an.marker), true
 		}
-		return slog.AnyValue(&net.IPAddr{IP: ip, Zone: x.Zone}), true
+		return slog.StringValue((&net.IPAddr{IP: ip, Zone: x.Zone}).String()), true
 	case net.Addr:
 		return v.text(val, safeString(x.String))
 	case error:
@@ -345,7 +350,10 @@ func (v view) withPort(port uint16) string {
 // text scans s (the text of val) and returns a string value with the
 // addresses replaced, or val unchanged when s holds none.
 func (v view) text(val slog.Value, s string) (slog.Value, bool) {
-	var buf [4]span
+	if !mayHoldAddr(s) {
+		return val, false
+	}
+	var buf [2]span
 	spans := scan(s, buf[:0])
 	if len(spans) == 0 {
 		return val, false

@@ -63,8 +63,10 @@ func (p *PFX) crypt(a netip.Addr, encrypt bool) netip.Addr {
 	}
 	was4 := a.Is4()
 	in := a.WithZone("").As16()
+	// One scratch allocation: blocks passed to cipher.Block escape.
+	sc := new(struct{ pad, e1, e2 [16]byte })
+	pad := &sc.pad
 	var out [16]byte
-	var pad [16]byte
 	first := 0 // number of bits already fixed (prefix length)
 	if was4 || a.Is4In6() {
 		first = 96
@@ -76,11 +78,10 @@ func (p *PFX) crypt(a netip.Addr, encrypt bool) netip.Addr {
 	} else {
 		pad[15] = 0x01
 	}
-	var e1, e2 [16]byte
 	for plen := first; plen < 128; plen++ {
-		p.k1.Encrypt(e1[:], pad[:])
-		p.k2.Encrypt(e2[:], pad[:])
-		prf := (e1[15] ^ e2[15]) & 1
+		p.k1.Encrypt(sc.e1[:], pad[:])
+		p.k2.Encrypt(sc.e2[:], pad[:])
+		prf := (sc.e1[15] ^ sc.e2[15]) & 1
 		byteIdx := plen / 8
 		shift := 7 - uint(plen%8)
 		inBit := (in[byteIdx] >> shift) & 1
@@ -91,7 +92,7 @@ func (p *PFX) crypt(a netip.Addr, encrypt bool) netip.Addr {
 		if !encrypt {
 			plain = outBit
 		}
-		shiftLeft(&pad)
+		shiftLeft(pad)
 		pad[15] |= plain
 	}
 	r := netip.AddrFrom16(out)

@@ -2,6 +2,7 @@ package logredact
 
 import (
 	"crypto/rand"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -23,8 +24,47 @@ type KeyRing struct {
 
 	mu    sync.Mutex
 	start time.Time // start of the period of key; zero before the first use
-	pfx   *PFX
+	day   *dayKey
 	gen   uint64
+}
+
+// dayKey is one period's cipher with a small cache of the pseudonyms it
+// produced (ipcrypt-pfx costs two AES blocks per address bit, and a log
+// names the same clients again and again).
+type dayKey struct {
+	pfx   *PFX
+	mu    sync.Mutex
+	cache map[netip.Addr]netip.Addr
+}
+
+// pseudoCacheSize bounds the cache; it is emptied when full.
+const pseudoCacheSize = 4096
+
+func (d *dayKey) encrypt(a netip.Addr) netip.Addr {
+	d.mu.Lock()
+	r, ok := d.cache[a]
+	d.mu.Unlock()
+	if ok {
+		return r
+	}
+	r = d.pfx.Encrypt(a)
+	d.mu.Lock()
+	if d.cache != nil {
+		if len(d.cache) >= pseudoCacheSize {
+			clear(d.cache)
+		}
+		d.cache[a] = r
+	}
+	d.mu.Unlock()
+	return r
+}
+
+// destroy forgets the cipher's cache (which maps addresses to pseudonyms).
+func (d *dayKey) destroy() {
+	d.mu.Lock()
+	clear(d.cache)
+	d.cache = nil
+	d.mu.Unlock()
 }
 
 // NewKeyRing returns a KeyRing whose keys live for period (0 means 24 hours;
@@ -40,26 +80,31 @@ func NewKeyRing(period time.Duration, now func() time.Time) *KeyRing {
 	return &KeyRing{period: period, now: now}
 }
 
-// current returns the cipher of the current period and a generation number
+// current returns the key of the current period and a generation number
 // that changes whenever the key does.
-func (k *KeyRing) current() (*PFX, uint64) {
+func (k *KeyRing) current() (*dayKey, uint64) {
 	start := k.now().UTC().Truncate(k.period)
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.pfx == nil || !start.Equal(k.start) {
+	if k.day == nil || !start.Equal(k.start) {
 		k.rotate(start)
 	}
-	return k.pfx, k.gen
+	return k.day, k.gen
 }
 
 // rotate replaces the key. Called with k.mu held.
 func (k *KeyRing) rotate(start time.Time) {
-	var key [32]byte
-	k.pfx = nil // drop the old cipher
-	for k.pfx == nil {
-		rand.Read(key[:]) // never fails (crypto/rand, Go 1.24+)
-		k.pfx, _ = NewPFX(key[:])
+	if k.day != nil {
+		k.day.destroy()
+		k.day = nil
 	}
+	var key [32]byte
+	var pfx *PFX
+	for pfx == nil {
+		rand.Read(key[:]) // never fails (crypto/rand, Go 1.24+)
+		pfx, _ = NewPFX(key[:])
+	}
+	k.day = &dayKey{pfx: pfx, cache: make(map[netip.Addr]netip.Addr)}
 	// NewPFX expanded the key; the raw bytes are not kept anywhere.
 	clear(key[:])
 	k.start = start

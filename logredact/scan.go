@@ -1,8 +1,10 @@
 package logredact
 
 import (
+	"bytes"
 	"errors"
 	"net/netip"
+	"strings"
 )
 
 var errNotAddr = errors.New("not an address")
@@ -63,20 +65,71 @@ type span struct {
 	kind       spanKind
 }
 
+// mayHoldAddr is a cheap test that s could hold an address at all: an IPv4
+// address needs three dots, an IPv6 address two colons. It uses the
+// vectorized strings.IndexByte.
+func mayHoldAddr(s string) bool {
+	if len(s) <= 32 {
+		dots, colons := 0, 0
+		for i := 0; i < len(s); i++ {
+			switch s[i] {
+			case '.':
+				dots++
+			case ':':
+				colons++
+			}
+		}
+		return dots >= 3 || colons >= 2
+	}
+	if i := strings.IndexByte(s, ':'); i >= 0 && strings.IndexByte(s[i+1:], ':') >= 0 {
+		return true
+	}
+	for n := 0; n < 3; n++ {
+		i := strings.IndexByte(s, '.')
+		if i < 0 {
+			return false
+		}
+		s = s[i+1:]
+	}
+	return true
+}
+
 // scan appends to out the address spans found in s, in order and
 // non-overlapping. It does not allocate when s is a string or when no
 // IPv6-looking candidate is found.
+//
+// Every address holds a ':' or a '.', so scan jumps from separator to
+// separator with the vectorized IndexByte and only then looks at the run
+// of address characters around it.
 func scan[T ~string | ~[]byte](s T, out []span) []span {
 	n := len(s)
-	for i := 0; i < n; {
-		if classes[s[i]]&runClasses == 0 {
-			i++
-			continue
+	nextColon, nextDot := -2, -2 // -2: not searched yet; -1: none left
+	for pos := 0; pos < n; {
+		if nextColon != -1 && nextColon < pos {
+			nextColon = indexByteFrom(s, pos, ':')
 		}
-		j := i
-		colons, dots, digits := 0, 0, 0
-		for j < n {
-			c := classes[s[j]]
+		if nextDot != -1 && nextDot < pos {
+			nextDot = indexByteFrom(s, pos, '.')
+		}
+		p := nextColon
+		if p < 0 || (nextDot >= 0 && nextDot < p) {
+			p = nextDot
+		}
+		if p < 0 {
+			break
+		}
+		// The run of address characters around p. Between pos and p there
+		// is no separator, and pos is not inside a run.
+		a, digits := p, 0
+		for a > pos && classes[s[a-1]]&runClasses != 0 {
+			a--
+			if classes[s[a]] == cDigit {
+				digits++
+			}
+		}
+		b, colons, dots := p, 0, 0
+		for b < n {
+			c := classes[s[b]]
 			if c&runClasses == 0 {
 				break
 			}
@@ -88,14 +141,38 @@ func scan[T ~string | ~[]byte](s T, out []span) []span {
 			case cDigit:
 				digits++
 			}
-			j++
+			b++
 		}
 		if colons >= 2 || (dots >= 3 && digits >= 4) {
-			out = scanRun(s, i, j, colons >= 2, out)
+			out = scanRun(s, a, b, colons >= 2, out)
 		}
-		i = j
+		pos = b
 	}
 	return out
+}
+
+// indexByteFrom returns the index of the first c in s[from:], counted from
+// the start of s, or -1.
+func indexByteFrom[T ~string | ~[]byte](s T, from int, c byte) int {
+	var i int
+	switch x := any(s).(type) {
+	case string:
+		i = strings.IndexByte(x[from:], c)
+	case []byte:
+		i = bytes.IndexByte(x[from:], c)
+	default:
+		i = -1
+		for j := from; j < len(s); j++ {
+			if s[j] == c {
+				i = j - from
+				break
+			}
+		}
+	}
+	if i < 0 {
+		return -1
+	}
+	return from + i
 }
 
 // scanRun finds the addresses in the run s[a:b].
