@@ -239,6 +239,7 @@ func TestBrowser(t *testing.T) {
 			{"Connection logs (anonymized IPs)", "24 hours", "log rotation"},
 			{"HTTP error logs", "90 minutes", "error log expiry"},
 			{"Message archive", "until you delete it", "account deletion"},
+			{"Interrupted erasures", "until erased, retried hourly", "erasure retry"},
 		}
 		if !reflect.DeepEqual(rows, want) {
 			t.Errorf("rows\n%q\nwant\n%q", rows, want)

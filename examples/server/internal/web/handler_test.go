@@ -23,6 +23,7 @@ var testItems = []web.PrivacyItem{
 	{Data: "Connection logs (anonymized IPs)", Lifetime: 24 * time.Hour, Job: "log rotation"},
 	{Data: "HTTP error logs", Lifetime: 90 * time.Minute, Job: "error log expiry"},
 	{Data: "Message archive", Lifetime: 0, Job: "account deletion"},
+	{Data: "Interrupted erasures", Kept: "until erased, retried hourly", Job: "erasure retry"},
 }
 
 func testConfig(b web.Backend) web.Config {
@@ -130,7 +131,7 @@ func TestFlows(t *testing.T) {
 			[]string{`<form id="password" method="post" action="/account/password">`, `<label for="del-confirm">`, `example.org`}, aliceKept},
 		{"account slash redirects", "GET", "/account/", nil, nil, nil, 303, "", nil, aliceKept},
 		{"privacy page", "GET", "/privacy", nil, nil, nil, 200, "text/html",
-			[]string{"Uploaded files</td><td>30 days</td><td>upload expiry", "24 hours", "90 minutes", "until you delete it"}, aliceKept},
+			[]string{"Uploaded files</td><td>30 days</td><td>upload expiry", "24 hours", "90 minutes", "until you delete it", "<td>until erased, retried hourly</td>"}, aliceKept},
 		{"unknown path", "GET", "/account/nope", nil, nil, nil, 404, "", nil, aliceKept},
 		{"action by GET", "GET", "/account/delete", nil, nil, nil, 405, "", nil, aliceKept},
 

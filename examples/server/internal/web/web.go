@@ -39,6 +39,10 @@ type PrivacyItem struct {
 	Data     string        // what is kept, e.g. "uploaded files"
 	Lifetime time.Duration // how long; 0 or less means until the user deletes it
 	Job      string        // the retention job that enforces it
+	// Kept, when set, replaces the words made from Lifetime, for data
+	// whose lifetime is no duration ("until the erasure succeeds,
+	// retried hourly").
+	Kept string
 }
 
 // Config configures the pages. Only Backend is required.
