@@ -1,6 +1,9 @@
 package mam_test
 
 import (
+	"encoding/xml"
+	"io"
+	"strings"
 	"testing"
 
 	"chatbx.eu/privacy/mam"
@@ -110,6 +113,51 @@ func FuzzArchive(f *testing.F) {
 					t.Fatalf("stored %d bytes over the cap", len(m.Stanza))
 				}
 			}
+		}
+	})
+}
+
+// FuzzHandlerQuery sends arbitrary query content through the mux: the
+// handler never fails the session, always answers with exactly one IQ (a
+// result or an error) after any result messages, and writes well-formed XML.
+func FuzzHandlerQuery(f *testing.F) {
+	f.Add(`<set xmlns='http://jabber.org/protocol/rsm'><max>2</max><before/></set>`)
+	f.Add(`<x xmlns='jabber:x:data' type='submit'><field var='with'><value>romeo@example.org</value></field></x><flip-page/>`)
+	f.Add(`<x xmlns='jabber:x:data'><field var='start'><value>2026-01-02T03:04:06Z</value></field><field var='ids'><value>nope</value></field></x>`)
+	f.Add(`<set xmlns='http://jabber.org/protocol/rsm'><max>-3</max></set>`)
+	f.Fuzz(func(t *testing.T, inner string) {
+		in := iq("set", "", `<query xmlns='urn:xmpp:mam:2' queryid='f'>`+inner+`</query>`)
+		d := xml.NewDecoder(strings.NewReader(in))
+		for {
+			_, err := d.Token()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return // not well-formed: the stream parser would have refused it
+			}
+		}
+		s := newStore()
+		fill(t, s, 3)
+		out := newSession(t, s, mam.Config{MaxPageSize: 2}).send(in)
+		iqs := 0
+		for i, e := range out {
+			switch e.Name.Local {
+			case "iq":
+				iqs++
+				if i != len(out)-1 || e.Attr["id"] != "iq1" || (e.Attr["type"] != "result" && e.Attr["type"] != "error") {
+					t.Fatalf("bad IQ answer at %d: %v", i, e.Attr)
+				}
+			case "message":
+				if i >= 2 {
+					t.Fatalf("more than MaxPageSize results")
+				}
+			default:
+				t.Fatalf("unexpected %s", e.Name.Local)
+			}
+		}
+		if iqs != 1 {
+			t.Fatalf("%d IQ answers", iqs)
 		}
 	})
 }
