@@ -312,7 +312,7 @@ func BenchmarkExpire100k(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := meta.Claim(ctx, s.ID); err != nil {
+			if _, err := meta.Claim(ctx, s.ID, clk.Now().Add(time.Hour)); err != nil {
 				b.Fatal(err)
 			}
 			w, _ := blobs.Create(ctx, s.ID)

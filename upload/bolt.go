@@ -126,7 +126,7 @@ func (m *BoltMeta) Reserve(ctx context.Context, r Record, admit func([]Record) e
 }
 
 // Claim implements MetaStore.
-func (m *BoltMeta) Claim(ctx context.Context, id string) (Record, error) {
+func (m *BoltMeta) Claim(ctx context.Context, id string, deadline time.Time) (Record, error) {
 	var r Record
 	err := m.db.Update(func(tx *bolt.Tx) error {
 		var err error
@@ -137,8 +137,14 @@ func (m *BoltMeta) Claim(ctx context.Context, id string) (Record, error) {
 		if r.State != StateReserved {
 			return ErrSlotUsed
 		}
-		r.State = StateUploading
-		return putRecord(tx, r)
+		if err := tx.Bucket(bucketExpiry).Delete(timeKey(r.Expires, r.ID)); err != nil {
+			return err
+		}
+		r.State, r.Expires = StateUploading, deadline
+		if err := putRecord(tx, r); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketExpiry).Put(timeKey(r.Expires, r.ID), nil)
 	})
 	if err != nil {
 		return Record{}, err

@@ -13,6 +13,7 @@ const (
 	DefaultDailyQuota  = 1 << 30             // 1 GiB uploaded per user per 24 h
 	DefaultStoredQuota = 2 << 30             // 2 GiB stored per user
 	DefaultSlotTTL     = 300 * time.Second   // a slot must be used within 5 min
+	DefaultUploadTime  = time.Hour           // a started upload must end within 1 h
 )
 
 // Config configures a Service. The zero value is the private default except
@@ -45,8 +46,15 @@ type Config struct {
 	// 0 means 2 GiB; a negative value means no limit.
 	StoredQuota int64
 
-	// SlotTTL is how long a slot (its PUT URL) stays valid. 0 means 300 s.
+	// SlotTTL is how long a slot (its PUT URL) stays valid: the PUT must
+	// start within it. 0 means 300 s.
 	SlotTTL time.Duration
+
+	// UploadTimeout bounds how long a started PUT may take to complete; an
+	// upload still running after it is cancelled by Expire (its record and
+	// contents are removed and the PUT fails). 0 means 1 h. The HTTP
+	// server's own timeouts apply as well.
+	UploadTimeout time.Duration
 
 	// Key signs upload tokens with HMAC-SHA256. It must be at least 32 bytes.
 	// nil means New generates a random key: slots then do not survive a

@@ -39,7 +39,9 @@
 // resource-constraint with <retry stamp/>), and returns a slot whose PUT and
 // GET URL is BaseURL/<id>/<name>: id is 144 random bits, name is
 // SanitizeFilename's output. A reserved slot that is never used stops
-// counting when it expires; a failed upload releases its quota at once.
+// counting when it expires; a failed upload releases its quota at once. A PUT
+// must start within the slot's 300 s and finish within Config.UploadTimeout
+// (1 h).
 //
 // The PUT is authorized by the header "Authorization: Bearer <token>" (one of
 // the three header names XEP-0363 allows), not by a URL parameter, so the
@@ -80,7 +82,8 @@
 //
 // BoltMeta keeps records by id plus owner, expiry and creation indexes.
 // Expire(ctx, before) deletes, contents first and then metadata, every file
-// past its lifetime, every slot that expired unused, and every record
+// past its lifetime, every slot that expired unused, every upload that
+// outlived UploadTimeout (a crash mid-upload), and every record
 // created before `before` (retention passes now − max age), walking the
 // indexes from the oldest in batches of 1000. Erase deletes all of a user's
 // files at once and is idempotent. Export writes a zip: manifest.json (a JSON

@@ -169,7 +169,7 @@ func (f *FSBlobs) Delete(ctx context.Context, key string) error {
 
 // RemoveStale deletes temporary files of uploads that started before t and
 // were never finished (the process died mid-upload). Service.Expire calls it
-// with now − 1 h. It returns how many files it removed.
+// with now − Config.UploadTimeout. It returns how many files it removed.
 func (f *FSBlobs) RemoveStale(ctx context.Context, t time.Time) (int, error) {
 	ents, err := os.ReadDir(f.dir)
 	if err != nil {

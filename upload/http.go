@@ -136,7 +136,7 @@ func (s *Service) servePut(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest)
 		return
 	}
-	rec, err = s.meta.Claim(ctx, id)
+	rec, err = s.meta.Claim(ctx, id, s.now().Add(s.cfg.UploadTimeout))
 	switch {
 	case errors.Is(err, ErrSlotUsed), errors.Is(err, ErrNotFound):
 		httpError(w, http.StatusConflict)

@@ -527,3 +527,56 @@ func TestTLSServer(t *testing.T) {
 		t.Fatal("GET set a cookie")
 	}
 }
+
+// hookReader runs hook once, after half of the body was read.
+type hookReader struct {
+	r    io.Reader
+	n    int
+	hook func()
+}
+
+func (h *hookReader) Read(p []byte) (int, error) {
+	if h.hook != nil && h.n <= 0 {
+		h.hook()
+		h.hook = nil
+	}
+	if len(p) > 1 {
+		p = p[:1]
+	}
+	n, err := h.r.Read(p)
+	h.n -= n
+	return n, err
+}
+
+// TestSlowUpload: an upload that outlives its slot's 300 s is not removed by
+// Expire, but one that outlives UploadTimeout is, and the PUT then fails
+// without keeping anything.
+func TestSlowUpload(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		delay time.Duration
+		want  int
+	}{
+		{"slower than the slot", 20 * time.Minute, http.StatusCreated},
+		{"slower than UploadTimeout", 61 * time.Minute, http.StatusGone},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			data := "0123456789"
+			s := e.slot(t, alice, "a.txt", int64(len(data)), "")
+			body := &hookReader{r: strings.NewReader(data), n: 5, hook: func() {
+				e.clock.Add(tc.delay)
+				if _, err := e.svc.Expire(context.Background(), e.clock.Now().Add(-e.svc.TTL())); err != nil {
+					t.Error(err)
+				}
+			}}
+			w := e.put(t, s, body, func(r *http.Request) { r.ContentLength = int64(len(data)) })
+			if w.Code != tc.want {
+				t.Fatalf("PUT = %d, want %d", w.Code, tc.want)
+			}
+			if want := map[bool]int{true: 1, false: 0}[tc.want == http.StatusCreated]; e.blobs.Len() != want || e.blobs.Pending() != 0 {
+				t.Fatalf("%d blobs (%d pending), want %d", e.blobs.Len(), e.blobs.Pending(), want)
+			}
+		})
+	}
+}

@@ -65,6 +65,9 @@ func New(meta MetaStore, blobs BlobStore, cfg Config) (*Service, error) {
 	if cfg.SlotTTL <= 0 {
 		cfg.SlotTTL = DefaultSlotTTL
 	}
+	if cfg.UploadTimeout <= 0 {
+		cfg.UploadTimeout = DefaultUploadTime
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -175,10 +178,8 @@ func (s *Service) live(r Record, now time.Time) bool {
 	switch r.State {
 	case StateStored:
 		return now.Before(s.expiry(r))
-	case StateReserved:
+	default: // Reserved or Uploading: until the slot's or upload's deadline
 		return now.Before(r.Expires)
-	default: // Uploading: counts until cleaned up
-		return true
 	}
 }
 
@@ -285,7 +286,7 @@ func (s *Service) Expire(ctx context.Context, before time.Time) (removed int, er
 	if st, ok := s.blobs.(interface {
 		RemoveStale(ctx context.Context, t time.Time) (int, error)
 	}); ok {
-		if _, err := st.RemoveStale(ctx, now.Add(-time.Hour)); err != nil {
+		if _, err := st.RemoveStale(ctx, now.Add(-s.cfg.UploadTimeout)); err != nil {
 			return removed, fmt.Errorf("upload: expire: %w", err)
 		}
 	}

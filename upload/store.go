@@ -44,10 +44,11 @@ type MetaStore interface {
 	// Inserting an existing ID fails.
 	Reserve(ctx context.Context, r Record, admit func(existing []Record) error) error
 
-	// Claim moves a Reserved record to Uploading and returns it. Exactly one
-	// of several concurrent claims of an ID succeeds; the others get an
-	// error wrapping ErrSlotUsed.
-	Claim(ctx context.Context, id string) (Record, error)
+	// Claim moves a Reserved record to Uploading, sets its Expires to
+	// deadline (updating the expiry index: the upload may outlive the slot's
+	// validity) and returns it. Exactly one of several concurrent claims of
+	// an ID succeeds; the others get an error wrapping ErrSlotUsed.
+	Claim(ctx context.Context, id string, deadline time.Time) (Record, error)
 
 	// Commit moves an Uploading record to Stored with the given upload time
 	// and expiry, updating the expiry index.

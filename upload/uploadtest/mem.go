@@ -39,7 +39,7 @@ func (m *MemMeta) Reserve(ctx context.Context, r upload.Record, admit func([]upl
 }
 
 // Claim implements upload.MetaStore.
-func (m *MemMeta) Claim(ctx context.Context, id string) (upload.Record, error) {
+func (m *MemMeta) Claim(ctx context.Context, id string, deadline time.Time) (upload.Record, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r, ok := m.recs[id]
@@ -49,7 +49,7 @@ func (m *MemMeta) Claim(ctx context.Context, id string) (upload.Record, error) {
 	if r.State != upload.StateReserved {
 		return upload.Record{}, upload.ErrSlotUsed
 	}
-	r.State = upload.StateUploading
+	r.State, r.Expires = upload.StateUploading, deadline
 	m.recs[id] = r
 	return r, nil
 }

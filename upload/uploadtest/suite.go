@@ -131,7 +131,7 @@ func TestMetaStore(t *testing.T, newStore func(t *testing.T) upload.MetaStore) {
 		var wg sync.WaitGroup
 		errs := make([]error, n)
 		for i := range n {
-			wg.Go(func() { _, errs[i] = s.Claim(ctx, r.ID) })
+			wg.Go(func() { _, errs[i] = s.Claim(ctx, r.ID, t0.Add(time.Hour)) })
 		}
 		wg.Wait()
 		ok := 0
@@ -147,10 +147,16 @@ func TestMetaStore(t *testing.T, newStore func(t *testing.T) upload.MetaStore) {
 			t.Fatalf("%d claims succeeded, want 1", ok)
 		}
 		got, _ := s.Get(ctx, r.ID)
-		if got.State != upload.StateUploading {
-			t.Fatalf("state = %d, want Uploading", got.State)
+		if got.State != upload.StateUploading || !got.Expires.Equal(t0.Add(time.Hour)) {
+			t.Fatalf("state = %d, expires %v; want Uploading until the deadline", got.State, got.Expires)
 		}
-		if _, err := s.Claim(ctx, NewID()); !errors.Is(err, upload.ErrNotFound) {
+		if l, _ := s.Expiring(ctx, t0.Add(time.Minute), 10); len(l) != 0 {
+			t.Fatal("Expiring still finds the claimed slot under its old deadline")
+		}
+		if l, _ := s.Expiring(ctx, t0.Add(2*time.Hour), 10); len(l) != 1 {
+			t.Fatal("Expiring does not find the claimed slot under its upload deadline")
+		}
+		if _, err := s.Claim(ctx, NewID(), t0); !errors.Is(err, upload.ErrNotFound) {
 			t.Fatalf("Claim(missing) = %v, want ErrNotFound", err)
 		}
 	})
@@ -164,7 +170,7 @@ func TestMetaStore(t *testing.T, newStore func(t *testing.T) upload.MetaStore) {
 		if err := s.Commit(ctx, r.ID, t0, t0.Add(time.Hour)); err == nil {
 			t.Fatal("Commit of an unclaimed slot succeeded")
 		}
-		if _, err := s.Claim(ctx, r.ID); err != nil {
+		if _, err := s.Claim(ctx, r.ID, t0.Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 		up, exp := t0.Add(time.Minute), t0.Add(30*24*time.Hour)
