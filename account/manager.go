@@ -128,7 +128,7 @@ type Manager struct {
 	cfg     Config
 	domain  jid.JID
 	hasher  *Hasher
-	dummy   string
+	dummy   func() (string, error) // hash verified for unknown users
 	reg     *limiters
 	login   *limiters
 	log     *slog.Logger
@@ -144,8 +144,7 @@ var holderName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 const tombstoneSecret = "tombstone-hmac-key"
 
 // NewManager returns a Manager over store. It fails with ErrConfig, or
-// ErrWeakParams/ErrParamsTooHigh, for an invalid Config. It computes one
-// hash (the dummy used for unknown users), so it takes as long as a login.
+// ErrWeakParams/ErrParamsTooHigh, for an invalid Config.
 func NewManager(store Store, c Config) (*Manager, error) {
 	if store == nil {
 		return nil, fmt.Errorf("%w: nil Store", ErrConfig)
@@ -214,12 +213,13 @@ func NewManager(store Store, c Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	var pw [16]byte
-	rand.Read(pw[:])
-	dummy, err := Hash(hex.EncodeToString(pw[:]), c.Params)
-	if err != nil {
-		return nil, err
-	}
+	// The dummy hash is made at the first Authenticate, whoever logs in, so
+	// that the extra cost says nothing about whether the user exists.
+	dummy := sync.OnceValues(func() (string, error) {
+		var pw [16]byte
+		rand.Read(pw[:])
+		return Hash(hex.EncodeToString(pw[:]), c.Params)
+	})
 	return &Manager{
 		store:   store,
 		cfg:     c,
@@ -394,6 +394,11 @@ func (m *Manager) Authenticate(ctx context.Context, clientKey, username, passwor
 	if !ok {
 		return ErrRateLimited
 	}
+	dummy, err := m.dummy()
+	if err != nil {
+		giveBack()
+		return err
+	}
 	name, nameErr := m.Normalize(username)
 	pw, pwOK := preparePassword(password)
 	if nameErr != nil || !pwOK {
@@ -405,7 +410,7 @@ func (m *Manager) Authenticate(ctx context.Context, clientKey, username, passwor
 		giveBack()
 		return fmt.Errorf("account: authenticate: %w", err)
 	}
-	target := m.dummy
+	target := dummy
 	if known {
 		target = rec.Hash
 	}
