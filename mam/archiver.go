@@ -131,8 +131,12 @@ func (a *Archiver) archive(ctx context.Context, from, to jid.JID, start xml.Star
 	} else {
 		res.RecipientID = store(recipient, from)
 	}
-	if res.RecipientID != "" {
+	switch {
+	case res.RecipientID != "":
 		res.Deliver = stamp(stored, res.RecipientID, recipient)
+	case res.SenderID != "":
+		// The store may keep stored; the caller owns Deliver.
+		res.Deliver = bytes.Clone(stored)
 	}
 	return res, errors.Join(errs...)
 }

@@ -1,6 +1,7 @@
 package mam_test
 
 import (
+	"context"
 	"encoding/xml"
 	"errors"
 	"strings"
@@ -469,5 +470,37 @@ func TestArchiveTokensMatchesBytes(t *testing.T) {
 	}
 	if k := msg.child("urn:xmpp:omemo:2", "encrypted"); k == nil || len(k.Children) != 1 || k.Children[0].Attr["sid"] != "7" {
 		t.Errorf("OMEMO payload mangled: %s", r1.Deliver)
+	}
+}
+
+// retainStore keeps the stanza slices it is given, as a store may.
+type retainStore struct {
+	mam.Store
+	kept [][]byte
+}
+
+func (r *retainStore) Append(ctx context.Context, m mam.Message) (mam.Message, error) {
+	r.kept = append(r.kept, m.Stanza)
+	return r.Store.Append(ctx, m)
+}
+
+// The delivered bytes belong to the caller: changing them must not change
+// what a store may have kept.
+func TestArchiveDeliverIsNotAliased(t *testing.T) {
+	for _, who := range []jid.JID{romeo, juliet} {
+		s := &retainStore{Store: newStore()}
+		setPrefs(t, s, who, always)
+		a := mam.NewArchiver(s, mam.Config{})
+		res, err := a.Archive(ctx, romeo, juliet.Bare(), []byte(chat))
+		if err != nil || len(s.kept) != 1 {
+			t.Fatal(res, err)
+		}
+		before := string(s.kept[0])
+		for i := range res.Deliver {
+			res.Deliver[i] = 'X'
+		}
+		if after := string(s.kept[0]); after != before {
+			t.Errorf("archive of %v: kept stanza changed with Deliver: %s", who, after)
+		}
 	}
 }

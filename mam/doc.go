@@ -55,6 +55,9 @@
 //		recipient.Send(ctx, xml.NewDecoder(bytes.NewReader(res.Deliver)))
 //	}
 //
+// A nil Deliver means the stanza was not a well-formed message: drop or
+// bounce it, never forward the original, which may carry forged stanza-ids.
+//
 // A MUC calls [Archiver.ArchiveGroupchat] for each accepted groupchat
 // message of a room with archiving on and broadcasts res.Deliver (setting
 // to per occupant), and implements [Rooms] so that the Handler can authorize
