@@ -304,11 +304,17 @@ func boltGetCount(c *bolt.Bucket, k []byte) (n, excluded uint64) {
 }
 
 func boltAddCount(c *bolt.Bucket, k []byte, delta int64, excluded bool) error {
-	n, x := boltGetCount(c, k)
-	n = uint64(int64(n) + delta)
+	var dx int64
 	if excluded {
-		x = uint64(int64(x) + delta)
+		dx = delta
 	}
+	return boltAddCounts(c, k, delta, dx)
+}
+
+func boltAddCounts(c *bolt.Bucket, k []byte, dn, dx int64) error {
+	n, x := boltGetCount(c, k)
+	n = uint64(int64(n) + dn)
+	x = uint64(int64(x) + dx)
 	if int64(n) <= 0 {
 		return c.Delete(k)
 	}
@@ -316,6 +322,32 @@ func boltAddCount(c *bolt.Bucket, k []byte, delta int64, excluded bool) error {
 	binary.BigEndian.PutUint64(v, n)
 	binary.BigEndian.PutUint64(v[8:], x)
 	return c.Put(slices.Clone(k), v)
+}
+
+// countDeltas accumulates counter changes of many deletions, to write each
+// counter once.
+type countDeltas map[string]*[2]int64
+
+func (d countDeltas) add(k []byte, dn int64, excluded bool) {
+	e := d[string(k)]
+	if e == nil {
+		e = new([2]int64)
+		d[string(k)] = e
+	}
+	e[0] += dn
+	if excluded {
+		e[1] += dn
+	}
+}
+
+func (d countDeltas) apply(c *bolt.Bucket) error {
+	for k, e := range d {
+		if err := boltAddCounts(c, []byte(k), e[0], e[1]); err != nil {
+			return err
+		}
+	}
+	clear(d)
+	return nil
 }
 
 func boltCountKeys(with string, res bool, bareWith []byte) [][]byte {
@@ -1026,8 +1058,10 @@ func cursorFirst(c *bolt.Cursor) []byte { k, _ := c.First(); return k }
 func cursorLast(c *bolt.Cursor) []byte  { k, _ := c.Last(); return k }
 
 // boltDeleteMessage removes the message at key from archive a with every
-// index entry and counter that refers to it.
-func boltDeleteMessage(tx *bolt.Tx, a *archiveBuckets, archive, key []byte) error {
+// index entry and counter that refers to it. Counter changes go to deltas
+// when it is not nil (the caller applies them), else straight to the
+// counters.
+func boltDeleteMessage(tx *bolt.Tx, a *archiveBuckets, archive, key []byte, deltas countDeltas) error {
 	v := a.msgs.Get(key)
 	if v == nil {
 		return nil
@@ -1056,9 +1090,14 @@ func boltDeleteMessage(tx *bolt.Tx, a *archiveBuckets, archive, key []byte) erro
 		return err
 	}
 	for _, ck := range boltCountKeys(with, res, bareWith) {
-		if err := boltAddCount(a.countsB(), ck, -1, flags&flagExcluded != 0); err != nil {
+		if deltas != nil {
+			deltas.add(ck, -1, flags&flagExcluded != 0)
+		} else if err := boltAddCount(a.countsB(), ck, -1, flags&flagExcluded != 0); err != nil {
 			return err
 		}
+	}
+	if flags&flagRealJID == 0 {
+		return nil
 	}
 	if real := a.realsB().Get(key); real != nil {
 		rk := realIndexKey(real, archive, key)
@@ -1135,7 +1174,7 @@ func (s *BoltStore) Erase(ctx context.Context, user jid.JID) error {
 				continue
 			}
 			if s.cfg.EraseGroupMessages {
-				if err := boltDeleteMessage(tx, a, room, key); err != nil {
+				if err := boltDeleteMessage(tx, a, room, key, nil); err != nil {
 					return err
 				}
 			} else if err := a.realsB().Delete(key); err != nil {
@@ -1205,10 +1244,14 @@ func (s *BoltStore) Expire(ctx context.Context, before time.Time) (int, error) {
 					}
 					keys = append(keys, slices.Clone(mk))
 				}
+				deltas := countDeltas{}
 				for _, key := range keys {
-					if err := boltDeleteMessage(tx, a, archive, key); err != nil {
+					if err := boltDeleteMessage(tx, a, archive, key, deltas); err != nil {
 						return err
 					}
+				}
+				if err := deltas.apply(a.countsB()); err != nil {
+					return err
 				}
 				n += len(keys)
 				if first, _ := a.msgs.Cursor().First(); first == nil {
