@@ -38,10 +38,11 @@ type HandlerConfig struct {
 	// Open allows in-band registration of new accounts. Closed by default.
 	Open bool
 	// Kick ends every session of user, with a not-authorized stream
-	// error. It is called after the result of a <remove/> was written to
-	// the stream, from within the handler: with mellium, calling Send on
-	// the current session from there deadlocks, so close it directly or
-	// from another goroutine.
+	// error, after a successful <remove/>. HandleIQ calls it in a new
+	// goroutine once the result is written: mellium flushes a handler's
+	// output only when the handler returns, and a Send on the same session
+	// waits until then, so the result reaches the client before the
+	// stream error (sending from within the handler would deadlock).
 	Kick func(user jid.JID)
 	// Instructions is the text of the registration form. "" means
 	// DefaultInstructions.
@@ -100,14 +101,14 @@ func (h *Handler) HandleIQ(iq stanza.IQ, t xmlstream.TokenReadEncoder, start *xm
 	if _, err := xmlstream.Copy(t, reply); err != nil {
 		return err
 	}
-	afterSend()
+	go afterSend() // see HandlerConfig.Kick
 	return nil
 }
 
 // Respond computes the answer to one registration IQ whose payload (the
 // <query/> element, start to end) is read from payload. It returns the
-// reply to send and a function to call once the reply was sent (it ends
-// the user's sessions after a <remove/>; otherwise it does nothing). It is
+// reply to send and a function to call once the reply was sent (it calls
+// HandlerConfig.Kick after a <remove/>; otherwise it does nothing). It is
 // the core of HandleIQ, for servers that route IQs themselves.
 func (h *Handler) Respond(ctx context.Context, iq stanza.IQ, payload xml.TokenReader) (reply xml.TokenReader, afterSend func()) {
 	nop := func() {}
