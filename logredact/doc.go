@@ -2,4 +2,111 @@
 // anonymizes addresses (truncation or keyed ipcrypt-pfx pseudonyms), a
 // time-boxed maintenance window that reveals them, a scrubber for free text,
 // and log files that expire.
+//
+// It makes these promises of a privacy policy true in code:
+//
+//   - XMPP logs hold the connection time, the user and the IP address, the
+//     address anonymized except during a short maintenance window, and no
+//     record is kept for more than 24 hours;
+//   - HTTP error logs (with anonymized addresses) are deleted after 30 days.
+//
+// # Anonymizing structured logs
+//
+// NewHandler wraps any slog.Handler. By default (the zero Options) it
+// truncates IPv4 addresses to /24 and IPv6 addresses to /48, wherever they
+// appear: in the message, in attributes of address types (netip.Addr,
+// netip.AddrPort, net.IP, *net.TCPAddr, any net.Addr...), inside strings
+// ("192.0.2.7:5222", "[2001:db8::1]:443", "dial tcp 192.0.2.7: refused"),
+// in errors and fmt.Stringers, in groups, in LogValuer results and in
+// attributes bound with Logger.With. Addresses that embed an IPv4 address
+// (IPv4-mapped, 6to4) have the embedded address truncated to /24 too.
+//
+//	w, err := logredact.OpenRotating(logredact.XMPPLogConfig("data/logs"))
+//	...
+//	h := logredact.NewHandler(slog.NewJSONHandler(w, nil), nil)
+//	logger := slog.New(h)
+//	logger.Info("c2s connection", "user", jid, "remote", conn.RemoteAddr())
+//	// {"time":...,"msg":"c2s connection","user":"alice@example.org","remote":"192.0.2.0:53211"}
+//
+// Options.Mode selects Pseudonymize instead: each address is replaced by its
+// ipcrypt-pfx encryption (draft-denis-ipcrypt; PFX, which also passes the
+// draft's test vectors, and Deterministic are exported) under a key drawn
+// from crypto/rand for each UTC day and destroyed at the end of it
+// (KeyRing): within a day a client keeps one pseudonym and networks keep
+// their shape (same /24 in, same /24 out), but pseudonyms of different days
+// cannot be linked, by anyone. Drop replaces addresses with a marker.
+//
+// # Maintenance window
+//
+// Handler.Reveal(d, reason) logs full addresses for at most d (capped by
+// Options.MaxReveal, 24 hours by default; a longer request is refused). The
+// window is checked against the clock on every record, so it closes by
+// itself and cannot be left open; records written inside it carry
+// "ip_revealed":true; its start and end are audit records (level WARN)
+// stating the reason. Call Handler.Conceal at shutdown so that the end is
+// on record even when no record follows the window.
+//
+// # Free text
+//
+// NewScrubber returns an io.Writer that anonymizes addresses in text, for
+// http.Server.ErrorLog (log.New(scrubber, "", 0)) and libraries that only
+// know io.Writer. It finds IPv4 and every textual IPv6 form (compressed,
+// full, [v6]:port, ::ffff:a.b.c.d, fe80::1%eth0), holds a line until its
+// newline so that addresses split across writes are found, and bounds its
+// memory on a line that never ends (Options.MaxLine). It is a hand-written
+// scanner (separators found with the vectorized bytes.IndexByte, candidates
+// validated with netip.ParseAddr), not a regular expression.
+//
+// # Files that expire
+//
+// OpenRotating writes one file per period (mode 0600, directory 0700),
+// named after the period's start: xmpp-2026-11-26T23.log. Its Expire method
+// has the signature of the retention package's Expirer and deletes the files
+// whose period ended before the cutoff; ExpireOld applies the writer's own
+// MaxAge so that no record outlives it; Retention gives the matching
+// scheduler TTL. XMPPLogConfig (hourly files, 24 hours) and
+// HTTPErrorLogConfig (daily files, 30 days) are the presets. EraseLines
+// removes every line that mentions an account, atomically per file, for
+// account deletion.
+//
+// # Performance
+//
+// Measured with
+//
+//	go test -run XXX -bench . -count 3 ./logredact/
+//
+// on a shared 2-core AMD EPYC (Go 1.26.8, load average 9 to 17 from other
+// jobs). Because of that load, the handler benchmark interleaves batches of
+// the bare slog.JSONHandler and of the Handler on the same record and
+// compares the CPU time of the benchmark thread (RUSAGE_THREAD), and the
+// scrubber reports its throughput per second of CPU time (cpu-MB/s) next to
+// the wall-clock MB/s. Ratios still vary by about ±0.2 between runs.
+//
+//	Handler, connection record (msg + 4 attributes)   x JSONHandler   extra allocs
+//	  no address                                      1.08 – 1.21    0
+//	  netip.AddrPort attribute, truncate              1.39 – 1.73    1
+//	  "198.51.100.77:53211" string, truncate          1.90 – 2.40    1
+//	  netip.AddrPort, pseudonymize (cached)           1.59 – 1.71    1
+//	Scrubber, 1 MiB of net/http error-log text, 4 KiB writes
+//	  truncate                                        ~450–480 cpu-MB/s (80–190 MB/s wall under load)
+//	  pseudonymize                                    ~410–460 cpu-MB/s
+//	  baselines: line splitting ~2,500–4,000 MB/s; regexp for IPv4 only ~10 MB/s
+//
+// The handler adds a few hundred nanoseconds per record with an address
+// (scanning the strings, one allocation for the new value, rebuilding the
+// record); the JSONHandler's own cost of about 500 ns makes that more than
+// the 1.3× aimed at. Records without an address cost no extra allocation
+// (TestHandlerNoIPNoExtraAllocs). ipcrypt-pfx costs two AES blocks per bit
+// (64 for IPv4, 256 for IPv6): a per-day cache of 4,096 pseudonyms keeps
+// repeated clients cheap.
+//
+// # Limits
+//
+// Values passed to slog.Any of types not listed on Handler are not inspected
+// (the next handler may marshal fields this package cannot see): log
+// addresses as the listed types, strings or LogValuers. Free text that is
+// ambiguous is anonymized anyway: "1.2.3.4" may have been a version number.
+// crypto/aes keeps an expanded key schedule that Go cannot wipe; after
+// rotation it is unreachable but not overwritten. Lines removed by EraseLines
+// may survive in free blocks of the file system.
 package logredact

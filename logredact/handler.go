@@ -123,6 +123,10 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 	idx, i := -1, 0
 	var first slog.Attr
 	r.Attrs(func(a slog.Attr) bool {
+		if !mayChange(a.Value) {
+			i++
+			return true
+		}
 		if na, ch := v.attr(a); ch {
 			idx, first = i, na
 			return false
@@ -146,7 +150,9 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 		case i == idx:
 			a = first
 		default:
-			a, _ = v.attr(a)
+			if mayChange(a.Value) {
+				a, _ = v.attr(a)
+			}
 		}
 		nr.AddAttrs(a)
 		i++
@@ -199,6 +205,18 @@ func (s *shared) state(ctx context.Context) (v view, revealed bool, epoch uint64
 		epoch = gen << 1
 	}
 	return v, false, epoch, err
+}
+
+// mayChange is a cheap, inlinable test that val could hold an address: a
+// string with enough separators, or a kind that needs a closer look.
+func mayChange(val slog.Value) bool {
+	switch val.Kind() {
+	case slog.KindString:
+		return mayHoldAddr(val.String())
+	case slog.KindAny, slog.KindLogValuer, slog.KindGroup:
+		return true
+	}
+	return false
 }
 
 // attrs returns attrs anonymized, sharing the slice when nothing changes.
