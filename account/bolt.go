@@ -29,6 +29,11 @@ var (
 // BoltStore is a Store in a bbolt database. All its data lives in the
 // top-level bucket "account", so the database may be shared with other
 // packages.
+//
+// bbolt does not wipe the pages it frees: the record of a deleted account
+// (its name and hash) stays readable in the file until the page is reused.
+// Integrators schedule a wipe or compaction of the file after deletions
+// (this project's retention package does it), as DESIGN.md requires.
 type BoltStore struct {
 	db *bolt.DB
 }

@@ -85,7 +85,7 @@ type Config struct {
 	Exempt func(clientKey string) bool
 
 	// TombstoneTTL is how long the name of a deleted account cannot be
-	// registered again. 0 means 365 days.
+	// registered again. 0 means 365 days; at most 100 years.
 	TombstoneTTL time.Duration
 	// TombstoneKey is the HMAC key that turns names into tombstone keys
 	// (at least 16 bytes). nil means a random key generated once and kept
@@ -141,7 +141,10 @@ type Manager struct {
 
 var holderName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 
-const tombstoneSecret = "tombstone-hmac-key"
+const (
+	tombstoneSecret = "tombstone-hmac-key"
+	maxTombstoneTTL = 100 * 365 * 24 * time.Hour
+)
 
 // NewManager returns a Manager over store. It fails with ErrConfig, or
 // ErrWeakParams/ErrParamsTooHigh, for an invalid Config.
@@ -179,6 +182,9 @@ func NewManager(store Store, c Config) (*Manager, error) {
 	}
 	if c.TombstoneTTL <= 0 {
 		c.TombstoneTTL = 365 * 24 * time.Hour
+	}
+	if c.TombstoneTTL > maxTombstoneTTL {
+		return nil, fmt.Errorf("%w: TombstoneTTL above 100 years", ErrConfig)
 	}
 	if c.TombstoneKey != nil && len(c.TombstoneKey) < 16 {
 		return nil, fmt.Errorf("%w: TombstoneKey shorter than 16 bytes", ErrConfig)

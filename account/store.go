@@ -64,8 +64,9 @@ type Tombstone struct {
 // Error rules: methods that look up a single item return an error wrapping
 // ErrNotFound when it does not exist; Create and BeginErasure return an
 // error wrapping ErrExists on a conflict. Values passed in and returned are
-// copies: the caller may modify them freely. Implementations never log
-// usernames or hashes.
+// copies: the caller may modify them freely. A method called with a
+// context that is already done fails with an error wrapping ctx.Err() and
+// changes nothing. Implementations never log usernames or hashes.
 //
 // accounttest.TestStore checks an implementation against this contract.
 type Store interface {

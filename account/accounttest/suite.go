@@ -318,6 +318,39 @@ func TestStore(t *testing.T, newStore func(t *testing.T) account.Store) {
 		}
 	})
 
+	t.Run("CanceledContext", func(t *testing.T) {
+		s := newStore(t)
+		mustCreate(t, s, rec("alice"))
+		done, cancel := context.WithCancel(ctx)
+		cancel()
+		checks := map[string]error{
+			"Create":        s.Create(done, rec("bob"), nil),
+			"Update":        s.Update(done, "alice", func(r *account.Record) error { r.Hash = "x"; return nil }),
+			"BeginErasure":  s.BeginErasure(done, account.Erasure{Username: "alice", Started: t0}),
+			"UpdateErasure": s.UpdateErasure(done, account.Erasure{Username: "alice", Started: t0}),
+			"FinishErasure": s.FinishErasure(done, "alice", tomb("mac", t0)),
+		}
+		_, checks["Get"] = s.Get(done, "alice")
+		_, checks["Erasures"] = s.Erasures(done)
+		_, checks["Tombstone"] = s.Tombstone(done, []byte("k"))
+		_, checks["ExpireTombstones"] = s.ExpireTombstones(done, t0)
+		_, checks["LoadOrStoreSecret"] = s.LoadOrStoreSecret(done, "k", []byte("v"))
+		for name, err := range checks {
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("%s with a canceled context = %v, want context.Canceled", name, err)
+			}
+		}
+		if _, err := s.Get(ctx, "bob"); !errors.Is(err, account.ErrNotFound) {
+			t.Error("Create with a canceled context created the account")
+		}
+		if got, _ := s.Get(ctx, "alice"); got.Hash == "x" || got.Deleting {
+			t.Error("a call with a canceled context changed the account")
+		}
+		if v, _ := s.LoadOrStoreSecret(ctx, "k", []byte("w")); string(v) != "w" {
+			t.Error("LoadOrStoreSecret with a canceled context stored its value")
+		}
+	})
+
 	t.Run("Secrets", func(t *testing.T) {
 		s := newStore(t)
 		const n = 8
