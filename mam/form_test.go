@@ -185,3 +185,23 @@ func TestParseTime(t *testing.T) {
 		t.Errorf("FormatTime in other zone = %q", s)
 	}
 }
+
+// Errors end up in logs: they name the problem, never the client's values.
+func TestParseErrorsCarryNoInput(t *testing.T) {
+	for _, in := range []string{
+		q(field("with", "secret@@example.org"), ""),
+		q(field("start", "secret-date"), ""),
+		q(field("include-groupchat", "secret"), ""),
+		q("", "<max>secret</max>"),
+		q("", "<index>secret</index>"),
+	} {
+		_, err := mam.ParseQueryBytes([]byte(in), mam.Config{})
+		if err == nil || strings.Contains(err.Error(), "secret") {
+			t.Errorf("error %v for %s", err, in)
+		}
+	}
+	_, err := mam.ParsePrefsBytes([]byte(`<prefs xmlns='urn:xmpp:mam:2' default='never'><never><jid>secret@@example.org</jid></never></prefs>`))
+	if err == nil || strings.Contains(err.Error(), "secret") {
+		t.Errorf("prefs error %v", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
+	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
@@ -435,13 +436,25 @@ func (brokenStore) Metadata(context.Context, jid.JID) (mam.Metadata, error) {
 }
 
 func TestHandlerInternalError(t *testing.T) {
-	sess := newSession(t, brokenStore{newStore()}, mam.Config{})
+	var log bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&log, nil))
+	sess := newSession(t, brokenStore{newStore()}, mam.Config{Logger: logger})
 	for _, in := range []string{
 		iq("set", "", `<query xmlns='urn:xmpp:mam:2'/>`),
 		iq("get", "", `<metadata xmlns='urn:xmpp:mam:2'/>`),
 	} {
 		out := sess.send(in)
 		wantError(t, out, stanza.InternalServerError)
+	}
+	// The detail goes to the server's log, not to the client.
+	if n := strings.Count(log.String(), "secret internal detail"); n != 2 {
+		t.Errorf("logged %d internal errors, want 2:\n%s", n, log.String())
+	}
+	// Client mistakes are answered, not logged.
+	log.Reset()
+	wantError(t, sess.send(iq("set", "", `<query xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'><max>x</max></set></query>`)), stanza.BadRequest)
+	if log.Len() != 0 {
+		t.Errorf("client error logged: %s", log.String())
 	}
 }
 
