@@ -17,12 +17,12 @@ import (
 // every attribute, inside groups, in attributes given to WithAttrs, and in
 // values resolved from slog.LogValuer:
 //
-//   - netip.Addr, netip.AddrPort, netip.Prefix and net.IP keep their type,
-//     with the address anonymized; *net.TCPAddr, *net.UDPAddr and
-//     *net.IPAddr become the string of the anonymized address ("192.0.2.0:5222",
-//     as their String method writes it, rather than the struct a
-//     JSONHandler would print); in Drop mode all become a string holding the
-//     marker (and the port);
+//   - netip.Addr, netip.AddrPort, netip.Prefix, net.IP, *net.TCPAddr,
+//     *net.UDPAddr and *net.IPAddr become the string of the anonymized
+//     address, as their String method writes it ("192.0.2.0:5222"; the
+//     standard JSON and text handlers print the netip and net.IP types
+//     that way too, but print a *net.TCPAddr as a struct); in Drop mode, a
+//     string holding the marker (and the port);
 //   - strings, and the text of other net.Addr, error and fmt.Stringer
 //     values, are scanned for addresses in any textual form (IPv4, IPv6
 //     compressed or full, [v6]:port, IPv4-mapped, with zone), which are
@@ -279,7 +279,7 @@ func (v view) any(val slog.Value) (slog.Value, bool) {
 		if drop {
 			return slog.StringValue(v.an.marker), true
 		}
-		return slog.AnyValue(v.addr(x)), true
+		return slog.StringValue(v.addr(x).String()), true
 	case netip.AddrPort:
 		if !x.Addr().IsValid() {
 			return val, false
@@ -287,7 +287,7 @@ func (v view) any(val slog.Value) (slog.Value, bool) {
 		if drop {
 			return slog.StringValue(v.withPort(x.Port())), true
 		}
-		return slog.AnyValue(netip.AddrPortFrom(v.addr(x.Addr()), x.Port())), true
+		return slog.StringValue(netip.AddrPortFrom(v.addr(x.Addr()), x.Port()).String()), true
 	case netip.Prefix:
 		if !x.IsValid() {
 			return val, false
@@ -296,7 +296,7 @@ func (v view) any(val slog.Value) (slog.Value, bool) {
 			return slog.StringValue(v.an.marker), true
 		}
 		p, _ := v.addr(x.Addr()).Prefix(x.Bits())
-		return slog.AnyValue(p), true
+		return slog.StringValue(p.String()), true
 	case net.IP:
 		ip, ok := v.netIP(x)
 		if !ok {
@@ -305,7 +305,7 @@ func (v view) any(val slog.Value) (slog.Value, bool) {
 		if drop {
 			return slog.StringValue(v.an.marker), true
 		}
-		return slog.AnyValue(ip), true
+		return slog.StringValue(ip.String()), true
 	case *net.TCPAddr:
 		if x == nil {
 			return val, false

@@ -298,3 +298,119 @@ func TestHandlerEnabledDelegates(t *testing.T) {
 		t.Error("Enabled does not follow the wrapped handler")
 	}
 }
+
+func TestHandlerDropTypedValues(t *testing.T) {
+	h, buf := newJSON(t, &logredact.Options{Mode: logredact.Drop})
+	slog.New(h).Info("x",
+		slog.Any("addr", netip.MustParseAddr("192.0.2.1")),
+		slog.Any("ap", netip.MustParseAddrPort("192.0.2.1:80")),
+		slog.Any("pfx", netip.MustParsePrefix("192.0.2.0/24")),
+		slog.Any("ip", net.ParseIP("2001:db8::1")),
+		slog.Any("tcp", &net.TCPAddr{IP: net.ParseIP("192.0.2.1"), Port: 5222}),
+		slog.Any("udp", &net.UDPAddr{IP: net.ParseIP("192.0.2.1"), Port: 53}),
+		slog.Any("ipaddr", &net.IPAddr{IP: net.ParseIP("192.0.2.1")}),
+		slog.Any("nilTCP", (*net.TCPAddr)(nil)),
+		slog.Any("badIP", net.IP{1, 2, 3}),
+	)
+	m := parseLines(t, buf)[0]
+	want := map[string]any{"addr": "[ip]", "ap": "[ip]:80", "pfx": "[ip]", "ip": "[ip]", "tcp": "[ip]:5222", "udp": "[ip]:53", "ipaddr": "[ip]"}
+	for k, w := range want {
+		if m[k] != w {
+			t.Errorf("%s = %v, want %v", k, m[k], w)
+		}
+	}
+	if strings.Contains(buf.String(), "192.0.2") || strings.Contains(buf.String(), "2001:db8") {
+		t.Errorf("leak: %s", buf)
+	}
+}
+
+// Attributes bound with With while a window is open are shown in full only
+// during the window; afterwards the same logger anonymizes them again.
+func TestWithAttrsDuringWindowHiddenAfter(t *testing.T) {
+	clk := newClock()
+	h, buf := newJSON(t, &logredact.Options{Now: clk.Now})
+	if err := h.Reveal(time.Hour, "debug"); err != nil {
+		t.Fatal(err)
+	}
+	child := slog.New(h).WithGroup("conn").With("peer", "192.0.2.33")
+	child.Info("in")
+	clk.Advance(2 * time.Hour)
+	child.Info("out")
+	lines := parseLines(t, buf)
+	var in, out map[string]any
+	for _, l := range lines {
+		switch l["msg"] {
+		case "in":
+			in = l
+		case "out":
+			out = l
+		}
+	}
+	if in["conn"].(map[string]any)["peer"] != "192.0.2.33" {
+		t.Errorf("during the window: %v", in)
+	}
+	if out["conn"].(map[string]any)["peer"] != "192.0.2.0" {
+		t.Errorf("after the window: %v", out)
+	}
+}
+
+// A Handler and a Scrubber sharing a KeyRing give a client the same
+// pseudonym on the same day.
+func TestSharedKeyRing(t *testing.T) {
+	clk := newClock()
+	keys := logredact.NewKeyRing(0, clk.Now)
+	opts := &logredact.Options{Mode: logredact.Pseudonymize, Keys: keys, Now: clk.Now}
+	h, buf := newJSON(t, opts)
+	slog.New(h).Info("x", "ip", "198.51.100.20")
+	got := scrubAll(t, opts, "from 198.51.100.20\n")
+	want := "from " + parseLines(t, buf)[0]["ip"].(string) + "\n"
+	if got != want {
+		t.Errorf("scrubber %q, handler %q", got, want)
+	}
+}
+
+// Concurrent logging while windows open and close: run with -race.
+func TestHandlerConcurrentReveal(t *testing.T) {
+	clk := newClock()
+	var mu sync.Mutex
+	var out bytes.Buffer
+	w := writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return out.Write(p)
+	})
+	h := logredact.NewHandler(slog.NewJSONHandler(w, nil), &logredact.Options{Now: clk.Now, Mode: logredact.Pseudonymize})
+	log := slog.New(h).With("bound", "192.0.2.5")
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				log.Info("x", "ip", fmt.Sprintf("198.51.100.%d", (g*50+i)%250+1))
+			}
+		}()
+	}
+	for range 20 {
+		_ = h.Reveal(time.Minute, "race test")
+		clk.Advance(30 * time.Second)
+		_ = h.Conceal()
+		clk.Advance(12 * time.Hour)
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	for _, m := range parseLines(t, &out) {
+		if m["msg"] != "x" {
+			continue
+		}
+		revealed := m["ip_revealed"] == true
+		if ip := m["ip"].(string); strings.HasPrefix(ip, "198.51.100.") != revealed {
+			t.Fatalf("record %v: revealed=%v", m, revealed)
+		}
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
