@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -64,19 +63,66 @@ func getRecord(tx *bolt.Tx, id string) (Record, error) {
 	if v == nil {
 		return Record{}, ErrNotFound
 	}
-	var r Record
-	if err := json.Unmarshal(v, &r); err != nil {
-		return Record{}, fmt.Errorf("upload: bolt: corrupt record: %w", err)
+	r, err := decodeRecord(v)
+	if err != nil {
+		return Record{}, err
 	}
+	r.ID = id
 	return r, nil
 }
 
 func putRecord(tx *bolt.Tx, r Record) error {
-	v, err := json.Marshal(r)
-	if err != nil {
-		return err
+	return tx.Bucket(bucketFiles).Put([]byte(r.ID), encodeRecord(r))
+}
+
+// recordVersion starts every encoded record.
+const recordVersion = 1
+
+// encodeRecord is a compact binary form of a record without its ID (the
+// key): version, state, size, created and expires (UnixNano), then owner,
+// file name and content type, each length-prefixed (uvarint).
+func encodeRecord(r Record) []byte {
+	b := make([]byte, 0, 2+3*binary.MaxVarintLen64+len(r.Owner)+len(r.Filename)+len(r.ContentType)+24)
+	b = append(b, recordVersion, byte(r.State))
+	b = binary.AppendVarint(b, r.Size)
+	b = binary.AppendVarint(b, r.Created.UnixNano())
+	b = binary.AppendVarint(b, r.Expires.UnixNano())
+	for _, s := range []string{r.Owner, r.Filename, r.ContentType} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
 	}
-	return tx.Bucket(bucketFiles).Put([]byte(r.ID), v)
+	return b
+}
+
+var errCorrupt = errors.New("upload: bolt: corrupt record")
+
+func decodeRecord(b []byte) (Record, error) {
+	if len(b) < 2 || b[0] != recordVersion {
+		return Record{}, errCorrupt
+	}
+	r := Record{State: State(b[1])}
+	b = b[2:]
+	var ints [3]int64
+	for i := range ints {
+		v, n := binary.Varint(b)
+		if n <= 0 {
+			return Record{}, errCorrupt
+		}
+		ints[i], b = v, b[n:]
+	}
+	var strs [3]string
+	for i := range strs {
+		l, n := binary.Uvarint(b)
+		if n <= 0 || l > uint64(len(b)-n) {
+			return Record{}, errCorrupt
+		}
+		strs[i], b = string(b[n:n+int(l)]), b[n+int(l):]
+	}
+	r.Size = ints[0]
+	r.Created = time.Unix(0, ints[1]).UTC()
+	r.Expires = time.Unix(0, ints[2]).UTC()
+	r.Owner, r.Filename, r.ContentType = strs[0], strs[1], strs[2]
+	return r, nil
 }
 
 func ownerRecords(tx *bolt.Tx, owner string) ([]Record, error) {
