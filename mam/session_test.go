@@ -97,10 +97,15 @@ func testHandlerOverMelliumSession(t *testing.T, newStore func() mam.Store) {
 	out := serveSession(t, s, mam.Config{},
 		iq("set", "", `<query xmlns='urn:xmpp:mam:2' queryid='s1'><set xmlns='http://jabber.org/protocol/rsm'><max>2</max></set></query>`),
 		strings.Replace(iq("get", "", `<prefs xmlns='urn:xmpp:mam:2'/>`), "iq1", "iq2", 1),
-		strings.Replace(iq("set", "romeo@example.org", `<query xmlns='urn:xmpp:mam:2'/>`), "iq1", "iq3", 1),
+		// Refused before its content is read: the session must skip the rest.
+		strings.Replace(iq("set", "romeo@example.org", `<query xmlns='urn:xmpp:mam:2'><x xmlns='jabber:x:data'><field var='with'><value>a@example.org</value></field></x></query>`), "iq1", "iq3", 1),
+		strings.Replace(iq("get", "", `<metadata xmlns='urn:xmpp:mam:2'/>`), "iq1", "iq4", 1),
 	)
-	if len(out) != 5 {
-		t.Fatalf("want 2 results, fin, prefs and an error: got %d elements", len(out))
+	if len(out) != 6 {
+		t.Fatalf("want 2 results, fin, prefs, an error and metadata: got %d elements", len(out))
+	}
+	if md := out[5].child(mam.NS, "metadata"); out[5].Attr["id"] != "iq4" || md == nil || md.child(mam.NS, "end") == nil || md.child(mam.NS, "end").Attr["id"] != ids[2] {
+		t.Errorf("metadata after a refused query: %+v", out[5])
 	}
 	r := queryResults(t, out[:3], "s1")
 	if strings.Join(r.ids, ",") != strings.Join(ids[:2], ",") || r.fin.Attr["complete"] != "false" {
