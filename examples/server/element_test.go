@@ -10,6 +10,7 @@ import (
 // TestElementRoundTrip: buffered stanzas serialize without duplicate xmlns
 // and keep their content.
 func TestElementRoundTrip(t *testing.T) {
+	t.Parallel()
 	for _, in := range []string{
 		`<message xmlns="jabber:client" to="a@localhost" type="chat"><body>hi &amp; bye</body></message>`,
 		`<iq xmlns="jabber:client" type="set" id="1"><query xmlns="urn:xmpp:mam:2"><x xmlns="jabber:x:data" type="submit"><field var="with"><value>b@localhost</value></field></x></query></iq>`,
@@ -38,6 +39,7 @@ func TestElementRoundTrip(t *testing.T) {
 
 // TestStanzaSizeCap: a huge stanza is refused, not buffered.
 func TestStanzaSizeCap(t *testing.T) {
+	t.Parallel()
 	in := `<message xmlns="jabber:client"><body>` + strings.Repeat("x", maxStanzaBytes+1) + `</body></message>`
 	if _, err := parseElement([]byte(in)); err != errStanzaTooBig {
 		t.Fatalf("got %v, want errStanzaTooBig", err)
@@ -46,6 +48,7 @@ func TestStanzaSizeCap(t *testing.T) {
 
 // TestStripStanzaIDs: forged stanza-ids by the room go, others stay.
 func TestStripStanzaIDs(t *testing.T) {
+	t.Parallel()
 	e, err := parseElement([]byte(`<message xmlns="jabber:client"><stanza-id xmlns="urn:xmpp:sid:0" by="r@conference.localhost" id="FORGED"><x/></stanza-id><stanza-id xmlns="urn:xmpp:sid:0" by="other" id="ok"/><body>b</body></message>`))
 	if err != nil {
 		t.Fatal(err)

@@ -60,22 +60,31 @@ func (s *session) send(e element) bool {
 	case s.out <- e:
 		return true
 	default:
-		s.end(stream.ResourceConstraint)
+		// The client does not read: it would not read a stream error
+		// either. Drop the connection now.
+		s.endWithin(stream.ResourceConstraint, 0)
 		return false
 	}
 }
 
 // end asks the writer to send the stream error and close the stream. The
 // connection is closed at the latest after writeTimeout.
-func (s *session) end(e stream.Error) {
+func (s *session) end(e stream.Error) { s.endWithin(e, writeTimeout) }
+
+// endWithin is end with the grace period given to the writer.
+func (s *session) endWithin(e stream.Error, grace time.Duration) {
 	select {
 	case s.stop <- e:
 	default: // already ending
 	}
+	if grace == 0 {
+		s.conn.Close()
+		return
+	}
 	go func() {
 		select {
 		case <-s.done:
-		case <-time.After(writeTimeout):
+		case <-time.After(grace):
 			s.conn.Close()
 		}
 	}()

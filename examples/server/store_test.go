@@ -27,6 +27,7 @@ func newTestStore(t *testing.T) *serverStore {
 // TestServerStoreHolder: the roster and owned rooms are exported and erased
 // with the account; other users' data stays.
 func TestServerStoreHolder(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st := newTestStore(t)
 	alice := jid.MustParse("alice@localhost")

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// TestRosterAndPresence: roster get/set with pushes; presence reaches the
+// user's own sessions and its contacts, and an initial presence gets the
+// contacts' current presence back.
+func TestRosterAndPresence(t *testing.T) {
+	ts := startTestServer(t)
+	ts.Register(t, "alice", "alice password")
+	ts.Register(t, "bob", "bob password 1")
+	a1 := ts.Login(t, "alice", "alice password")
+	a2 := ts.Login(t, "alice", "alice password")
+	b := ts.Login(t, "bob", "bob password 1")
+
+	resp := a1.IQ(t, `<iq type="set" id="s"><query xmlns="jabber:iq:roster"><item jid="bob@localhost/ignored" name="Bob"><group>Friends</group></item></query></iq>`)
+	if resp.attr("type") != "result" {
+		t.Fatalf("roster set: %s", stanzaErrorCondition(resp))
+	}
+	push := a2.Next(t, func(e element) bool { return e.start.Name.Local == "iq" && e.attr("type") == "set" })
+	if raw, _ := push.bytes(); !strings.Contains(string(raw), `jid="bob@localhost"`) {
+		t.Errorf("roster push: %s", raw)
+	}
+	got := a2.IQ(t, `<iq type="get" id="g"><query xmlns="jabber:iq:roster"/></iq>`)
+	if raw, _ := got.bytes(); !strings.Contains(string(raw), `jid="bob@localhost"`) || !strings.Contains(string(raw), `subscription="both"`) || !strings.Contains(string(raw), "Friends</group>") {
+		t.Errorf("roster get: %s", raw)
+	}
+	if resp := a1.IQ(t, `<iq type="set" id="bad"><query xmlns="jabber:iq:roster"><item jid="@@"/></query></iq>`); resp.attr("type") != "error" {
+		t.Error("malformed roster JID accepted")
+	}
+
+	b.IQ(t, `<iq type="set" id="s"><query xmlns="jabber:iq:roster"><item jid="alice@localhost"/></query></iq>`)
+	b.Send(t, `<presence><status>bob here</status></presence>`)
+	a1.Send(t, `<presence from="mallory@localhost"><status>alice here</status></presence>`)
+	isPresenceFrom := func(from string) func(element) bool {
+		return func(e element) bool { return e.start.Name.Local == "presence" && e.attr("from") == from }
+	}
+	for _, c := range []*testClient{a1, a2, b} {
+		c.Next(t, isPresenceFrom(a1.JID.String()))
+	}
+	a1.Next(t, isPresenceFrom(b.JID.String())) // bob's current presence
+	a1.Send(t, `<presence type="unavailable"/>`)
+	b.Next(t, func(e element) bool {
+		return isPresenceFrom(a1.JID.String())(e) && e.attr("type") == "unavailable"
+	})
+}
+
+// TestFloodBothWays: two clients flooding each other at once neither
+// deadlock nor lose messages (routing only enqueues; one writer per
+// session).
+func TestFloodBothWays(t *testing.T) {
+	ts := startTestServer(t)
+	ts.Register(t, "alice", "alice password")
+	ts.Register(t, "bob", "bob password 1")
+	a := ts.Login(t, "alice", "alice password")
+	b := ts.Login(t, "bob", "bob password 1")
+	const n = 200
+	var wg sync.WaitGroup
+	for _, pair := range [][2]*testClient{{a, b}, {b, a}} {
+		wg.Add(1)
+		go func(from, to *testClient) {
+			defer wg.Done()
+			for i := range n {
+				from.Send(t, fmt.Sprintf(`<message to="%s" type="chat"><body>%d</body></message>`, to.JID, i))
+			}
+		}(pair[0], pair[1])
+	}
+	for _, c := range []*testClient{a, b} {
+		for i := range n {
+			if m := c.Next(t, isMessage); body(m) != fmt.Sprint(i) {
+				t.Fatalf("%s: message %d is %q (order lost)", c.JID, i, body(m))
+			}
+		}
+	}
+	wg.Wait()
+}
+
+// TestQueueFullEndsSession: routing never blocks on a slow client; when
+// its queue is full the stanza is dropped and the session ends at once
+// (resource-constraint, connection closed).
+func TestQueueFullEndsSession(t *testing.T) {
+	conn, peer := net.Pipe() // nobody reads peer: the client is stuck
+	defer peer.Close()
+	s := newSession(&Server{cfg: Config{QueueSize: 2}}, conn, netip.Addr{})
+	for i := range 2 {
+		if !s.send(element{}) {
+			t.Fatalf("stanza %d refused with room in the queue", i)
+		}
+	}
+	if s.send(element{}) {
+		t.Fatal("stanza queued beyond the queue size")
+	}
+	select {
+	case e := <-s.stop:
+		if e.Err != "resource-constraint" {
+			t.Errorf("stream error %q", e.Err)
+		}
+	default:
+		t.Error("no stream error for the slow session")
+	}
+	if _, err := conn.Write([]byte("x")); err == nil {
+		t.Error("connection of the slow session still open")
+	}
+}
