@@ -66,7 +66,7 @@ func ExampleHandler_Reveal() {
 	logger.Info("c2s connection", "remote", "192.0.2.77:53211")
 	// Output:
 	// {"level":"WARN","msg":"logredact: maintenance window opened, IP addresses are logged in full","reason":"ticket 4711: a client cannot connect","start":"2026-11-26T22:00:00Z","until":"2026-11-26T22:30:00Z"}
-	// {"level":"INFO","msg":"c2s connection","remote":"192.0.2.77:53211","ip_revealed":true}
+	// {"level":"INFO","msg":"c2s connection","ip_revealed":true,"remote":"192.0.2.77:53211"}
 	// {"level":"WARN","msg":"logredact: maintenance window closed, IP addresses are anonymized again","reason":"ticket 4711: a client cannot connect","start":"2026-11-26T22:00:00Z","end":"2026-11-26T22:30:00Z"}
 	// {"level":"INFO","msg":"c2s connection","remote":"192.0.2.0:53211"}
 }

@@ -35,7 +35,8 @@ import (
 // A record without any address is passed on as is, without allocating.
 //
 // Between Reveal and the end of the maintenance window, addresses are passed
-// in full and every record carries the Options.RevealedKey attribute.
+// in full and every record carries the Options.RevealedKey attribute (at
+// the top level, outside any group).
 //
 // A Handler and all the handlers derived from it by WithAttrs and WithGroup
 // share one configuration, key ring and maintenance window. It is safe for
@@ -60,8 +61,9 @@ type built struct {
 
 // shared is the state common to a Handler and its derivatives.
 type shared struct {
-	an   *anonymizer
-	base slog.Handler // the wrapped handler; audit records go here
+	an           *anonymizer
+	base         slog.Handler // the wrapped handler; audit records go here
+	revealedBase slog.Handler // base with the marker attribute
 
 	until atomic.Int64 // end of the maintenance window, UnixNano; 0 = none
 
@@ -73,7 +75,12 @@ type shared struct {
 // NewHandler returns a Handler that anonymizes IP addresses and passes the
 // records to next. opts may be nil: the zero Options is the private default.
 func NewHandler(next slog.Handler, opts *Options) *Handler {
-	return &Handler{st: &shared{an: newAnonymizer(opts), base: next}}
+	an := newAnonymizer(opts)
+	return &Handler{st: &shared{
+		an:           an,
+		base:         next,
+		revealedBase: next.WithAttrs([]slog.Attr{slog.Bool(an.revealKey, true)}),
+	}}
 }
 
 // Enabled reports whether the next handler handles records at level l.
@@ -110,8 +117,7 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 	v, revealed, epoch, err := h.st.state(ctx)
 	next := h.next(v, revealed, epoch)
 	if revealed {
-		r = r.Clone()
-		r.AddAttrs(slog.Bool(h.st.an.revealKey, true))
+		// next carries the marker attribute, outside any group.
 		return joinErr(err, next.Handle(ctx, r))
 	}
 
@@ -166,13 +172,17 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 // whether a window is open), so that attributes bound to a long-lived logger
 // follow key rotation and are hidden again when a window closes.
 func (h *Handler) next(v view, revealed bool, epoch uint64) slog.Handler {
+	base := h.st.base
+	if revealed {
+		base = h.st.revealedBase
+	}
 	if len(h.ops) == 0 {
-		return h.st.base
+		return base
 	}
 	if b := h.cache.Load(); b != nil && b.epoch == epoch {
 		return b.next
 	}
-	n := h.st.base
+	n := base
 	for _, o := range h.ops {
 		if o.group != "" {
 			n = n.WithGroup(o.group)

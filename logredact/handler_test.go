@@ -76,18 +76,45 @@ func TestSlogtest(t *testing.T) {
 	}
 }
 
+// The Handler is a well-behaved slog.Handler in every mode, and while a
+// maintenance window is open.
 func TestSlogtestRun(t *testing.T) {
-	var buf *bytes.Buffer
-	slogtest.Run(t, func(t *testing.T) slog.Handler {
-		buf = new(bytes.Buffer)
-		return logredact.NewHandler(slog.NewJSONHandler(buf, nil), nil)
-	}, func(t *testing.T) map[string]any {
-		m := parseLines(t, buf)
-		if len(m) != 1 {
-			t.Fatalf("want 1 record, got %d", len(m))
-		}
-		return m[0]
-	})
+	clk := newClock()
+	cases := []struct {
+		name   string
+		opts   logredact.Options
+		reveal bool
+	}{
+		{"truncate", logredact.Options{}, false},
+		{"pseudonymize", logredact.Options{Mode: logredact.Pseudonymize}, false},
+		{"drop", logredact.Options{Mode: logredact.Drop}, false},
+		{"revealed", logredact.Options{Now: clk.Now}, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var buf *bytes.Buffer
+			slogtest.Run(t, func(t *testing.T) slog.Handler {
+				buf = new(bytes.Buffer)
+				h := logredact.NewHandler(slog.NewJSONHandler(buf, nil), &c.opts)
+				if c.reveal {
+					if err := h.Reveal(time.Hour, "slogtest"); err != nil {
+						t.Fatal(err)
+					}
+					buf.Reset() // drop the audit record
+				}
+				return h
+			}, func(t *testing.T) map[string]any {
+				m := parseLines(t, buf)
+				if len(m) != 1 {
+					t.Fatalf("want 1 record, got %d", len(m))
+				}
+				if c.reveal && m[0]["ip_revealed"] != true {
+					t.Errorf("no marker in %v", m[0])
+				}
+				return m[0]
+			})
+		})
+	}
 }
 
 type valuer struct{ ip string }
