@@ -65,11 +65,18 @@ type shared struct {
 	base         slog.Handler // the wrapped handler; audit records go here
 	revealedBase slog.Handler // base with the marker attribute
 
-	until atomic.Int64 // end of the maintenance window, UnixNano; 0 = none
+	// window is the open (or expired but not yet logged) maintenance
+	// window, nil when there is none. Its times keep the monotonic clock
+	// reading of time.Now, so a wall-clock step cannot stretch it.
+	window atomic.Pointer[window]
 
-	mu      sync.Mutex // serializes window changes and their audit records
-	reason  string
-	started time.Time
+	mu sync.Mutex // serializes window changes and their audit records
+}
+
+// window is one maintenance window.
+type window struct {
+	start, until time.Time
+	reason       string
 }
 
 // NewHandler returns a Handler that anonymizes IP addresses and passes the
@@ -202,8 +209,8 @@ func (h *Handler) next(v view, revealed bool, epoch uint64) slog.Handler {
 // window is open, and the epoch of that state. It closes an expired window
 // (logging its end) on the way.
 func (s *shared) state(ctx context.Context) (v view, revealed bool, epoch uint64, err error) {
-	if u := s.until.Load(); u != 0 {
-		if s.an.now().UnixNano() < u {
+	if w := s.window.Load(); w != nil {
+		if s.an.now().Before(w.until) {
 			return view{an: s.an}, true, 1, nil
 		}
 		err = s.closeExpired(ctx)

@@ -21,7 +21,9 @@ const (
 // The window closes by itself: the clock (Options.Now) is read on every
 // record while a window is open, and the first record at or after the end
 // is anonymized again. No timer is involved, so nothing can keep the window
-// open by mistake. A duration longer than Options.MaxReveal (default 24 h) is
+// open by mistake; with the default clock the comparison uses Go's
+// monotonic clock reading, so setting the system clock back does not
+// stretch the window either. A duration longer than Options.MaxReveal (default 24 h) is
 // refused with ErrRevealTooLong rather than shortened, so that the operator
 // never believes in a window other than the real one; a non-positive
 // duration or an empty reason yields ErrRevealInvalid.
@@ -51,7 +53,6 @@ func (h *Handler) Reveal(d time.Duration, reason string) error {
 	now := s.an.now()
 	err := s.endLocked(ctx, now)
 	until := now.Add(d)
-	s.reason, s.started = reason, now
 	r := slog.NewRecord(now, slog.LevelWarn, AuditRevealStart, 0)
 	r.AddAttrs(
 		slog.String("reason", reason),
@@ -62,7 +63,7 @@ func (h *Handler) Reveal(d time.Duration, reason string) error {
 	if herr := s.base.Handle(ctx, r); herr != nil {
 		return joinErr(err, fmt.Errorf("logredact: writing the reveal audit record: %w", herr))
 	}
-	s.until.Store(until.UnixNano())
+	s.window.Store(&window{start: now, until: until, reason: reason})
 	return err
 }
 
@@ -78,12 +79,11 @@ func (h *Handler) Conceal() error {
 
 // Revealing reports whether a maintenance window is open and until when.
 func (h *Handler) Revealing() (until time.Time, open bool) {
-	u := h.st.until.Load()
-	if u == 0 {
+	w := h.st.window.Load()
+	if w == nil {
 		return time.Time{}, false
 	}
-	until = time.Unix(0, u)
-	return until, h.st.an.now().Before(until)
+	return w.until, h.st.an.now().Before(w.until)
 }
 
 // closeExpired logs the end of a window found expired by a record.
@@ -96,20 +96,20 @@ func (s *shared) closeExpired(ctx context.Context) error {
 // endLocked ends the window at min(now, until), logging it, if one is open
 // or expired but not yet logged. Called with s.mu held.
 func (s *shared) endLocked(ctx context.Context, now time.Time) error {
-	u := s.until.Load()
-	if u == 0 {
+	w := s.window.Load()
+	if w == nil {
 		return nil
 	}
 	// Anonymize from here on, whatever happens to the audit record.
-	s.until.Store(0)
-	end := time.Unix(0, u)
+	s.window.Store(nil)
+	end := w.until
 	if now.Before(end) {
 		end = now
 	}
 	r := slog.NewRecord(end, slog.LevelWarn, AuditRevealEnd, 0)
 	r.AddAttrs(
-		slog.String("reason", s.reason),
-		slog.Time("start", s.started),
+		slog.String("reason", w.reason),
+		slog.Time("start", w.start),
 		slog.Time("end", end),
 	)
 	if err := s.base.Handle(ctx, r); err != nil {
