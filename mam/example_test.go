@@ -84,3 +84,32 @@ func ExampleHandle() {
 	// Output:
 	// [urn:xmpp:mam:2 urn:xmpp:mam:2#extended urn:xmpp:mam:2#groupchat-field]
 }
+
+// A room with archiving on stores each groupchat message under the room's
+// JID, from the occupant JID, without to and without the muc#user element;
+// the real JID is kept apart (non-anonymous room).
+func ExampleArchiver_ArchiveGroupchat() {
+	ctx := context.Background()
+	store := mamtest.NewMemStore()
+	archiver := mam.NewArchiver(store, mam.Config{})
+
+	room := jid.MustParse("coven@muc.example.org")
+	occupant := jid.MustParse("coven@muc.example.org/firstwitch")
+	realJID := jid.MustParse("witch1@example.org/cauldron")
+	msg := []byte(`<message xmlns='jabber:client' type='groupchat' to='coven@muc.example.org'>` +
+		`<body>Thrice the brinded cat hath mew'd.</body>` +
+		`<x xmlns='http://jabber.org/protocol/muc#user'><item jid='spoofed@example.net'/></x></message>`)
+
+	res, err := archiver.ArchiveGroupchat(ctx, room, occupant, realJID, false, msg)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	page, _ := store.Query(ctx, room, mam.Query{})
+	m := page.Messages[0]
+	fmt.Println(m.ID == res.RecipientID, m.With, m.RealJID)
+	fmt.Println(string(m.Stanza))
+	// Output:
+	// true coven@muc.example.org/firstwitch witch1@example.org
+	// <message xmlns="jabber:client" type="groupchat" from="coven@muc.example.org/firstwitch"><body>Thrice the brinded cat hath mew'd.</body></message>
+}
