@@ -182,9 +182,11 @@ func (srv *Server) wire(ctx context.Context) error {
 func (srv *Server) retentionJobs() []retention.Job {
 	jobs := []retention.Job{
 		{Name: "uploads", Data: "uploaded files", MaxAge: srv.uploads.TTL(), Expirer: srv.uploads, Interval: time.Hour},
-		{Name: "xmpp-log", Data: "XMPP connection log (time, user, anonymized IP)",
+		// A log file is deleted once its newest line reaches MaxAge − one
+		// period (Retention), so no line lives longer than MaxAge.
+		{Name: "xmpp-log", Data: "XMPP connection log (time, user, anonymized IP), hourly files: no line kept over 24 hours",
 			MaxAge: srv.xmppLog.Retention(), Expirer: srv.xmppLog, Interval: 10 * time.Minute},
-		{Name: "http-error-log", Data: "HTTP error log (anonymized IPs)",
+		{Name: "http-error-log", Data: "HTTP error log (anonymized IPs), daily files: no line kept over 30 days",
 			MaxAge: srv.httpLog.Retention(), Expirer: srv.httpLog, Interval: time.Hour},
 		{Name: "tombstones", Data: "keyed hashes of deleted usernames (block their re-registration)",
 			MaxAge: 365 * 24 * time.Hour, Expirer: retention.ExpirerFunc(srv.manager.ExpireTombstones), Interval: 24 * time.Hour},
