@@ -111,7 +111,7 @@ func Start(t testing.TB, trusted ...*x509.Certificate) context.Context {
 		cancelAlloc()
 		stop()
 		if t.Failed() && out.Len() > 0 {
-			t.Logf("browser output:\n%s", out.String())
+			t.Logf("browser output (last lines):\n%s", tail(out.String(), 15))
 		}
 	})
 	if err := chromedp.Do(ctx); err != nil {
@@ -175,6 +175,15 @@ func Submit(ctx context.Context, submit string, fields ...Field) (*network.Respo
 		return nil, err
 	}
 	return chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(submit)))
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 type lockedBuffer struct {
