@@ -337,3 +337,33 @@ func anonymizedIsSame(a netip.Addr, mode logredact.Mode) bool {
 	}
 	return p.Addr() == a
 }
+
+// Concurrent writers (as a shared log.Logger would be) get whole lines,
+// each anonymized: run with -race.
+func TestScrubberConcurrent(t *testing.T) {
+	var out bytes.Buffer
+	s := logredact.NewScrubber(&out, nil)
+	l := log.New(s, "", 0)
+	done := make(chan struct{})
+	for g := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 100 {
+				l.Printf("worker %d: TLS handshake error from 192.0.2.%d:%d: EOF", g, i+1, 40000+i)
+			}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+	s.Close()
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 400 {
+		t.Fatalf("%d lines", len(lines))
+	}
+	for _, line := range lines {
+		if !strings.Contains(line, "from 192.0.2.0:") || !strings.HasSuffix(line, ": EOF") {
+			t.Fatalf("line %q", line)
+		}
+	}
+}
