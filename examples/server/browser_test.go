@@ -239,8 +239,7 @@ func TestBrowserAccountPages(t *testing.T) {
 			page   string
 		}
 		seen := map[int64]map[string]bool{} // status → users
-		var first map[int64]answer          // status → the first answer
-		first = map[int64]answer{}
+		first := map[int64]answer{}         // status → the first answer
 		for i := 0; i < 30; i++ {
 			user := []string{"dave", "mallory"}[i%2]
 			p.open(t, "/account")
