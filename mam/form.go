@@ -353,9 +353,11 @@ func ParseTime(s string) (time.Time, error) {
 	return t.UTC(), nil
 }
 
-// FormatTime formats t as an XEP-0082 DateTime in UTC.
+// FormatTime formats t as an XEP-0082 DateTime in UTC, with as many
+// fractional digits as t needs (none for whole seconds), so that a stamp a
+// client got back in a start or end filter selects that very message.
 func FormatTime(t time.Time) string {
-	return t.UTC().Format("2006-01-02T15:04:05.999999Z")
+	return t.UTC().Format("2006-01-02T15:04:05.999999999Z")
 }
 
 // limitStr shortens client-supplied names quoted in error messages.

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"chatbx.eu/privacy/mam"
 	"mellium.im/xmlstream"
@@ -593,4 +594,32 @@ func TestHandlerUnknownPayload(t *testing.T) {
 	}
 	e.Flush()
 	wantError(t, parse(t, out.Bytes()), stanza.FeatureNotImplemented)
+}
+
+// A delay stamp or metadata timestamp fed back as start or end selects
+// exactly that message (inclusive bounds survive the round trip, also for
+// sub-microsecond clocks).
+func TestHandlerStampRoundTrip(t *testing.T) { forEachStore(t, testHandlerStampRoundTrip) }
+
+func testHandlerStampRoundTrip(t *testing.T, newStore func() mam.Store) {
+	s := newStore()
+	setPrefs(t, s, juliet, always)
+	now := epoch.Add(123456789) // .123456789
+	a := mam.NewArchiver(s, mam.Config{Now: func() time.Time { now = now.Add(1001); return now }})
+	for range 3 {
+		if _, err := a.Archive(ctx, romeo, juliet.Bare(), []byte(chat)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sess := newSession(t, s, mam.Config{})
+	all := queryResults(t, sess.send(iq("set", "", `<query xmlns='urn:xmpp:mam:2'/>`)), "")
+	if len(all.ids) != 3 {
+		t.Fatalf("%d results", len(all.ids))
+	}
+	out := sess.send(iq("set", "", `<query xmlns='urn:xmpp:mam:2'/>`))
+	delay := out[1].child(mam.NS, "result").child(mam.NSForward, "forwarded").child(mam.NSDelay, "delay").Attr["stamp"]
+	r := queryResults(t, sess.send(iq("set", "", q2(field("start", delay)+field("end", delay)))), "q1")
+	if len(r.ids) != 1 || r.ids[0] != all.ids[1] {
+		t.Errorf("start=end=%s selected %v, want [%s]", delay, r.ids, all.ids[1])
+	}
 }
