@@ -22,9 +22,15 @@ import (
 
 func openDB(t testing.TB, path string) *bolt.DB {
 	t.Helper()
+	return openDBWith(t, path, bolt.Options{})
+}
+
+func openDBWith(t testing.TB, path string, o bolt.Options) *bolt.DB {
+	t.Helper()
 	// A memory map larger than the test files, so that no commit has to
 	// remap (which waits for open readers, see TestWipeWaitsForOldReaders).
-	db, err := bolt.Open(path, 0o600, &bolt.Options{InitialMmapSize: 16 << 20})
+	o.InitialMmapSize = 16 << 20
+	db, err := bolt.Open(path, 0o600, &o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,9 +263,14 @@ type fixture struct {
 // newFixture writes alice's and bob's data, interleaved, then erases alice.
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
+	return newFixtureWith(t, bolt.Options{})
+}
+
+func newFixtureWith(t testing.TB, o bolt.Options) *fixture {
+	t.Helper()
 	r := rand.New(rand.NewPCG(1, 2))
 	f := &fixture{path: filepath.Join(t.TempDir(), "store.db")}
-	f.db = openDB(t, f.path)
+	f.db = openDBWith(t, f.path, o)
 	f.alice, f.bob = newUser("alice", r), newUser("bob", r)
 	aliceData := populate(t, f.db, f.alice, r)
 	f.bobData = populate(t, f.db, f.bob, r)
@@ -306,7 +317,20 @@ func TestResidueWithoutWipe(t *testing.T) {
 }
 
 func TestWipeRemovesResidue(t *testing.T) {
-	f := newFixture(t)
+	for _, tc := range []struct {
+		name string
+		opts bolt.Options
+	}{
+		{"default", bolt.Options{}},
+		{"no-freelist-sync", bolt.Options{NoFreelistSync: true}},
+		{"hashmap-freelist", bolt.Options{FreelistType: bolt.FreelistMapType}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testWipeRemovesResidue(t, tc.opts) })
+	}
+}
+
+func testWipeRemovesResidue(t *testing.T, o bolt.Options) {
+	f := newFixtureWith(t, o)
 	pages, err := boltwipe.Wipe(t.Context(), f.db)
 	if err != nil {
 		t.Fatal(err)
@@ -332,7 +356,7 @@ func TestWipeRemovesResidue(t *testing.T) {
 	if err := f.db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	f.db = openDB(t, f.path)
+	f.db = openDBWith(t, f.path, o)
 	check(t, f.db)
 	f.verifyBob(t)
 	if h := f.aliceHits(t); len(h) > 0 {
