@@ -55,7 +55,7 @@ type Result struct {
 //
 // from must be the sender's full JID as the server authenticated it (the
 // server overwrites any client-supplied from before routing); to is the
-// address the message was sent to. Archive writes both into the stored and
+// address the message was sent to. Both are required (ErrMalformed). Archive writes both into the stored and
 // delivered copies and ignores the stanza's own from and to. stanza is the
 // whole <message/> element.
 //
@@ -88,6 +88,10 @@ func (a *Archiver) ArchiveTokens(ctx context.Context, from, to jid.JID, start xm
 
 func (a *Archiver) archive(ctx context.Context, from, to jid.JID, start xml.StartElement, r xml.TokenReader, sizeHint int) (Result, error) {
 	var res Result
+	if from.Domainpart() == "" || to.Domainpart() == "" {
+		// The router always knows both ends of a routed message.
+		return res, fmt.Errorf("%w: no sender or recipient", ErrMalformed)
+	}
 	sender, recipient := from.Bare(), to.Bare()
 	w := xmlWriter{buf: make([]byte, 0, sizeHint+160)}
 	f, err := scan(r, start, scanOptions{

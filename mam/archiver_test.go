@@ -429,6 +429,13 @@ func TestArchiveMalformed(t *testing.T) {
 			t.Errorf("%q: err = %v, want ErrMalformed", in, err)
 		}
 	}
+	// The router must say who sent it and to whom.
+	if _, err := a.Archive(ctx, jid.JID{}, juliet.Bare(), []byte(chat)); !errors.Is(err, mam.ErrMalformed) {
+		t.Errorf("no from: err = %v", err)
+	}
+	if _, err := a.Archive(ctx, romeo, jid.JID{}, []byte(chat)); !errors.Is(err, mam.ErrMalformed) {
+		t.Errorf("no to: err = %v", err)
+	}
 }
 
 func TestArchiveTokensMatchesBytes(t *testing.T) {
