@@ -47,8 +47,9 @@ func benchHandler(b *testing.B, opts *logredact.Options, r slog.Record) {
 		tBare += t1 - t0
 		done += n
 	}
-	b.ReportMetric(float64(tBare.Nanoseconds())/float64(b.N), "bare-cpu-ns/op")
-	b.ReportMetric(float64(tWrapped.Nanoseconds())/float64(b.N), "cpu-ns/op")
+	// ns/op is the Handler's own CPU time, not the wall time of both loops.
+	b.ReportMetric(float64(tWrapped.Nanoseconds())/float64(b.N), "ns/op")
+	b.ReportMetric(float64(tBare.Nanoseconds())/float64(b.N), "bare-ns/op")
 	b.ReportMetric(float64(tWrapped)/float64(tBare), "x-JSONHandler")
 	b.ReportMetric(extra, "extra-allocs/op")
 }
