@@ -5,10 +5,22 @@
 // The pages are plain HTML forms: no JavaScript, no cookies, no session. Every
 // form asks for the username and password again, so there is no ambient
 // authority to forge; cross-origin POSTs are refused all the same
-// (Sec-Fetch-Site, else Origin). Every answer carries a strict
-// Content-Security-Policy, X-Content-Type-Options nosniff, Referrer-Policy
-// no-referrer and Cache-Control no-store. Errors never reveal whether a
-// username exists.
+// (net/http.CrossOriginProtection: Sec-Fetch-Site, else Origin). Every answer
+// carries a strict Content-Security-Policy (default-src 'none', the one
+// embedded stylesheet allowed by its SHA-256, form-action 'self',
+// frame-ancestors 'none', base-uri 'none'), X-Content-Type-Options nosniff,
+// Referrer-Policy no-referrer and Cache-Control no-store. Form bodies are
+// limited to 16 KiB and fields to 1024 bytes; values in the URL are ignored.
+//
+// Errors never reveal whether a username exists: an unknown name and a wrong
+// password get the same page (ErrBadCredentials), and so do rate-limited
+// attempts (ErrRateLimited, answered 429). The pages keep no limiter of their
+// own: the Backend limits failed logins per client key, the same budget as
+// XMPP logins. Deleting asks for the username a second time; it must match
+// the first exactly (after trimming spaces and a "@Domain" suffix) or nothing
+// is deleted. An export streams the Backend's zip as an attachment; if the
+// Backend fails halfway, the connection is aborted so that the browser
+// reports a failed download rather than keeping a truncated zip.
 //
 // Mount the handler on the HTTPS mux for its three patterns:
 //
@@ -16,4 +28,18 @@
 //	mux.Handle("/account", h)
 //	mux.Handle("/account/", h)
 //	mux.Handle("/privacy", h)
+//
+// # Tests
+//
+// Besides table tests over httptest, the pages are driven in headless
+// Chromium (package browsertest, github.com/chromedp/chromedp): keyboard use,
+// layout at 320 and 1280 px, the download of the export, every refusal, the
+// 429 page and an empty cookie jar. The browser trusts the test server's
+// fresh self-signed certificate alone, by its SPKI hash
+// (--ignore-certificate-errors-spki-list); a test checks that another
+// self-signed certificate is still refused. Without a Chromium binary the
+// browser tests skip, unless CI is set; CHROMIUM names the binary, and
+// WEB_SCREENSHOT_DIR keeps the screenshots:
+//
+//	WEB_SCREENSHOT_DIR=/tmp/shots go test -run TestBrowser ./examples/server/internal/web/
 package web
