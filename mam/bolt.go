@@ -440,6 +440,9 @@ func (p *pending) put(tx *bolt.Tx) error {
 		}
 	}
 	msgs, ids, withs, counts, reals := bs[0], bs[1], bs[2], bs[3], bs[4]
+	// Keys of m and w arrive in time order, so pages are filled before
+	// they split (bbolt's default, 0.5, suits random inserts like ids).
+	msgs.FillPercent, withs.FillPercent = 0.9, 0.9
 	seq, err := ab.NextSequence()
 	if err != nil {
 		return err
