@@ -60,7 +60,7 @@ func found(t *testing.T, dir string, markers ...string) []string {
 
 // archive is a minimal bbolt-backed store: messages keyed by time under a
 // bucket per user, with Expire and Erase as the real stores have.
-type archive struct{ db *bolt.DB }
+type archive struct{ db, accounts *bolt.DB }
 
 func (a archive) add(user string, at time.Time, body string) error {
 	return a.db.Update(func(tx *bolt.Tx) error {
@@ -98,24 +98,33 @@ func (a archive) Expire(_ context.Context, before time.Time) (int, error) {
 }
 
 func (a archive) erase(user string) error {
-	return a.db.Update(func(tx *bolt.Tx) error {
-		if err := tx.Bucket([]byte("archive")).DeleteBucket([]byte(user)); err != nil {
-			return err
-		}
+	err := a.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("archive")).DeleteBucket([]byte(user))
+	})
+	if err != nil {
+		return err
+	}
+	return a.accounts.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte("accounts")).Delete([]byte(user))
 	})
 }
 
 func TestPurgeLeavesNoResidue(t *testing.T) {
+	// Two files in one data directory, as a server keeps them.
 	dir := t.TempDir()
-	db, err := bolt.Open(filepath.Join(dir, "data.db"), 0o600, nil)
+	db, err := bolt.Open(filepath.Join(dir, "mam.db"), 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	accounts, err := bolt.Open(filepath.Join(dir, "account.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer accounts.Close()
 	clk := newFakeClock()
 	now := clk.Now()
-	a := archive{db}
+	a := archive{db, accounts}
 
 	const (
 		alice     = "alice-7f3a9c@example.org"
@@ -125,7 +134,7 @@ func TestPurgeLeavesNoResidue(t *testing.T) {
 		bobOld    = "bob-old-body-9a8b7c6d" // older than the lifetime: expires
 		bobNew    = "bob-new-body-1f2e3d4c"
 	)
-	err = db.Update(func(tx *bolt.Tx) error {
+	err = accounts.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists([]byte("accounts"))
 		if err != nil {
 			return err
@@ -145,14 +154,17 @@ func TestPurgeLeavesNoResidue(t *testing.T) {
 		must(t, a.add(bob, at, fmt.Sprintf("%s %d", bobNew, i)))
 	}
 	must(t, a.erase(alice))
-	if hit := found(t, dir, aliceBody, alice, aliceTok, bobOld); len(hit) != 4 {
-		t.Fatalf("before the purge the file should still hold every marker, found %v", hit)
+	for _, m := range []string{aliceBody, alice, aliceTok, bobOld} {
+		if len(found(t, dir, m)) == 0 {
+			t.Fatalf("before the purge the files should still hold %s: the scan is broken", m)
+		}
 	}
 
 	s, err := retention.NewScheduler(retention.Config{
 		Jobs: []retention.Job{
 			{Name: "mam", Data: "archived messages", MaxAge: 72 * time.Hour, Expirer: a},
-			retention.PurgeJob("purge-data", db, 0),
+			retention.PurgeJob("purge-mam", db, 0),
+			retention.PurgeJob("purge-account", accounts, 0),
 		},
 		Logger: discard(),
 		Now:    clk.Now,
@@ -164,7 +176,7 @@ func TestPurgeLeavesNoResidue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if reports[0].Removed != 50 || reports[1].Removed == 0 {
+	if reports[0].Removed != 50 || reports[1].Removed == 0 || reports[2].Removed == 0 {
 		t.Fatalf("reports = %+v", reports)
 	}
 	if hit := found(t, dir, aliceBody, alice, aliceTok, bobOld); len(hit) > 0 {

@@ -301,6 +301,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		wg.Go(func() { s.loop(ctx, j) })
 	}
 	wg.Wait()
+	<-ctx.Done() // with no jobs, Run still lasts as long as ctx
 	return ctx.Err()
 }
 

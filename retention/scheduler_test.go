@@ -433,3 +433,22 @@ func TestReportJSON(t *testing.T) {
 		t.Fatalf("got  %s\nwant %s", b, want)
 	}
 }
+
+func TestRunWithoutJobsLastsUntilCancelled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newScheduler(t, newFakeClock())
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx) }()
+		synctest.Wait()
+		select {
+		case err := <-done:
+			t.Fatalf("Run without jobs returned at once: %v", err)
+		default:
+		}
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run = %v", err)
+		}
+	})
+}
