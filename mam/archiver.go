@@ -247,7 +247,6 @@ func scan(r xml.TokenReader, start xml.StartElement, o scanOptions, w *xmlWriter
 					if err := skipElement(r); err != nil {
 						return f, fmt.Errorf("%w: %v", ErrMalformed, err)
 					}
-					f.stripped++
 					continue
 				}
 				f.classify(t.Name)

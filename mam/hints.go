@@ -12,13 +12,12 @@ const (
 
 // facts is what the archiver learns from one pass over a message.
 type facts struct {
-	typ      string // the type attribute; "" is normal
-	payload  bool   // a <body/> or another storable payload
-	subject  bool   // a <subject/> (room subject change)
-	noStore  bool   // <no-store/> or <no-permanent-store/>
-	store    bool   // <store/>
-	isCopy   bool   // a carbon or MAM result: a copy of a message archived already
-	stripped int    // forged stanza-ids removed
+	typ     string // the type attribute; "" is normal
+	payload bool   // a <body/> or another storable payload
+	subject bool   // a <subject/> (room subject change)
+	noStore bool   // <no-store/> or <no-permanent-store/>
+	store   bool   // <store/>
+	isCopy  bool   // a carbon or MAM result: a copy of a message archived already
 }
 
 // storablePayload reports whether a direct child of <message/> makes it
