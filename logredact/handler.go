@@ -155,6 +155,8 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 		msg = string(appendScrubbed(make([]byte, 0, len(msg)+8), msg, msgSpans, v))
 	}
 	nr := slog.NewRecord(r.Time, r.Level, msg, r.PC)
+	var buf [8]slog.Attr
+	attrs := buf[:0]
 	i = 0
 	r.Attrs(func(a slog.Attr) bool {
 		switch {
@@ -167,10 +169,11 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 				a, _ = v.attr(a)
 			}
 		}
-		nr.AddAttrs(a)
+		attrs = append(attrs, a)
 		i++
 		return true
 	})
+	nr.AddAttrs(attrs...)
 	return joinErr(err, next.Handle(ctx, nr))
 }
 
