@@ -34,6 +34,9 @@ var (
 // A user archive is readable and configurable only by its owner (to empty
 // or the owner's bare JID); a room archive (to = a room's bare JID) is
 // readable by whoever Config.Rooms allows; everyone else gets forbidden.
+//
+// mellium's mux hands IQ handlers no context, so store calls run under
+// context.Background(): a Store must not block indefinitely.
 type Handler struct {
 	store Store
 	cfg   Config
