@@ -110,6 +110,10 @@
 // (the next handler may marshal fields this package cannot see): log
 // addresses as the listed types, strings or LogValuers. Free text that is
 // ambiguous is anonymized anyway: "1.2.3.4" may have been a version number.
+// Addresses not written in the standard notations are not recognized:
+// IPv4 as a single integer or in hexadecimal, addresses spelled inside host
+// names ("ip-192-0-2-7.example.net"), reverse-DNS names
+// ("7.2.0.192.in-addr.arpa" is read as the address 7.2.0.192).
 // crypto/aes keeps an expanded key schedule that Go cannot wipe; after
 // rotation it is unreachable but not overwritten. Lines removed by EraseLines
 // may survive in free blocks of the file system.

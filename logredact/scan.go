@@ -10,10 +10,10 @@ import (
 var errNotAddr = errors.New("not an address")
 
 // The scanner finds IP addresses in free text without regular expressions:
-// it skips bytes that cannot be part of an address using a class table,
-// collects maximal runs of [0-9A-Fa-f:.], and validates the candidates in a
-// run. IPv6 candidates are validated by netip.ParseAddr; dotted IPv4 quads
-// are parsed here, leniently (leading zeros are accepted, since privacy wins
+// it jumps from one ':' or '.' to the next (IndexByte), takes the maximal
+// run of [0-9A-Fa-f:.] around it, and validates the candidates in that run.
+// IPv6 candidates are validated by netip.ParseAddr; dotted IPv4 quads are
+// parsed here, leniently (leading zeros are accepted, since privacy wins
 // over strictness).
 
 const (
@@ -24,6 +24,7 @@ const (
 	cWord // a letter that is not a hex digit, or '_': glues a run to a word
 )
 
+// classes maps a byte to its class. It is filled once and only read.
 var classes = func() (t [256]uint8) {
 	for c := '0'; c <= '9'; c++ {
 		t[c] = cDigit
