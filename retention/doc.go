@@ -107,7 +107,16 @@
 // filesystem's free space, out of reach of any later wipe. Per-user keys
 // destroyed on erasure (crypto-shredding) would change every store's
 // format, and the destroyed keys would themselves linger in freed pages of
-// the file that held them: a wipe is needed anyway. The in-place wipe
+// the file that held them: a wipe is needed anyway. Writing zeros straight
+// into the free pages through a second file handle would avoid rewriting
+// pages already wiped, but bbolt's public API cannot tell a released page
+// from one still pending for an open reader (Tx.Page reports both as
+// "free"), and its count of open readers is updated outside the lock that
+// guards them: a direct write could zero a page that a reader is about to
+// read. The fill never writes a page that bbolt's own allocator has not
+// handed out, so it cannot corrupt a reader; the reader count only decides
+// when the wipe is complete (a stale count can at worst leave pages pinned
+// by such a reader to the next run). The in-place wipe
 // needs no change in any store, keeps every handle valid, and costs about
 // what writing the free space once costs (see the benchmark below).
 //
