@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -363,5 +364,49 @@ func TestExport(t *testing.T) {
 	}
 	if _, err := zip.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len())); err != nil {
 		t.Fatalf("empty export is not a valid zip: %v", err)
+	}
+}
+
+// flakyDelete fails blob deletions while fail > 0 (a crash or I/O error in
+// the middle of an erasure).
+type flakyDelete struct {
+	*uploadtest.MemBlobs
+	fail int
+}
+
+func (f *flakyDelete) Delete(ctx context.Context, key string) error {
+	if f.fail > 0 {
+		f.fail--
+		return errors.New("I/O error")
+	}
+	return f.MemBlobs.Delete(ctx, key)
+}
+
+// TestEraseResumes: an erasure interrupted by a failing delete reports the
+// error and keeps the records that locate the remaining files, so a repeated
+// Erase finishes the job.
+func TestEraseResumes(t *testing.T) {
+	blobs := &flakyDelete{MemBlobs: uploadtest.NewMemBlobs()}
+	meta := uploadtest.NewMemMeta()
+	svc, err := upload.New(meta, blobs, upload.Config{BaseURL: base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{svc: svc, meta: meta, blobs: blobs.MemBlobs, clock: newClock()}
+	for i := range 3 {
+		e.upload(t, alice, fmt.Sprintf("f%d.jpg", i), "image/jpeg", "data")
+	}
+	blobs.fail = 1
+	if err := svc.Erase(context.Background(), alice); err == nil {
+		t.Fatal("Erase hid a failed deletion")
+	}
+	if recs, _ := meta.ByOwner(context.Background(), "alice@example.org"); len(recs) != 3 {
+		t.Fatalf("after a failed Erase %d records remain, want all 3 (to find the files again)", len(recs))
+	}
+	if err := svc.Erase(context.Background(), alice); err != nil {
+		t.Fatal(err)
+	}
+	if recs, _ := meta.ByOwner(context.Background(), "alice@example.org"); len(recs) != 0 || blobs.Len() != 0 {
+		t.Fatalf("after the repeated Erase: %d records, %d blobs", len(recs), blobs.Len())
 	}
 }

@@ -285,3 +285,25 @@ func FuzzParseRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestSlotXMLHeaders: only the header names XEP-0363 allows are written.
+func TestSlotXMLHeaders(t *testing.T) {
+	s := upload.Slot{PutURL: "https://upload.example.org/p", GetURL: "https://upload.example.org/g", Header: map[string][]string{
+		"Authorization": {"Bearer t"}, "Cookie": {"c=1"}, "Expires": {"never"}, "X-Evil": {"1"}, "Host": {"198.51.100.7"},
+	}}
+	var buf bytes.Buffer
+	e := xml.NewEncoder(&buf)
+	if _, err := xmlstream.Copy(e, upload.SlotXML(s)); err != nil {
+		t.Fatal(err)
+	}
+	e.Flush()
+	out := buf.String()
+	for _, want := range []string{`name="Authorization"`, `name="Cookie"`, `name="Expires"`, `url="https://upload.example.org/p"`, `url="https://upload.example.org/g"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("slot lacks %s: %s", want, out)
+		}
+	}
+	if strings.Contains(out, "X-Evil") || strings.Contains(out, "Host") {
+		t.Fatalf("slot carries a header XEP-0363 forbids: %s", out)
+	}
+}
