@@ -30,6 +30,9 @@ func openDBWith(t testing.TB, path string, o bolt.Options) *bolt.DB {
 	// A memory map larger than the test files, so that no commit has to
 	// remap (which waits for open readers, see TestWipeWaitsForOldReaders).
 	o.InitialMmapSize = 16 << 20
+	// No fsync: the bytes these tests scan are the same in the page cache,
+	// and the shared disk makes syncs slow. The crash test syncs for real.
+	o.NoSync = true
 	db, err := bolt.Open(path, 0o600, &o)
 	if err != nil {
 		t.Fatal(err)
