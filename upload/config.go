@@ -12,6 +12,7 @@ const (
 	DefaultTTL         = 30 * 24 * time.Hour // files live 30 days
 	DefaultDailyQuota  = 1 << 30             // 1 GiB uploaded per user per 24 h
 	DefaultStoredQuota = 2 << 30             // 2 GiB stored per user
+	DefaultDailyFiles  = 500                 // slots per user per 24 h
 	DefaultSlotTTL     = 300 * time.Second   // a slot must be used within 5 min
 	DefaultUploadTime  = time.Hour           // a started upload must end within 1 h
 )
@@ -41,6 +42,12 @@ type Config struct {
 	// DailyQuota is how many bytes a user may upload per 24 h (sliding
 	// window). 0 means 1 GiB; a negative value means no limit.
 	DailyQuota int64
+
+	// DailyFiles is how many slots (used or pending) a user may request per
+	// 24 h (sliding window; slots that expired unused do not count). It bounds
+	// the records one user can create with empty files. 0 means 500; a
+	// negative value means no limit.
+	DailyFiles int
 
 	// StoredQuota is how many bytes of a user's files may be stored at once.
 	// 0 means 2 GiB; a negative value means no limit.

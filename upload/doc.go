@@ -7,8 +7,8 @@
 // A Service is built from a MetaStore (metadata: BoltMeta, or any backend
 // passing uploadtest.TestMetaStore), a BlobStore (contents: FSBlobs, or any
 // backend passing uploadtest.TestBlobStore) and a Config whose zero fields are
-// the private defaults (100 MiB per file, files kept 30 days, 1 GiB per user
-// per day, 2 GiB stored per user, slots valid 300 s):
+// the private defaults (100 MiB per file, files kept 30 days, 1 GiB and 500
+// slots per user per day, 2 GiB stored per user, slots valid 300 s):
 //
 //	db, _ := bolt.Open("data/upload.db", 0o600, nil)
 //	meta, _ := upload.NewBoltMeta(db)

@@ -59,6 +59,9 @@ func New(meta MetaStore, blobs BlobStore, cfg Config) (*Service, error) {
 	if cfg.DailyQuota == 0 {
 		cfg.DailyQuota = DefaultDailyQuota
 	}
+	if cfg.DailyFiles == 0 {
+		cfg.DailyFiles = DefaultDailyFiles
+	}
 	if cfg.StoredQuota == 0 {
 		cfg.StoredQuota = DefaultStoredQuota
 	}
@@ -202,22 +205,30 @@ func (s *Service) admit(now time.Time, size int64, existing []Record) error {
 		}
 	}
 	var retry time.Time
+	dayStart := now.Add(-24 * time.Hour)
+	var inDay []Record
+	for _, r := range live {
+		if r.Created.After(dayStart) {
+			inDay = append(inDay, r)
+		}
+	}
+	slices.SortFunc(inDay, func(a, b Record) int { return a.Created.Compare(b.Created) })
+	if n := s.cfg.DailyFiles; n >= 0 && len(inDay)+1 > n {
+		// The request fits once enough of the oldest leave the window.
+		retry = inDay[len(inDay)-n].Created.Add(24 * time.Hour)
+	}
 	if q := s.cfg.DailyQuota; q >= 0 {
-		dayStart := now.Add(-24 * time.Hour)
-		var inDay []Record
 		var used int64
-		for _, r := range live {
-			if r.Created.After(dayStart) {
-				inDay = append(inDay, r)
-				used += r.Size
-			}
+		for _, r := range inDay {
+			used += r.Size
 		}
 		if used+size > q {
-			slices.SortFunc(inDay, func(a, b Record) int { return a.Created.Compare(b.Created) })
 			for _, r := range inDay {
 				used -= r.Size
 				if used+size <= q {
-					retry = r.Created.Add(24 * time.Hour)
+					if t := r.Created.Add(24 * time.Hour); t.After(retry) {
+						retry = t
+					}
 					break
 				}
 			}

@@ -410,3 +410,23 @@ func TestEraseResumes(t *testing.T) {
 		t.Fatalf("after the repeated Erase: %d records, %d blobs", len(recs), blobs.Len())
 	}
 }
+
+func TestQuotaDailyFiles(t *testing.T) {
+	e := newEnv(t, func(c *upload.Config) { c.DailyFiles = 3 })
+	start := e.clock.Now()
+	for range 3 {
+		e.upload(t, alice, "empty.txt", "", "")
+		e.clock.Add(time.Minute)
+	}
+	_, err := e.svc.RequestSlot(context.Background(), alice, "empty.txt", 0, "")
+	var qe *upload.QuotaError
+	if !errors.As(err, &qe) {
+		t.Fatalf("4th empty file in a day = %v, want QuotaError", err)
+	}
+	if want := start.Add(24 * time.Hour); qe.Retry.Before(want) || qe.Retry.After(want.Add(2*time.Second)) {
+		t.Fatalf("retry %v, want about %v", qe.Retry, want)
+	}
+	e.slot(t, bob, "empty.txt", 0, "")
+	e.clock.Add(qe.Retry.Sub(e.clock.Now()))
+	e.slot(t, alice, "empty.txt", 0, "")
+}
