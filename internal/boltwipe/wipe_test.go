@@ -558,3 +558,61 @@ func TestWipeReadOnly(t *testing.T) {
 		t.Fatalf("Wipe on a read-only DB = %v", err)
 	}
 }
+
+func TestWipeWithConcurrentReaders(t *testing.T) {
+	// Readers keep reading bob's data while the wipe fills free pages: they
+	// always see it whole. When the wipe needs an instant without readers,
+	// its Wait hook pauses them, as their ending would on a real server.
+	f := newFixture(t)
+	pause, paused := make(chan struct{}), make(chan struct{})
+	stop := make(chan struct{})
+	views := 0
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-pause:
+				paused <- struct{}{}
+				<-stop
+				return
+			default:
+			}
+			got := contents(t, f.db)
+			for k, v := range f.bobData {
+				if got[k] != v {
+					t.Errorf("reader saw %q changed or missing during the wipe", k)
+					break // keep serving pause, so the wipe cannot block
+				}
+			}
+			views++
+		}
+	}()
+	waits := 0
+	_, err := boltwipe.WipeOptions(t.Context(), f.db, boltwipe.Options{
+		PagesPerTx: 2,
+		Wait: func(context.Context, int) error {
+			if waits++; waits == 1 {
+				pause <- struct{}{}
+				<-paused
+			}
+			return nil
+		},
+	})
+	close(stop)
+	<-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	if views == 0 {
+		t.Fatal("no read ran during the wipe")
+	}
+	t.Logf("%d full reads during the wipe, %d waits", views, waits)
+	if h := f.aliceHits(t); len(h) > 0 {
+		t.Fatalf("alice still in the file: %v", h)
+	}
+	f.verifyBob(t)
+	check(t, f.db)
+}
