@@ -216,6 +216,8 @@ func appendScrubbed[T ~string | ~[]byte](dst []byte, src T, spans []span, v view
 			dst = v.appendAddr(dst, sp.addr)
 		case spanChain:
 			dst = appendChain(v, dst, src[sp.start:sp.end])
+		default:
+			dst = append(dst, v.an.marker...)
 		}
 		last = sp.end
 	}

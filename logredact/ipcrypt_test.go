@@ -118,3 +118,44 @@ func TestIPCryptKeyErrors(t *testing.T) {
 		t.Errorf("invalid Addr encrypted to %s", got)
 	}
 }
+
+// FuzzPFX checks, for any key and any two addresses, that Decrypt inverts
+// Encrypt, that the family is kept, and that the common prefix length of the
+// pseudonyms equals that of the addresses (prefix preservation, both ways).
+func FuzzPFX(f *testing.F) {
+	f.Add([]byte("0123456789abcdeffedcba9876543210"), []byte{192, 0, 2, 1}, []byte{192, 0, 2, 200})
+	f.Add([]byte("2b7e151628aed2a6abf7158809cf4f3c"), []byte("\x20\x01\x0d\xb8\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01"), []byte("\x20\x01\x0d\xb8\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01"))
+	f.Fuzz(func(t *testing.T, key, ra, rb []byte) {
+		p, err := logredact.NewPFX(key)
+		if err != nil {
+			return
+		}
+		a, ok1 := netip.AddrFromSlice(ra)
+		b, ok2 := netip.AddrFromSlice(rb)
+		if !ok1 || !ok2 || a.BitLen() != b.BitLen() {
+			return
+		}
+		ea, eb := p.Encrypt(a), p.Encrypt(b)
+		if ea.BitLen() != a.BitLen() || ea.Is4In6() != a.Is4In6() {
+			t.Fatalf("%s -> %s changed family", a, ea)
+		}
+		if p.Decrypt(ea) != a {
+			t.Fatalf("Decrypt(Encrypt(%s)) = %s", a, p.Decrypt(ea))
+		}
+		if common(a, b) != common(ea, eb) {
+			t.Fatalf("%s,%s share %d bits; %s,%s share %d", a, b, common(a, b), ea, eb, common(ea, eb))
+		}
+	})
+}
+
+// common returns the length of the common prefix of a and b in bits.
+func common(a, b netip.Addr) int {
+	for n := a.BitLen(); n > 0; n-- {
+		pa, _ := a.Prefix(n)
+		pb, _ := b.Prefix(n)
+		if pa == pb {
+			return n
+		}
+	}
+	return 0
+}

@@ -58,6 +58,9 @@ const (
 	// ("1.192.0.2.7"): an address may hide in any four of them, so the
 	// whole chain is anonymized.
 	spanChain
+	// spanMask is a run too tangled to search to the end (crafted input):
+	// it is replaced by the marker in every mode.
+	spanMask
 )
 
 type span struct {
@@ -186,7 +189,11 @@ func scanRun[T ~string | ~[]byte](s T, a, b int, v6 bool, out []span) []span {
 				break
 			}
 			out = scanV4(s, pos, st, out)
-			out = append(out, span{start: st, end: en, addr: addr})
+			kind := spanAddr
+			if !addr.IsValid() {
+				kind = spanMask
+			}
+			out = append(out, span{start: st, end: en, addr: addr, kind: kind})
 			pos = en
 		}
 		return scanV4(s, pos, b, out)
@@ -220,6 +227,9 @@ func findV6[T ~string | ~[]byte](s T, a, b int) (st, en int, addr netip.Addr, ok
 	// replaced by its anonymized form: the rest of such a run is junk glued
 	// to an address, and keeping it could leave a part of the address (or
 	// form a new one) in the output.
+	// The search is bounded: past maxFallbackTries candidates (only crafted
+	// input gets there), the whole run is masked rather than searched on.
+	tries := 0
 	for st := a; st < b; st++ {
 		if st > a && s[st-1] != ':' && s[st-1] != '.' {
 			continue
@@ -227,9 +237,20 @@ func findV6[T ~string | ~[]byte](s T, a, b int) (st, en int, addr netip.Addr, ok
 		if s[st] == ':' && (st+1 >= b || s[st+1] != ':') {
 			continue
 		}
-		for en := min(b, st+maxAddrLen); en >= st+2; en-- {
+		// No address holds ":::": end the window before one.
+		limit := min(b, st+maxAddrLen)
+		for i := st + 2; i < limit; i++ {
+			if s[i] == ':' && s[i-1] == ':' && s[i-2] == ':' {
+				limit = i
+				break
+			}
+		}
+		for en := limit; en >= st+2; en-- {
 			if en < b && s[en] != ':' && s[en] != '.' && !(s[en-1] == ':' && s[en-2] == ':') {
 				continue
+			}
+			if tries++; tries > maxFallbackTries {
+				return ts, te, netip.Addr{}, true
 			}
 			if addr, ok := parseV6(s, st, en); ok && !wordGlued(s, a, b, st, en) {
 				return ts, te, addr, true
@@ -238,6 +259,9 @@ func findV6[T ~string | ~[]byte](s T, a, b int) (st, en int, addr netip.Addr, ok
 	}
 	return 0, 0, netip.Addr{}, false
 }
+
+// maxFallbackTries bounds the candidates findV6 tries in one run.
+const maxFallbackTries = 512
 
 // parseV6 validates s[a:b] as an IPv6 address (including IPv4-mapped).
 // The unspecified address "::" is not reported: it identifies nobody and

@@ -2,8 +2,12 @@ package logredact
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 )
 
 func scrubForTest(s string, o *Options) string {
@@ -37,6 +41,11 @@ func TestScanTruncate(t *testing.T) {
 		{"::", "::"},
 		{"", ""},
 	}
+	// Crafted runs too tangled to search are masked whole, quickly.
+	tests = append(tests,
+		struct{ in, want string }{"x " + strings.Repeat("1:1.", 300) + " y", "x [ip]. y"},
+		struct{ in, want string }{"a " + strings.Repeat(":", 5000), "a [ip]"},
+	)
 	for _, tt := range tests {
 		if got := scrubForTest(tt.in, nil); got != tt.want {
 			t.Errorf("scrub(%q) = %q, want %q", tt.in, got, tt.want)
@@ -93,6 +102,39 @@ func FuzzScrub(f *testing.F) {
 					if strings.Trim(g, "0") != "" {
 						t.Fatalf("output holds the chain %q:\nin  %q\nout %q", whole[sp.start:sp.end], data, whole)
 					}
+				}
+			}
+		}
+	})
+}
+
+// FuzzHandlerString checks that a string attribute or message, whatever it
+// holds, leaves the Handler with no address that truncation would change.
+func FuzzHandlerString(f *testing.F) {
+	f.Add("from 192.0.2.1:5222", "[2001:db8::1]:443")
+	f.Add("::ffff:1.2.3.4", "1.2.3.4.5")
+	f.Fuzz(func(t *testing.T, msg, val string) {
+		var out bytes.Buffer
+		h := NewHandler(slog.NewJSONHandler(&out, nil), nil)
+		r := slog.NewRecord(time.Time{}, slog.LevelInfo, msg, 0)
+		r.AddAttrs(slog.String("v", val), slog.Group("g", slog.String("w", val)))
+		if err := h.Handle(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(out.Bytes(), &m); err != nil {
+			t.Fatalf("bad JSON %q: %v", out.Bytes(), err)
+		}
+		g, _ := m["g"].(map[string]any)
+		for _, s := range []any{m["msg"], m["v"], g["w"]} {
+			str, _ := s.(string)
+			for _, sp := range scan(str, nil) {
+				if sp.kind != spanAddr {
+					continue
+				}
+				a := sp.addr.WithZone("")
+				if tr := truncate(a, 24, 48); tr != a {
+					t.Fatalf("output holds %s in %q (from %q, %q)", a, str, msg, val)
 				}
 			}
 		}

@@ -21,8 +21,11 @@ const tailKeep = 64
 // Handler does (Options.Mode). Tokens that merely look like addresses are
 // left alone where that is safe (12:30:45, std::vector, MAC addresses);
 // where text is ambiguous, privacy wins: "1.2.3.4" is anonymized even if it
-// was a version number, and a dotted chain of more than four numbers has
-// all but its leading IPv4Bits/8 numbers zeroed.
+// was a version number, a dotted chain of more than four numbers has all
+// but its leading IPv4Bits/8 numbers zeroed, junk glued to an IPv6 address
+// goes with it, and a run of address characters too tangled to search
+// quickly (crafted input such as a long "1:1.1:1.…") is replaced by the
+// marker whole, so scanning stays linear in the input.
 //
 // Text is written line by line: a line split across several Writes is held
 // until its newline arrives, so an address split across Writes is still
