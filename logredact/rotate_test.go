@@ -309,3 +309,14 @@ func TestPresets(t *testing.T) {
 		t.Errorf("Retention = %v", r.Retention())
 	}
 }
+
+func TestRotatingFileSync(t *testing.T) {
+	r := openTestRotating(t, logredact.RotateConfig{Dir: t.TempDir()})
+	if err := r.Sync(); err != nil {
+		t.Fatalf("Sync before any write: %v", err)
+	}
+	fmt.Fprintln(r, "x")
+	if err := r.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}

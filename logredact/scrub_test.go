@@ -367,3 +367,40 @@ func TestScrubberConcurrent(t *testing.T) {
 		}
 	}
 }
+
+func TestScrubberFlush(t *testing.T) {
+	var out bytes.Buffer
+	s := logredact.NewScrubber(&out, nil)
+	s.Write([]byte("partial from 192.0.2.9"))
+	if out.Len() != 0 {
+		t.Fatalf("an unfinished line was written: %q", out.String())
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "partial from 192.0.2.0" {
+		t.Fatalf("after Flush: %q", out.String())
+	}
+	s.Write([]byte(" and 198.51.100.1\n"))
+	if out.String() != "partial from 192.0.2.0 and 198.51.100.0\n" {
+		t.Fatalf("after the rest: %q", out.String())
+	}
+}
+
+func TestScrubberChainsByMode(t *testing.T) {
+	in := "oid 1.192.0.2.7 end\n"
+	for _, tt := range []struct {
+		opts logredact.Options
+		want string
+	}{
+		{logredact.Options{}, "oid 1.192.0.0.0 end\n"},
+		{logredact.Options{IPv4Bits: 16}, "oid 1.192.0.0.0 end\n"},
+		{logredact.Options{IPv4Bits: 32}, "oid 1.192.0.2.0 end\n"},
+		{logredact.Options{Mode: logredact.Pseudonymize}, "oid [ip] end\n"},
+		{logredact.Options{Mode: logredact.Drop, Marker: "<ip>"}, "oid <ip> end\n"},
+	} {
+		if got := scrubAll(t, &tt.opts, in); got != tt.want {
+			t.Errorf("%+v: got %q, want %q", tt.opts, got, tt.want)
+		}
+	}
+}
