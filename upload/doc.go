@@ -25,7 +25,8 @@
 // The same *Service is the http.Handler, the mux.IQHandler (slot requests and
 // disco#info of the upload JID), an account Holder and a retention Expirer;
 // the methods have DESIGN.md's exact signatures. Serve Handle(svc) on a mux
-// dedicated to the upload service's JID: DiscoInfo describes that JID
+// dedicated to the upload service's JID (or HandleRequests next to mellium's
+// disco.Handle): DiscoInfo describes that JID
 // (identity store/file, feature urn:xmpp:http:upload:0, and the XEP-0128 form
 // with max-file-size). The requester is iq.From, which the server must have
 // overwritten with the authenticated JID.

@@ -32,7 +32,10 @@ type Record struct {
 
 // MetaStore keeps file metadata. Implementations must be safe for concurrent
 // use; every method is one logical transaction. Errors for a missing record
-// wrap ErrNotFound. uploadtest.TestMetaStore checks the contract.
+// wrap ErrNotFound. uploadtest.TestMetaStore checks the contract. On SQL,
+// Reserve is one transaction that locks the owner (SELECT … FOR UPDATE on a
+// per-owner row) before listing; Claim and Commit are conditional UPDATEs
+// (WHERE state = …) whose affected-row count decides the winner.
 //
 // The store keeps indexes by Expires and by Created so that Expiring and
 // Older cost in proportion to the records they return, and an index by Owner.

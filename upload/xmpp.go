@@ -76,6 +76,15 @@ func Handle(s *Service) mux.Option {
 	}
 }
 
+// HandleRequests returns a mux option that answers only slot requests, for a
+// mux that serves disco#info itself (mellium's disco.Handle, which panics
+// next to Handle's disco#info registration). disco.Handle then finds the
+// identity, features and form through s's ForIdentities, ForFeatures and
+// ForForms, but marks the form type='submit' instead of 'result'.
+func HandleRequests(s *Service) mux.Option {
+	return mux.IQ(stanza.GetIQ, xml.Name{Space: NS, Local: "request"}, s)
+}
+
 // HandleIQ implements mux.IQHandler. It answers a slot request with a
 // <slot/> or an IQ error, and a disco#info query with DiscoInfo. It returns
 // an error only when writing the answer fails.

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"mellium.im/xmlstream"
+	"mellium.im/xmpp/disco"
 	"mellium.im/xmpp/disco/info"
 	"mellium.im/xmpp/form"
 	"mellium.im/xmpp/mux"
@@ -305,5 +306,29 @@ func TestSlotXMLHeaders(t *testing.T) {
 	}
 	if strings.Contains(out, "X-Evil") || strings.Contains(out, "Host") {
 		t.Fatalf("slot carries a header XEP-0363 forbids: %s", out)
+	}
+}
+
+// TestHandleRequestsWithMelliumDisco: HandleRequests sits next to mellium's
+// disco.Handle, which then advertises the service through the iterators.
+func TestHandleRequestsWithMelliumDisco(t *testing.T) {
+	e := newEnv(t, nil)
+	m := mux.New(stanza.NSClient, upload.HandleRequests(e.svc), disco.Handle())
+	d := xml.NewDecoder(strings.NewReader(`<iq xmlns="jabber:client" type="get" id="d1" from="alice@example.org/phone" to="upload.example.org"><query xmlns="http://jabber.org/protocol/disco#info"/></iq>`))
+	tok, _ := d.Token()
+	start := tok.(xml.StartElement)
+	var out bytes.Buffer
+	enc := xml.NewEncoder(&out)
+	if err := m.HandleXMPP(struct {
+		xml.TokenReader
+		xmlstream.Encoder
+	}{d, enc}, &start); err != nil {
+		t.Fatal(err)
+	}
+	enc.Flush()
+	for _, want := range []string{`category="store"`, `type="file"`, `var="urn:xmpp:http:upload:0"`, `max-file-size`} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("disco answer lacks %s: %s", want, out.String())
+		}
 	}
 }
