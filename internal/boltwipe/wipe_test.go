@@ -616,3 +616,45 @@ func TestWipeWithConcurrentReaders(t *testing.T) {
 	f.verifyBob(t)
 	check(t, f.db)
 }
+
+func TestMetaAndFreelistPagesHoldNoData(t *testing.T) {
+	// The two meta pages and the freelist page, which the fill cannot take
+	// (the meta pages are fixed, the current freelist page is live), hold
+	// only page numbers and counters: never any user's bytes.
+	f := newFixture(t)
+	raw, err := os.ReadFile(f.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := f.db.Info().PageSize
+	kinds := map[string]int{}
+	err = f.db.View(func(tx *bolt.Tx) error {
+		for id := 0; int64(id)*int64(ps) < tx.Size(); id++ {
+			info, err := tx.Page(id)
+			if err != nil {
+				return err
+			}
+			if info == nil || (info.Type != "meta" && info.Type != "freelist") {
+				continue
+			}
+			kinds[info.Type]++
+			page := raw[id*ps : (id+1+info.OverflowCount)*ps]
+			for _, u := range []user{f.alice, f.bob} {
+				for _, m := range u.markers() {
+					for name, form := range forms(m) {
+						if bytes.Contains(page, form) {
+							t.Errorf("%s page %d holds %s (%s)", info.Type, id, m, name)
+						}
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kinds["meta"] != 2 || kinds["freelist"] != 1 {
+		t.Fatalf("found pages %v, want 2 meta and 1 freelist", kinds)
+	}
+}
