@@ -55,6 +55,7 @@ type TooLargeError struct {
 	Max int64 // the largest size, in bytes, the service would accept
 }
 
+// Error implements error; the message holds only the limit.
 func (e *TooLargeError) Error() string {
 	return fmt.Sprintf("upload: file too large (max %d bytes)", e.Max)
 }
@@ -68,6 +69,7 @@ type QuotaError struct {
 	Retry time.Time // earliest time at which the same request can succeed
 }
 
+// Error implements error; the message holds only the retry time.
 func (e *QuotaError) Error() string {
 	return "upload: quota exceeded, retry at " + e.Retry.UTC().Format(time.RFC3339)
 }

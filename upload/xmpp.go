@@ -182,9 +182,11 @@ func SlotXML(s Slot) xml.TokenReader {
 	)
 }
 
-// Identity is the service's disco identity (XEP-0363: category store, type
+// identity is the service's disco identity (XEP-0363: category store, type
 // file).
-var Identity = info.Identity{Category: "store", Type: "file", Name: "HTTP File Upload"}
+func identity() info.Identity {
+	return info.Identity{Category: "store", Type: "file", Name: "HTTP File Upload"}
+}
 
 // ForFeatures implements info.FeatureIter: disco#info and XEP-0363.
 func (s *Service) ForFeatures(node string, f func(info.Feature) error) error {
@@ -202,7 +204,7 @@ func (s *Service) ForIdentities(node string, f func(info.Identity) error) error 
 	if node != "" {
 		return nil
 	}
-	return f(Identity)
+	return f(identity())
 }
 
 // ForForms implements form.Iter with the XEP-0128 form advertising
@@ -240,7 +242,7 @@ func (s *Service) DiscoInfo() xml.TokenReader {
 	)
 	return xmlstream.Wrap(
 		xmlstream.MultiReader(
-			Identity.TokenReader(),
+			identity().TokenReader(),
 			info.Feature{Var: NSDisco}.TokenReader(),
 			info.Feature{Var: NS}.TokenReader(),
 			x,
