@@ -52,8 +52,10 @@ type Options struct {
 	// Values above 128 are treated as 128.
 	IPv6Bits int
 
-	// Marker replaces addresses in Drop mode (and ambiguous dotted chains
-	// in free text in the Pseudonymize mode): "" means DefaultMarker.
+	// Marker replaces addresses in Drop mode, and, in every mode, the
+	// stretches of free text that cannot be anonymized otherwise (dotted
+	// chains of more than four numbers outside Truncate, runs too tangled
+	// to search): "" means DefaultMarker.
 	Marker string
 
 	// Keys supplies the daily ipcrypt-pfx keys for Pseudonymize. nil means a
