@@ -61,7 +61,8 @@ type Options struct {
 	// Keys supplies the daily ipcrypt-pfx keys for Pseudonymize. nil means a
 	// new KeyRing private to this Handler or Scrubber (and to the handlers
 	// derived from it). Share one KeyRing between a Handler and a Scrubber
-	// to give a client the same pseudonym in both logs on a given day.
+	// to give a client the same pseudonym in both logs on a given day. A
+	// KeyRing rotates by its own clock (NewKeyRing's now).
 	Keys *KeyRing
 
 	// MaxReveal caps the duration of a maintenance window (Handler.Reveal):

@@ -26,7 +26,8 @@ const (
 // stretch the window either. A duration longer than Options.MaxReveal (default 24 h) is
 // refused with ErrRevealTooLong rather than shortened, so that the operator
 // never believes in a window other than the real one; a non-positive
-// duration or an empty reason yields ErrRevealInvalid.
+// duration or an empty reason yields ErrRevealInvalid. An IP address in the
+// reason is anonymized in the audit records, which outlive the window.
 //
 // The start is logged at once as an audit record (level WARN, message
 // AuditRevealStart, attributes reason, start, until) to the wrapped handler.
@@ -46,6 +47,11 @@ func (h *Handler) Reveal(d time.Duration, reason string) error {
 	}
 	if d > s.an.maxReveal {
 		return fmt.Errorf("logredact: reveal for %v, at most %v: %w", d, s.an.maxReveal, ErrRevealTooLong)
+	}
+	// The reason outlives the window in the audit records: an address in it
+	// is anonymized like any other.
+	if val, ch := s.an.view().text(slog.StringValue(reason), reason); ch {
+		reason = val.String()
 	}
 	ctx := context.Background()
 	s.mu.Lock()

@@ -155,3 +155,20 @@ func TestRevealAgainReplacesWindow(t *testing.T) {
 		t.Fatalf("records = %v", lines)
 	}
 }
+
+func TestRevealReasonIsAnonymized(t *testing.T) {
+	clk := newClock()
+	h, buf := newJSON(t, &logredact.Options{Now: clk.Now})
+	if err := h.Reveal(time.Hour, "why does 192.0.2.77 fail?"); err != nil {
+		t.Fatal(err)
+	}
+	_ = h.Conceal()
+	if strings.Contains(buf.String(), "192.0.2.77") {
+		t.Errorf("audit records hold the address: %s", buf)
+	}
+	for _, m := range parseLines(t, buf) {
+		if m["reason"] != "why does 192.0.2.0 fail?" {
+			t.Errorf("reason = %v", m["reason"])
+		}
+	}
+}
