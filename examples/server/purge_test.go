@@ -68,7 +68,16 @@ func scanDir(t *testing.T, dir string, secrets ...string) []string {
 // body, not an uploaded file, not a log line, not in a free database page.
 // (The peer does not archive and has no roster item for the user, so every
 // copy of the marker is the deleted user's own data.)
+//
+// Two ways to get there: the purge jobs of the running server (run at once
+// after the erasure) and the -purge flag of a stopped one.
 func TestDeleteLeavesNothing(t *testing.T) {
+	for _, mode := range []string{"running server", "-purge"} {
+		t.Run(mode, func(t *testing.T) { testDeleteLeavesNothing(t, mode == "-purge") })
+	}
+}
+
+func testDeleteLeavesNothing(t *testing.T, purgeFlag bool) {
 	const (
 		user       = "zoltanq"
 		chatMarker = "Mark3r-chat-8u7d"
@@ -109,14 +118,24 @@ func TestDeleteLeavesNothing(t *testing.T) {
 		t.Fatal("login after deletion")
 	}
 	b.Close()
+	if !purgeFlag {
+		// The erasure started the purge jobs in the background; run them
+		// again to wait for them (RunJob waits for a run in progress).
+		for _, name := range []string{"server.db", "mam.db", "upload.db", "accounts.db"} {
+			if _, err := ts.scheduler.RunJob(context.Background(), purgeJobName(name)); err != nil {
+				t.Fatalf("purge %s: %v", name, err)
+			}
+		}
+	}
 	if err := ts.Stop(); err != nil {
 		t.Fatal(err)
 	}
-
-	cfg := ts.cfg
-	cfg.Purge = true
-	if err := run(context.Background(), cfg, nil); err != nil {
-		t.Fatalf("-purge: %v", err)
+	if purgeFlag {
+		cfg := ts.cfg
+		cfg.Purge = true
+		if err := run(context.Background(), cfg, nil); err != nil {
+			t.Fatalf("-purge: %v", err)
+		}
 	}
 	if found := scanDir(t, ts.DataDir, user, chatMarker, roomMarker, fileMarker); len(found) > 0 {
 		t.Errorf("left in the data directory after deletion and purge:\n%s", strings.Join(found, "\n"))

@@ -257,7 +257,8 @@ func (srv *Server) deleteAccount(ctx context.Context, user string) error {
 	}
 	err := srv.accounts.Delete(ctx, user)
 	if err != nil {
-		srv.log.Error("account deletion incomplete; retried at next start", "err", err)
+		srv.log.Error("account deletion incomplete; retried every hour and at start", "err", err)
 	}
+	srv.purgeNow()
 	return err
 }

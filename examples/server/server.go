@@ -67,7 +67,8 @@ type Server struct {
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
 	down  bool
-	wg    sync.WaitGroup
+	wg    sync.WaitGroup // listeners and connections
+	bg    sync.WaitGroup // background purges
 }
 
 // C2SAddr is the address of the STARTTLS client listener.
@@ -168,7 +169,14 @@ func (srv *Server) open() error {
 // openDB opens a bbolt file (0600) of the data directory, closed at exit
 // and listed for the purge job.
 func (srv *Server) openDB(name string) (*bolt.DB, error) {
-	db, err := bolt.Open(filepath.Join(srv.cfg.DataDir, name), 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	// InitialMmapSize: the file is mapped once for its first 64 MiB (address
+	// space, not memory), so writers do not remap it while it grows. That
+	// also keeps the purge job's unlocked read of the mapping (DB.Info in
+	// internal/boltwipe) from racing a remap.
+	db, err := bolt.Open(filepath.Join(srv.cfg.DataDir, name), 0o600, &bolt.Options{
+		Timeout:         5 * time.Second,
+		InitialMmapSize: 64 << 20,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", name, err)
 	}
@@ -278,6 +286,7 @@ func (srv *Server) shutdown() error {
 		srv.mu.Unlock()
 		<-done
 	}
+	srv.bg.Wait()
 	return herr
 }
 

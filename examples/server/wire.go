@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"chatbx.eu/privacy/account"
@@ -195,10 +196,7 @@ func (srv *Server) retentionJobs() []retention.Job {
 				return 0, srv.manager.Resume(ctx)
 			}), Interval: time.Hour},
 	}
-	if j, ok := srv.purgeJob(); ok {
-		jobs = append(jobs, j)
-	}
-	return jobs
+	return append(jobs, srv.purgeJobs()...)
 }
 
 // wireHTTP builds the HTTPS handlers: uploads, /account, /privacy.
@@ -520,8 +518,35 @@ func (h *mamHooks) roomQuery(t xmlstream.TokenReadEncoder, start *xml.StartEleme
 
 func (h *mamHooks) features() []string { return mam.Features() }
 
-// purgeJob wipes the freed pages of every bbolt file, so that erased and
-// expired records do not linger in the files.
-func (srv *Server) purgeJob() (retention.Job, bool) {
-	return retention.Job{}, false
+// purgeJobs wipe the free pages of every bbolt file (retention.BoltPurge),
+// so that erased and expired records do not linger in the files. They come
+// last, after the expiry jobs whose deletions they wipe.
+func (srv *Server) purgeJobs() []retention.Job {
+	var jobs []retention.Job
+	for _, n := range srv.dbs {
+		jobs = append(jobs, retention.PurgeJob(purgeJobName(n.name), n.db, 10*time.Minute))
+	}
+	return jobs
+}
+
+// purgeJobName is the retention job wiping the file name ("mam.db" →
+// "purge-mam").
+func purgeJobName(file string) string { return "purge-" + strings.TrimSuffix(file, ".db") }
+
+// purgeNow runs every purge job at once in the background (after an
+// account's erasure), so the erased bytes leave the files within seconds
+// rather than at the next scheduled run.
+func (srv *Server) purgeNow() {
+	if srv.scheduler == nil {
+		return
+	}
+	srv.bg.Add(1)
+	go func() {
+		defer srv.bg.Done()
+		for _, n := range srv.dbs {
+			if _, err := srv.scheduler.RunJob(srv.ctx, purgeJobName(n.name)); err != nil {
+				srv.log.Warn("purge after erasure; the scheduler retries", "job", purgeJobName(n.name), "err", err)
+			}
+		}
+	}()
 }
