@@ -131,14 +131,22 @@ func WipeOptions(ctx context.Context, db *bolt.DB, o Options) (pages int, err er
 				clean = true
 			}
 		}
+		// Pages pending at the last close are released when this
+		// transaction begins, unless a reader still sees them. Before the
+		// wipe is clean, a reader may be pinning many of them (the very
+		// pages it waits for): counting them would only grow the file, and
+		// growing it may need a new memory map, which waits for every
+		// reader to end. Once clean, the pending pages are mostly those the
+		// previous fill freed itself, and must be counted, or every round
+		// would leave them free and call for another.
 		avail, extra := st.FreePageN, 0
+		if !readers || clean {
+			avail += st.PendingPageN
+		}
 		if !readers {
 			// A few extra pages make sure the leaves, which are allocated
 			// before the branch and freelist pages, take every free page
-			// even if another writer freed some since the stats were
-			// taken. Not with readers open: growing the file may need a
-			// new memory map, which waits for every reader to end.
-			avail += st.PendingPageN
+			// even if another writer freed some since the stats were taken.
 			extra = 16
 		}
 		leaves, err := w.fill(min(avail+extra, o.PagesPerTx))

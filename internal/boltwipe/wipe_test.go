@@ -658,3 +658,58 @@ func TestMetaAndFreelistPagesHoldNoData(t *testing.T) {
 		t.Fatalf("found pages %v, want 2 meta and 1 freelist", kinds)
 	}
 }
+
+func TestWipeEndsWithReadersAfterClean(t *testing.T) {
+	// Once the pages freed before Wipe are released, readers that began
+	// later must not keep the wipe from ending (nor fail it): they can pin
+	// only pages freed after Wipe began.
+	f := newFixture(t)
+	resume := make(chan struct{})
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	held := make(chan struct{})
+	go func() {
+		// After resume, keep a read transaction open until stop.
+		defer close(done)
+		select {
+		case <-resume:
+		case <-stop:
+			return
+		}
+		tx, err := f.db.Begin(false)
+		if err != nil {
+			t.Error(err)
+			close(held)
+			return
+		}
+		close(held)
+		<-stop
+		tx.Rollback()
+	}()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	fills := 0
+	_, err := boltwipe.WipeOptions(ctx, f.db, boltwipe.Options{
+		PagesPerTx: 4, // many rounds after the clean one
+		Progress: func(int) {
+			fills++
+			if fills == 3 { // round 3: the wipe is clean by now
+				close(resume)
+				<-held
+			}
+			if fills > 1000 {
+				cancel() // the wipe would never end
+			}
+		},
+	})
+	close(stop)
+	<-done
+	if err != nil {
+		t.Fatalf("Wipe = %v after %d fills", err, fills)
+	}
+	if h := f.aliceHits(t); len(h) > 0 {
+		t.Fatalf("alice still in the file: %v", h)
+	}
+	f.verifyBob(t)
+	check(t, f.db)
+}
