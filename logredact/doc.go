@@ -75,7 +75,7 @@
 //
 //	go test -run XXX -bench . -count 3 ./logredact/
 //
-// on a shared 2-core AMD EPYC (Go 1.26.8) with a load average of 11 to 17
+// on a shared 2-core AMD EPYC (Go 1.26.8) with a load average of 5 to 9
 // from other jobs. Because of that load, the handler benchmark interleaves
 // batches of the bare slog.JSONHandler and of the Handler on the same
 // record and compares the CPU time of the benchmark thread (RUSAGE_THREAD;
@@ -84,21 +84,21 @@
 // vary by about ±0.2 from run to run; the ranges below are three runs.
 //
 //	Handler, connection record (msg + 4 attributes)    x JSONHandler   extra allocs
-//	  no address                                       1.16 – 1.52    0
-//	  netip.AddrPort attribute, truncate               1.08 – 1.35    0
-//	  "198.51.100.77:53211" string attribute, truncate 1.81 – 2.49    1
-//	  netip.AddrPort, pseudonymize (cached)            1.49 – 1.58    0
-//	  netip.Addr IPv6, pseudonymize (cached)           1.12 – 1.36    0
+//	  no address                                       1.00 – 1.33    0
+//	  netip.AddrPort attribute, truncate               1.15 – 1.20    0
+//	  netip.AddrPort, pseudonymize (cached)            1.21 – 1.37    0
+//	  netip.Addr IPv6, pseudonymize (cached)           1.10 – 1.38    0
+//	  "198.51.100.77:53211" string attribute, truncate 1.98 – 2.31    1
 //	Scrubber, 1 MiB of net/http error-log text in 4 KiB writes
-//	  truncate                                         420 – 450 cpu-MB/s (100 – 170 MB/s wall, loaded)
-//	  pseudonymize                                     360 – 380 cpu-MB/s
-//	  baselines: splitting into lines 8,000 – 11,000 MB/s; a regexp for IPv4 only 4 – 7 MB/s
+//	  truncate                                         510 – 545 cpu-MB/s (340 – 485 MB/s wall)
+//	  pseudonymize                                     430 – 485 cpu-MB/s (80 – 165 MB/s wall)
+//	  baselines: splitting into lines 9,200 – 11,600 MB/s; a regexp for IPv4 only 24 – 32 MB/s
 //
 // Address-typed attributes (netip, net.IP, *net.TCPAddr...) are rendered as
 // strings, which the JSONHandler writes faster than it marshals those
 // types, so they stay within the 1.3× aimed at. An address inside a string
 // attribute costs about 400 ns more (the string is scanned, a new one
-// allocated and the record rebuilt) against a bare cost of about 400 ns for
+// allocated and the record rebuilt) against a bare cost of about 350 ns for
 // such a small record: about 2×. Records without an address cost no extra
 // allocation (TestHandlerNoIPNoExtraAllocs). ipcrypt-pfx costs two AES
 // blocks per bit (64 for IPv4, 256 for IPv6): a per-day cache of 4,096
