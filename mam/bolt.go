@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -78,13 +77,17 @@ type BoltConfig struct {
 // keeps freed pages in the file until they are reused; wiping or compacting
 // them is the job of the retention purge.
 //
-// Appends from concurrent callers are group-committed with bolt's DB.Batch
-// (its MaxBatchSize and MaxBatchDelay apply); a lone caller commits at once.
+// Appends from concurrent callers are group-committed: while one write
+// transaction commits, the appends that arrive queue up and share the next
+// one (up to 1,000), with no added delay; a lone caller commits at once.
 // Nothing is logged.
 type BoltStore struct {
-	db       *bolt.DB
-	cfg      BoltConfig
-	inflight atomic.Int32
+	db  *bolt.DB
+	cfg BoltConfig
+
+	gcMu      sync.Mutex
+	gcQueue   []*commitReq // appends waiting for the next transaction
+	gcRunning bool         // a goroutine is committing
 
 	mu   sync.RWMutex
 	jids map[string]jid.JID // parsed stored JIDs, a cache; cleared by Erase
@@ -491,6 +494,68 @@ func (p *pending) put(tx *bolt.Tx) error {
 	return nil
 }
 
+// maxGroup is the largest number of appends committed in one transaction.
+const maxGroup = 1000
+
+type commitReq struct {
+	p    *pending
+	done chan error
+}
+
+// groupCommit writes p in a write transaction shared with the appends that
+// queued while the previous transaction committed. A lone append commits at
+// once; under load, one fsync serves many appends. (bbolt's DB.Batch would
+// add up to MaxBatchDelay, 10 ms by default, to every concurrent append.)
+func (s *BoltStore) groupCommit(p *pending) error {
+	req := &commitReq{p: p, done: make(chan error, 1)}
+	s.gcMu.Lock()
+	s.gcQueue = append(s.gcQueue, req)
+	lead := !s.gcRunning
+	s.gcRunning = true
+	s.gcMu.Unlock()
+	if lead {
+		s.drain()
+	}
+	return <-req.done
+}
+
+// drain commits one group of queued appends and, if more arrived meanwhile,
+// hands the next group to a new goroutine so that this caller returns.
+func (s *BoltStore) drain() {
+	s.gcMu.Lock()
+	n := min(len(s.gcQueue), maxGroup)
+	group := slices.Clone(s.gcQueue[:n])
+	s.gcQueue = slices.Delete(s.gcQueue, 0, n)
+	s.gcMu.Unlock()
+
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		for _, r := range group {
+			if err := r.p.put(tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && len(group) > 1 {
+		// Commit each alone, so that one failure fails only its append.
+		for _, r := range group {
+			r.done <- s.db.Update(r.p.put)
+		}
+	} else {
+		for _, r := range group {
+			r.done <- err
+		}
+	}
+
+	s.gcMu.Lock()
+	more := len(s.gcQueue) > 0
+	s.gcRunning = more
+	s.gcMu.Unlock()
+	if more {
+		go s.drain()
+	}
+}
+
 // Append implements Store. Concurrent appends are group-committed.
 func (s *BoltStore) Append(ctx context.Context, m Message) (Message, error) {
 	if err := ctx.Err(); err != nil {
@@ -500,13 +565,7 @@ func (s *BoltStore) Append(ctx context.Context, m Message) (Message, error) {
 	if err != nil {
 		return Message{}, err
 	}
-	if s.inflight.Add(1) > 1 {
-		err = s.db.Batch(p.put)
-	} else {
-		err = s.db.Update(p.put)
-	}
-	s.inflight.Add(-1)
-	if err != nil {
+	if err := s.groupCommit(p); err != nil {
 		return Message{}, boltErr(err)
 	}
 	out := p.m
