@@ -81,7 +81,12 @@ func WipeOptions(ctx context.Context, db *bolt.DB, o Options) (pages int, err er
 	if o.Wait == nil {
 		o.Wait = sleep
 	}
-	pageSize := db.Info().PageSize
+	// DB.Info reads the memory map without a lock: call it inside a read
+	// transaction, which keeps writers from remapping meanwhile.
+	var pageSize int
+	if err := db.View(func(tx *bolt.Tx) error { pageSize = tx.DB().Info().PageSize; return nil }); err != nil {
+		return 0, fmt.Errorf("boltwipe: %w", err)
+	}
 	w := wiper{db: db, perLeaf: 8}
 	// A leaf page holds a 16-byte header and, per element, a 16-byte
 	// element header, the key and the value: 8 elements fill one page.
