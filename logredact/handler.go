@@ -391,6 +391,11 @@ func (v view) text(val slog.Value, s string) (slog.Value, bool) {
 	if !mayHoldAddr(s) {
 		return val, false
 	}
+	return v.scanText(val, s)
+}
+
+// scanText is text for a string that passed mayHoldAddr.
+func (v view) scanText(val slog.Value, s string) (slog.Value, bool) {
 	var buf [2]span
 	spans := scan(s, buf[:0])
 	if len(spans) == 0 {

@@ -45,6 +45,13 @@ var classes = func() (t [256]uint8) {
 
 const runClasses = cDigit | cHexLetter | cColon | cDot
 
+// sepCounts maps '.' to 1 and ':' to 1<<8, for mayHoldAddr. Read-only.
+var sepCounts = func() (t [256]uint16) {
+	t['.'] = 1
+	t[':'] = 1 << 8
+	return t
+}()
+
 // maxAddrLen is the longest textual IPv6 address without zone
 // ("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255").
 const maxAddrLen = 45
@@ -74,16 +81,12 @@ type span struct {
 // vectorized strings.IndexByte.
 func mayHoldAddr(s string) bool {
 	if len(s) <= 32 {
-		dots, colons := 0, 0
+		// Branch-free count: dots in the low byte, colons in the next.
+		var n uint32
 		for i := 0; i < len(s); i++ {
-			switch s[i] {
-			case '.':
-				dots++
-			case ':':
-				colons++
-			}
+			n += uint32(sepCounts[s[i]])
 		}
-		return dots >= 3 || colons >= 2
+		return n&0xff >= 3 || n>>8 >= 2
 	}
 	if i := strings.IndexByte(s, ':'); i >= 0 && strings.IndexByte(s[i+1:], ':') >= 0 {
 		return true
