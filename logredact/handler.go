@@ -14,8 +14,8 @@ import (
 
 // Handler is a slog.Handler that anonymizes IP addresses before passing
 // records to the next handler. It finds addresses in the message and in
-// every attribute, inside groups, in attributes given to WithAttrs, and in
-// values resolved from slog.LogValuer:
+// every attribute (keys included), inside groups, in attributes given to
+// WithAttrs, and in values resolved from slog.LogValuer:
 //
 //   - netip.Addr, netip.AddrPort, netip.Prefix, net.IP, *net.TCPAddr,
 //     *net.UDPAddr and *net.IPAddr become the string of the anonymized
@@ -136,7 +136,7 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 	idx, i := -1, 0
 	var first slog.Attr
 	r.Attrs(func(a slog.Attr) bool {
-		if !mayChange(a.Value) {
+		if !mayChange(a) {
 			i++
 			return true
 		}
@@ -165,7 +165,7 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 		case i == idx:
 			a = first
 		default:
-			if mayChange(a.Value) {
+			if mayChange(a) {
 				a, _ = v.attr(a)
 			}
 		}
@@ -227,9 +227,13 @@ func (s *shared) state(ctx context.Context) (v view, revealed bool, epoch uint64
 	return v, false, epoch, err
 }
 
-// mayChange is a cheap, inlinable test that val could hold an address: a
-// string with enough separators, or a kind that needs a closer look.
-func mayChange(val slog.Value) bool {
+// mayChange is a cheap test that a could hold an address: a key or a
+// string value with enough separators, or a kind that needs a closer look.
+func mayChange(a slog.Attr) bool {
+	if mayHoldAddr(a.Key) {
+		return true
+	}
+	val := a.Value
 	switch val.Kind() {
 	case slog.KindString:
 		return mayHoldAddr(val.String())
@@ -258,12 +262,20 @@ func (v view) attrs(attrs []slog.Attr) []slog.Attr {
 }
 
 // attr anonymizes one attribute and reports whether it changed.
+// The key is anonymized too: a map of per-client counters logged as a
+// group has addresses for keys.
 func (v view) attr(a slog.Attr) (slog.Attr, bool) {
 	nv, ch := v.value(a.Value)
+	key := a.Key
+	if mayHoldAddr(key) {
+		if kv, kch := v.scanText(slog.Value{}, key); kch {
+			key, ch = kv.String(), true
+		}
+	}
 	if !ch {
 		return a, false
 	}
-	return slog.Attr{Key: a.Key, Value: nv}, true
+	return slog.Attr{Key: key, Value: nv}, true
 }
 
 func (v view) value(val slog.Value) (slog.Value, bool) {
