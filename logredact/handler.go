@@ -195,7 +195,13 @@ func (h *Handler) next(v view, revealed bool, epoch uint64) slog.Handler {
 	n := base
 	for _, o := range h.ops {
 		if o.group != "" {
-			n = n.WithGroup(o.group)
+			name := o.group
+			if !revealed && mayHoldAddr(name) {
+				if kv, ch := v.scanText(slog.Value{}, name); ch {
+					name = kv.String()
+				}
+			}
+			n = n.WithGroup(name)
 			continue
 		}
 		attrs := o.attrs

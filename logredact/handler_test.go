@@ -446,10 +446,10 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 // are anonymized too, in records and in WithAttrs.
 func TestHandlerAnonymizesKeys(t *testing.T) {
 	h, buf := newJSON(t, nil)
-	slog.New(h).With("198.51.100.9", 1).Info("rate limits",
+	slog.New(h).With("198.51.100.9", 1).WithGroup("192.0.2.99").Info("rate limits",
 		slog.Group("clients", slog.Int("192.0.2.10", 3), slog.Int("2001:db8:1:2::5", 1)))
 	out := buf.String()
-	for _, leak := range []string{"198.51.100.9", "192.0.2.10", "2001:db8:1:2::5"} {
+	for _, leak := range []string{"198.51.100.9", "192.0.2.10", "2001:db8:1:2::5", "192.0.2.99"} {
 		if strings.Contains(out, leak) {
 			t.Errorf("leak %s: %s", leak, out)
 		}
@@ -458,7 +458,7 @@ func TestHandlerAnonymizesKeys(t *testing.T) {
 	if m["198.51.100.0"] != float64(1) {
 		t.Errorf("WithAttrs key: %v", m)
 	}
-	c := m["clients"].(map[string]any)
+	c := m["192.0.2.0"].(map[string]any)["clients"].(map[string]any)
 	if c["192.0.2.0"] != float64(3) || c["2001:db8:1::"] != float64(1) {
 		t.Errorf("group keys: %v", c)
 	}
