@@ -27,6 +27,8 @@ import (
 //     values, are scanned for addresses in any textual form (IPv4, IPv6
 //     compressed or full, [v6]:port, IPv4-mapped, with zone), which are
 //     replaced in place;
+//   - []string, []net.IP, []netip.Addr and []netip.AddrPort become a
+//     []string with the addresses anonymized;
 //   - other kinds (numbers, times, bools) cannot hold an address and are
 //     passed untouched; so are values of other types given to slog.Any,
 //     which the next handler may encode in ways this package cannot see
@@ -386,8 +388,41 @@ func (v view) any(val slog.Value) (slog.Value, bool) {
 		return v.text(val, safeString(x.Error))
 	case fmt.Stringer:
 		return v.text(val, safeString(x.String))
+	case []string:
+		return v.texts(val, len(x), func(i int) string { return x[i] })
+	case []net.IP:
+		return v.texts(val, len(x), func(i int) string { return x[i].String() })
+	case []netip.Addr:
+		return v.texts(val, len(x), func(i int) string { return x[i].String() })
+	case []netip.AddrPort:
+		return v.texts(val, len(x), func(i int) string { return x[i].String() })
 	}
 	return val, false
+}
+
+// texts anonymizes a slice of n texts (elem(i) is the i-th), returning a
+// []string when any of them held an address.
+func (v view) texts(val slog.Value, n int, elem func(int) string) (slog.Value, bool) {
+	var out []string
+	for i := range n {
+		s := elem(i)
+		if nv, ch := v.text(slog.Value{}, s); ch {
+			if out == nil {
+				out = make([]string, n)
+				for j := range i {
+					out[j] = elem(j)
+				}
+			}
+			s = nv.String()
+		}
+		if out != nil {
+			out[i] = s
+		}
+	}
+	if out == nil {
+		return val, false
+	}
+	return slog.AnyValue(out), true
 }
 
 // netIP anonymizes a net.IP; ok is false when ip is not an address.

@@ -463,3 +463,24 @@ func TestHandlerAnonymizesKeys(t *testing.T) {
 		t.Errorf("group keys: %v", c)
 	}
 }
+
+func TestHandlerSlices(t *testing.T) {
+	h, buf := newJSON(t, nil)
+	slog.New(h).Info("x",
+		slog.Any("strs", []string{"ok", "192.0.2.1:80"}),
+		slog.Any("ips", []net.IP{net.ParseIP("198.51.100.2")}),
+		slog.Any("addrs", []netip.Addr{netip.MustParseAddr("2001:db8:1:2::1")}),
+		slog.Any("aps", []netip.AddrPort{netip.MustParseAddrPort("192.0.2.3:5")}),
+		slog.Any("clean", []string{"a", "b"}),
+	)
+	out := buf.String()
+	for _, leak := range []string{"192.0.2.1", "198.51.100.2", "2001:db8:1:2::1", "192.0.2.3"} {
+		if strings.Contains(out, leak) {
+			t.Errorf("leak %s: %s", leak, out)
+		}
+	}
+	m := parseLines(t, buf)[0]
+	if fmt.Sprint(m["strs"]) != "[ok 192.0.2.0:80]" || fmt.Sprint(m["clean"]) != "[a b]" || fmt.Sprint(m["aps"]) != "[192.0.2.0:5]" {
+		t.Errorf("slices: %v", m)
+	}
+}
