@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -11,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"mellium.im/sasl"
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 )
@@ -227,4 +231,34 @@ func TestKick(t *testing.T) {
 		c.Close()
 		t.Fatal("login after removal succeeded")
 	}
+}
+
+// TestRegisterThenLoginOnOneStream: the form, the registration, then SASL
+// and binding on the same stream, as Conversations does.
+func TestRegisterThenLoginOnOneStream(t *testing.T) {
+	ts := startTestServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	conn, err := net.DialTimeout("tcp", ts.C2S, testTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var regErr error
+	s, err := xmpp.NewClientSession(ctx, jid.MustParse("newbie@localhost"), conn,
+		xmpp.StartTLS(ts.TLSConfig.Clone()),
+		registerClientFeature("newbie", "newbie password", true, &regErr),
+		xmpp.SASL("", "newbie password", sasl.Plain),
+		xmpp.BindResource(),
+	)
+	if err != nil || regErr != nil {
+		t.Fatalf("register and log in: %v / %v", err, regErr)
+	}
+	defer s.Close()
+	if s.LocalAddr().Bare().String() != "newbie@localhost" {
+		t.Errorf("bound %s", s.LocalAddr())
+	}
+	// And the account is real: a second login works.
+	c := ts.Login(t, "newbie", "newbie password")
+	c.Close()
 }

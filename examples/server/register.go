@@ -14,6 +14,7 @@ import (
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
+	"mellium.im/xmpp/stream"
 )
 
 // nsRegisterFeature is the stream feature advertising XEP-0077.
@@ -65,11 +66,11 @@ func (srv *Server) registerFeature(ip netip.Addr) xmpp.StreamFeature {
 				if err != nil {
 					return 0, nil, err
 				}
-				if e.start.Name.Local != "iq" {
-					return 0, nil, errors.New("register: expected an IQ")
-				}
-				if p, ok := e.payload(); !ok || p.Name.Space != nsRegister {
-					return 0, nil, errors.New("register: expected a register IQ")
+				p, ok := e.payload()
+				if e.start.Name.Local != "iq" || !ok || p.Name.Space != nsRegister {
+					// Only registration IQs may follow a registration
+					// form request on this stream.
+					return 0, nil, stream.PolicyViolation
 				}
 				done, err := srv.answerRegistration(ctx, w, e, ip)
 				if err != nil {

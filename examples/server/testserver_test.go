@@ -177,7 +177,7 @@ func (ts *testServer) register(user, password string) error {
 	var regErr error
 	s, err := xmpp.NewClientSession(ctx, origin, conn,
 		xmpp.StartTLS(ts.TLSConfig.Clone()),
-		registerClientFeature(user, password, &regErr),
+		registerClientFeature(user, password, false, &regErr),
 	)
 	if err != nil {
 		return err
@@ -188,7 +188,9 @@ func (ts *testServer) register(user, password string) error {
 
 // registerClientFeature is the client side of XEP-0077 before auth: it
 // sends the registration and records a refusal in *result.
-func registerClientFeature(user, password string, result *error) xmpp.StreamFeature {
+// With getFirst it asks for the registration form first, as Conversations
+// and Gajim do.
+func registerClientFeature(user, password string, getFirst bool, result *error) xmpp.StreamFeature {
 	return xmpp.StreamFeature{
 		Name: xml.Name{Space: nsRegisterFeature, Local: "register"},
 		Parse: func(_ context.Context, d *xml.Decoder, _ *xml.StartElement) (bool, any, error) {
@@ -197,6 +199,27 @@ func registerClientFeature(user, password string, result *error) xmpp.StreamFeat
 		Negotiate: func(ctx context.Context, s *xmpp.Session, _ any) (xmpp.SessionState, io.ReadWriter, error) {
 			w := s.TokenWriter()
 			defer w.Close()
+			r := s.TokenReader()
+			defer r.Close()
+			if getFirst {
+				get := `<iq xmlns="jabber:client" type="get" id="reg0"><query xmlns="jabber:iq:register"/></iq>`
+				if _, err := xmlstream.Copy(w, xml.NewDecoder(strings.NewReader(get))); err != nil {
+					return 0, nil, err
+				}
+				if err := w.Flush(); err != nil {
+					return 0, nil, err
+				}
+				form, err := nextElement(r)
+				if err != nil {
+					return 0, nil, err
+				}
+				q, _ := form.child(xml.Name{Space: nsRegister, Local: "query"})
+				_, u := q.child(xml.Name{Space: nsRegister, Local: "username"})
+				_, p := q.child(xml.Name{Space: nsRegister, Local: "password"})
+				if form.attr("type") != "result" || !u || !p {
+					return 0, nil, errors.New("registration form without username and password")
+				}
+			}
 			q := fmt.Sprintf(`<iq xmlns="jabber:client" type="set" id="reg1"><query xmlns="jabber:iq:register"><username>%s</username><password>%s</password></query></iq>`,
 				xmlEscape(user), xmlEscape(password))
 			if _, err := xmlstream.Copy(w, xml.NewDecoder(strings.NewReader(q))); err != nil {
@@ -205,8 +228,6 @@ func registerClientFeature(user, password string, result *error) xmpp.StreamFeat
 			if err := w.Flush(); err != nil {
 				return 0, nil, err
 			}
-			r := s.TokenReader()
-			defer r.Close()
 			e, err := nextElement(r)
 			if err != nil {
 				return 0, nil, err
