@@ -161,8 +161,17 @@ func tlsKind(direct bool) string {
 	return "starttls"
 }
 
-// clientKey is the rate-limit key of a client: its IP address.
-func clientKey(ip netip.Addr) string { return ip.String() }
+// clientKey is the rate-limit key of a client: its IPv4 address, or the
+// /64 prefix of its IPv6 address (one subscriber usually holds a whole /64).
+func clientKey(ip netip.Addr) string {
+	ip = ip.Unmap()
+	if ip.Is6() && !ip.IsLoopback() {
+		if p, err := ip.Prefix(64); err == nil {
+			return p.String()
+		}
+	}
+	return ip.String()
+}
 
 // randomResource returns an unguessable resourcepart.
 func randomResource() string {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -156,6 +157,21 @@ func TestParseFlags(t *testing.T) {
 	for _, bad := range []string{"-reveal-ips 25h", "-reveal-ips -1s", "-upload-max -1", "-cert c.pem", "-c2s=", "-nosuchflag", "extra"} {
 		if _, err := parseFlags(strings.Fields(bad), &out); err == nil {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// TestClientKey: one key per IPv4 address and per IPv6 /64.
+func TestClientKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.7":             "192.0.2.7",
+		"2001:db8:1:2:3:4:5:6":  "2001:db8:1:2::/64",
+		"2001:db8:1:2:ffff::1":  "2001:db8:1:2::/64",
+		"::1":                   "::1",
+		"::ffff:198.51.100.200": "198.51.100.200",
+	} {
+		if got := clientKey(netip.MustParseAddr(in)); got != want {
+			t.Errorf("clientKey(%s) = %s, want %s", in, got, want)
 		}
 	}
 }

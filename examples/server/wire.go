@@ -331,7 +331,7 @@ type managerBackend struct{ m *account.Manager }
 
 func (b managerBackend) Register(ctx context.Context, key, username, password string) (string, error) {
 	if ip, err := netip.ParseAddr(key); err == nil && ip.IsLoopback() {
-		key = exemptKey
+		key = exemptKey // only registrations: failed logins count for loopback too
 	}
 	name, err := b.m.Normalize(username)
 	if err != nil {
