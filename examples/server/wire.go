@@ -208,6 +208,14 @@ func (srv *Server) wireHTTP() {
 		Privacy: srv.privacyItems,
 		Domain:  srv.cfg.Domain,
 		Logger:  srv.log,
+		// The same key as for XMPP logins: both share account's limiter.
+		ClientKey: func(r *http.Request) string {
+			ap, err := netip.ParseAddrPort(r.RemoteAddr)
+			if err != nil {
+				return r.RemoteAddr
+			}
+			return clientKey(ap.Addr())
+		},
 	})
 	srv.httpMux.Handle("/account", pages)
 	srv.httpMux.Handle("/account/", pages)
