@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -133,7 +134,7 @@ func benchKey(db *bolt.DB, archive []byte, id string) []byte {
 }
 
 // BenchmarkAppend measures durable appends (fsync on) by one writer and by
-// 8 × GOMAXPROCS concurrent writers, whose appends are group-committed,
+// 8 concurrent writers, whose appends are group-committed,
 // beside raw bbolt writes of one value of the same size: Update for one
 // writer, DB.Batch (default MaxBatchDelay, 10 ms) for concurrent writers.
 func BenchmarkAppend(b *testing.B) {
@@ -170,47 +171,46 @@ func BenchmarkAppend(b *testing.B) {
 	b.Run("raw-batch-writers=8", func(b *testing.B) {
 		_, db := benchOpen(b, BoltConfig{})
 		v := benchMessage(alice, contacts, 0, benchT0).Stanza
-		var mu sync.Mutex
-		n := 0
-		b.SetParallelism(8)
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				mu.Lock()
-				n++
-				i := n
-				mu.Unlock()
-				err := db.Batch(func(tx *bolt.Tx) error {
-					bk, err := tx.CreateBucketIfNotExists([]byte("raw"))
-					if err != nil {
-						return err
-					}
-					return bk.Put(binaryKey(i), v)
-				})
+		benchWriters(b, 8, func(i int) error {
+			return db.Batch(func(tx *bolt.Tx) error {
+				bk, err := tx.CreateBucketIfNotExists([]byte("raw"))
 				if err != nil {
-					b.Error(err)
-					return
+					return err
 				}
-			}
+				return bk.Put(binaryKey(i), v)
+			})
 		})
 	})
 	b.Run("writers=8", func(b *testing.B) {
 		s, _ := benchOpen(b, BoltConfig{})
-		var mu sync.Mutex
-		n := 0
-		b.SetParallelism(8) // 8 × GOMAXPROCS goroutines; at least 8
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				mu.Lock()
-				n++
-				i := n
-				mu.Unlock()
-				if _, err := s.Append(context.Background(), benchMessage(alice, contacts, i, benchT0)); err != nil {
+		benchWriters(b, 8, func(i int) error {
+			_, err := s.Append(context.Background(), benchMessage(alice, contacts, i, benchT0))
+			return err
+		})
+	})
+}
+
+// benchWriters runs b.N calls of write, numbered from 1, spread over n
+// goroutines.
+func benchWriters(b *testing.B, n int, write func(i int) error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for range n {
+		wg.Go(func() {
+			for {
+				i := next.Add(1)
+				if i > int64(b.N) {
+					return
+				}
+				if err := write(int(i)); err != nil {
 					b.Error(err)
 					return
 				}
 			}
 		})
-	})
+	}
+	wg.Wait()
 }
 
 func binaryKey(i int) []byte { return fmt.Appendf(nil, "%016d", i) }
@@ -239,6 +239,39 @@ func BenchmarkQuery(b *testing.B) {
 	}
 	b.Logf("generated %d messages in %v", sizes[0].n+sizes[1].n, time.Since(start).Round(time.Millisecond))
 	ctx := context.Background()
+
+	// Scale: the same page from the small and the big archive, alternating
+	// in one loop; x-small is the ratio of the medians (target < 1.2).
+	small, bigA := allIDs[sizes[0].name], allIDs[sizes[1].name]
+	for _, tc := range []struct {
+		name   string
+		qs, qb Query
+	}{
+		{"first", Query{}, Query{}},
+		{"middle-rsm-after", Query{After: small[len(small)/2]}, Query{After: bigA[len(bigA)/2]}},
+		{"last", Query{Last: true}, Query{Last: true}},
+		{"with-1pct", Query{With: contact}, Query{With: contact}},
+	} {
+		b.Run("scale/"+tc.name, func(b *testing.B) {
+			var st, bt []time.Duration
+			for b.Loop() {
+				t := time.Now()
+				if _, err := s.Query(ctx, sizes[0].archive, tc.qs); err != nil {
+					b.Fatal(err)
+				}
+				t2 := time.Now()
+				if _, err := s.Query(ctx, sizes[1].archive, tc.qb); err != nil {
+					b.Fatal(err)
+				}
+				st = append(st, t2.Sub(t))
+				bt = append(bt, time.Since(t2))
+			}
+			s50, b50 := benchPct(st, 0.5), benchPct(bt, 0.5)
+			b.ReportMetric(float64(s50.Nanoseconds()), "small-p50-ns")
+			b.ReportMetric(float64(b50.Nanoseconds()), "big-p50-ns")
+			b.ReportMetric(float64(b50)/float64(s50), "x-small")
+		})
+	}
 
 	for _, sz := range sizes {
 		ids := allIDs[sz.name]

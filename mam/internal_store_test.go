@@ -1,8 +1,15 @@
 package mam
 
 import (
+	"context"
+	"errors"
+	"path/filepath"
+	"slices"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"mellium.im/xmpp/jid"
 )
 
 // SetExpireHook sets a function called after each committed Expire
@@ -24,4 +31,51 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 		withEntry(v)
 	})
+}
+
+// TestBoltExpireBoundedCancel guards that Expire commits in transactions of at
+// most ExpireBatch messages, oldest first, and that a cancellation between
+// them leaves a consistent archive without holes.
+func TestBoltExpireBoundedCancel(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "mam.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.NoSync = true
+	s, err := NewBoltStore(db, BoltConfig{ExpireBatch: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	owner := jid.MustParse("alice@example.org")
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var all []Message
+	for i := range 10 {
+		m, err := s.Append(ctx, Message{Archive: owner, With: jid.MustParse("bob@example.org"),
+			Time: t0.Add(time.Duration(i) * time.Second), Stanza: []byte("<message/>")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, m)
+	}
+	var sizes []int
+	s.expireTx = func(n int, _ time.Duration) {
+		sizes = append(sizes, n)
+		if len(sizes) == 2 {
+			cancel()
+		}
+	}
+	n, err := s.Expire(ctx, t0.Add(time.Hour))
+	if !errors.Is(err, context.Canceled) || n != 8 || !slices.Equal(sizes, []int{4, 4}) {
+		t.Fatalf("Expire = %d, %v after transactions %v; want 8, context.Canceled, [4 4]", n, err, sizes)
+	}
+	p, err := s.Query(t.Context(), owner, Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Messages) != 2 || p.Messages[0].ID != all[8].ID || p.Messages[1].ID != all[9].ID || p.Count != 2 {
+		t.Errorf("after a cancelled expiry: %d messages (count %d), want the newest 2", len(p.Messages), p.Count)
+	}
 }
