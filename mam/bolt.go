@@ -876,6 +876,9 @@ func (s *BoltStore) query(tx *bolt.Tx, archive jid.JID, q Query, size int) (Page
 		sc.c = a.withB().Cursor()
 		sc.prefix = append(bareBytes(q.With), 0)
 		sc.match = func(v []byte) bool {
+			if res == "" && len(v) >= 2 && v[0] == recordVersion {
+				return matchFlags(v[1]) // a covering entry; no resource to check
+			}
 			flags, r, ok := withEntry(v)
 			return ok && matchFlags(flags) && (res == "" || string(r) == res)
 		}
