@@ -976,16 +976,20 @@ func (s *BoltStore) fill(a *archiveBuckets, archive jid.JID, keys, vals [][]byte
 	}
 	ids := idBuf.String()
 	// Look up the page's peers under one read lock.
+	misses := 0
 	s.mu.RLock()
 	for i, rec := range recs {
 		if len(rec.with) > 0 {
-			out[i].With = s.jids[string(rec.with)]
+			var ok bool
+			if out[i].With, ok = s.jids[string(rec.with)]; !ok {
+				misses++
+			}
 		}
 	}
 	s.mu.RUnlock()
 	for i, rec := range recs {
 		m := &out[i]
-		if len(rec.with) > 0 && zeroJID(m.With) {
+		if misses > 0 && len(rec.with) > 0 && zeroJID(m.With) {
 			with, err := s.parseJIDSlow(rec.with)
 			if err != nil {
 				return err
