@@ -157,14 +157,22 @@ func NewBoltStore(db *bolt.DB, cfg BoltConfig) (*BoltStore, error) {
 	if cfg.ExpireBatch <= 0 {
 		cfg.ExpireBatch = defaultExpire
 	}
-	err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketArchives, bucketRealJID, bucketPrefs} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
+	exist := false
+	err := db.View(func(tx *bolt.Tx) error {
+		exist = tx.Bucket(bucketArchives) != nil && tx.Bucket(bucketRealJID) != nil && tx.Bucket(bucketPrefs) != nil
 		return nil
 	})
+	if err == nil && !exist {
+		// A read-only database (an export tool) works once the buckets exist.
+		err = db.Update(func(tx *bolt.Tx) error {
+			for _, b := range [][]byte{bucketArchives, bucketRealJID, bucketPrefs} {
+				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("mam: create buckets: %w", err)
 	}

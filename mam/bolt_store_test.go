@@ -337,3 +337,52 @@ func TestBoltWithIndexForms(t *testing.T) {
 		}
 	}
 }
+
+// TestBoltReadOnly guards that a store on a read-only database reads and
+// exports, and that failing appends (alone and group-committed) each get an
+// error instead of hanging or being reported as stored.
+func TestBoltReadOnly(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "mam.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := mam.NewBoltStore(db, mam.BoltConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := mustAppend(t, s, msg(alice, bob, 0, "kept"))
+	db.Close()
+
+	db, err = bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s, err = mam.NewBoltStore(db, mam.BoltConfig{})
+	if err != nil {
+		t.Fatalf("NewBoltStore on a read-only database: %v", err)
+	}
+	p, err := s.Query(ctx, alice, mam.Query{})
+	if err != nil || len(p.Messages) != 1 || p.Messages[0].ID != stored.ID {
+		t.Fatalf("Query on a read-only database: %+v, %v", p, err)
+	}
+	var buf bytes.Buffer
+	if err := s.Export(ctx, alice, &buf); err != nil || !strings.Contains(buf.String(), stored.ID) {
+		t.Errorf("Export on a read-only database: %v", err)
+	}
+	const n = 16
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, err := s.Append(ctx, msg(alice, bob, i+1, "lost"))
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err == nil {
+			t.Error("Append on a read-only database succeeded")
+		}
+	}
+}
