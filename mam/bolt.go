@@ -777,7 +777,7 @@ func (s *BoltStore) Query(ctx context.Context, archive jid.JID, q Query) (Page, 
 }
 
 func (s *BoltStore) query(tx *bolt.Tx, archive jid.JID, q Query, size int) (Page, error) {
-	a := boltOpenArchive(tx, []byte(archive.String()))
+	a := boltOpenArchive(tx, bareBytes(archive))
 	empty := Page{FirstIndex: -1, Count: 0, Complete: true}
 
 	// The filter range [lo, hi) of message keys.
@@ -897,8 +897,12 @@ func (s *BoltStore) query(tx *bolt.Tx, archive jid.JID, q Query, size int) (Page
 
 	// keys and, for the m bucket, the records (valid until the
 	// transaction ends) of the page.
-	keys := make([][]byte, 0, min(size, 256))
-	vals := make([][]byte, 0, cap(keys))
+	var keyArr, valArr [64][]byte // pages of up to 64 need no allocation here
+	keys, vals := keyArr[:0], valArr[:0]
+	if size > len(keyArr) {
+		keys = make([][]byte, 0, min(size, 1024))
+		vals = make([][]byte, 0, cap(keys))
+	}
 	complete := true
 	if !backward {
 		for k, v := sc.first(plo); k != nil; k, v = sc.next() {
