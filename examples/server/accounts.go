@@ -19,6 +19,8 @@ type accountBackend interface {
 	Delete(ctx context.Context, username string) error
 	// Export writes the user's data.
 	Export(ctx context.Context, username string, w io.Writer) error
+	// Exists reports whether the account exists and is not being deleted.
+	Exists(ctx context.Context, username string) bool
 }
 
 // Errors the account backend's errors are mapped to.

@@ -64,6 +64,11 @@ func (srv *Server) handleConn(conn net.Conn, directTLS bool) {
 	ip := clientIP(conn)
 	s := newSession(srv, conn, ip)
 	var user string // set by the SASL callback only
+	// bound is set when the bind callback bound a JID. mellium's BindCustom
+	// answers a refusal (a stanza.Error) with a *result* IQ carrying the
+	// error and then reports the stream Ready anyway, unbound: a refused
+	// client must not get a session.
+	var bound bool
 
 	ctx, cancel := context.WithTimeout(srv.ctx, negotiationTimeout)
 	defer cancel()
@@ -104,6 +109,14 @@ func (srv *Server) handleConn(conn net.Conn, directTLS bool) {
 				}
 				s.jid = j
 				if srv.sessions.reserve(s, j) {
+					// Checked after reserving: a deletion that began
+					// earlier is complete or visible here, and one that
+					// begins later finds and ends this session.
+					if !srv.accounts.Exists(ctx, user) {
+						srv.sessions.remove(s)
+						return jid.JID{}, stanza.Error{Type: stanza.Auth, Condition: stanza.NotAuthorized}
+					}
+					bound = true
 					return j, nil
 				}
 				res = "" // taken: give the client a fresh one
@@ -120,8 +133,11 @@ func (srv *Server) handleConn(conn net.Conn, directTLS bool) {
 		rw, state = tls.Server(conn, srv.tls), xmpp.Secure
 	}
 	xs, err := xmpp.ReceiveSession(ctx, rw, state, neg)
-	if s.jid.Localpart() != "" && (err != nil || xs == nil) {
+	if bound && (err != nil || xs == nil) {
 		srv.sessions.remove(s) // bound, then failed
+	}
+	if err == nil && !bound {
+		err = stream.NotAuthorized // bind refused (see bound)
 	}
 	if err != nil {
 		var se stream.Error // returned but not sent by mellium

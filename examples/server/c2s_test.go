@@ -262,3 +262,43 @@ func TestRegisterThenLoginOnOneStream(t *testing.T) {
 	c := ts.Login(t, "newbie", "newbie password")
 	c.Close()
 }
+
+// goneAccounts reports every account as gone at bind time, as if it was
+// deleted between authentication and binding.
+type goneAccounts struct{ accountBackend }
+
+func (goneAccounts) Exists(context.Context, string) bool { return false }
+
+// TestBindRefusedEndsStream: a client whose binding is refused gets no
+// session, although mellium's BindCustom reports a refused bind as Ready
+// (and its client takes the error for a success with an empty JID).
+func TestBindRefusedEndsStream(t *testing.T) {
+	ts := startTestServer(t, withConfig(func(c *Config) {
+		c.wrapAccounts = func(b accountBackend) accountBackend { return goneAccounts{b} }
+	}))
+	ts.Register(t, "alice", "alice password")
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	conn, err := net.DialTimeout("tcp", ts.C2S, testTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	s, err := xmpp.NewClientSession(ctx, jid.MustParse("alice@localhost"), conn,
+		xmpp.StartTLS(ts.TLSConfig.Clone()), xmpp.SASL("", "alice password", sasl.Plain), xmpp.BindResource())
+	if err == nil {
+		if s.LocalAddr().Resourcepart() != "" {
+			t.Fatalf("bound %s", s.LocalAddr())
+		}
+		// The server ends the stream instead of serving it.
+		_ = conn.SetDeadline(time.Now().Add(testTimeout))
+		err = s.Serve(nil)
+		var se stream.Error
+		if !errors.As(err, &se) || se.Err != "not-authorized" {
+			t.Errorf("stream ended with %v, want not-authorized", err)
+		}
+	}
+	if n := len(ts.sessions.lookup(jid.MustParse("alice@localhost"))); n != 0 {
+		t.Fatalf("%d sessions registered", n)
+	}
+}

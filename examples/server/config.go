@@ -41,6 +41,10 @@ type Config struct {
 	// Stderr receives the operational log and the privacy report; nil
 	// means io.Discard.
 	Stderr io.Writer
+
+	// wrapAccounts, if set, wraps the account backend (tests inject
+	// failures with it).
+	wrapAccounts func(accountBackend) accountBackend
 }
 
 // Defaults of the flags.

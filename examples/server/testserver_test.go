@@ -18,6 +18,7 @@ package main
 // Options: withConfig(func(*Config)) changes the Config before start.
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -87,6 +88,15 @@ func startTestServer(t testing.TB, opts ...testOption) *testServer {
 	}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.Stderr == nil {
+		log := &syncBuffer{}
+		cfg.Stderr = log
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("server log:\n%s", log.String())
+			}
+		})
 	}
 	return startWithConfig(t, cfg)
 }
@@ -303,6 +313,12 @@ func (ts *testServer) login(user, password string, direct bool) (*testClient, er
 		conn.Close()
 		return nil, err
 	}
+	if s.LocalAddr().Resourcepart() == "" {
+		// mellium's client takes a bind answered with an error for a
+		// success with an empty JID.
+		conn.Close()
+		return nil, errors.New("resource binding refused")
+	}
 	c := &testClient{
 		Session: s,
 		JID:     s.LocalAddr(),
@@ -342,7 +358,7 @@ func (c *testClient) Send(t testing.TB, raw string) {
 	d := xml.NewDecoder(strings.NewReader(raw))
 	d.DefaultSpace = stanza.NSClient
 	if err := c.Session.Send(ctx, d); err != nil {
-		t.Fatalf("send: %v", err)
+		t.Fatalf("send: %v (stream: %v)", err, c.endedErr())
 	}
 }
 
@@ -355,7 +371,7 @@ func (c *testClient) IQ(t testing.TB, raw string) element {
 	d.DefaultSpace = stanza.NSClient
 	resp, err := c.Session.SendIQ(ctx, d)
 	if err != nil {
-		t.Fatalf("iq: %v", err)
+		t.Fatalf("iq: %v (stream: %v)", err, c.endedErr())
 	}
 	defer resp.Close()
 	tok, err := resp.Token()
@@ -432,6 +448,17 @@ func (c *testClient) next(match func(element) bool, timeout time.Duration) (elem
 	}
 }
 
+// endedErr returns Serve's result if the stream already ended.
+func (c *testClient) endedErr() error {
+	select {
+	case err := <-c.served:
+		c.served <- err
+		return fmt.Errorf("ended: %w", err)
+	default:
+		return errors.New("still open")
+	}
+}
+
 // servedErr returns Serve's result once the stream ended.
 func (c *testClient) servedErr() error {
 	select {
@@ -481,4 +508,22 @@ func stanzaErrorCondition(e element) string {
 		}
 	}
 	return ""
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

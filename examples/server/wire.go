@@ -152,6 +152,9 @@ func (srv *Server) wire(ctx context.Context) error {
 		return fmt.Errorf("account: %w", err)
 	}
 	srv.accounts = managerBackend{srv.manager}
+	if cfg.wrapAccounts != nil {
+		srv.accounts = cfg.wrapAccounts(srv.accounts)
+	}
 	if err := srv.manager.Resume(ctx); err != nil {
 		srv.log.Error("resuming interrupted account deletions", "err", err)
 	}
@@ -368,6 +371,11 @@ func (b managerBackend) ChangePassword(ctx context.Context, username, pw string)
 
 func (b managerBackend) Delete(ctx context.Context, username string) error {
 	return b.m.Delete(ctx, username)
+}
+
+func (b managerBackend) Exists(ctx context.Context, username string) bool {
+	_, err := b.m.Get(ctx, username)
+	return err == nil
 }
 
 func (b managerBackend) Export(ctx context.Context, username string, w io.Writer) error {
