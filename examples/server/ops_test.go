@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -174,4 +176,46 @@ func TestClientKey(t *testing.T) {
 			t.Errorf("clientKey(%s) = %s, want %s", in, got, want)
 		}
 	}
+}
+
+// TestPrivacyPromisesKept: the configured jobs delete every kind of data
+// within the lifetime the server promises (DESIGN.md), whatever -upload-ttl.
+func TestPrivacyPromisesKept(t *testing.T) {
+	for _, ttl := range []time.Duration{0, time.Hour, 7 * 24 * time.Hour} {
+		ts := startTestServer(t, withConfig(func(c *Config) { c.UploadTTL = ttl }))
+		report := ts.scheduler.PrivacyReport()
+		uploads := ttl
+		if uploads == 0 {
+			uploads = 30 * 24 * time.Hour
+		}
+		for job, within := range map[string]time.Duration{
+			"uploads":        uploads,
+			"xmpp-log":       24 * time.Hour,
+			"http-error-log": 30 * 24 * time.Hour,
+			"purge-mam":      15 * time.Minute,
+			"purge-accounts": 15 * time.Minute,
+		} {
+			if err := report.Check(job, within); err != nil {
+				t.Errorf("-upload-ttl %v: %v", ttl, err)
+			}
+		}
+		if err := ts.Stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Example shows the flags of the example server and their private
+// defaults.
+func Example() {
+	cfg, err := parseFlags([]string{"-domain", "example.org", "-open-registration"}, io.Discard)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(cfg.Domain, cfg.C2S, cfg.C2STLS, cfg.HTTP)
+	fmt.Println("registration open:", cfg.OpenRegistration, "uploads kept:", cfg.UploadTTL, "full IPs logged for:", cfg.RevealIPs)
+	// Output:
+	// example.org 127.0.0.1:5222 127.0.0.1:5223 127.0.0.1:5443
+	// registration open: true uploads kept: 720h0m0s full IPs logged for: 0s
 }

@@ -185,7 +185,7 @@ func (srv *Server) wire(ctx context.Context) error {
 // interrupted erasures and, last, the purge of freed bbolt pages.
 func (srv *Server) retentionJobs() []retention.Job {
 	jobs := []retention.Job{
-		{Name: "uploads", Data: "uploaded files", MaxAge: srv.uploads.TTL(), Expirer: srv.uploads, Interval: time.Hour},
+		srv.uploadJob(),
 		// A log file is deleted once its newest line reaches MaxAge − one
 		// period (Retention), so no line lives longer than MaxAge.
 		{Name: "xmpp-log", Data: "XMPP connection log (time, user, anonymized IP), hourly files: no line kept over 24 hours",
@@ -200,6 +200,23 @@ func (srv *Server) retentionJobs() []retention.Job {
 			}), Interval: time.Hour},
 	}
 	return append(jobs, srv.purgeJobs()...)
+}
+
+// uploadJob deletes uploaded files so that none outlives -upload-ttl:
+// a file's URL stops working at its TTL (the upload service checks), and
+// its bytes go on the first run after TTL − (interval + jitter), so even a
+// late run deletes them before the promised lifetime ends.
+func (srv *Server) uploadJob() retention.Job {
+	ttl := srv.uploads.TTL()
+	interval := min(10*time.Minute, ttl/10)
+	slack := interval + time.Duration(retention.DefaultJitter*float64(interval)) + time.Second
+	return retention.Job{
+		Name:     "uploads",
+		Data:     "uploaded files",
+		MaxAge:   max(ttl-slack, 0),
+		Expirer:  srv.uploads,
+		Interval: interval,
+	}
 }
 
 // wireHTTP builds the HTTPS handlers: uploads, /account, /privacy.
