@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -301,4 +302,30 @@ func TestBindRefusedEndsStream(t *testing.T) {
 	if n := len(ts.sessions.lookup(jid.MustParse("alice@localhost"))); n != 0 {
 		t.Fatalf("%d sessions registered", n)
 	}
+}
+
+// TestChangePassword: XEP-0077 password change from a session; the old
+// password stops working, a too short one is refused.
+func TestChangePassword(t *testing.T) {
+	ts := startTestServer(t)
+	ts.Register(t, "alice", "alice password")
+	a := ts.Login(t, "alice", "alice password")
+	form := a.IQ(t, `<iq type="get" id="f"><query xmlns="jabber:iq:register"/></iq>`)
+	if raw, _ := form.bytes(); !bytes.Contains(raw, []byte("registered")) || !bytes.Contains(raw, []byte(">alice</username>")) {
+		t.Errorf("form for a registered user: %s", raw)
+	}
+	if resp := a.IQ(t, `<iq type="set" id="s"><query xmlns="jabber:iq:register"><username>alice</username><password>short</password></query></iq>`); stanzaErrorCondition(resp) != "not-acceptable" {
+		t.Errorf("short password: %s %s", resp.attr("type"), stanzaErrorCondition(resp))
+	}
+	if resp := a.IQ(t, `<iq type="set" id="o"><query xmlns="jabber:iq:register"><username>bob</username><password>bob's new password</password></query></iq>`); resp.attr("type") != "error" {
+		t.Error("changed another user's password")
+	}
+	if resp := a.IQ(t, `<iq type="set" id="c"><query xmlns="jabber:iq:register"><username>alice</username><password>alice new password</password></query></iq>`); resp.attr("type") != "result" {
+		t.Fatalf("change: %s", stanzaErrorCondition(resp))
+	}
+	if c, err := ts.login("alice", "alice password", false); err == nil {
+		c.Close()
+		t.Error("old password still works")
+	}
+	ts.Login(t, "alice", "alice new password").Close()
 }
