@@ -40,7 +40,8 @@ func (s *session) handlePresence(t xmlstream.TokenReadEncoder, e element, to jid
 
 // broadcastPresence sends the client's presence to its own sessions and to
 // the sessions of its roster contacts; on the initial presence the client
-// also gets the current presence of its online contacts.
+// also gets the current presence of its online contacts who have the client
+// in their roster.
 func (srv *Server) broadcastPresence(s *session, e element, available bool) {
 	initial := s.setPresence(e, available)
 	for _, r := range srv.sessions.lookup(s.jid.Bare()) {
@@ -55,9 +56,13 @@ func (srv *Server) broadcastPresence(s *session, e element, available bool) {
 		if err != nil || !srv.isLocalUser(c) {
 			continue
 		}
+		// A contact's own presence comes back only if the contact has the
+		// user in its roster too: adding someone shares one's own
+		// presence, never theirs.
+		mutual := initial && srv.store.inRoster(c.Localpart(), s.jid)
 		for _, r := range srv.sessions.lookup(c) {
 			r.send(e.withAttr("to", r.jid.String()))
-			if initial {
+			if mutual {
 				if p, ok := r.currentPresence(); ok {
 					s.send(p.withAttr("to", s.jid.String()))
 				}

@@ -46,6 +46,16 @@ func TestRosterAndPresence(t *testing.T) {
 		c.Next(t, isPresenceFrom(a1.JID.String()))
 	}
 	a1.Next(t, isPresenceFrom(b.JID.String())) // bob's current presence
+	// carol adds alice; alice's presence is not shared back with her.
+	ts.Register(t, "carol", "carol password")
+	c := ts.Login(t, "carol", "carol password")
+	c.IQ(t, `<iq type="set" id="s"><query xmlns="jabber:iq:roster"><item jid="alice@localhost"/></query></iq>`)
+	c.Send(t, `<presence/>`)
+	a1.Next(t, isPresenceFrom(c.JID.String())) // carol shares hers
+	c.IQ(t, `<iq type="get" id="p" to="localhost"><ping xmlns="urn:xmpp:ping"/></iq>`)
+	if e, err := c.next(isPresenceFrom(a1.JID.String()), 0); err == nil {
+		t.Errorf("alice's presence leaked to carol, who alice did not add: %v", e.start)
+	}
 	a1.Send(t, `<presence type="unavailable"/>`)
 	b.Next(t, func(e element) bool {
 		return isPresenceFrom(a1.JID.String())(e) && e.attr("type") == "unavailable"
