@@ -27,6 +27,9 @@ func main() {
 	err = run(ctx, cfg, func(srv *Server) {
 		fmt.Fprintf(os.Stderr, "server: %s ready: c2s %s (STARTTLS), %s (direct TLS), %s\n",
 			cfg.Domain, srv.C2SAddr(), srv.C2STLSAddr(), srv.BaseURL())
+		if !cfg.OpenRegistration {
+			fmt.Fprintln(os.Stderr, "server: in-band registration is closed; restart with -open-registration to create accounts from a client")
+		}
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "server:", err)
