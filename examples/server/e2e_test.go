@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"mellium.im/xmpp/stanza"
+	"mellium.im/xmpp/stream"
 )
 
 // Names of the namespaces the tests look for.
@@ -393,4 +395,33 @@ func keys(m map[string]string) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestWebDeleteEndsSessions: deleting the account on /account ends its
+// XMPP sessions like <remove/> does, and the name cannot log in again.
+func TestWebDeleteEndsSessions(t *testing.T) {
+	ts := startTestServer(t)
+	ts.Register(t, "alice", "alice password")
+	a := ts.Login(t, "alice", "alice password")
+	form := url.Values{"username": {"alice"}, "password": {"alice password"}, "confirm": {"alice"}}
+	req, _ := http.NewRequest(http.MethodPost, ts.HTTPSURL+"/account/delete", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", ts.HTTPSURL)
+	res, err := ts.HTTPClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("delete: %s\n%s", res.Status, page)
+	}
+	var se stream.Error
+	if err := a.WaitEnd(t); !errors.As(err, &se) || se.Err != "not-authorized" {
+		t.Errorf("session ended with %v, want not-authorized", err)
+	}
+	if c, err := ts.login("alice", "alice password", false); err == nil {
+		c.Close()
+		t.Error("login after deletion on /account")
+	}
 }
