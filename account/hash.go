@@ -159,6 +159,11 @@ func decodeField(enc *base64.Encoding, s string, lo, hi int) ([]byte, error) {
 	if len(b) < lo {
 		return nil, fmt.Errorf("shorter than %d bytes", lo)
 	}
+	// encoding/base64 skips '\r' and '\n' even in strict mode; a canonical
+	// field is exactly the encoding of its bytes.
+	if enc.EncodeToString(b) != s {
+		return nil, fmt.Errorf("not canonical base64")
+	}
 	return b, nil
 }
 

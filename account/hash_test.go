@@ -213,6 +213,8 @@ func TestParsePHCMalformed(t *testing.T) {
 		"very long string":  ok + strings.Repeat("A", 1<<20),
 		"non-canonical b64": "$argon2id$v=19$m=19456,t=2,p=1$" + salt[:len(salt)-1] + "B$" + key,
 		"invalid UTF-8":     "$argon2id$v=19$m=19456,t=2,p=1$\xff\xfe$" + key,
+		"newline in hash":   "$argon2id$v=19$m=19456,t=2,p=1$" + salt + "$" + key[:10] + "\n" + key[10:],
+		"CR in salt":        "$argon2id$v=19$m=19456,t=2,p=1$" + salt[:5] + "\r" + salt[5:] + "$" + key,
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := account.ParsePHC(s)
