@@ -3,6 +3,7 @@ package main
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -423,5 +424,73 @@ func TestWebDeleteEndsSessions(t *testing.T) {
 	if c, err := ts.login("alice", "alice password", false); err == nil {
 		c.Close()
 		t.Error("login after deletion on /account")
+	}
+}
+
+// postAccount posts form to an /account action and returns the status and
+// page.
+func postAccount(t *testing.T, ts *testServer, action string, form url.Values) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, ts.HTTPSURL+action, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", ts.HTTPSURL)
+	res, err := ts.HTTPClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	page, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.StatusCode, string(page)
+}
+
+// TestWebBlockedAccount: a blocked account (GDPR restriction) is told so on
+// /account after the right password, and only then: a wrong password reads
+// like any wrong password. No XMPP login either.
+func TestWebBlockedAccount(t *testing.T) {
+	ts := startTestServer(t)
+	ts.Register(t, "alice", "alice password")
+	if err := ts.manager.Block(context.Background(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	status, page := postAccount(t, ts, "/account/export", url.Values{"username": {"alice"}, "password": {"alice password"}})
+	if status != http.StatusForbidden || !strings.Contains(page, "This account is blocked") {
+		t.Errorf("right password: %d, page without the blocked notice:\n%s", status, page)
+	}
+	status, page = postAccount(t, ts, "/account/export", url.Values{"username": {"alice"}, "password": {"wrong password"}})
+	if status != http.StatusForbidden || strings.Contains(page, "blocked") || !strings.Contains(page, "Wrong username or password") {
+		t.Errorf("wrong password: %d, page:\n%s", status, page)
+	}
+	if c, err := ts.login("alice", "alice password", false); err == nil {
+		c.Close()
+		t.Error("XMPP login of a blocked account")
+	}
+}
+
+// TestPrivacyPageJobsWithoutMaxAge: jobs that act on all they find (erasure
+// retries, page purges) read "until the next run", never "until you delete
+// it", which would promise the user a control they do not have.
+func TestPrivacyPageJobsWithoutMaxAge(t *testing.T) {
+	ts := startTestServer(t)
+	res, err := ts.HTTPClient.Get(ts.HTTPSURL + "/privacy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(b)
+	if !strings.Contains(page, "data of deleted accounts whose erasure was interrupted") {
+		t.Fatalf("erasure-retry job missing from /privacy:\n%s", page)
+	}
+	if !strings.Contains(page, "until the next run (every 1 hour)") {
+		t.Errorf("no \"until the next run\" lifetime on /privacy:\n%s", page)
+	}
+	if n := strings.Count(page, "until you delete it"); n != 2 {
+		t.Errorf("%d rows \"until you delete it\", want 2 (archive and account):\n%s", n, page)
 	}
 }

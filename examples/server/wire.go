@@ -253,7 +253,14 @@ func (srv *Server) wireHTTP() {
 func (srv *Server) privacyItems(context.Context) ([]web.PrivacyItem, error) {
 	var items []web.PrivacyItem
 	for _, e := range srv.scheduler.PrivacyReport().Entries {
-		items = append(items, web.PrivacyItem{Data: e.Data, Lifetime: e.Lifetime, Job: e.Job})
+		item := web.PrivacyItem{Data: e.Data, Lifetime: e.Lifetime, Job: e.Job}
+		if e.Lifetime <= 0 {
+			// Jobs without MaxAge (erasure retries, page purges) act on
+			// everything they find at each run: the data lives until the
+			// next run, not "until you delete it".
+			item.Kept = "until the next run (every " + retention.HumanDuration(e.Interval) + ")"
+		}
+		items = append(items, item)
 	}
 	items = append(items,
 		web.PrivacyItem{Data: "message archive (only messages you opted in to archive; default: none)", Job: "account deletion"},
@@ -425,6 +432,10 @@ func (b webBackend) Authenticate(ctx context.Context, key, username, password st
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, account.ErrBlocked):
+		// Only said after the right password (account.Manager checks it
+		// first), so it reveals nothing to a guesser.
+		return fmt.Errorf("%w", web.ErrAccountBlocked)
 	case errors.Is(err, errRateLimited):
 		return fmt.Errorf("%w", web.ErrRateLimited)
 	case errors.Is(err, errBadCredentials):
