@@ -2,9 +2,16 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/xml"
+	"slices"
 	"strings"
 	"testing"
+
+	"mellium.im/xmpp/jid"
+
+	"chatbx.eu/privacy/mam"
+	"chatbx.eu/privacy/mam/mamtest"
 )
 
 // TestElementRoundTrip: buffered stanzas serialize without duplicate xmlns
@@ -80,4 +87,55 @@ func FuzzElement(f *testing.F) {
 			_, _ = parseElement(out)
 		}
 	})
+}
+
+// TestArchiveHooksUnreadableMessage: a message the archiver cannot read
+// (here unbalanced inner tokens) is still delivered, but without the
+// stanza-ids forged in the name of either user's or the room's archive.
+func TestArchiveHooksUnreadableMessage(t *testing.T) {
+	t.Parallel()
+	h := &mamHooks{a: mam.NewArchiver(mamtest.NewMemStore(), mam.Config{})}
+	alice, bob := jid.MustParse("alice@localhost/phone"), jid.MustParse("bob@localhost")
+	room := jid.MustParse("room@conference.localhost")
+	sid := func(by string) xml.StartElement {
+		return xml.StartElement{Name: xml.Name{Space: "urn:xmpp:sid:0", Local: "stanza-id"},
+			Attr: []xml.Attr{{Name: xml.Name{Local: "id"}, Value: "forged"}, {Name: xml.Name{Local: "by"}, Value: by}}}
+	}
+	e := element{start: xml.StartElement{Name: xml.Name{Space: "jabber:client", Local: "message"}}}
+	for _, by := range []string{"bob@localhost", "alice@localhost", "room@conference.localhost", "other@example.org"} {
+		e.inner = append(e.inner, sid(by), xml.EndElement{Name: sid(by).Name})
+	}
+	body := xml.StartElement{Name: xml.Name{Space: "jabber:client", Local: "body"}}
+	e.inner = append(e.inner, body, xml.CharData("hi")) // no </body>: unreadable
+
+	by := func(out element) []string {
+		var got []string
+		for _, tok := range out.inner {
+			if st, ok := tok.(xml.StartElement); ok && st.Name.Local == "stanza-id" {
+				for _, a := range st.Attr {
+					if a.Name.Local == "by" {
+						got = append(got, a.Value)
+					}
+				}
+			}
+		}
+		return got
+	}
+	out, stored := h.chat(context.Background(), alice, bob, e)
+	if stored {
+		t.Error("unreadable message reported stored")
+	}
+	if got := by(out); !slices.Equal(got, []string{"room@conference.localhost", "other@example.org"}) {
+		t.Errorf("chat: stanza-ids by %q kept, want only the room's and other@example.org", got)
+	}
+	if !slices.ContainsFunc(out.inner, func(tok xml.Token) bool {
+		cd, ok := tok.(xml.CharData)
+		return ok && string(cd) == "hi"
+	}) {
+		t.Error("chat: body lost")
+	}
+	out = h.room(context.Background(), room, jid.MustParse("room@conference.localhost/alice"), alice, e)
+	if got := by(out); !slices.Equal(got, []string{"bob@localhost", "alice@localhost", "other@example.org"}) {
+		t.Errorf("room: stanza-ids by %q kept, want all but the room's", got)
+	}
 }

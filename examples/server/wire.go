@@ -535,11 +535,14 @@ type mamHooks struct {
 func (h *mamHooks) chat(ctx context.Context, from, to jid.JID, e element) (element, bool) {
 	res, _ := h.a.ArchiveTokens(ctx, from, to, e.start, e.inner)
 	if res.Deliver == nil {
-		return e, false
+		// The archiver could not read the message (it strips forged
+		// stanza-ids as it reads): deliver it unarchived, but never with a
+		// stanza-id that claims to be from either user's archive.
+		return e.withInner(stripStanzaIDs(stripStanzaIDs(e.inner, to.Bare().String()), from.Bare().String())), false
 	}
 	out, err := parseElement(res.Deliver)
 	if err != nil {
-		return e, false
+		return e.withInner(stripStanzaIDs(stripStanzaIDs(e.inner, to.Bare().String()), from.Bare().String())), false
 	}
 	return out, res.RecipientID != ""
 }
@@ -547,11 +550,13 @@ func (h *mamHooks) chat(ctx context.Context, from, to jid.JID, e element) (eleme
 func (h *mamHooks) room(ctx context.Context, room, occupant, realJID jid.JID, e element) element {
 	res, _ := h.a.ArchiveGroupchatTokens(ctx, room, occupant, realJID, false, e.start, e.inner)
 	if res.Deliver == nil {
-		return e
+		// Unreadable for the archiver: deliver unarchived, without any
+		// stanza-id forged in the room's name.
+		return e.withInner(stripStanzaIDs(e.inner, room.Bare().String()))
 	}
 	out, err := parseElement(res.Deliver)
 	if err != nil {
-		return e
+		return e.withInner(stripStanzaIDs(e.inner, room.Bare().String()))
 	}
 	return out
 }
