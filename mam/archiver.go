@@ -11,10 +11,6 @@ import (
 	"mellium.im/xmpp/jid"
 )
 
-// ErrMalformed is returned by the Archiver when the stanza it is given is
-// not a well-formed <message/> element.
-var ErrMalformed = errors.New("mam: malformed message stanza")
-
 // Archiver decides, for each routed message, which archives store it, stores
 // it there and stamps it with XEP-0359 stanza-ids. It is safe for concurrent
 // use.

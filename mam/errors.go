@@ -17,4 +17,13 @@ var (
 
 	// ErrTooLarge is returned when a message exceeds the stored size cap.
 	ErrTooLarge = errors.New("mam: message too large")
+
+	// ErrMalformed is returned by the Archiver when the stanza it is given
+	// is not a well-formed <message/> element.
+	ErrMalformed = errors.New("mam: malformed message stanza")
+
+	// ErrUnsupported is returned when a query uses a data form field or a
+	// result set feature (RSM <index/>) the server does not support.
+	// XEP-0313 names feature-not-implemented for it.
+	ErrUnsupported = errors.New("mam: unsupported query field")
 )

@@ -2,7 +2,6 @@ package mam
 
 import (
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -11,11 +10,6 @@ import (
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
 )
-
-// ErrUnsupported is returned when a query uses a data form field or a
-// result set feature (RSM <index/>) the server does not support. XEP-0313
-// names feature-not-implemented for it.
-var ErrUnsupported = errors.New("mam: unsupported query field")
 
 // The XEP-0313 query form fields.
 const (
