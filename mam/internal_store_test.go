@@ -43,7 +43,7 @@ func TestBoltExpireBoundedCancel(t *testing.T) {
 	}
 	defer db.Close()
 	db.NoSync = true
-	s, err := NewBoltStore(db, BoltConfig{ExpireBatch: 4})
+	s, err := NewBoltStoreWithConfig(db, BoltConfig{ExpireBatch: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

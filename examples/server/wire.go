@@ -86,7 +86,7 @@ func (srv *Server) wire(ctx context.Context) error {
 	}
 	// EraseGroupMessages: a deleted user's messages in room archives go
 	// too (rooms store the real JID apart, shown to the owner only).
-	if srv.mamStore, err = mam.NewBoltStore(mamDB, mam.BoltConfig{Now: cfg.Now, EraseGroupMessages: true}); err != nil {
+	if srv.mamStore, err = mam.NewBoltStoreWithConfig(mamDB, mam.BoltConfig{Now: cfg.Now, EraseGroupMessages: true}); err != nil {
 		return fmt.Errorf("mam: %w", err)
 	}
 	mamCfg := mam.Config{
