@@ -44,6 +44,16 @@ type HandlerConfig struct {
 	// waits until then, so the result reaches the client before the
 	// stream error (sending from within the handler would deadlock).
 	Kick func(user jid.JID)
+	// Remove, when set, takes a <remove/> over from the handler: the
+	// handler answers with a result at once and then calls Remove, in a new
+	// goroutine, instead of Manager.Delete followed by Kick. A server whose
+	// open sessions may still write the user's data (a message being
+	// archived, an upload) uses it to end those sessions and wait until
+	// they are closed before it calls Manager.Delete, so that nothing is
+	// written after the erasure. Remove must call Manager.Delete; it owns
+	// the error (an interrupted erasure is journaled and finished by
+	// Manager.Resume).
+	Remove func(user jid.JID)
 	// Instructions is the text of the registration form. "" means
 	// DefaultInstructions.
 	Instructions string
@@ -108,8 +118,9 @@ func (h *Handler) HandleIQ(iq stanza.IQ, t xmlstream.TokenReadEncoder, start *xm
 // Respond computes the answer to one registration IQ whose payload (the
 // <query/> element, start to end) is read from payload. It returns the
 // reply to send and a function to call once the reply was sent (it calls
-// HandlerConfig.Kick after a <remove/>; otherwise it does nothing). It is
-// the core of HandleIQ, for servers that route IQs themselves.
+// HandlerConfig.Kick, or HandlerConfig.Remove, after a <remove/>;
+// otherwise it does nothing). It is the core of HandleIQ, for servers that
+// route IQs themselves.
 func (h *Handler) Respond(ctx context.Context, iq stanza.IQ, payload xml.TokenReader) (reply xml.TokenReader, afterSend func()) {
 	nop := func() {}
 	q, err := ParseQuery(payload)
@@ -193,6 +204,9 @@ func (h *Handler) changePassword(ctx context.Context, iq stanza.IQ, q Query) xml
 
 func (h *Handler) remove(ctx context.Context, iq stanza.IQ) (xml.TokenReader, func()) {
 	user := h.c.User.Bare()
+	if h.c.Remove != nil {
+		return iq.Result(nil), func() { h.c.Remove(user) }
+	}
 	err := h.m.Delete(ctx, user.Localpart())
 	switch {
 	case err == nil, errors.Is(err, ErrNotFound):

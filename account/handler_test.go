@@ -340,3 +340,48 @@ func FuzzRegisterQuery(f *testing.F) {
 		}
 	})
 }
+
+// TestHandlerRemoveHook: with HandlerConfig.Remove the handler answers at
+// once and hands the deletion to the server, after the result is written,
+// without deleting anything itself (the server ends the sessions first).
+func TestHandlerRemoveHook(t *testing.T) {
+	e := newEnv(t, account.Config{})
+	e.seed(t, "alice")
+	removed := make(chan jid.JID, 1)
+	var out bytes.Buffer
+	h := account.NewHandler(e.m, account.HandlerConfig{
+		Secure: true,
+		User:   jid.MustParse("alice@example.org/phone"),
+		Kick:   func(jid.JID) { t.Error("Kick called although Remove is set") },
+		Remove: func(u jid.JID) {
+			if !strings.Contains(out.String(), `type="result"`) {
+				t.Errorf("Remove called before the result was written: %q", out.String())
+			}
+			if _, err := e.m.Get(ctx, "alice"); err != nil {
+				t.Errorf("account touched before Remove: %v", err)
+			}
+			removed <- u
+		},
+	})
+	d := xml.NewDecoder(strings.NewReader(iq("set", "<remove/>")))
+	tok, _ := d.Token()
+	start := tok.(xml.StartElement)
+	m := mux.New(stanza.NSClient, account.Handle(h))
+	if err := m.HandleXMPP(struct {
+		xml.TokenReader
+		xmlstream.Encoder
+	}{d, flushEncoder{xml.NewEncoder(&out)}}, &start); err != nil {
+		t.Fatal(err)
+	}
+	if r := parseReply(t, out.String()); r.Type != "result" {
+		t.Fatalf("answer %q", out.String())
+	}
+	select {
+	case u := <-removed:
+		if u.String() != "alice@example.org" {
+			t.Fatalf("Remove(%v), want alice@example.org", u)
+		}
+	case <-time.After(time.Minute): // a guard against hanging, not timing
+		t.Fatal("Remove not called")
+	}
+}
