@@ -1,7 +1,6 @@
 package main
 
 import (
-	"chatbx.eu/privacy/account"
 	"context"
 	"encoding/xml"
 	"errors"
@@ -15,20 +14,12 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
+
+	"chatbx.eu/privacy/account"
 )
 
 // nsRegisterFeature is the stream feature advertising XEP-0077.
 const nsRegisterFeature = "http://jabber.org/features/iq-register"
-
-// xRegister is the jabber:iq:register query.
-type xRegister struct {
-	XMLName      xml.Name  `xml:"jabber:iq:register query"`
-	Instructions string    `xml:"instructions,omitempty"`
-	Registered   *struct{} `xml:"registered"`
-	Username     *string   `xml:"username"`
-	Password     *string   `xml:"password"`
-	Remove       *struct{} `xml:"remove"`
-}
 
 // registerFeature is XEP-0077 in-band registration before authentication.
 //
@@ -108,137 +99,96 @@ func nextElement(r xml.TokenReader) (element, error) {
 	}
 }
 
-// answerRegistration answers one pre-authentication register IQ; done is
-// true once an account was created.
+// answerRegistration answers one pre-authentication register IQ with
+// account.Handler; done is true once an account was created.
 func (srv *Server) answerRegistration(ctx context.Context, w xmlstream.TokenWriter, e element, ip netip.Addr) (done bool, err error) {
 	iq, err := stanza.NewIQ(e.start)
 	if err != nil {
 		return false, err
 	}
 	iq.From, iq.To = jid.JID{}, jid.JID{} // no addresses before binding
-	reply := func(se stanza.Error) (bool, error) {
-		_, err := xmlstream.Copy(w, iq.Error(se))
+	q, ok := e.child(xml.Name{Space: nsRegister, Local: "query"})
+	if !ok {
+		_, err := xmlstream.Copy(w, iq.Error(stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest}))
 		return false, err
 	}
-	var q xRegister
-	if err := xml.NewTokenDecoder(e.TokenReader()).Decode(&struct {
-		Q *xRegister `xml:"jabber:iq:register query"`
-	}{&q}); err != nil {
-		return reply(stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest})
+	key := clientKey(ip)
+	if ip.IsLoopback() {
+		key = exemptKey // only registrations: failed logins count for loopback too
 	}
-	switch iq.Type {
-	case stanza.GetIQ:
-		empty := ""
-		r, err := marshalReader(xRegister{
-			Instructions: "Choose a username and a password. A pseudonym is welcome.",
-			Username:     &empty, Password: &empty,
-		})
-		if err != nil {
-			return false, err
-		}
-		_, err = xmlstream.Copy(w, iq.Result(r))
-		return false, err
-	case stanza.SetIQ:
-	default:
-		return reply(stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest})
-	}
-	if q.Remove != nil {
-		return reply(stanza.Error{Type: stanza.Auth, Condition: stanza.NotAuthorized})
-	}
-	if q.Username == nil || q.Password == nil || *q.Username == "" || *q.Password == "" {
-		return reply(stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable})
-	}
-	name, err := srv.accounts.Register(ctx, clientKey(ip), *q.Username, *q.Password)
+	h := account.NewHandler(srv.manager, account.HandlerConfig{
+		Secure:       true, // the feature is offered on secure streams only
+		Open:         true, // the feature is offered only when registration is open
+		ClientKey:    key,
+		Instructions: "Choose a username and a password. A pseudonym is welcome.",
+	})
+	reply, _ := h.Respond(ctx, iq, q.TokenReader())
+	toks, err := xmlstream.ReadAll(reply)
 	if err != nil {
-		srv.connLog.Info("registration refused", "ip", ip.String(), "reason", registerReason(err))
-		return reply(registerError(err))
+		return false, err
 	}
-	srv.connLog.Info("registered", "user", name, "ip", ip.String())
-	_, err = xmlstream.Copy(w, iq.Result(nil))
-	return err == nil, err
+	if iq.Type == stanza.SetIQ {
+		if cond := replyCondition(toks); cond != "" {
+			srv.connLog.Info("registration refused", "ip", ip.String(), "reason", cond)
+		} else {
+			done = true
+			name := ""
+			if rq, err := account.ParseQuery(q.TokenReader()); err == nil {
+				name, _ = srv.manager.Normalize(rq.Username)
+			}
+			srv.connLog.Info("registered", "user", name, "ip", ip.String())
+		}
+	}
+	_, err = xmlstream.Copy(w, xmlstream.ReaderFunc(func() (xml.Token, error) {
+		if len(toks) == 0 {
+			return nil, io.EOF
+		}
+		tok := toks[0]
+		toks = toks[1:]
+		return tok, nil
+	}))
+	return done, err
 }
 
-// registerError maps account errors to XEP-0077 stanza errors.
-func registerError(err error) stanza.Error {
-	switch {
-	case errors.Is(err, errConflict):
-		return stanza.Error{Type: stanza.Cancel, Condition: stanza.Conflict}
-	case errors.Is(err, errRateLimited):
-		return stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint,
-			Text: map[string]string{"": "too many registrations from your address, try again later"}}
-	case errors.Is(err, errNotAcceptable):
-		return stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable,
-			Text: map[string]string{"": policyText(err)}}
+// replyCondition returns the stanza error condition of an IQ reply, or ""
+// for a result.
+func replyCondition(toks []xml.Token) string {
+	if len(toks) == 0 {
+		return "no reply"
 	}
-	return stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError}
-}
-
-func registerReason(err error) string {
-	switch {
-	case errors.Is(err, errConflict):
-		return "conflict"
-	case errors.Is(err, errRateLimited):
-		return "rate-limited"
-	case errors.Is(err, errNotAcceptable):
-		return "policy"
+	if st, ok := toks[0].(xml.StartElement); !ok || attrValue(st, "type") != "error" {
+		return ""
+	}
+	for _, tok := range toks {
+		if st, ok := tok.(xml.StartElement); ok && st.Name.Space == stanza.NSError && st.Name.Local != "text" {
+			return st.Name.Local
+		}
 	}
 	return "error"
 }
 
-// policyText is the reason of a policy refusal, safe to show the client.
-func policyText(err error) string {
-	var pe *account.PolicyError
-	if errors.As(err, &pe) {
-		return pe.Reason
+func attrValue(st xml.StartElement, local string) string {
+	for _, a := range st.Attr {
+		if a.Name.Space == "" && a.Name.Local == local {
+			return a.Value
+		}
 	}
-	return "username or password not acceptable"
+	return ""
 }
 
-// handleRegister answers jabber:iq:register from an authenticated session:
-// the form, a password change (XEP-0077 § 3.3) or <remove/> (§ 3.2), which
-// answers, then erases the account and ends all its sessions with
-// not-authorized.
+// handleRegister answers jabber:iq:register from an authenticated session
+// with account.Handler: the form, a password change (XEP-0077 § 3.3) or
+// <remove/> (§ 3.2), which answers, then ends all the user's sessions with
+// not-authorized and erases the account (deleteAccount).
 func (srv *Server) handleRegister(iq stanza.IQ, t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
-	reply := func(se stanza.Error) error {
-		_, err := xmlstream.Copy(t, iq.Error(se))
-		return err
-	}
-	user := iq.From.Localpart()
-	var q xRegister
-	if err := decodePayload(t, start, &q); err != nil {
-		return reply(stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest})
-	}
-	if iq.Type == stanza.GetIQ {
-		u := user
-		r, err := marshalReader(xRegister{Registered: &struct{}{}, Username: &u})
-		if err != nil {
-			return reply(stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError})
-		}
-		_, err = xmlstream.Copy(t, iq.Result(r))
-		return err
-	}
-	ctx := srv.ctx
-	switch {
-	case q.Remove != nil:
-		if _, err := xmlstream.Copy(t, iq.Result(nil)); err != nil {
-			return err
-		}
-		go srv.deleteAccount(context.WithoutCancel(ctx), user)
-		return nil
-	case q.Password != nil:
-		if q.Username != nil && !strings.EqualFold(*q.Username, user) {
-			return reply(stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest})
-		}
-		if err := srv.accounts.ChangePassword(ctx, user, *q.Password); err != nil {
-			if errors.Is(err, errNotAcceptable) {
-				return reply(registerError(err))
-			}
-			return reply(stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError})
-		}
-		_, err := xmlstream.Copy(t, iq.Result(nil))
-		return err
-	}
-	return reply(stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest})
+	h := account.NewHandler(srv.manager, account.HandlerConfig{
+		User:   iq.From, // the session's JID: the router overwrites any other
+		Secure: true,    // a TLS-only server
+		Remove: func(user jid.JID) {
+			_ = srv.deleteAccount(context.WithoutCancel(srv.ctx), user.Localpart()) // logged there
+		},
+	})
+	return h.HandleIQ(iq, t, start)
 }
 
 // deleteAccount ends every session of the user (not-authorized), keeps
