@@ -405,17 +405,8 @@ func TestWebDeleteEndsSessions(t *testing.T) {
 	ts.Register(t, "alice", "alice password")
 	a := ts.Login(t, "alice", "alice password")
 	form := url.Values{"username": {"alice"}, "password": {"alice password"}, "confirm": {"alice"}}
-	req, _ := http.NewRequest(http.MethodPost, ts.HTTPSURL+"/account/delete", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Origin", ts.HTTPSURL)
-	res, err := ts.HTTPClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("delete: %s\n%s", res.Status, page)
+	if status, page := postAccount(t, ts, "/account/delete", form); status != http.StatusOK {
+		t.Fatalf("delete: %d\n%s", status, page)
 	}
 	var se stream.Error
 	if err := a.WaitEnd(t); !errors.As(err, &se) || se.Err != "not-authorized" {
