@@ -69,7 +69,10 @@ type BoltConfig struct {
 // (unless BoltConfig.CompactWithIndex), so that it reads consecutive
 // entries like an unfiltered page. Count comes from the counters for queries
 // filtered by With (and include-groupchat) only; other filtered queries
-// report Count and FirstIndex as -1 unless the page holds every match.
+// report Count and FirstIndex as -1 unless the page holds every match. The
+// sequence of the m bucket is 1 + the count of an unfiltered query without
+// include-groupchat, so that the most common count costs no lookup (0
+// means not set yet: the counters are read instead).
 //
 // Every byte that identifies a user (archive, peer and real JIDs, stanzas,
 // preferences) is in the keys and values of these buckets, and Erase and
@@ -320,18 +323,34 @@ func boltGetCount(c *bolt.Bucket, k []byte) (n, excluded uint64) {
 	return binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:])
 }
 
-func boltAddCount(c *bolt.Bucket, k []byte, delta int64, excluded bool) error {
+// boltAddCount adds delta to the counter k of the c bucket, and to its
+// excluded count if excluded. msgs is the archive's m bucket.
+func boltAddCount(c, msgs *bolt.Bucket, k []byte, delta int64, excluded bool) error {
 	var dx int64
 	if excluded {
 		dx = delta
 	}
-	return boltAddCounts(c, k, delta, dx)
+	return boltAddCounts(c, msgs, k, delta, dx)
 }
 
-func boltAddCounts(c *bolt.Bucket, k []byte, dn, dx int64) error {
+// boltAddCounts adds dn messages, dx of them excluded, to the counter k of
+// the c bucket. A change of the total also sets the sequence of the m
+// bucket msgs to 1 + the messages a query without IncludeGroupchat counts,
+// so that the most common count costs no lookup (0, in an archive no
+// append of this version has touched yet, means: read the counter).
+func boltAddCounts(c, msgs *bolt.Bucket, k []byte, dn, dx int64) error {
 	n, x := boltGetCount(c, k)
 	n = uint64(int64(n) + dn)
 	x = uint64(int64(x) + dx)
+	if bytes.Equal(k, countTotal) {
+		visible := uint64(0)
+		if int64(n) > 0 && x <= n {
+			visible = n - x
+		}
+		if err := msgs.SetSequence(1 + visible); err != nil {
+			return err
+		}
+	}
 	if int64(n) <= 0 {
 		return c.Delete(k)
 	}
@@ -357,9 +376,9 @@ func (d countDeltas) add(k []byte, dn int64, excluded bool) {
 	}
 }
 
-func (d countDeltas) apply(c *bolt.Bucket) error {
+func (d countDeltas) apply(c, msgs *bolt.Bucket) error {
 	for k, e := range d {
-		if err := boltAddCounts(c, []byte(k), e[0], e[1]); err != nil {
+		if err := boltAddCounts(c, msgs, []byte(k), e[0], e[1]); err != nil {
 			return err
 		}
 	}
@@ -492,7 +511,7 @@ func (p *pending) put(tx *bolt.Tx) error {
 		return err
 	}
 	for _, ck := range boltCountKeys(p.with, p.res, p.bareWith) {
-		if err := boltAddCount(counts, ck, 1, p.flags&flagExcluded != 0); err != nil {
+		if err := boltAddCount(counts, msgs, ck, 1, p.flags&flagExcluded != 0); err != nil {
 			return err
 		}
 	}
@@ -595,11 +614,17 @@ type archiveBuckets struct {
 }
 
 func boltOpenArchive(tx *bolt.Tx, archive []byte) *archiveBuckets {
-	ab := tx.Bucket(bucketArchives).Bucket(archive)
-	if ab == nil {
-		return &archiveBuckets{}
+	a := new(archiveBuckets)
+	a.open(tx, archive)
+	return a
+}
+
+// open opens the archive's root and m buckets.
+func (a *archiveBuckets) open(tx *bolt.Tx, archive []byte) {
+	*a = archiveBuckets{root: tx.Bucket(bucketArchives).Bucket(archive)}
+	if a.root != nil {
+		a.msgs = a.root.Bucket(subMsgs)
 	}
-	return &archiveBuckets{root: ab, msgs: ab.Bucket(subMsgs)}
 }
 
 func (a *archiveBuckets) sub(b **bolt.Bucket, name []byte) *bolt.Bucket {
@@ -657,9 +682,24 @@ func (s *BoltStore) message(a *archiveBuckets, archive jid.JID, key []byte, rec 
 // peer's entries in the w bucket) within [lo, hi).
 type boltScanner struct {
 	c      *bolt.Cursor
-	prefix []byte
+	prefix []byte // the peer's bare JID and 0x00 in the w bucket; empty in m
 	lo, hi []byte // nil: unbounded
-	match  func(v []byte) bool
+
+	// The filter: groupchat messages of a user archive only with
+	// includeGroupchat, and in the w bucket only the resource res, if set.
+	includeGroupchat bool
+	res              string
+}
+
+// match reports whether the entry v passes the filter.
+func (sc *boltScanner) match(v []byte) bool {
+	if len(sc.prefix) == 0 || (sc.res == "" && len(v) >= 2 && v[0] == recordVersion) {
+		// A record (of m, or a covering with entry without a resource
+		// to check).
+		return len(v) >= 2 && (sc.includeGroupchat || v[1]&flagExcluded == 0)
+	}
+	flags, r, ok := withEntry(v)
+	return ok && (sc.includeGroupchat || flags&flagExcluded == 0) && (sc.res == "" || string(r) == sc.res)
 }
 
 func (sc *boltScanner) key(k []byte) []byte {
@@ -783,7 +823,10 @@ func (s *BoltStore) Query(ctx context.Context, archive jid.JID, q Query) (Page, 
 }
 
 func (s *BoltStore) query(tx *bolt.Tx, archive jid.JID, q Query, size int) (Page, error) {
-	a := boltOpenArchive(tx, bareBytes(archive))
+	var ab archiveBuckets
+	var nameBuf [64]byte
+	ab.open(tx, append(nameBuf[:0], archive.String()...)) // archive is bare
+	a := &ab
 	empty := Page{FirstIndex: -1, Count: 0, Complete: true}
 
 	// The filter range [lo, hi) of message keys.
@@ -866,39 +909,31 @@ func (s *BoltStore) query(tx *bolt.Tx, archive jid.JID, q Query, size int) (Page
 		} else if withSet {
 			ck = append([]byte("b"), bareBytes(q.With)...)
 		}
-		n, x := boltGetCount(a.countsB(), ck)
-		if !q.IncludeGroupchat {
-			n -= x
+		if seq := a.msgs.Sequence(); !withSet && !q.IncludeGroupchat && seq > 0 {
+			count = int(seq - 1) // see boltAddCounts
+		} else {
+			n, x := boltGetCount(a.countsB(), ck)
+			if !q.IncludeGroupchat {
+				n -= x
+			}
+			count = int(n)
 		}
-		count = int(n)
 	}
 	if none || (lo != nil && hi != nil && bytes.Compare(lo, hi) >= 0) {
 		empty.Count = 0
 		return empty, nil
 	}
 
-	// matchFlags reports whether a message with these flags passes the
-	// include-groupchat filter.
-	matchFlags := func(f byte) bool { return q.IncludeGroupchat || f&flagExcluded == 0 }
-
 	if idKeys != nil {
-		return s.queryIDs(a, archive, q, idKeys, lo, hi, plo, phi, size, backward, matchFlags)
+		return s.queryIDs(a, archive, q, idKeys, lo, hi, plo, phi, size, backward)
 	}
 
-	sc := &boltScanner{lo: lo, hi: hi}
+	sc := &boltScanner{lo: lo, hi: hi, includeGroupchat: q.IncludeGroupchat, res: res}
 	if withSet {
 		sc.c = a.withB().Cursor()
 		sc.prefix = append(bareBytes(q.With), 0)
-		sc.match = func(v []byte) bool {
-			if res == "" && len(v) >= 2 && v[0] == recordVersion {
-				return matchFlags(v[1]) // a covering entry; no resource to check
-			}
-			flags, r, ok := withEntry(v)
-			return ok && matchFlags(flags) && (res == "" || string(r) == res)
-		}
 	} else {
 		sc.c = a.msgs.Cursor()
-		sc.match = func(v []byte) bool { return len(v) >= 2 && matchFlags(v[1]) }
 	}
 
 	// keys and, for the m bucket, the records (valid until the
@@ -961,72 +996,91 @@ func (s *BoltStore) query(tx *bolt.Tx, archive jid.JID, q Query, size int) (Page
 	return page, nil
 }
 
-// fill decodes the messages at keys into out, with their records vals (nil
-// or a nil element: read them from the m bucket). The ids of a page share one allocation.
+// fill decodes the messages at keys into out, with their records vals (a
+// nil element: read it from the m bucket). It copies the stanzas of the
+// page into one allocation (each Message.Stanza is capped, so that an
+// append to one cannot overwrite the next) and the ids into one string, and
+// looks the peers up in the JID cache under one read lock.
 func (s *BoltStore) fill(a *archiveBuckets, archive jid.JID, keys, vals [][]byte, out []Message) error {
-	if vals == nil {
-		vals = make([][]byte, len(keys))
-	}
-	for i, k := range keys {
-		if vals[i] == nil {
-			vals[i] = a.msgs.Get(k)
-		}
-	}
-	var arr [64]rawRecord // a page of up to 64 decodes without allocating
-	recs := arr[:0]
-	if len(vals) > len(arr) {
-		recs = make([]rawRecord, 0, len(vals))
-	}
-	for _, v := range vals {
-		rec, err := decodeRecord(v)
-		if err != nil {
-			return err
-		}
-		recs = append(recs, rec)
-	}
 	const idLen = 22 // base64.RawURLEncoding.EncodedLen(IDLen)
 	var idBuf strings.Builder
-	idBuf.Grow(idLen * len(recs))
+	idBuf.Grow(idLen * len(keys))
 	var enc [idLen]byte
-	for _, rec := range recs {
+	total, misses := 0, 0
+	var prevWith []byte // the last peer looked up; runs of one peer are common
+	var prevJID jid.JID
+	s.mu.RLock()
+	for i, v := range vals {
+		if v == nil {
+			v = a.msgs.Get(keys[i])
+			vals[i] = v
+		}
+		rec, err := decodeRecord(v)
+		if err != nil {
+			s.mu.RUnlock()
+			return err
+		}
+		m := &out[i]
 		base64.RawURLEncoding.Encode(enc[:], rec.id)
 		idBuf.Write(enc[:])
-	}
-	ids := idBuf.String()
-	// Look up the page's peers under one read lock.
-	misses := 0
-	s.mu.RLock()
-	for i, rec := range recs {
-		if len(rec.with) > 0 {
+		switch {
+		case len(rec.with) == 0:
+		case prevWith != nil && bytes.Equal(rec.with, prevWith):
+			m.With = prevJID
+		default:
 			var ok bool
-			if out[i].With, ok = s.jids[string(rec.with)]; !ok {
+			if m.With, ok = s.jids[string(rec.with)]; ok {
+				prevWith, prevJID = rec.with, m.With
+			} else {
 				misses++
 			}
 		}
+		m.Groupchat = rec.flags&flagGroupchat != 0
+		m.Stanza = rec.stanza // in the transaction's pages; copied below
+		total += len(rec.stanza)
 	}
 	s.mu.RUnlock()
-	for i, rec := range recs {
+	ids := idBuf.String()
+	buf := make([]byte, total)
+	off := 0
+	for i := range out {
 		m := &out[i]
-		if misses > 0 && len(rec.with) > 0 && zeroJID(m.With) {
-			with, err := s.parseJIDSlow(rec.with)
-			if err != nil {
-				return err
-			}
-			m.With = with
-		}
 		m.ID = ids[i*idLen : (i+1)*idLen]
 		m.Archive = archive
 		m.Time = keyTime(keys[i])
-		m.Groupchat = rec.flags&flagGroupchat != 0
-		m.Stanza = append([]byte(nil), rec.stanza...)
-		if rec.flags&flagRealJID != 0 {
-			if r := a.realsB().Get(keys[i]); r != nil {
-				real, err := s.parseJID(r)
-				if err != nil {
-					return err
-				}
-				m.RealJID = real
+		if n := copy(buf[off:], m.Stanza); n > 0 {
+			m.Stanza = buf[off : off+n : off+n]
+			off += n
+		} else {
+			m.Stanza = nil
+		}
+	}
+	for i := range out {
+		if misses == 0 {
+			break
+		}
+		m := &out[i]
+		rec, _ := decodeRecord(vals[i]) // decoded above
+		if len(rec.with) == 0 || !zeroJID(m.With) {
+			continue
+		}
+		with, err := s.parseJIDSlow(rec.with)
+		if err != nil {
+			return err
+		}
+		m.With = with
+		misses--
+	}
+	for i := range out {
+		if vals[i][1]&flagRealJID == 0 {
+			continue
+		}
+		if r := a.realsB().Get(keys[i]); r != nil {
+			real, err := s.parseJID(r)
+			if err != nil {
+				return err
 			}
+			out[i].RealJID = real
 		}
 	}
 	return nil
@@ -1051,7 +1105,7 @@ func (s *BoltStore) load(a *archiveBuckets, archive jid.JID, key, v []byte) (Mes
 // queryIDs answers a query with an ids filter: a short list, paged in
 // memory, with exact counts.
 func (s *BoltStore) queryIDs(a *archiveBuckets, archive jid.JID, q Query, keys [][]byte, lo, hi, plo, phi []byte,
-	size int, backward bool, matchFlags func(byte) bool) (Page, error) {
+	size int, backward bool) (Page, error) {
 	slices.SortFunc(keys, bytes.Compare)
 	keys = slices.CompactFunc(keys, bytes.Equal)
 	var matches []Message
@@ -1064,7 +1118,7 @@ func (s *BoltStore) queryIDs(a *archiveBuckets, archive jid.JID, q Query, keys [
 		if err != nil {
 			return Page{}, err
 		}
-		if !matchFlags(recordFlags(m, archive)) {
+		if !q.IncludeGroupchat && recordFlags(m, archive)&flagExcluded != 0 {
 			continue
 		}
 		if !zeroJID(q.With) {
@@ -1179,7 +1233,7 @@ func boltDeleteMessage(tx *bolt.Tx, a *archiveBuckets, archive, key []byte, delt
 	for _, ck := range boltCountKeys(with, res, bareWith) {
 		if deltas != nil {
 			deltas.add(ck, -1, flags&flagExcluded != 0)
-		} else if err := boltAddCount(a.countsB(), ck, -1, flags&flagExcluded != 0); err != nil {
+		} else if err := boltAddCount(a.countsB(), a.msgs, ck, -1, flags&flagExcluded != 0); err != nil {
 			return err
 		}
 	}
@@ -1337,7 +1391,7 @@ func (s *BoltStore) Expire(ctx context.Context, before time.Time) (int, error) {
 						return err
 					}
 				}
-				if err := deltas.apply(a.countsB()); err != nil {
+				if err := deltas.apply(a.countsB(), a.msgs); err != nil {
 					return err
 				}
 				n += len(keys)

@@ -79,3 +79,84 @@ func TestBoltExpireBoundedCancel(t *testing.T) {
 		t.Errorf("after a cancelled expiry: %d messages (count %d), want the newest 2", len(p.Messages), p.Count)
 	}
 }
+
+// TestBoltVisibleCount guards the count a query without With and
+// IncludeGroupchat reads from the m bucket's sequence (see boltAddCounts):
+// it follows appends of chat and groupchat messages, Expire and Erase of
+// group messages, and an archive whose sequence was never set (written
+// before it existed) still gets its count from the counters.
+func TestBoltVisibleCount(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "mam.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.NoSync = true
+	s, err := NewBoltStoreWithConfig(db, BoltConfig{ExpireBatch: 2, EraseGroupMessages: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	alice := jid.MustParse("alice@example.org")
+	bob := jid.MustParse("bob@example.org")
+	room := jid.MustParse("room@conference.example.org")
+	occupant := jid.MustParse("room@conference.example.org/bob")
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Second) }
+	// alice: chats at 0, 2, 4, 6, 8 and group messages at 1, 3, 5, 7, 9.
+	for i := range 10 {
+		m := Message{Archive: alice, With: bob, Time: at(i), Stanza: []byte("<message/>")}
+		if i%2 == 1 {
+			m.With, m.Groupchat = occupant, true
+		}
+		if _, err := s.Append(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The room: records of bob at 0..3.
+	for i := range 4 {
+		m := Message{Archive: room, With: occupant, RealJID: bob, Groupchat: true, Time: at(i), Stanza: []byte("<message/>")}
+		if _, err := s.Append(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	counts := func(what string, archive jid.JID, want, wantAll int) {
+		t.Helper()
+		for _, q := range []Query{{Max: 1}, {Max: 1, IncludeGroupchat: true}} {
+			p, err := s.Query(ctx, archive, q)
+			w := want
+			if q.IncludeGroupchat {
+				w = wantAll
+			}
+			if err != nil || p.Count != w {
+				t.Errorf("%s, IncludeGroupchat %v: Count = %d, %v; want %d", what, q.IncludeGroupchat, p.Count, err, w)
+			}
+		}
+	}
+	counts("appended", alice, 5, 10)
+	counts("room", room, 4, 4)
+	if _, err := s.Expire(ctx, at(5)); err != nil { // 0..4 in transactions of 2
+		t.Fatal(err)
+	}
+	counts("expired", alice, 2, 5)
+	counts("room expired", room, 0, 0)
+	for i := 10; i < 13; i++ {
+		if _, err := s.Append(ctx, Message{Archive: room, With: occupant, RealJID: bob, Groupchat: true, Time: at(i), Stanza: []byte("<message/>")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	counts("room refilled", room, 3, 3)
+	if err := s.Erase(ctx, bob); err != nil { // deletes bob's records in the room
+		t.Fatal(err)
+	}
+	counts("room erased", room, 0, 0)
+
+	// An archive written before the sequence held the count.
+	err = db.Update(func(tx *bolt.Tx) error {
+		return boltOpenArchive(tx, []byte("alice@example.org")).msgs.SetSequence(0)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts("sequence not set", alice, 2, 5)
+}
