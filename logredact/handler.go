@@ -130,18 +130,48 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 		return joinErr(err, next.Handle(ctx, r))
 	}
 
-	var msgSpans []span
-	if mayHoldAddr(r.Message) {
-		msgSpans = scan(r.Message, nil)
+	msg := r.Message
+	if mayHoldAddr(msg) {
+		var sb [2]span
+		if spans := scan(msg, sb[:0]); len(spans) > 0 {
+			msg = string(appendScrubbed(make([]byte, 0, len(msg)+8), msg, spans, v))
+		}
 	}
-	// Find the first attribute that changes, without allocating.
+	if r.NumAttrs() > maxInlineAttrs {
+		return joinErr(err, h.handleMany(ctx, next, v, r, msg))
+	}
+	// One pass copies the attributes to the stack, anonymized; nothing is
+	// allocated unless an address is found.
+	var buf [maxInlineAttrs]slog.Attr
+	n, changed := 0, false
+	r.Attrs(func(a slog.Attr) bool {
+		if na, ch := v.attr(a); ch {
+			a, changed = na, true
+		}
+		buf[n] = a
+		n++
+		return true
+	})
+	if !changed && msg == r.Message {
+		return joinErr(err, next.Handle(ctx, r))
+	}
+	nr := slog.NewRecord(r.Time, r.Level, msg, r.PC)
+	nr.AddAttrs(buf[:n]...)
+	return joinErr(err, next.Handle(ctx, nr))
+}
+
+// maxInlineAttrs is how many attributes Handle copies to the stack; records
+// with more take handleMany.
+const maxInlineAttrs = 8
+
+// handleMany is Handle for a record with more than maxInlineAttrs
+// attributes (msg is its message, anonymized): it finds the first attribute
+// that changes without allocating, and only then copies them all. Each
+// attribute is anonymized (and each LogValuer resolved) once.
+func (h *Handler) handleMany(ctx context.Context, next slog.Handler, v view, r slog.Record, msg string) error {
 	idx, i := -1, 0
 	var first slog.Attr
 	r.Attrs(func(a slog.Attr) bool {
-		if !mayChange(a) {
-			i++
-			return true
-		}
 		if na, ch := v.attr(a); ch {
 			idx, first = i, na
 			return false
@@ -149,16 +179,11 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 		i++
 		return true
 	})
-	if idx < 0 && len(msgSpans) == 0 {
-		return joinErr(err, next.Handle(ctx, r))
-	}
-	msg := r.Message
-	if len(msgSpans) > 0 {
-		msg = string(appendScrubbed(make([]byte, 0, len(msg)+8), msg, msgSpans, v))
+	if idx < 0 && msg == r.Message {
+		return next.Handle(ctx, r)
 	}
 	nr := slog.NewRecord(r.Time, r.Level, msg, r.PC)
-	var buf [8]slog.Attr
-	attrs := buf[:0]
+	attrs := make([]slog.Attr, 0, r.NumAttrs())
 	i = 0
 	r.Attrs(func(a slog.Attr) bool {
 		switch {
@@ -167,16 +192,14 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 		case i == idx:
 			a = first
 		default:
-			if mayChange(a) {
-				a, _ = v.attr(a)
-			}
+			a, _ = v.attr(a)
 		}
 		attrs = append(attrs, a)
 		i++
 		return true
 	})
 	nr.AddAttrs(attrs...)
-	return joinErr(err, next.Handle(ctx, nr))
+	return next.Handle(ctx, nr)
 }
 
 // next returns the wrapped handler with the WithAttrs/WithGroup calls
@@ -235,22 +258,6 @@ func (s *shared) state(ctx context.Context) (v view, revealed bool, epoch uint64
 	return v, false, epoch, err
 }
 
-// mayChange is a cheap test that a could hold an address: a key or a
-// string value with enough separators, or a kind that needs a closer look.
-func mayChange(a slog.Attr) bool {
-	if mayHoldAddr(a.Key) {
-		return true
-	}
-	val := a.Value
-	switch val.Kind() {
-	case slog.KindString:
-		return mayHoldAddr(val.String())
-	case slog.KindAny, slog.KindLogValuer, slog.KindGroup:
-		return true
-	}
-	return false
-}
-
 // attrs returns attrs anonymized, sharing the slice when nothing changes.
 func (v view) attrs(attrs []slog.Attr) []slog.Attr {
 	for i, a := range attrs {
@@ -273,7 +280,18 @@ func (v view) attrs(attrs []slog.Attr) []slog.Attr {
 // The key is anonymized too: a map of per-client counters logged as a
 // group has addresses for keys.
 func (v view) attr(a slog.Attr) (slog.Attr, bool) {
-	nv, ch := v.value(a.Value)
+	val := a.Value
+	ch := false
+	// Only strings and kinds that need a closer look can hold an address;
+	// a string without enough separators is passed over cheaply.
+	switch val.Kind() {
+	case slog.KindString:
+		if s := val.String(); mayHoldAddr(s) {
+			val, ch = v.scanText(val, s)
+		}
+	case slog.KindAny, slog.KindLogValuer, slog.KindGroup:
+		val, ch = v.value(val)
+	}
 	key := a.Key
 	if mayHoldAddr(key) {
 		if kv, kch := v.scanText(slog.Value{}, key); kch {
@@ -283,7 +301,7 @@ func (v view) attr(a slog.Attr) (slog.Attr, bool) {
 	if !ch {
 		return a, false
 	}
-	return slog.Attr{Key: key, Value: nv}, true
+	return slog.Attr{Key: key, Value: val}, true
 }
 
 func (v view) value(val slog.Value) (slog.Value, bool) {
@@ -449,12 +467,21 @@ func (v view) text(val slog.Value, s string) (slog.Value, bool) {
 
 // scanText is text for a string that passed mayHoldAddr.
 func (v view) scanText(val slog.Value, s string) (slog.Value, bool) {
+	var out [64]byte
+	// The commonest case, a string that is one address (and port), skips
+	// the general scan.
+	if sp, ok := exactSpan(s); ok {
+		b := append(out[:0], s[:sp.start]...)
+		b = v.appendAddr(b, sp.addr)
+		b = append(b, s[sp.end:]...)
+		return slog.StringValue(string(b)), true
+	}
 	var buf [2]span
 	spans := scan(s, buf[:0])
 	if len(spans) == 0 {
 		return val, false
 	}
-	return slog.StringValue(string(appendScrubbed(make([]byte, 0, len(s)+8), s, spans, v))), true
+	return slog.StringValue(string(appendScrubbed(out[:0], s, spans, v))), true
 }
 
 // safeString calls f, turning a panic (a nil pointer receiver, say) into an

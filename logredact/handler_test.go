@@ -484,3 +484,81 @@ func TestHandlerSlices(t *testing.T) {
 		t.Errorf("slices: %v", m)
 	}
 }
+
+// TestHandlerWholeStringAddresses guards the fast path for a string
+// attribute that is one address (the commonest case: slog.String("ip",
+// r.RemoteAddr)) in every notation and mode, in records small enough to be
+// rebuilt on the stack and in larger ones.
+func TestHandlerWholeStringAddresses(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"198.51.100.77", "198.51.100.0"},
+		{"198.51.100.77:53211", "198.51.100.0:53211"},
+		{"198.051.100.077", "198.51.100.0"},
+		{"2001:db8:1:2::77", "2001:db8:1::"},
+		{"2001:0db8:0001:0002:0000:0000:0000:0077", "2001:db8:1::"},
+		{"[2001:db8:1:2::77]:443", "[2001:db8:1::]:443"},
+		{"[2001:db8:1:2::77]", "[2001:db8:1::]"},
+		{"fe80::1:2:3:77%eth0", "fe80::%eth0"},
+		{"[fe80::1:2:3:77%eth0]:5222", "[fe80::%eth0]:5222"},
+		{"::ffff:198.51.100.77", "::ffff:198.51.100.0"},
+		{"[::ffff:198.51.100.77]:5222", "[::ffff:198.51.100.0]:5222"},
+		{"::ffff:198.051.100.077", "::ffff:198.51.100.0"},
+		{"2001:db8:1:2:3:4:198.51.100.77", "2001:db8:1::"},
+		{"2002:c633:644d::1", "2002:c633:6400::"}, // 6to4 of 198.51.100.77
+		// Not one address: the general scan.
+		{"fe80::1:2:3:77%198.51.100.77", "fe80::%198.51.100.0"},
+		{"198.51.100.77:5:6", "198.51.100.0:5:6"},
+	}
+	// None of these may survive: the host part of the address in any of
+	// its spellings (the zero time leaves no digits of a timestamp).
+	leaks := []string{"77", "1:2", "c633:644d", "644d"}
+	pseudoLeaks := []string{"198.51.100.77", "198.051.100.077", "2001:db8:1:2", "c633:644d"}
+	modes := []logredact.Mode{logredact.Truncate, logredact.Pseudonymize, logredact.Drop}
+	for _, mode := range modes {
+		for _, many := range []bool{false, true} {
+			h, buf := newJSON(t, &logredact.Options{Mode: mode})
+			for _, tt := range tests {
+				buf.Reset()
+				r := slog.NewRecord(time.Time{}, slog.LevelInfo, "conn", 0)
+				r.AddAttrs(slog.String("user", "alice@example.org"), slog.String("ip", tt.in))
+				if many {
+					for i := range 9 {
+						r.AddAttrs(slog.String(fmt.Sprint("k", i), tt.in))
+					}
+				}
+				if err := h.Handle(context.Background(), r); err != nil {
+					t.Fatal(err)
+				}
+				m := parseLines(t, buf)[0]
+				got, _ := m["ip"].(string)
+				if mode == logredact.Truncate && got != tt.want {
+					t.Errorf("%v, %d attrs: %q became %q, want %q", mode, r.NumAttrs(), tt.in, got, tt.want)
+				}
+				if got == tt.in {
+					t.Errorf("%v: %q passed unchanged", mode, tt.in)
+				}
+				if mode == logredact.Drop && !strings.Contains(got, logredact.DefaultMarker) {
+					t.Errorf("drop: %q became %q, without the marker", tt.in, got)
+				}
+				for k, v := range m {
+					s, _ := v.(string)
+					if k == "msg" || k == "level" {
+						continue
+					}
+					if s != got && k != "user" {
+						t.Errorf("%v: attribute %s = %q, attribute ip = %q: same input, different output", mode, k, s, got)
+					}
+					ls := leaks
+					if mode == logredact.Pseudonymize {
+						ls = pseudoLeaks // a pseudonym may hold any digits
+					}
+					for _, l := range ls {
+						if strings.Contains(s, l) {
+							t.Errorf("%v: %q became %q, which holds %q", mode, tt.in, s, l)
+						}
+					}
+				}
+			}
+		}
+	}
+}

@@ -52,6 +52,10 @@ var sepCounts = func() (t [256]uint16) {
 	return t
 }()
 
+// maxExactLen bounds the text exactSpan tries: the longest address with a
+// zone of a plausible length.
+const maxExactLen = maxAddrLen + 1 + 32
+
 // maxAddrLen is the longest textual IPv6 address without zone
 // ("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255").
 const maxAddrLen = 45
@@ -437,4 +441,97 @@ func emitV4(out []span, st, en, n int, oct [4]byte) []span {
 		return append(out, span{start: st, end: en, kind: spanChain})
 	}
 	return out
+}
+
+// exactSpan is a fast path for the commonest text that holds an address: a
+// string that is nothing but one address, with at most a port or a zone
+// ("192.0.2.7", "192.0.2.7:5222", "2001:db8::1", "fe80::1%eth0",
+// "[2001:db8::1]:443", "::ffff:192.0.2.7"), as a remote address is logged.
+// It reports the span of the address, the one scan would report for s; any
+// other text (ok false) is left to scan.
+//
+// Nothing of s outside the span can hold an address: a port is 1 to 5
+// digits, and a zone must hold no '.' or ':' (netip would accept
+// "fe80::1%192.0.2.7", whose zone is an address).
+func exactSpan(s string) (sp span, ok bool) {
+	if len(s) < 2 {
+		return span{}, false
+	}
+	if s[0] == '[' {
+		end := strings.IndexByte(s, ']')
+		if end < 0 || !isPort(s[end+1:]) {
+			return span{}, false
+		}
+		return exactV6(s, 1, end)
+	}
+	if classes[s[0]] == cDigit {
+		if oct, n, ok := leadingV4(s); ok && isPort(s[n:]) {
+			return span{start: 0, end: n, addr: netip.AddrFrom4(oct)}, true
+		}
+	}
+	return exactV6(s, 0, len(s))
+}
+
+// leadingV4 parses the dotted-decimal IPv4 address at the start of s, as
+// scanV4 would (leading zeros allowed), and returns its length.
+func leadingV4(s string) (oct [4]byte, n int, ok bool) {
+	for g := range 4 {
+		if g > 0 {
+			if n >= len(s) || s[n] != '.' {
+				return oct, 0, false
+			}
+			n++
+		}
+		v, digits := 0, 0
+		for n < len(s) && classes[s[n]] == cDigit && digits < 4 {
+			v = v*10 + int(s[n]-'0')
+			n++
+			digits++
+		}
+		if digits == 0 || digits > 3 || v > 255 {
+			return oct, 0, false
+		}
+		oct[g] = byte(v)
+	}
+	return oct, n, true
+}
+
+// isPort reports whether s is empty or ':' followed by 1 to 5 digits.
+func isPort(s string) bool {
+	if s == "" {
+		return true
+	}
+	if len(s) < 2 || len(s) > 6 || s[0] != ':' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if classes[s[i]] != cDigit {
+			return false
+		}
+	}
+	return true
+}
+
+// exactV6 reports the span of s[a:b] when it is one IPv6 address, with or
+// without a zone (which is left out of the span, as scan leaves it).
+func exactV6(s string, a, b int) (span, bool) {
+	if b-a > maxExactLen || classes[s[a]]&(cDigit|cHexLetter|cColon) == 0 {
+		return span{}, false
+	}
+	end := b
+	if i := strings.IndexByte(s[a:b], '%'); i >= 0 {
+		end = a + i
+		zone := s[end+1 : b]
+		if zone == "" || strings.ContainsAny(zone, ".:") {
+			return span{}, false
+		}
+	}
+	// parseV6 is what scan validates a run with: it leaves out "::", and it
+	// calls netip.ParseAddr (which allocates an error on failure) only on
+	// text with the colons of an IPv6 address.
+	addr, ok := parseV6(s, a, end)
+	if !ok {
+		return span{}, false
+	}
+	return span{start: a, end: end, addr: addr}, true
 }

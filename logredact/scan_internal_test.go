@@ -140,3 +140,65 @@ func FuzzHandlerString(f *testing.F) {
 		}
 	})
 }
+
+// wholeAddrs are strings that are one address in each of its notations;
+// exactSpan takes them all.
+var wholeAddrs = []string{
+	"198.51.100.77", "198.51.100.77:53211", "198.051.100.077", "0.0.0.0", "255.255.255.255:65535",
+	"2001:db8:1:2::77", "2001:0db8:0001:0002:0000:0000:0000:0077", "2001:db8:1:2:3:4:5:6",
+	"[2001:db8:1:2::77]:443", "[2001:db8:1:2::77]",
+	"fe80::1:2:3:77%eth0", "[fe80::1:2:3:77%eth0]:5222", "fe80::77%3",
+	"::ffff:198.51.100.77", "[::ffff:198.51.100.77]:5222", "::ffff:198.051.100.077",
+	"2001:db8:1:2:3:4:198.51.100.77", "2002:c633:644d::1", "::1", "[::1]:80",
+}
+
+// notWholeAddrs hold an address but more than exactSpan's notations, or
+// hold none: they are left to scan.
+var notWholeAddrs = []string{
+	"", "1", "::", "[::]:80", "1.2.3", "1.2.3.4.5", "1.2.3.4:", "1.2.3.4:123456", "1.2.3.4:ab", "1.2.3.4 ",
+	" 1.2.3.4", "0198.51.100.77", "256.1.2.3", "1.2.3.4:1.2.3.4", "12:30:45", "[1.2.3.4]:80",
+	"fe80::1%", "fe80::1%192.0.2.7", "fe80::1%fe80::2", "[fe80::1%192.0.2.7]:80", "[2001:db8::1]:x",
+	"[2001:db8::1]:443:1", "[2001:db8::1", "2001:db8::1]", "2001:db8::1 x", "2001:db8::1::2", "std::vector",
+	"2001:db8::1.", "::ffff:1.2.3.4.5",
+}
+
+func TestExactSpanMatchesScan(t *testing.T) {
+	for _, s := range wholeAddrs {
+		sp, ok := exactSpan(s)
+		if !ok {
+			t.Errorf("exactSpan(%q) = false, want an address", s)
+			continue
+		}
+		var buf [4]span
+		if got := scan(s, buf[:0]); len(got) != 1 || got[0] != sp {
+			t.Errorf("exactSpan(%q) = %+v, scan finds %+v", s, sp, got)
+		}
+	}
+	for _, s := range notWholeAddrs {
+		if sp, ok := exactSpan(s); ok {
+			t.Errorf("exactSpan(%q) = %+v, want none", s, sp)
+		}
+	}
+}
+
+// FuzzExactSpan checks that the fast path of scanText finds what scan
+// finds: when exactSpan takes a string, scan reports that same single
+// address, so the fast path cannot leave an address that scan would catch.
+func FuzzExactSpan(f *testing.F) {
+	for _, s := range wholeAddrs {
+		f.Add(s)
+	}
+	for _, s := range notWholeAddrs {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		sp, ok := exactSpan(s)
+		if !ok {
+			return
+		}
+		var buf [4]span
+		if got := scan(s, buf[:0]); len(got) != 1 || got[0] != sp {
+			t.Fatalf("exactSpan(%q) = %+v, scan finds %+v", s, sp, got)
+		}
+	})
+}
