@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -232,6 +231,28 @@ func keyAfter(k []byte) []byte {
 }
 
 func idString(raw []byte) string { return base64.RawURLEncoding.EncodeToString(raw) }
+
+// idLen is the length of an encoded archive id,
+// base64.RawURLEncoding.EncodedLen(IDLen).
+const idLen = 22
+
+const idAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+// encodeID writes the id raw (IDLen bytes) to dst as idString does,
+// without the general encoder's loop.
+func encodeID(dst *[idLen]byte, raw []byte) {
+	raw = raw[:IDLen]
+	for i := range 5 {
+		v := uint(raw[3*i])<<16 | uint(raw[3*i+1])<<8 | uint(raw[3*i+2])
+		dst[4*i] = idAlphabet[v>>18&0x3f]
+		dst[4*i+1] = idAlphabet[v>>12&0x3f]
+		dst[4*i+2] = idAlphabet[v>>6&0x3f]
+		dst[4*i+3] = idAlphabet[v&0x3f]
+	}
+	v := uint(raw[15])
+	dst[20] = idAlphabet[v>>2]
+	dst[21] = idAlphabet[v<<4&0x3f]
+}
 
 func bareBytes(j jid.JID) []byte { return []byte(j.Bare().String()) }
 
@@ -1002,13 +1023,20 @@ func (s *BoltStore) query(tx *bolt.Tx, archive jid.JID, q Query, size int) (Page
 // append to one cannot overwrite the next) and the ids into one string, and
 // looks the peers up in the JID cache under one read lock.
 func (s *BoltStore) fill(a *archiveBuckets, archive jid.JID, keys, vals [][]byte, out []Message) error {
-	const idLen = 22 // base64.RawURLEncoding.EncodedLen(IDLen)
-	var idBuf strings.Builder
-	idBuf.Grow(idLen * len(keys))
-	var enc [idLen]byte
-	total, misses := 0, 0
-	var prevWith []byte // the last peer looked up; runs of one peer are common
-	var prevJID jid.JID
+	var idArr [64 * idLen]byte // the page's ids, encoded
+	idBuf := idArr[:]
+	if len(keys) > 64 {
+		idBuf = make([]byte, len(keys)*idLen)
+	}
+	misses := 0
+	var stzArr [64][]byte // the stanzas, in the transaction's pages
+	stz := stzArr[:0]
+	if len(keys) > len(stzArr) {
+		stz = make([][]byte, 0, len(keys))
+	}
+	// The last message whose peer was looked up, and that peer: runs of
+	// one peer are common.
+	prev, prevWith := -1, []byte(nil)
 	s.mu.RLock()
 	for i, v := range vals {
 		if v == nil {
@@ -1021,38 +1049,34 @@ func (s *BoltStore) fill(a *archiveBuckets, archive jid.JID, keys, vals [][]byte
 			return err
 		}
 		m := &out[i]
-		base64.RawURLEncoding.Encode(enc[:], rec.id)
-		idBuf.Write(enc[:])
+		encodeID((*[idLen]byte)(idBuf[i*idLen:]), rec.id)
 		switch {
 		case len(rec.with) == 0:
-		case prevWith != nil && bytes.Equal(rec.with, prevWith):
-			m.With = prevJID
+		case prev >= 0 && bytes.Equal(rec.with, prevWith):
+			m.With = out[prev].With
 		default:
 			var ok bool
 			if m.With, ok = s.jids[string(rec.with)]; ok {
-				prevWith, prevJID = rec.with, m.With
+				prev, prevWith = i, rec.with
 			} else {
 				misses++
 			}
 		}
 		m.Groupchat = rec.flags&flagGroupchat != 0
-		m.Stanza = rec.stanza // in the transaction's pages; copied below
-		total += len(rec.stanza)
+		stz = append(stz, rec.stanza)
 	}
 	s.mu.RUnlock()
-	ids := idBuf.String()
-	buf := make([]byte, total)
+	ids := string(idBuf[:len(keys)*idLen])
+	buf := bytes.Join(stz, nil) // one copy, not zeroed first
 	off := 0
 	for i := range out {
 		m := &out[i]
 		m.ID = ids[i*idLen : (i+1)*idLen]
 		m.Archive = archive
 		m.Time = keyTime(keys[i])
-		if n := copy(buf[off:], m.Stanza); n > 0 {
+		if n := len(stz[i]); n > 0 {
 			m.Stanza = buf[off : off+n : off+n]
 			off += n
-		} else {
-			m.Stanza = nil
 		}
 	}
 	for i := range out {

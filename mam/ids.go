@@ -35,7 +35,8 @@ func ParseID(id string) ([IDLen]byte, error) {
 	}
 	// Reject non-canonical encodings (trailing bits set) so one id has
 	// exactly one spelling.
-	if base64.RawURLEncoding.EncodeToString(b[:]) != id {
+	var enc [idLen]byte
+	if encodeID(&enc, b[:]); string(enc[:]) != id {
 		return b, fmt.Errorf("archive id: %w", ErrNotFound)
 	}
 	return b, nil

@@ -1,6 +1,7 @@
 package mam
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"path/filepath"
@@ -159,4 +160,24 @@ func TestBoltVisibleCount(t *testing.T) {
 		t.Fatal(err)
 	}
 	counts("sequence not set", alice, 2, 5)
+}
+
+// TestEncodeID guards that the page fill encodes ids exactly as idString
+// (base64.RawURLEncoding), for every value of every byte position.
+func TestEncodeID(t *testing.T) {
+	raws := [][]byte{make([]byte, IDLen), bytes.Repeat([]byte{0xff}, IDLen)}
+	for pos := range IDLen {
+		for v := range 256 {
+			raw := make([]byte, IDLen)
+			raw[pos] = byte(v)
+			raws = append(raws, raw)
+		}
+	}
+	for _, raw := range raws {
+		var got [idLen]byte
+		encodeID(&got, raw)
+		if want := idString(raw); string(got[:]) != want {
+			t.Fatalf("encodeID(%x) = %s, want %s", raw, got[:], want)
+		}
+	}
 }
