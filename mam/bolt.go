@@ -735,7 +735,11 @@ func (sc *boltScanner) first(from []byte) ([]byte, []byte) {
 	if from == nil || (sc.lo != nil && bytes.Compare(from, sc.lo) < 0) {
 		from = sc.lo
 	}
-	k, v := sc.c.Seek(append(slices.Clip(sc.prefix), from...))
+	seek := from
+	if len(sc.prefix) > 0 {
+		seek = append(slices.Clip(sc.prefix), from...)
+	}
+	k, v := sc.c.Seek(seek)
 	return sc.fwd(k, v)
 }
 
