@@ -159,6 +159,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) mam.Store) {
 		{"PageForward", testPageForward},
 		{"PageBackward", testPageBackward},
 		{"PageEdges", testPageEdges},
+		{"PageOwned", testPageOwned},
 		{"DefaultMax", testDefaultMax},
 		{"UnknownIDs", testUnknownIDs},
 		{"FilterWith", testFilterWith},
@@ -333,6 +334,33 @@ func testPageEdges(f fixture) {
 	wantPage(t, "max 1 last", f.query(alice, mam.Query{Max: 1, Last: true}), all[4:], 5, 4, false, true)
 	_, err := f.s.Query(f.ctx, alice, mam.Query{Max: -1})
 	wantErr(t, "negative max", err, mam.ErrBadQuery)
+}
+
+// testPageOwned checks that the stanzas of a page belong to the caller:
+// writing to one or appending to it changes neither the other messages of
+// the page nor what a later query returns.
+func testPageOwned(f fixture) {
+	t := f.t
+	all := f.fill(alice, bob, 3)
+	p := f.query(alice, mam.Query{})
+	if len(p.Messages) != 3 {
+		t.Fatalf("Query: %d messages, want 3", len(p.Messages))
+	}
+	first := p.Messages[0].Stanza
+	first[1] = 'X'
+	grown := append(first, "<extra/>"...)
+	if !bytes.Equal(p.Messages[1].Stanza, all[1].Stanza) {
+		t.Errorf("appending to one stanza of a page changed the next: %q", p.Messages[1].Stanza)
+	}
+	if !bytes.HasSuffix(grown, []byte("<extra/>")) || grown[1] != 'X' {
+		t.Errorf("append to a page's stanza = %q", grown)
+	}
+	again := f.query(alice, mam.Query{})
+	for i, m := range again.Messages {
+		if !bytes.Equal(m.Stanza, all[i].Stanza) {
+			t.Errorf("message %d after the caller wrote to a page: %q, want %q", i, m.Stanza, all[i].Stanza)
+		}
+	}
 }
 
 func testDefaultMax(f fixture) {
