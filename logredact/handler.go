@@ -137,53 +137,25 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 			msg = string(appendScrubbed(make([]byte, 0, len(msg)+8), msg, spans, v))
 		}
 	}
-	if r.NumAttrs() > maxInlineAttrs {
-		return joinErr(err, h.handleMany(ctx, next, v, r, msg))
-	}
-	// One pass copies the attributes to the stack, anonymized; nothing is
-	// allocated unless an address is found.
-	var buf [maxInlineAttrs]slog.Attr
-	n, changed := 0, false
-	r.Attrs(func(a slog.Attr) bool {
-		if na, ch := v.attr(a); ch {
-			a, changed = na, true
-		}
-		buf[n] = a
-		n++
-		return true
-	})
-	if !changed && msg == r.Message {
-		return joinErr(err, next.Handle(ctx, r))
-	}
-	nr := slog.NewRecord(r.Time, r.Level, msg, r.PC)
-	nr.AddAttrs(buf[:n]...)
-	return joinErr(err, next.Handle(ctx, nr))
-}
-
-// maxInlineAttrs is how many attributes Handle copies to the stack; records
-// with more take handleMany.
-const maxInlineAttrs = 8
-
-// handleMany is Handle for a record with more than maxInlineAttrs
-// attributes (msg is its message, anonymized): it finds the first attribute
-// that changes without allocating, and only then copies them all. Each
-// attribute is anonymized (and each LogValuer resolved) once.
-func (h *Handler) handleMany(ctx context.Context, next slog.Handler, v view, r slog.Record, msg string) error {
+	// Find the first attribute that changes, without copying or allocating.
 	idx, i := -1, 0
 	var first slog.Attr
 	r.Attrs(func(a slog.Attr) bool {
-		if na, ch := v.attr(a); ch {
-			idx, first = i, na
-			return false
+		if mayChange(&a) {
+			if na, ch := v.attr(&a); ch {
+				idx, first = i, na
+				return false
+			}
 		}
 		i++
 		return true
 	})
 	if idx < 0 && msg == r.Message {
-		return next.Handle(ctx, r)
+		return joinErr(err, next.Handle(ctx, r))
 	}
 	nr := slog.NewRecord(r.Time, r.Level, msg, r.PC)
-	attrs := make([]slog.Attr, 0, r.NumAttrs())
+	var buf [8]slog.Attr
+	attrs := buf[:0]
 	i = 0
 	r.Attrs(func(a slog.Attr) bool {
 		switch {
@@ -192,14 +164,18 @@ func (h *Handler) handleMany(ctx context.Context, next slog.Handler, v view, r s
 		case i == idx:
 			a = first
 		default:
-			a, _ = v.attr(a)
+			if mayChange(&a) {
+				if na, ch := v.attr(&a); ch {
+					a = na
+				}
+			}
 		}
 		attrs = append(attrs, a)
 		i++
 		return true
 	})
 	nr.AddAttrs(attrs...)
-	return next.Handle(ctx, nr)
+	return joinErr(err, next.Handle(ctx, nr))
 }
 
 // next returns the wrapped handler with the WithAttrs/WithGroup calls
@@ -258,10 +234,26 @@ func (s *shared) state(ctx context.Context) (v view, revealed bool, epoch uint64
 	return v, false, epoch, err
 }
 
+// mayChange is a cheap test that a could hold an address: a key or a
+// string value with enough separators, or a kind that needs a closer look.
+// It is smaller than attr, and Handle calls it first on every attribute.
+func mayChange(a *slog.Attr) bool {
+	if mayHoldAddr(a.Key) {
+		return true
+	}
+	switch a.Value.Kind() {
+	case slog.KindString:
+		return mayHoldAddr(a.Value.String())
+	case slog.KindAny, slog.KindLogValuer, slog.KindGroup:
+		return true
+	}
+	return false
+}
+
 // attrs returns attrs anonymized, sharing the slice when nothing changes.
 func (v view) attrs(attrs []slog.Attr) []slog.Attr {
-	for i, a := range attrs {
-		na, ch := v.attr(a)
+	for i := range attrs {
+		na, ch := v.attr(&attrs[i])
 		if !ch {
 			continue
 		}
@@ -269,21 +261,22 @@ func (v view) attrs(attrs []slog.Attr) []slog.Attr {
 		copy(out, attrs[:i])
 		out[i] = na
 		for j := i + 1; j < len(attrs); j++ {
-			out[j], _ = v.attr(attrs[j])
+			out[j] = attrs[j]
+			if na, ch := v.attr(&attrs[j]); ch {
+				out[j] = na
+			}
 		}
 		return out
 	}
 	return attrs
 }
 
-// attr anonymizes one attribute and reports whether it changed.
-// The key is anonymized too: a map of per-client counters logged as a
-// group has addresses for keys.
-func (v view) attr(a slog.Attr) (slog.Attr, bool) {
+// attr anonymizes one attribute and reports whether it changed (the
+// returned Attr is meaningful only then). The key is anonymized too: a map
+// of per-client counters logged as a group has addresses for keys.
+func (v view) attr(a *slog.Attr) (slog.Attr, bool) {
 	val := a.Value
 	ch := false
-	// Only strings and kinds that need a closer look can hold an address;
-	// a string without enough separators is passed over cheaply.
 	switch val.Kind() {
 	case slog.KindString:
 		if s := val.String(); mayHoldAddr(s) {
@@ -299,7 +292,7 @@ func (v view) attr(a slog.Attr) (slog.Attr, bool) {
 		}
 	}
 	if !ch {
-		return a, false
+		return slog.Attr{}, false
 	}
 	return slog.Attr{Key: key, Value: val}, true
 }
