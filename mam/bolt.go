@@ -92,7 +92,10 @@ type BoltStore struct {
 	gcRunning bool         // a goroutine is committing
 
 	mu   sync.RWMutex
-	jids map[string]jid.JID // parsed stored JIDs, a cache; cleared by Erase
+	// jids caches parsed stored JIDs; Erase clears it. The values are
+	// pointers so that a hit copies the JID once, straight into the
+	// message (a map value is copied through temporaries).
+	jids map[string]*jid.JID
 
 	// expireTx, when set (by tests), is called after each committed Expire
 	// transaction with its duration.
@@ -184,7 +187,7 @@ func NewBoltStoreWithConfig(db *bolt.DB, cfg BoltConfig) (*BoltStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mam: create buckets: %w", err)
 	}
-	return &BoltStore{db: db, cfg: cfg, jids: make(map[string]jid.JID)}, nil
+	return &BoltStore{db: db, cfg: cfg, jids: make(map[string]*jid.JID)}, nil
 }
 
 // Name returns "mam".
@@ -291,18 +294,27 @@ type rawRecord struct {
 var errCorruptRecord = errors.New("mam: corrupt archive record")
 
 func decodeRecord(v []byte) (rawRecord, error) {
+	ws, we, ok := recordLayout(v)
+	if !ok {
+		return rawRecord{}, errCorruptRecord
+	}
+	return rawRecord{flags: v[1], id: v[2 : 2+IDLen], with: v[ws:we], stanza: v[we:]}, nil
+}
+
+// recordLayout reports whether v is a record and where its parts are: the
+// flags at v[1], the id at v[2:2+IDLen], the peer at v[ws:we] and the
+// stanza at v[we:]. (The page fill uses it rather than decodeRecord, whose
+// result is too large to travel in registers.)
+func recordLayout(v []byte) (ws, we int, ok bool) {
 	if len(v) < 2+IDLen+1 || v[0] != recordVersion {
-		return rawRecord{}, errCorruptRecord
+		return 0, 0, false
 	}
-	r := rawRecord{flags: v[1], id: v[2 : 2+IDLen]}
-	rest := v[2+IDLen:]
-	n, l := binary.Uvarint(rest)
-	if l <= 0 || n > uint64(len(rest)-l) {
-		return rawRecord{}, errCorruptRecord
+	n, l := binary.Uvarint(v[2+IDLen:])
+	if l <= 0 || n > uint64(len(v)-2-IDLen-l) {
+		return 0, 0, false
 	}
-	r.with = rest[l : l+int(n)]
-	r.stanza = rest[l+int(n):]
-	return r, nil
+	ws = 2 + IDLen + l
+	return ws, ws + int(n), true
 }
 
 // parseJID parses a stored JID, caching the result: jid.Parse
@@ -312,10 +324,10 @@ func (s *BoltStore) parseJID(b []byte) (jid.JID, error) {
 		return jid.JID{}, nil
 	}
 	s.mu.RLock()
-	j, ok := s.jids[string(b)]
+	j := s.jids[string(b)]
 	s.mu.RUnlock()
-	if ok {
-		return j, nil
+	if j != nil {
+		return *j, nil
 	}
 	return s.parseJIDSlow(b)
 }
@@ -329,7 +341,7 @@ func (s *BoltStore) parseJIDSlow(b []byte) (jid.JID, error) {
 	if len(s.jids) >= jidCacheMax {
 		clear(s.jids)
 	}
-	s.jids[string(b)] = j
+	s.jids[string(b)] = &j
 	s.mu.Unlock()
 	return j, nil
 }
@@ -1047,27 +1059,27 @@ func (s *BoltStore) fill(a *archiveBuckets, archive jid.JID, keys, vals [][]byte
 			v = a.msgs.Get(keys[i])
 			vals[i] = v
 		}
-		rec, err := decodeRecord(v)
-		if err != nil {
+		ws, we, ok := recordLayout(v)
+		if !ok {
 			s.mu.RUnlock()
-			return err
+			return errCorruptRecord
 		}
 		m := &out[i]
-		encodeID((*[idLen]byte)(idBuf[i*idLen:]), rec.id)
-		switch {
-		case len(rec.with) == 0:
-		case prev >= 0 && bytes.Equal(rec.with, prevWith):
+		encodeID((*[idLen]byte)(idBuf[i*idLen:]), v[2:2+IDLen])
+		switch with := v[ws:we]; {
+		case len(with) == 0:
+		case prev >= 0 && bytes.Equal(with, prevWith):
 			m.With = out[prev].With
 		default:
-			var ok bool
-			if m.With, ok = s.jids[string(rec.with)]; ok {
-				prev, prevWith = i, rec.with
+			if j := s.jids[string(with)]; j != nil {
+				m.With = *j
+				prev, prevWith = i, with
 			} else {
 				misses++
 			}
 		}
-		m.Groupchat = rec.flags&flagGroupchat != 0
-		stz = append(stz, rec.stanza)
+		m.Groupchat = v[1]&flagGroupchat != 0
+		stz = append(stz, v[we:])
 	}
 	s.mu.RUnlock()
 	ids := string(idBuf[:len(keys)*idLen])
