@@ -91,7 +91,7 @@ type BoltStore struct {
 	gcQueue   []*commitReq // appends waiting for the next transaction
 	gcRunning bool         // a goroutine is committing
 
-	mu   sync.RWMutex
+	mu sync.RWMutex
 	// jids caches parsed stored JIDs; Erase clears it. The values are
 	// pointers so that a hit copies the JID once, straight into the
 	// message (a map value is copied through temporaries).
