@@ -667,6 +667,7 @@ func (a *archiveBuckets) sub(b **bolt.Bucket, name []byte) *bolt.Bucket {
 	return *b
 }
 
+func (a *archiveBuckets) msgsB() *bolt.Bucket   { return a.sub(&a.msgs, subMsgs) }
 func (a *archiveBuckets) idsB() *bolt.Bucket    { return a.sub(&a.ids, subIDs) }
 func (a *archiveBuckets) withB() *bolt.Bucket   { return a.sub(&a.with, subWith) }
 func (a *archiveBuckets) countsB() *bolt.Bucket { return a.sub(&a.counts, subCounts) }
@@ -860,9 +861,9 @@ func (s *BoltStore) Query(ctx context.Context, archive jid.JID, q Query) (Page, 
 }
 
 func (s *BoltStore) query(tx *bolt.Tx, archive jid.JID, q Query, size int) (Page, error) {
-	var ab archiveBuckets
+	// The root bucket only: a With page may not need the m bucket.
 	var nameBuf [64]byte
-	ab.open(tx, append(nameBuf[:0], archive.String()...)) // archive is bare
+	ab := archiveBuckets{root: tx.Bucket(bucketArchives).Bucket(append(nameBuf[:0], archive.String()...))}
 	a := &ab
 	empty := Page{FirstIndex: -1, Count: 0, Complete: true}
 
@@ -939,15 +940,23 @@ func (s *BoltStore) query(tx *bolt.Tx, archive jid.JID, q Query, size int) (Page
 	count := -1
 	withSet := !zeroJID(q.With)
 	res := q.With.Resourcepart()
+	var bareWith []byte
+	if withSet {
+		bareWith = bareBytes(q.With)
+	}
 	if !filtered && idKeys == nil {
 		ck := countTotal
 		if withSet && res != "" {
 			ck = append([]byte("f"), q.With.String()...)
 		} else if withSet {
-			ck = append([]byte("b"), bareBytes(q.With)...)
+			ck = append([]byte("b"), bareWith...)
 		}
-		if seq := a.msgs.Sequence(); !withSet && !q.IncludeGroupchat && seq > 0 {
-			count = int(seq - 1) // see boltAddCounts
+		var seq uint64 // 1 + the count, or 0; see boltAddCounts
+		if !withSet && !q.IncludeGroupchat {
+			seq = a.msgsB().Sequence()
+		}
+		if seq > 0 {
+			count = int(seq - 1)
 		} else {
 			n, x := boltGetCount(a.countsB(), ck)
 			if !q.IncludeGroupchat {
@@ -968,9 +977,9 @@ func (s *BoltStore) query(tx *bolt.Tx, archive jid.JID, q Query, size int) (Page
 	sc := &boltScanner{lo: lo, hi: hi, includeGroupchat: q.IncludeGroupchat, res: res}
 	if withSet {
 		sc.c = a.withB().Cursor()
-		sc.prefix = append(bareBytes(q.With), 0)
+		sc.prefix = append(bareWith, 0)
 	} else {
-		sc.c = a.msgs.Cursor()
+		sc.c = a.msgsB().Cursor()
 	}
 
 	// keys and, for the m bucket, the records (valid until the
@@ -1056,7 +1065,7 @@ func (s *BoltStore) fill(a *archiveBuckets, archive jid.JID, keys, vals [][]byte
 	s.mu.RLock()
 	for i, v := range vals {
 		if v == nil {
-			v = a.msgs.Get(keys[i])
+			v = a.msgsB().Get(keys[i])
 			vals[i] = v
 		}
 		ws, we, ok := recordLayout(v)
@@ -1130,7 +1139,7 @@ func (s *BoltStore) fill(a *archiveBuckets, archive jid.JID, keys, vals [][]byte
 // the m bucket.
 func (s *BoltStore) load(a *archiveBuckets, archive jid.JID, key, v []byte) (Message, error) {
 	if v == nil {
-		v = a.msgs.Get(key)
+		v = a.msgsB().Get(key)
 	}
 	if v == nil {
 		return Message{}, errCorruptRecord
