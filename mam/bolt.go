@@ -79,6 +79,10 @@ type BoltConfig struct {
 // keeps freed pages in the file until they are reused; wiping or compacting
 // them is the job of the retention purge.
 //
+// The stanzas of a query page share one allocation, each Message.Stanza
+// capped to its own bytes: keeping one message of a page keeps the page's
+// stanzas in memory.
+//
 // Appends from concurrent callers are group-committed: while one write
 // transaction commits, the appends that arrive queue up and share the next
 // one (up to 1,000), with no added delay; a lone caller commits at once.
