@@ -130,28 +130,31 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 		return joinErr(err, next.Handle(ctx, r))
 	}
 
-	msg := r.Message
-	if mayHoldAddr(msg) {
-		var sb [2]span
-		if spans := scan(msg, sb[:0]); len(spans) > 0 {
-			msg = string(appendScrubbed(make([]byte, 0, len(msg)+8), msg, spans, v))
-		}
+	var msgSpans []span
+	if mayHoldAddr(r.Message) {
+		msgSpans = scan(r.Message, nil)
 	}
-	// Find the first attribute that changes, without copying or allocating.
+	// Find the first attribute that changes, without allocating.
 	idx, i := -1, 0
 	var first slog.Attr
 	r.Attrs(func(a slog.Attr) bool {
-		if mayChange(&a) {
-			if na, ch := v.attr(&a); ch {
-				idx, first = i, na
-				return false
-			}
+		if !mayChange(a) {
+			i++
+			return true
+		}
+		if na, ch := v.attr(a); ch {
+			idx, first = i, na
+			return false
 		}
 		i++
 		return true
 	})
-	if idx < 0 && msg == r.Message {
+	if idx < 0 && len(msgSpans) == 0 {
 		return joinErr(err, next.Handle(ctx, r))
+	}
+	msg := r.Message
+	if len(msgSpans) > 0 {
+		msg = string(appendScrubbed(make([]byte, 0, len(msg)+8), msg, msgSpans, v))
 	}
 	nr := slog.NewRecord(r.Time, r.Level, msg, r.PC)
 	var buf [8]slog.Attr
@@ -164,10 +167,8 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 		case i == idx:
 			a = first
 		default:
-			if mayChange(&a) {
-				if na, ch := v.attr(&a); ch {
-					a = na
-				}
+			if mayChange(a) {
+				a, _ = v.attr(a)
 			}
 		}
 		attrs = append(attrs, a)
@@ -236,14 +237,14 @@ func (s *shared) state(ctx context.Context) (v view, revealed bool, epoch uint64
 
 // mayChange is a cheap test that a could hold an address: a key or a
 // string value with enough separators, or a kind that needs a closer look.
-// It is smaller than attr, and Handle calls it first on every attribute.
-func mayChange(a *slog.Attr) bool {
+func mayChange(a slog.Attr) bool {
 	if mayHoldAddr(a.Key) {
 		return true
 	}
-	switch a.Value.Kind() {
+	val := a.Value
+	switch val.Kind() {
 	case slog.KindString:
-		return mayHoldAddr(a.Value.String())
+		return mayHoldAddr(val.String())
 	case slog.KindAny, slog.KindLogValuer, slog.KindGroup:
 		return true
 	}
@@ -252,8 +253,8 @@ func mayChange(a *slog.Attr) bool {
 
 // attrs returns attrs anonymized, sharing the slice when nothing changes.
 func (v view) attrs(attrs []slog.Attr) []slog.Attr {
-	for i := range attrs {
-		na, ch := v.attr(&attrs[i])
+	for i, a := range attrs {
+		na, ch := v.attr(a)
 		if !ch {
 			continue
 		}
@@ -261,30 +262,18 @@ func (v view) attrs(attrs []slog.Attr) []slog.Attr {
 		copy(out, attrs[:i])
 		out[i] = na
 		for j := i + 1; j < len(attrs); j++ {
-			out[j] = attrs[j]
-			if na, ch := v.attr(&attrs[j]); ch {
-				out[j] = na
-			}
+			out[j], _ = v.attr(attrs[j])
 		}
 		return out
 	}
 	return attrs
 }
 
-// attr anonymizes one attribute and reports whether it changed (the
-// returned Attr is meaningful only then). The key is anonymized too: a map
-// of per-client counters logged as a group has addresses for keys.
-func (v view) attr(a *slog.Attr) (slog.Attr, bool) {
-	val := a.Value
-	ch := false
-	switch val.Kind() {
-	case slog.KindString:
-		if s := val.String(); mayHoldAddr(s) {
-			val, ch = v.scanText(val, s)
-		}
-	case slog.KindAny, slog.KindLogValuer, slog.KindGroup:
-		val, ch = v.value(val)
-	}
+// attr anonymizes one attribute and reports whether it changed.
+// The key is anonymized too: a map of per-client counters logged as a
+// group has addresses for keys.
+func (v view) attr(a slog.Attr) (slog.Attr, bool) {
+	nv, ch := v.value(a.Value)
 	key := a.Key
 	if mayHoldAddr(key) {
 		if kv, kch := v.scanText(slog.Value{}, key); kch {
@@ -292,9 +281,9 @@ func (v view) attr(a *slog.Attr) (slog.Attr, bool) {
 		}
 	}
 	if !ch {
-		return slog.Attr{}, false
+		return a, false
 	}
-	return slog.Attr{Key: key, Value: val}, true
+	return slog.Attr{Key: key, Value: nv}, true
 }
 
 func (v view) value(val slog.Value) (slog.Value, bool) {
