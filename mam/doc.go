@@ -91,7 +91,9 @@
 //
 // (2 shared cores, load average ~7 while measuring: absolute ns/op drifted
 // by 2× between runs, the interleaved ratios much less.) Page latency over a
-// large bbolt archive is the store's (BenchmarkQuery).
+// large bbolt archive is the store's (BenchmarkQuery, README.md): a page of
+// 50 from a 1,000,000-message BoltStore archive costs 1.5–1.9× a raw bbolt
+// cursor reading the same 50 values.
 //
 // # Errors
 //
