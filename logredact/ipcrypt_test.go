@@ -121,7 +121,11 @@ func TestIPCryptKeyErrors(t *testing.T) {
 
 // FuzzPFX checks, for any key and any two addresses, that Decrypt inverts
 // Encrypt, that the family is kept, and that the common prefix length of the
-// pseudonyms equals that of the addresses (prefix preservation, both ways).
+// pseudonyms equals that of the addresses (prefix preservation, both ways)
+// when both are IPv4 (or IPv4-mapped) or both are other IPv6 addresses: the
+// draft encrypts an IPv4 address from bit 96 with the ::ffff:0:0/96 prefix
+// kept, so the bits an IPv4-mapped and another IPv6 address share before
+// bit 96 are not preserved (testdata/fuzz/FuzzPFX holds such a pair).
 func FuzzPFX(f *testing.F) {
 	f.Add([]byte("0123456789abcdeffedcba9876543210"), []byte{192, 0, 2, 1}, []byte{192, 0, 2, 200})
 	f.Add([]byte("2b7e151628aed2a6abf7158809cf4f3c"), []byte("\x20\x01\x0d\xb8\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01"), []byte("\x20\x01\x0d\xb8\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01"))
@@ -136,6 +140,13 @@ func FuzzPFX(f *testing.F) {
 			return
 		}
 		ea, eb := p.Encrypt(a), p.Encrypt(b)
+		if a.Is4In6() != b.Is4In6() {
+			// Both round trips must still hold; the prefix is not compared.
+			if p.Decrypt(ea) != a || p.Decrypt(eb) != b {
+				t.Fatalf("Decrypt(Encrypt(x)) != x for %s or %s", a, b)
+			}
+			return
+		}
 		if ea.BitLen() != a.BitLen() || ea.Is4In6() != a.Is4In6() {
 			t.Fatalf("%s -> %s changed family", a, ea)
 		}
