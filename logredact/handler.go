@@ -312,6 +312,10 @@ func (v view) value(val slog.Value) (slog.Value, bool) {
 func (v view) any(val slog.Value) (slog.Value, bool) {
 	drop := v.an.mode == Drop
 	switch x := val.Any().(type) {
+	case slog.Level:
+		// The built-in level, as ReplaceAttr sees it: a Stringer that
+		// holds no address.
+		return val, false
 	case netip.Addr:
 		if !x.IsValid() {
 			return val, false
