@@ -53,6 +53,11 @@ import (
 // To combine it with a ReplaceAttr function of your own, chain them with
 // ChainReplaceAttr, this one first.
 func (h *Handler) ReplaceAttr(groups []string, a slog.Attr) slog.Attr {
+	if l, ok := builtinLevel(groups, a); ok {
+		// Written as the same text, but without the trip through
+		// encoding/json that a slog.Level value takes in the JSONHandler.
+		return slog.String(slog.LevelKey, l.String())
+	}
 	s := h.st
 	if s.window.Load() == nil {
 		// The common case: no window, nothing to close.
@@ -137,6 +142,11 @@ func (m revealedMessage) MarshalJSON() ([]byte, error) {
 // empty attribute: slog calls the whole chain again for each member of a
 // returned group, and writes nothing for an empty attribute.
 //
+// Every function sees the built-in level as a slog.Level, as slog passes
+// it, although Handler.ReplaceAttr returns it as a string: the chain hands
+// the Level to the next function, and returns a Level still standing at the
+// end as its string (written the same, faster).
+//
 // Put Handler.ReplaceAttr first, so that the functions after it see
 // anonymized values and may rename or drop keys (the message key too)
 // freely; a function that turns values into text that may hold an address
@@ -149,14 +159,33 @@ func ChainReplaceAttr(fns ...func(groups []string, a slog.Attr) slog.Attr) func(
 		}
 	}
 	return func(groups []string, a slog.Attr) slog.Attr {
-		for _, f := range list {
+		lvl, isLevel := builtinLevel(groups, a)
+		for i, f := range list {
 			a = f(groups, a)
 			if a.Value.Kind() == slog.KindGroup || isEmpty(a) {
 				return a
 			}
+			if isLevel && i+1 < len(list) && a.Value.Kind() == slog.KindString && a.Value.String() == lvl.String() {
+				a.Value = slog.AnyValue(lvl)
+			}
+		}
+		if isLevel && a.Value.Kind() == slog.KindAny {
+			if l, ok := a.Value.Any().(slog.Level); ok {
+				a.Value = slog.StringValue(l.String())
+			}
 		}
 		return a
 	}
+}
+
+// builtinLevel returns the level of a when a is the built-in level
+// attribute (or an attribute that looks the same).
+func builtinLevel(groups []string, a slog.Attr) (slog.Level, bool) {
+	if len(groups) != 0 || a.Key != slog.LevelKey || a.Value.Kind() != slog.KindAny {
+		return 0, false
+	}
+	l, ok := a.Value.Any().(slog.Level)
+	return l, ok
 }
 
 // isEmpty reports whether a is the empty attribute, which handlers omit.

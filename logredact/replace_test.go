@@ -329,6 +329,10 @@ func TestChainReplaceAttr(t *testing.T) {
 	var seen []string
 	theirs := func(groups []string, a slog.Attr) slog.Attr {
 		seen = append(seen, a.Key+"="+a.Value.String())
+		if a.Key == slog.LevelKey && len(groups) == 0 {
+			// As the slog documentation does it.
+			a.Value = slog.StringValue("L-" + a.Value.Any().(slog.Level).String())
+		}
 		switch {
 		case a.Key == slog.TimeKey && len(groups) == 0:
 			return slog.Attr{}
@@ -341,7 +345,7 @@ func TestChainReplaceAttr(t *testing.T) {
 	var out bytes.Buffer
 	logger := slog.New(slog.NewJSONHandler(&out, &slog.HandlerOptions{ReplaceAttr: logredact.ChainReplaceAttr(nil, red.ReplaceAttr, theirs)}))
 	logger.Info("from 192.0.2.1", "ip", "192.0.2.2")
-	want := `{"level":"INFO","message":"from 192.0.2.0","ip":"192.0.2.0"}` + "\n"
+	want := `{"level":"L-INFO","message":"from 192.0.2.0","ip":"192.0.2.0"}` + "\n"
 	if out.String() != want {
 		t.Errorf("got  %swant %s", out.String(), want)
 	}
@@ -355,9 +359,15 @@ func TestChainReplaceAttr(t *testing.T) {
 	}
 	out.Reset()
 	logger.Info("from 192.0.2.1", "ip", "192.0.2.2")
-	want = `{"level":"INFO","message":"from 192.0.2.1","ip_revealed":true,"ip":"192.0.2.2"}` + "\n"
+	want = `{"level":"L-INFO","message":"from 192.0.2.1","ip_revealed":true,"ip":"192.0.2.2"}` + "\n"
 	if out.String() != want {
 		t.Errorf("in a window, got  %swant %s", out.String(), want)
+	}
+
+	// A Level left standing at the end is written as its string.
+	last := logredact.ChainReplaceAttr(red.ReplaceAttr, func(_ []string, a slog.Attr) slog.Attr { return a })
+	if a := last(nil, slog.Any(slog.LevelKey, slog.LevelWarn+1)); a.Value.Kind() != slog.KindString || a.Value.String() != "WARN+1" {
+		t.Errorf("level at the end of the chain: %v", a)
 	}
 
 	// An empty attribute ends the chain.
