@@ -20,24 +20,33 @@ func FuzzReplaceAttr(f *testing.F) {
 	f.Fuzz(func(t *testing.T, msg, val, key string, mode uint8, window bool) {
 		now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 		opts := &Options{Mode: Mode(mode % 3), Now: func() time.Time { return now }}
-		var viaHandler, viaReplace bytes.Buffer
+		var viaHandler, viaReplace, textHandler, textReplace bytes.Buffer
 		h := NewHandler(slog.NewJSONHandler(&viaHandler, nil), opts)
 		repl := slog.NewJSONHandler(&viaReplace, &slog.HandlerOptions{ReplaceAttr: h.ReplaceAttr})
+		th := NewHandler(slog.NewTextHandler(&textHandler, nil), opts)
+		trepl := slog.NewTextHandler(&textReplace, &slog.HandlerOptions{ReplaceAttr: th.ReplaceAttr})
 		if window {
 			if err := h.Reveal(time.Hour, "fuzz"); err != nil {
 				t.Fatal(err)
 			}
+			if err := th.Reveal(time.Hour, "fuzz"); err != nil {
+				t.Fatal(err)
+			}
 			viaHandler.Reset()
+			textHandler.Reset()
 		}
 		r := slog.NewRecord(now, slog.LevelInfo, msg, 0)
 		r.AddAttrs(slog.String("v", val), slog.Group("g", slog.String("w", val), slog.Int(key, 1)))
-		for _, hd := range []slog.Handler{h, repl} {
+		for _, hd := range []slog.Handler{h, repl, th, trepl} {
 			if err := hd.Handle(context.Background(), r); err != nil {
 				t.Fatal(err)
 			}
 		}
 		if viaHandler.String() != viaReplace.String() {
 			t.Fatalf("Handler     %sReplaceAttr %s", viaHandler.String(), viaReplace.String())
+		}
+		if textHandler.String() != textReplace.String() {
+			t.Fatalf("text: Handler     %sReplaceAttr %s", textHandler.String(), textReplace.String())
 		}
 		if window || opts.Mode != Truncate {
 			return
