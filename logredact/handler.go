@@ -65,7 +65,10 @@ type built struct {
 type shared struct {
 	an           *anonymizer
 	base         slog.Handler // the wrapped handler; audit records go here
-	revealedBase slog.Handler // base with the marker attribute
+	// revealedBase is base with the marker attribute, made on first use:
+	// base may call this Handler's ReplaceAttr, which must not run before
+	// NewHandler returns.
+	revealedBase func() slog.Handler
 
 	// window is the open (or expired but not yet logged) maintenance
 	// window, nil when there is none. Its times keep the monotonic clock
@@ -86,9 +89,11 @@ type window struct {
 func NewHandler(next slog.Handler, opts *Options) *Handler {
 	an := newAnonymizer(opts)
 	return &Handler{st: &shared{
-		an:           an,
-		base:         next,
-		revealedBase: next.WithAttrs([]slog.Attr{slog.Bool(an.revealKey, true)}),
+		an:   an,
+		base: next,
+		revealedBase: sync.OnceValue(func() slog.Handler {
+			return next.WithAttrs([]slog.Attr{slog.Bool(an.revealKey, true)})
+		}),
 	}}
 }
 
@@ -186,7 +191,7 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 func (h *Handler) next(v view, revealed bool, epoch uint64) slog.Handler {
 	base := h.st.base
 	if revealed {
-		base = h.st.revealedBase
+		base = h.st.revealedBase()
 	}
 	if len(h.ops) == 0 {
 		return base

@@ -32,7 +32,18 @@ import (
 // Conceal on h open and close the window for both. The audit records of the
 // window go to the handler h wraps; when that handler and the one that
 // calls ReplaceAttr write to the same io.Writer, the writer must be safe
-// for concurrent writes (RotatingFile and os.File are). Inside a window, the
+// for concurrent writes (RotatingFile and os.File are). Or let h wrap the
+// very handler that calls its ReplaceAttr, through a closure, so that one
+// handler writes everything:
+//
+//	var red *logredact.Handler
+//	json := slog.NewJSONHandler(w, &slog.HandlerOptions{ReplaceAttr: func(g []string, a slog.Attr) slog.Attr {
+//		return red.ReplaceAttr(g, a)
+//	}})
+//	red = logredact.NewHandler(json, opts)
+//	logger := slog.New(json)
+//
+// Inside a window, the
 // built-in message (key slog.MessageKey, no group) is returned as a group
 // without key, which the standard handlers write inline, holding the
 // message and the Options.RevealedKey attribute (true): the record is

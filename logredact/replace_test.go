@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -392,4 +393,65 @@ func ExampleHandler_ReplaceAttr() {
 	// Output:
 	// {"level":"INFO","msg":"c2s connection","user":"alice@example.org","remote":"198.51.100.0:53211"}
 	// {"level":"INFO","msg":"c2s connection","user":"bob@example.org","remote":"[2001:db8:1::]:40000"}
+}
+
+// Records logged while windows open and close from another goroutine, with
+// the audit records going through the very handler that calls ReplaceAttr
+// (so that one handler serializes all writes): no deadlock, no race (run
+// with -race), every window's start and end on record, and nothing in full
+// once the last window is closed.
+func TestReplaceAttrConcurrentReveal(t *testing.T) {
+	clk := newClock()
+	var mu sync.Mutex
+	var out bytes.Buffer
+	w := writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return out.Write(p)
+	})
+	var red *logredact.Handler
+	json := slog.NewJSONHandler(w, &slog.HandlerOptions{ReplaceAttr: func(g []string, a slog.Attr) slog.Attr { return red.ReplaceAttr(g, a) }})
+	red = logredact.NewHandler(json, &logredact.Options{Now: clk.Now, Mode: logredact.Pseudonymize})
+	log := slog.New(json)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				log.Info("x", "ip", fmt.Sprintf("198.51.100.%d", (g*50+i)%250+1))
+			}
+		}()
+	}
+	for i := range 20 {
+		_ = red.Reveal(time.Minute, "race test")
+		clk.Advance(30 * time.Second)
+		if i%2 == 0 {
+			_ = red.Conceal()
+		} else {
+			clk.Advance(time.Minute) // expires; a record or the next Reveal ends it
+		}
+		clk.Advance(12 * time.Hour)
+	}
+	wg.Wait()
+	_ = red.Conceal()
+	log.Info("last", "ip", "198.51.100.1")
+	mu.Lock()
+	defer mu.Unlock()
+	lines := parseLines(t, &out)
+	starts, ends := 0, 0
+	for _, m := range lines {
+		switch m["msg"] {
+		case logredact.AuditRevealStart:
+			starts++
+		case logredact.AuditRevealEnd:
+			ends++
+		}
+	}
+	if starts != 20 || ends != 20 {
+		t.Errorf("%d window starts and %d ends on record, want 20 each", starts, ends)
+	}
+	if last := lines[len(lines)-1]; last["msg"] != "last" || strings.HasPrefix(last["ip"].(string), "198.51.100.") {
+		t.Errorf("after the last window: %v", last)
+	}
 }
