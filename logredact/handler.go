@@ -63,8 +63,8 @@ type built struct {
 
 // shared is the state common to a Handler and its derivatives.
 type shared struct {
-	an           *anonymizer
-	base         slog.Handler // the wrapped handler; audit records go here
+	an   *anonymizer
+	base slog.Handler // the wrapped handler; audit records go here
 	// revealedBase is base with the marker attribute, made on first use:
 	// base may call this Handler's ReplaceAttr, which must not run before
 	// NewHandler returns.
