@@ -42,7 +42,8 @@ import (
 //
 // A Handler and all the handlers derived from it by WithAttrs and WithGroup
 // share one configuration, key ring and maintenance window. It is safe for
-// concurrent use.
+// concurrent use. Its ReplaceAttr method applies the same anonymization,
+// attribute by attribute, inside a JSON or text handler instead.
 type Handler struct {
 	st    *shared
 	ops   []op // WithAttrs/WithGroup calls, raw, in order
