@@ -28,16 +28,12 @@ func benchHandler(b *testing.B, opts *logredact.Options, r slog.Record) {
 	benchAgainstJSON(b, logredact.NewHandler(slog.NewJSONHandler(io.Discard, nil), opts), r)
 }
 
-// benchAgainstJSON is benchHandler for any handler h that writes JSON to
-// io.Discard.
+// benchAgainstJSON is benchHandler for any handler h that wraps a
+// JSONHandler writing to io.Discard.
 func benchAgainstJSON(b *testing.B, h slog.Handler, r slog.Record) {
-	benchPair(b, slog.NewJSONHandler(io.Discard, nil), h, r)
-}
-
-// benchPair is benchAgainstJSON against the baseline handler bare.
-func benchPair(b *testing.B, bare, h slog.Handler, r slog.Record) {
 	defer lockThread()()
 	ctx := context.Background()
+	bare := slog.NewJSONHandler(io.Discard, nil)
 	extra := testing.AllocsPerRun(100, func() { _ = h.Handle(ctx, r) }) -
 		testing.AllocsPerRun(100, func() { _ = bare.Handle(ctx, r) })
 	b.ResetTimer()
@@ -103,68 +99,6 @@ func BenchmarkHandler(b *testing.B) {
 	b.Run("reference-copy-record", func(b *testing.B) {
 		benchAgainstJSON(b, recordCopier{slog.NewJSONHandler(io.Discard, nil)}, connRecord(slog.StringValue("198.51.100.77:53211")))
 	})
-}
-
-// BenchmarkReplaceAttr measures Handler.ReplaceAttr in a JSONHandler
-// against the bare JSONHandler, on the connection record of
-// BenchmarkHandler, interleaved in the same way.
-func BenchmarkReplaceAttr(b *testing.B) {
-	replacing := func(opts *logredact.Options) slog.Handler {
-		red := logredact.NewHandler(slog.NewJSONHandler(io.Discard, nil), opts)
-		return slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{ReplaceAttr: red.ReplaceAttr})
-	}
-	addrPort := slog.AnyValue(netip.MustParseAddrPort("198.51.100.77:53211"))
-	b.Run("noip/truncate", func(b *testing.B) {
-		benchAgainstJSON(b, replacing(nil), connRecord(slog.StringValue("redacted")))
-	})
-	b.Run("ip-string/truncate", func(b *testing.B) {
-		benchAgainstJSON(b, replacing(nil), connRecord(slog.StringValue("198.51.100.77:53211")))
-	})
-	b.Run("ipv6-string/truncate", func(b *testing.B) {
-		benchAgainstJSON(b, replacing(nil), connRecord(slog.StringValue("[2001:db8:1:2::77]:53211")))
-	})
-	b.Run("ip/truncate", func(b *testing.B) { benchAgainstJSON(b, replacing(nil), connRecord(addrPort)) })
-	b.Run("ip/pseudonymize", func(b *testing.B) {
-		benchAgainstJSON(b, replacing(&logredact.Options{Mode: logredact.Pseudonymize}), connRecord(addrPort))
-	})
-	// A reference, not this package: the cost slog itself adds for any
-	// ReplaceAttr function, here one that changes nothing.
-	b.Run("reference-identity-replaceattr", func(b *testing.B) {
-		id := slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr { return a }})
-		benchAgainstJSON(b, id, connRecord(slog.StringValue("198.51.100.77:53211")))
-	})
-	// With a ReplaceAttr of the user's own (here one that changes nothing),
-	// chained after Handler.ReplaceAttr, against the JSONHandler with the
-	// user's function alone; and the Handler wrapping that JSONHandler.
-	own := func(_ []string, a slog.Attr) slog.Attr { return a }
-	withOwn := func() slog.Handler {
-		return slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{ReplaceAttr: own})
-	}
-	b.Run("user-replaceattr/ip-string/replaceattr", func(b *testing.B) {
-		red := logredact.NewHandler(withOwn(), nil)
-		h := slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{ReplaceAttr: logredact.ChainReplaceAttr(red.ReplaceAttr, own)})
-		benchPair(b, withOwn(), h, connRecord(slog.StringValue("198.51.100.77:53211")))
-	})
-	b.Run("user-replaceattr/ip-string/handler", func(b *testing.B) {
-		benchPair(b, withOwn(), logredact.NewHandler(withOwn(), nil), connRecord(slog.StringValue("198.51.100.77:53211")))
-	})
-	// The same, writing the level as a string as Handler.ReplaceAttr does:
-	// the least any ReplaceAttr function costs.
-	b.Run("reference-identity-replaceattr-level-string", func(b *testing.B) {
-		id := slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{ReplaceAttr: identityLevelString})
-		benchAgainstJSON(b, id, connRecord(slog.StringValue("198.51.100.77:53211")))
-	})
-}
-
-// identityLevelString changes no attribute, but returns the built-in level
-// as its string.
-func identityLevelString(groups []string, a slog.Attr) slog.Attr {
-	if len(groups) == 0 && a.Key == slog.LevelKey && a.Value.Kind() == slog.KindAny {
-		if l, ok := a.Value.Any().(slog.Level); ok {
-			return slog.String(slog.LevelKey, l.String())
-		}
-	}
-	return a
 }
 
 // recordCopier passes a copy of each record, made with slog.NewRecord and

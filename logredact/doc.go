@@ -28,32 +28,6 @@
 //	logger.Info("c2s connection", "user", jid, "remote", conn.RemoteAddr())
 //	// {"time":...,"msg":"c2s connection","user":"alice@example.org","remote":"192.0.2.0:53211"}
 //
-// Handler.ReplaceAttr does the same work one attribute at a time, for the
-// ReplaceAttr field of the slog.HandlerOptions of a JSON or text handler,
-// with no wrapping handler and no copy of the record; it shares the
-// Handler's options, keys and maintenance window (audit records go to the
-// handler the Handler wraps), and ChainReplaceAttr combines it with a
-// ReplaceAttr function of your own:
-//
-//	red := logredact.NewHandler(slog.NewJSONHandler(w, nil), nil)
-//	logger := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{
-//		ReplaceAttr: logredact.ChainReplaceAttr(red.ReplaceAttr, yours),
-//	}))
-//
-// Which to use: the Handler wraps any slog.Handler, anonymizes group names
-// and attributes bound with Logger.With again after key rotation and after
-// a maintenance window, and is the faster of the two on its own (see
-// Performance). ReplaceAttr only works in handlers that take
-// slog.HandlerOptions, cannot reach group names, anonymizes attributes
-// bound with Logger.With once, when they are bound (so that a logger bound
-// inside a window keeps full addresses, and one bound under Pseudonymize
-// keeps that day's pseudonym: bind addresses only through the Handler),
-// and checks the window for each attribute rather than each record; it
-// suits a JSON or text handler that has a ReplaceAttr function already,
-// where it costs a little less than the Handler. TestReplaceAttrParity
-// holds both to the same output for a table of records, in every mode and
-// inside a window; TestReplaceAttrDiffersFromHandler pins the differences.
-//
 // Options.Mode selects Pseudonymize instead: each address is replaced by its
 // ipcrypt-pfx encryption (draft-denis-ipcrypt; PFX, which also passes the
 // draft's test vectors, and Deterministic are exported) under a key drawn
@@ -123,19 +97,6 @@
 //	Handler, smaller records
 //	  msg + netip.Addr IPv6, pseudonymize (cached)       1.22 – 1.26    0
 //	  msg + 2 attributes, the IPv4 string, truncate      1.83 – 1.88    1
-//	JSONHandler with Handler.ReplaceAttr, same record     x JSONHandler   extra allocs
-//	  no address                                         1.87 – 1.90    0
-//	  "198.51.100.77:53211" string attribute, truncate   2.12 – 2.14    1
-//	  "[2001:db8:1:2::77]:53211" string, truncate        2.44 – 2.46    1
-//	  netip.AddrPort attribute, truncate                 1.43 – 1.45    0
-//	  netip.AddrPort, pseudonymize (cached)              1.58 – 1.62    0
-//	  references, not this package: slog with a
-//	    ReplaceAttr function that changes nothing        2.09           1
-//	    the same, returning the level as a string        1.58 – 1.62    0
-//	A JSONHandler that has a ReplaceAttr function already (one that changes
-//	nothing), the IPv4 string, against that JSONHandler alone
-//	  ChainReplaceAttr(Handler.ReplaceAttr, its own)     1.32 – 1.38    0
-//	  Handler wrapping it                                1.40 – 1.41    1
 //	Scrubber, 1 MiB of net/http error-log text in 4 KiB writes
 //	  truncate                                           441 – 506 cpu-MB/s (434 – 498 MB/s wall)
 //	  pseudonymize                                       453 – 468 cpu-MB/s (447 – 460 MB/s wall)
@@ -157,29 +118,12 @@
 // and 1.75 – 1.77 after for the IPv4 string, 2.17 – 2.28 and 2.08 – 2.14
 // for the IPv6 string, 1.90 – 1.99 and 1.81 – 1.83 for the small record.
 // Log remote addresses as netip.AddrPort or net.Addr values where the cost
-// matters.
-//
-// Handler.ReplaceAttr copies no record, yet misses 1.3× by more than the
-// Handler does: slog itself, once a handler has any ReplaceAttr function,
-// sends the built-in time, level and message through the general attribute
-// path and calls the function once per attribute (seven calls here, each
-// passing and returning a 40-byte Attr), and marshals the level through
-// encoding/json: 2.09× with a function that changes nothing.
-// Handler.ReplaceAttr returns the level as its string, which the handlers
-// write identically and at once, bringing that floor to 1.6×; its own
-// checks add 0.3× and an address string 0.25× to 0.55× more. The
-// figures of the Handler and of ReplaceAttr in the table come from the
-// same runs,
-//
-//	go test -run '^$' -bench 'Handler$|ReplaceAttr$' -count 3 ./logredact/
-//
-// (load average 4 to 6; the Handler's rows in those runs: no address
-// 1.17 – 1.21, IPv4 string 1.68 – 1.69, IPv6 string 2.01 – 2.05,
-// netip.AddrPort 1.12, within the session-to-session spread of the figures
-// above). Where a JSON or text handler has a ReplaceAttr
-// function anyway, slog's cost is paid already and chaining
-// Handler.ReplaceAttr before it costs 1.32× to 1.38× for the IPv4 string,
-// slightly less than the Handler (1.40×). Records without an address cost no extra
+// matters. Anonymizing in slog.HandlerOptions.ReplaceAttr instead (no
+// record copy) was built and measured and is not offered: slog's own
+// ReplaceAttr path costs 1.6 – 2.1× with a function that changes nothing,
+// so it came out slower than the Handler in every row (IPv4 string 2.12×),
+// and it cannot see group names nor re-anonymize attributes bound with
+// Logger.With after a maintenance window closes. Records without an address cost no extra
 // allocation (TestHandlerNoIPNoExtraAllocs). ipcrypt-pfx costs two AES
 // blocks per bit (64 for IPv4, 256 for IPv6): a per-day cache of 4,096
 // pseudonyms keeps repeated clients cheap.

@@ -42,8 +42,7 @@ import (
 //
 // A Handler and all the handlers derived from it by WithAttrs and WithGroup
 // share one configuration, key ring and maintenance window. It is safe for
-// concurrent use. Its ReplaceAttr method applies the same anonymization,
-// attribute by attribute, inside a JSON or text handler instead.
+// concurrent use.
 type Handler struct {
 	st    *shared
 	ops   []op // WithAttrs/WithGroup calls, raw, in order
@@ -64,12 +63,9 @@ type built struct {
 
 // shared is the state common to a Handler and its derivatives.
 type shared struct {
-	an   *anonymizer
-	base slog.Handler // the wrapped handler; audit records go here
-	// revealedBase is base with the marker attribute, made on first use:
-	// base may call this Handler's ReplaceAttr, which must not run before
-	// NewHandler returns.
-	revealedBase func() slog.Handler
+	an           *anonymizer
+	base         slog.Handler // the wrapped handler; audit records go here
+	revealedBase slog.Handler // base with the marker attribute
 
 	// window is the open (or expired but not yet logged) maintenance
 	// window, nil when there is none. Its times keep the monotonic clock
@@ -90,11 +86,9 @@ type window struct {
 func NewHandler(next slog.Handler, opts *Options) *Handler {
 	an := newAnonymizer(opts)
 	return &Handler{st: &shared{
-		an:   an,
-		base: next,
-		revealedBase: sync.OnceValue(func() slog.Handler {
-			return next.WithAttrs([]slog.Attr{slog.Bool(an.revealKey, true)})
-		}),
+		an:           an,
+		base:         next,
+		revealedBase: next.WithAttrs([]slog.Attr{slog.Bool(an.revealKey, true)}),
 	}}
 }
 
@@ -192,7 +186,7 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 func (h *Handler) next(v view, revealed bool, epoch uint64) slog.Handler {
 	base := h.st.base
 	if revealed {
-		base = h.st.revealedBase()
+		base = h.st.revealedBase
 	}
 	if len(h.ops) == 0 {
 		return base
@@ -318,10 +312,6 @@ func (v view) value(val slog.Value) (slog.Value, bool) {
 func (v view) any(val slog.Value) (slog.Value, bool) {
 	drop := v.an.mode == Drop
 	switch x := val.Any().(type) {
-	case slog.Level:
-		// The built-in level, as ReplaceAttr sees it: a Stringer that
-		// holds no address.
-		return val, false
 	case netip.Addr:
 		if !x.IsValid() {
 			return val, false
