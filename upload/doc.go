@@ -105,9 +105,11 @@
 //	PUT 256 MiB, handler into FSBlobs in /dev/shm vs io.Copy to a file there:
 //	    766–1206 MiB/s vs 640–646 MiB/s          handler/raw 1.20–1.87
 //	PUT 256 MiB, the same on the ext4 disk (both fsync):
-//	    handler/raw 0.45–1.08 over five runs: the disk's noise, not the
-//	    handler (the copy loops are the same; per-phase timings showed either
-//	    side 1–2 s or 0.1 s per 256 MiB depending on writeback state)
+//	    handler/raw 0.99–1.40 over five runs on a quieter machine (load
+//	    average 1.3–2.9; 2026-11-27); under heavy load (8–14) an earlier
+//	    series gave 0.45–1.08: the disk's noise, not the handler (the copy
+//	    loops are the same; per-phase timings showed either side 1–2 s or
+//	    0.1 s per 256 MiB depending on writeback state)
 //	GET 256 MiB from FSBlobs via http.ServeContent vs io.Copy file → io.Discard:
 //	    4338–5785 MiB/s vs 2810–3701 MiB/s       handler/raw 1.17–2.06
 //	PUT 1 GiB (generated body) into FSBlobs: peak live-heap rise 0.27 MiB,
