@@ -9,8 +9,6 @@ import (
 // accountBackend is what the server needs from account management. The
 // account package's Manager is adapted to it in wire.go.
 type accountBackend interface {
-	// Register creates an account and returns the canonical username.
-	Register(ctx context.Context, clientKey, username, password string) (string, error)
 	// Authenticate checks a password and returns the canonical username.
 	Authenticate(ctx context.Context, clientKey, username, password string) (string, error)
 	// ChangePassword replaces the user's password.
@@ -26,7 +24,6 @@ type accountBackend interface {
 // Errors the account backend's errors are mapped to.
 var (
 	errRateLimited    = errors.New("too many attempts, try again later")
-	errConflict       = errors.New("account exists")
 	errNotAcceptable  = errors.New("username or password not acceptable")
 	errBadCredentials = errors.New("wrong username or password")
 )

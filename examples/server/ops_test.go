@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -85,14 +86,35 @@ func TestRateLimits(t *testing.T) {
 		}
 		return false
 	}
-	reg := func(key string) func() error {
-		return func() error { _, err := ts.accounts.Register(ctx, key, "someone", "short"); return err }
+	// Registrations go through the stream feature's own path.
+	reg := func(ip string) func() error {
+		return func() error {
+			e, err := parseElement([]byte(`<iq xmlns="jabber:client" type="set" id="r"><query xmlns="jabber:iq:register"><username>someone</username><password>short</password></query></iq>`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			enc := xml.NewEncoder(&out)
+			if _, err := ts.answerRegistration(ctx, enc, e, netip.MustParseAddr(ip)); err != nil {
+				t.Fatal(err)
+			}
+			if err := enc.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Contains(out.Bytes(), []byte("resource-constraint")) {
+				return errRateLimited
+			}
+			return nil
+		}
 	}
 	if !limited(12, reg("192.0.2.1")) {
 		t.Error("registrations from 192.0.2.1 not limited")
 	}
 	if limited(15, reg("127.0.0.1")) {
 		t.Error("loopback registrations limited")
+	}
+	if limited(15, reg("::1")) {
+		t.Error("IPv6 loopback registrations limited")
 	}
 	ts.Register(t, "alice", "alice password")
 	login := func(key string) func() error {

@@ -139,14 +139,7 @@ func (srv *Server) answerRegistration(ctx context.Context, w xmlstream.TokenWrit
 			srv.connLog.Info("registered", "user", name, "ip", ip.String())
 		}
 	}
-	_, err = xmlstream.Copy(w, xmlstream.ReaderFunc(func() (xml.Token, error) {
-		if len(toks) == 0 {
-			return nil, io.EOF
-		}
-		tok := toks[0]
-		toks = toks[1:]
-		return tok, nil
-	}))
+	_, err = xmlstream.Copy(w, &sliceReader{toks: toks})
 	return done, err
 }
 
@@ -156,7 +149,7 @@ func replyCondition(toks []xml.Token) string {
 	if len(toks) == 0 {
 		return "no reply"
 	}
-	if st, ok := toks[0].(xml.StartElement); !ok || attrValue(st, "type") != "error" {
+	if st, ok := toks[0].(xml.StartElement); !ok || (element{start: st}).attr("type") != "error" {
 		return ""
 	}
 	for _, tok := range toks {
@@ -165,15 +158,6 @@ func replyCondition(toks []xml.Token) string {
 		}
 	}
 	return "error"
-}
-
-func attrValue(st xml.StartElement, local string) string {
-	for _, a := range st.Attr {
-		if a.Name.Space == "" && a.Name.Local == local {
-			return a.Value
-		}
-	}
-	return ""
 }
 
 // handleRegister answers jabber:iq:register from an authenticated session

@@ -364,20 +364,6 @@ const exemptKey = "loopback"
 // managerBackend adapts account.Manager to accountBackend.
 type managerBackend struct{ m *account.Manager }
 
-func (b managerBackend) Register(ctx context.Context, key, username, password string) (string, error) {
-	if ip, err := netip.ParseAddr(key); err == nil && ip.IsLoopback() {
-		key = exemptKey // only registrations: failed logins count for loopback too
-	}
-	name, err := b.m.Normalize(username)
-	if err != nil {
-		return "", fmt.Errorf("%w: %w", errNotAcceptable, err)
-	}
-	if err := b.m.Register(ctx, key, username, password); err != nil {
-		return "", mapAccountErr(err)
-	}
-	return name, nil
-}
-
 func (b managerBackend) Authenticate(ctx context.Context, key, username, password string) (string, error) {
 	name, err := b.m.Normalize(username)
 	if err != nil {
@@ -413,8 +399,6 @@ func mapAccountErr(err error) error {
 		return nil
 	case errors.Is(err, account.ErrRateLimited):
 		return fmt.Errorf("%w: %w", errRateLimited, err)
-	case errors.Is(err, account.ErrExists):
-		return fmt.Errorf("%w: %w", errConflict, err)
 	case errors.Is(err, account.ErrPolicy):
 		return fmt.Errorf("%w: %w", errNotAcceptable, err)
 	case errors.Is(err, account.ErrAuth), errors.Is(err, account.ErrBlocked), errors.Is(err, account.ErrNotFound):
@@ -534,31 +518,27 @@ type mamHooks struct {
 
 func (h *mamHooks) chat(ctx context.Context, from, to jid.JID, e element) (element, bool) {
 	res, _ := h.a.ArchiveTokens(ctx, from, to, e.start, e.inner)
-	if res.Deliver == nil {
-		// The archiver could not read the message (it strips forged
-		// stanza-ids as it reads): deliver it unarchived, but never with a
-		// stanza-id that claims to be from either user's archive.
-		return e.withInner(stripStanzaIDs(stripStanzaIDs(e.inner, to.Bare().String()), from.Bare().String())), false
+	if res.Deliver != nil {
+		if out, err := parseElement(res.Deliver); err == nil {
+			return out, res.RecipientID != ""
+		}
 	}
-	out, err := parseElement(res.Deliver)
-	if err != nil {
-		return e.withInner(stripStanzaIDs(stripStanzaIDs(e.inner, to.Bare().String()), from.Bare().String())), false
-	}
-	return out, res.RecipientID != ""
+	// The archiver could not read the message (it strips forged
+	// stanza-ids as it reads): deliver it unarchived, but never with a
+	// stanza-id that claims to be from either user's archive.
+	return e.withInner(stripStanzaIDs(stripStanzaIDs(e.inner, to.Bare().String()), from.Bare().String())), false
 }
 
 func (h *mamHooks) room(ctx context.Context, room, occupant, realJID jid.JID, e element) element {
 	res, _ := h.a.ArchiveGroupchatTokens(ctx, room, occupant, realJID, false, e.start, e.inner)
-	if res.Deliver == nil {
-		// Unreadable for the archiver: deliver unarchived, without any
-		// stanza-id forged in the room's name.
-		return e.withInner(stripStanzaIDs(e.inner, room.Bare().String()))
+	if res.Deliver != nil {
+		if out, err := parseElement(res.Deliver); err == nil {
+			return out
+		}
 	}
-	out, err := parseElement(res.Deliver)
-	if err != nil {
-		return e.withInner(stripStanzaIDs(e.inner, room.Bare().String()))
-	}
-	return out
+	// Unreadable for the archiver: deliver unarchived, without any
+	// stanza-id forged in the room's name.
+	return e.withInner(stripStanzaIDs(e.inner, room.Bare().String()))
 }
 
 func (h *mamHooks) roomQuery(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
