@@ -650,18 +650,14 @@ type archiveBuckets struct {
 	ids, with, counts, reals *bolt.Bucket
 }
 
+// boltOpenArchive opens the archive's root and m buckets (the others open
+// on first use; Query opens the root alone, as a with page may not read m).
 func boltOpenArchive(tx *bolt.Tx, archive []byte) *archiveBuckets {
-	a := new(archiveBuckets)
-	a.open(tx, archive)
-	return a
-}
-
-// open opens the archive's root and m buckets.
-func (a *archiveBuckets) open(tx *bolt.Tx, archive []byte) {
-	*a = archiveBuckets{root: tx.Bucket(bucketArchives).Bucket(archive)}
+	a := &archiveBuckets{root: tx.Bucket(bucketArchives).Bucket(archive)}
 	if a.root != nil {
 		a.msgs = a.root.Bucket(subMsgs)
 	}
+	return a
 }
 
 func (a *archiveBuckets) sub(b **bolt.Bucket, name []byte) *bolt.Bucket {
