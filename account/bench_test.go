@@ -2,6 +2,7 @@ package account_test
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"runtime/metrics"
 	"sync"
@@ -147,5 +148,22 @@ func BenchmarkAuthenticate100(b *testing.B) {
 	b.ReportMetric(n*float64(p.Memory)/1024, "unbounded-MiB")
 	if live > bound {
 		b.Errorf("peak live heap %.0f MiB exceeds limit × m + 64 MiB = %.0f MiB", live/mib, bound/mib)
+	}
+}
+
+// BenchmarkRegister measures a whole registration at the default
+// parameters (policy checks, store, one Argon2id hash) over a MemStore;
+// compare with BenchmarkIDKey: the checks must cost next to nothing.
+func BenchmarkRegister(b *testing.B) {
+	m, err := account.NewManager(accounttest.NewMemStore(), account.Config{Exempt: func(string) bool { return true }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	i := 0
+	for b.Loop() {
+		i++
+		if err := m.Register(context.Background(), "192.0.2.1", fmt.Sprintf("user%d", i), "Tr0ub4dor&3x"); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
