@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -18,12 +19,16 @@ import (
 //	erasures/<username>     JSON boltErasure
 //	tombstones/<hmac>       8-byte big-endian Unix nanoseconds of expiry
 //	secrets/<name>          raw bytes
+//	skeletons/<uvarint len(skeleton)><skeleton><username>   empty
+//	skeleton-version        SkeletonVersion of the skeletons index
 var (
 	bktRoot       = []byte("account")
 	bktUsers      = []byte("users")
 	bktErasures   = []byte("erasures")
 	bktTombstones = []byte("tombstones")
 	bktSecrets    = []byte("secrets")
+	bktSkeletons  = []byte("skeletons")
+	keySkelVer    = []byte("skeleton-version")
 )
 
 // BoltStore is a Store in a bbolt database. All its data lives in the
@@ -42,6 +47,11 @@ var _ Store = (*BoltStore)(nil)
 
 // NewBoltStore returns a Store in db, creating its buckets if needed. The
 // caller opens and closes db.
+//
+// A database written before skeletons existed, or with skeletons of
+// another SkeletonVersion, gets them (re)computed for every account, in
+// the same transaction that records the version: a crash leaves either
+// the old state, done again at the next open, or the complete index.
 func NewBoltStore(db *bolt.DB) (*BoltStore, error) {
 	err := db.Update(func(tx *bolt.Tx) error {
 		root, err := tx.CreateBucketIfNotExists(bktRoot)
@@ -53,6 +63,9 @@ func NewBoltStore(db *bolt.DB) (*BoltStore, error) {
 				return err
 			}
 		}
+		if string(root.Get(keySkelVer)) != SkeletonVersion {
+			return reindexSkeletons(tx)
+		}
 		return nil
 	})
 	if err != nil {
@@ -61,7 +74,80 @@ func NewBoltStore(db *bolt.DB) (*BoltStore, error) {
 	return &BoltStore{db: db}, nil
 }
 
+// reindexSkeletons computes the Skeleton of every account, stores it in
+// the record and rebuilds the index.
+func reindexSkeletons(tx *bolt.Tx) error {
+	root := tx.Bucket(bktRoot)
+	if root.Bucket(bktSkeletons) != nil {
+		if err := root.DeleteBucket(bktSkeletons); err != nil {
+			return err
+		}
+	}
+	if _, err := root.CreateBucket(bktSkeletons); err != nil {
+		return err
+	}
+	var names []string
+	err := bucket(tx, bktUsers).ForEach(func(k, _ []byte) error {
+		names = append(names, string(k))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		r, err := getRecord(tx, name)
+		if err != nil {
+			return err
+		}
+		r.Skeleton = Skeleton(name)
+		if err := putRecord(tx, r); err != nil {
+			return err
+		}
+		if err := bucket(tx, bktSkeletons).Put(skeletonKey(r.Skeleton, name), nil); err != nil {
+			return err
+		}
+	}
+	return root.Put(keySkelVer, []byte(SkeletonVersion))
+}
+
+// skeletonPrefix is the prefix of the index keys of skeleton; a length
+// prefix keeps "ab"+"c" apart from "a"+"bc".
+func skeletonPrefix(skeleton string) []byte {
+	return append(binary.AppendUvarint(nil, uint64(len(skeleton))), skeleton...)
+}
+
+func skeletonKey(skeleton, username string) []byte {
+	return append(skeletonPrefix(skeleton), username...)
+}
+
+// deleteSkeletonsOf removes every index entry of username, scanning the
+// whole index: for records too corrupt to tell their skeleton.
+func deleteSkeletonsOf(tx *bolt.Tx, username string) error {
+	c := bucket(tx, bktSkeletons).Cursor()
+	for k, _ := c.First(); k != nil; {
+		n, w := binary.Uvarint(k)
+		if w > 0 && uint64(len(k)-w) >= n && string(k[w+int(n):]) == username {
+			k = bytes.Clone(k)
+			if err := c.Delete(); err != nil {
+				return err
+			}
+			k, _ = c.Seek(k)
+			continue
+		}
+		k, _ = c.Next()
+	}
+	return nil
+}
+
+// skeletonTaken reports whether an account has the given skeleton.
+func skeletonTaken(tx *bolt.Tx, skeleton string) bool {
+	prefix := skeletonPrefix(skeleton)
+	k, _ := bucket(tx, bktSkeletons).Cursor().Seek(prefix)
+	return k != nil && bytes.HasPrefix(k, prefix)
+}
+
 type boltRecord struct {
+	Skeleton string    `json:"skeleton,omitempty"`
 	Hash     string    `json:"hash"`
 	Created  time.Time `json:"created"`
 	Blocked  bool      `json:"blocked,omitempty"`
@@ -89,14 +175,14 @@ func getRecord(tx *bolt.Tx, username string) (Record, error) {
 		return Record{}, fmt.Errorf("account: corrupt account record: %w", err)
 	}
 	return Record{
-		Username: username, Hash: br.Hash, Created: br.Created,
+		Username: username, Skeleton: br.Skeleton, Hash: br.Hash, Created: br.Created,
 		Blocked: br.Blocked, Deleting: br.Deleting, Profile: br.Profile,
 	}, nil
 }
 
 func putRecord(tx *bolt.Tx, r Record) error {
 	v, err := json.Marshal(boltRecord{
-		Hash: r.Hash, Created: r.Created, Blocked: r.Blocked,
+		Skeleton: r.Skeleton, Hash: r.Hash, Created: r.Created, Blocked: r.Blocked,
 		Deleting: r.Deleting, Profile: r.Profile,
 	})
 	if err != nil {
@@ -128,12 +214,20 @@ func (s *BoltStore) Create(ctx context.Context, r Record, tombstone []byte) erro
 		if bucket(tx, bktUsers).Get([]byte(r.Username)) != nil {
 			return ErrExists
 		}
+		if r.Skeleton != "" && skeletonTaken(tx, r.Skeleton) {
+			return ErrExists
+		}
 		if len(tombstone) > 0 {
 			if v := bucket(tx, bktTombstones).Get(tombstone); len(v) == 8 {
 				exp := int64(binary.BigEndian.Uint64(v))
 				if exp > r.Created.UnixNano() {
 					return ErrExists
 				}
+			}
+		}
+		if r.Skeleton != "" {
+			if err := bucket(tx, bktSkeletons).Put(skeletonKey(r.Skeleton, r.Username), nil); err != nil {
+				return err
 			}
 		}
 		return putRecord(tx, r)
@@ -162,8 +256,8 @@ func (s *BoltStore) Update(ctx context.Context, username string, fn func(*Record
 		if err := fn(&r); err != nil {
 			return err
 		}
-		if r.Username != orig.Username || r.Deleting != orig.Deleting {
-			return fmt.Errorf("account: Update must not change Username or Deleting")
+		if r.Username != orig.Username || r.Skeleton != orig.Skeleton || r.Deleting != orig.Deleting {
+			return fmt.Errorf("account: Update must not change Username, Skeleton or Deleting")
 		}
 		return putRecord(tx, r)
 	})
@@ -237,6 +331,18 @@ func (s *BoltStore) FinishErasure(ctx context.Context, username string, t Tombst
 		}
 		if err := jb.Delete([]byte(username)); err != nil {
 			return err
+		}
+		r, err := getRecord(tx, username)
+		switch {
+		case err == nil && r.Skeleton != "":
+			if err := bucket(tx, bktSkeletons).Delete(skeletonKey(r.Skeleton, username)); err != nil {
+				return err
+			}
+		case err != nil && !errors.Is(err, ErrNotFound):
+			// A corrupt record: find its index entry by name.
+			if err := deleteSkeletonsOf(tx, username); err != nil {
+				return err
+			}
 		}
 		if err := bucket(tx, bktUsers).Delete([]byte(username)); err != nil {
 			return err

@@ -102,8 +102,8 @@ func TestCrashDuringDelete(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "account.db")
 	m, _, db := openManager(t, path, dir, false)
-	mustRegister(t, m, "alice", "password1")
-	mustRegister(t, m, "bob", "password1")
+	mustRegister(t, m, "alice", "lilac-sky-1")
+	mustRegister(t, m, "bob", "lilac-sky-1")
 	holders := crashHolders(dir, false)
 	for _, h := range holders {
 		for _, u := range []string{"alice@example.org", "bob@example.org"} {
@@ -127,7 +127,7 @@ func TestCrashDuringDelete(t *testing.T) {
 	if err != nil || !r.Deleting {
 		t.Fatalf("after the crash: %+v, %v; want a record marked Deleting", r, err)
 	}
-	if err := m.Authenticate(ctx, "k", "alice", "password1"); err != account.ErrAuth {
+	if err := m.Authenticate(ctx, "k", "alice", "lilac-sky-1"); err != account.ErrAuth {
 		t.Fatalf("login between crash and Resume = %v, want ErrAuth", err)
 	}
 	if h := holders[0].(fileHolder); h.has("alice@example.org") {
@@ -154,10 +154,10 @@ func TestCrashDuringDelete(t *testing.T) {
 	if list, _ := store.Erasures(ctx); len(list) != 0 {
 		t.Fatalf("journal after Resume: %+v", list)
 	}
-	if err := m.Register(ctx, "k", "alice", "password1"); !errors.Is(err, account.ErrExists) {
+	if err := m.Register(ctx, "k", "alice", "lilac-sky-1"); !errors.Is(err, account.ErrExists) {
 		t.Fatalf("re-register after Resume = %v, want ErrExists (tombstone)", err)
 	}
-	if err := m.Authenticate(ctx, "k", "bob", "password1"); err != nil {
+	if err := m.Authenticate(ctx, "k", "bob", "lilac-sky-1"); err != nil {
 		t.Fatalf("bob after Resume: %v", err)
 	}
 	if err := m.Resume(ctx); err != nil {

@@ -19,8 +19,8 @@ import (
 //     retried EraseAttempts times with a growing backoff, and the progress
 //     recorded in the journal after each;
 //  3. the account record is removed and a tombstone (a keyed HMAC of the
-//     name, never the name) keeps the name from being registered again for
-//     TombstoneTTL.
+//     name's Skeleton, never the name) keeps the name, and every name that
+//     looks like it, from being registered again for TombstoneTTL.
 //
 // If a Holder still fails, Delete returns an error wrapping
 // ErrErasureIncomplete and every Holder's error; the account stays disabled
@@ -178,7 +178,8 @@ func (m *Manager) erase(ctx context.Context, e Erasure) error {
 		}
 		return fmt.Errorf("%w: %w", ErrErasureIncomplete, errors.Join(errs...))
 	}
-	key, err := m.tombstoneKey(ctx, e.Username)
+	// Keyed by skeleton: look-alikes of a deleted name stay reserved too.
+	key, err := m.tombstoneKey(ctx, Skeleton(e.Username))
 	if err != nil {
 		return err
 	}

@@ -39,14 +39,14 @@ func TestDelete(t *testing.T) {
 	if list, _ := e.store.Erasures(ctx); len(list) != 0 {
 		t.Fatalf("journal = %+v, want empty", list)
 	}
-	if err := e.m.Authenticate(ctx, "k", "alice", "password1"); err != account.ErrAuth {
+	if err := e.m.Authenticate(ctx, "k", "alice", "lilac-sky-1"); err != account.ErrAuth {
 		t.Fatalf("Authenticate after Delete = %v", err)
 	}
 	// Other users untouched.
 	if !mam.has("bob@example.org") || !upload.has("bob@example.org") {
 		t.Fatal("Delete erased another user's data")
 	}
-	if err := e.m.Authenticate(ctx, "k", "bob", "password1"); err != nil {
+	if err := e.m.Authenticate(ctx, "k", "bob", "lilac-sky-1"); err != nil {
 		t.Fatalf("bob after alice's Delete: %v", err)
 	}
 	// Idempotent: a second Delete and a Delete of an unknown user.
@@ -60,18 +60,18 @@ func TestDelete(t *testing.T) {
 		t.Fatalf("Delete(invalid) = %v, want ErrNotFound", err)
 	}
 	// Tombstone: the name is reserved for TombstoneTTL, then free.
-	if err := e.m.Register(ctx, "k", "ALICE", "password2"); !errors.Is(err, account.ErrExists) {
+	if err := e.m.Register(ctx, "k", "ALICE", "lilac-sky-2"); !errors.Is(err, account.ErrExists) {
 		t.Fatalf("re-register a deleted name = %v, want ErrExists", err)
 	}
 	e.clock.Add(30*24*time.Hour - time.Second)
-	if err := e.m.Register(ctx, "k2", "alice", "password2"); !errors.Is(err, account.ErrExists) {
+	if err := e.m.Register(ctx, "k2", "alice", "lilac-sky-2"); !errors.Is(err, account.ErrExists) {
 		t.Fatalf("re-register just before the tombstone expires = %v, want ErrExists", err)
 	}
 	e.clock.Add(2 * time.Second)
-	if err := e.m.Register(ctx, "k3", "alice", "password2"); err != nil {
+	if err := e.m.Register(ctx, "k3", "alice", "lilac-sky-2"); err != nil {
 		t.Fatalf("re-register after the tombstone expired: %v", err)
 	}
-	e.noSecrets(t, "alice", "bob", "password1")
+	e.noSecrets(t, "alice", "bob", "lilac-sky-1")
 }
 
 func TestTombstoneHoldsNoName(t *testing.T) {
@@ -81,7 +81,7 @@ func TestTombstoneHoldsNoName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustRegister(t, m, "alice", "password1")
+	mustRegister(t, m, "alice", "lilac-sky-1")
 	if err := m.Delete(ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestTombstoneHoldsNoName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := other.Register(ctx, "k", "alice", "password1"); err != nil {
+	if err := other.Register(ctx, "k", "alice", "lilac-sky-1"); err != nil {
 		t.Fatalf("tombstone matched under another key: %v", err)
 	}
 }
@@ -107,7 +107,7 @@ func TestTombstoneKeyPersisted(t *testing.T) {
 	}
 	// A restarted Manager (no TombstoneKey configured) reads the same key.
 	e.with(t, account.Config{})
-	if err := e.m.Register(ctx, "k", "alice", "password1"); !errors.Is(err, account.ErrExists) {
+	if err := e.m.Register(ctx, "k", "alice", "lilac-sky-1"); !errors.Is(err, account.ErrExists) {
 		t.Fatalf("after restart, re-register = %v, want ErrExists", err)
 	}
 	n, err := e.m.ExpireTombstones(ctx, e.clock.Now().Add(366*24*time.Hour))
@@ -136,13 +136,13 @@ func TestDeleteHolderFailure(t *testing.T) {
 		t.Fatal("healthy holders did not erase")
 	}
 	// Disabled at once and kept in the journal.
-	if err := e.m.Authenticate(ctx, "k", "alice", "password1"); err != account.ErrAuth {
+	if err := e.m.Authenticate(ctx, "k", "alice", "lilac-sky-1"); err != account.ErrAuth {
 		t.Fatalf("Authenticate during an incomplete deletion = %v, want ErrAuth", err)
 	}
 	if _, err := e.m.Get(ctx, "alice"); !errors.Is(err, account.ErrNotFound) {
 		t.Fatalf("Get = %v, want ErrNotFound", err)
 	}
-	if err := e.m.Register(ctx, "k", "alice", "password1"); !errors.Is(err, account.ErrExists) {
+	if err := e.m.Register(ctx, "k", "alice", "lilac-sky-1"); !errors.Is(err, account.ErrExists) {
 		t.Fatalf("Register = %v, want ErrExists", err)
 	}
 	list, _ := e.store.Erasures(ctx)
@@ -176,7 +176,7 @@ func TestDeleteHolderFailure(t *testing.T) {
 	if _, err := e.store.Get(ctx, "alice"); !errors.Is(err, account.ErrNotFound) {
 		t.Fatal("record left after Resume")
 	}
-	e.noSecrets(t, "alice", "password1")
+	e.noSecrets(t, "alice", "lilac-sky-1")
 }
 
 func TestDeleteContinuesInterrupted(t *testing.T) {

@@ -34,6 +34,17 @@ var (
 	// when a username or password is refused by policy.
 	ErrPolicy = errors.New("account: refused by policy")
 
+	// ErrWeakPassword is returned (in a *PolicyError, so ErrPolicy holds
+	// too) when a new password is one of the most common passwords, is
+	// only white space, or is the username. The error says which, never
+	// the password.
+	ErrWeakPassword = errors.New("account: password too weak")
+
+	// ErrMixedScripts is returned (in a *PolicyError, so ErrPolicy holds
+	// too) when a new username mixes scripts that look alike, such as
+	// Latin with Cyrillic or Greek (Unicode TR39, Highly Restrictive).
+	ErrMixedScripts = errors.New("account: username mixes scripts")
+
 	// ErrMalformedHash is returned when a stored password hash is not a
 	// valid Argon2id PHC string within the accepted parameter ranges.
 	ErrMalformedHash = errors.New("account: malformed password hash")
@@ -62,9 +73,12 @@ var (
 
 // PolicyError is a refusal by policy with a reason that is safe to show to
 // the user (it never repeats the refused value). errors.Is(err, ErrPolicy)
-// holds for every *PolicyError.
+// holds for every *PolicyError; errors.Is(err, Err) too when Err is set.
 type PolicyError struct {
 	Reason string // e.g. "password shorter than 8 characters"
+	// Err is the more specific sentinel (ErrWeakPassword,
+	// ErrMixedScripts), or nil.
+	Err error
 }
 
 // Error implements error.
@@ -73,4 +87,9 @@ func (e *PolicyError) Error() string { return "account: refused by policy: " + e
 // Is reports whether target is ErrPolicy.
 func (e *PolicyError) Is(target error) bool { return target == ErrPolicy }
 
+// Unwrap returns Err.
+func (e *PolicyError) Unwrap() error { return e.Err }
+
 func policy(reason string) error { return &PolicyError{Reason: reason} }
+
+func weak(reason string) error { return &PolicyError{Reason: reason, Err: ErrWeakPassword} }

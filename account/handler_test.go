@@ -128,8 +128,8 @@ func TestHandler(t *testing.T) {
 				}
 			}},
 		{name: "register ignores other fields", cfg: pre, in: iq("set", "<username>bill</username><email>b@example.org</email><password>Calliope1</password>"), want: "result"},
-		{name: "register existing", cfg: pre, in: iq("set", "<username>alice</username><password>password2</password>"), want: "cancel/conflict"},
-		{name: "register existing other case", cfg: pre, in: iq("set", "<username>ALICE</username><password>password2</password>"), want: "cancel/conflict"},
+		{name: "register existing", cfg: pre, in: iq("set", "<username>alice</username><password>lilac-sky-2</password>"), want: "cancel/conflict"},
+		{name: "register existing other case", cfg: pre, in: iq("set", "<username>ALICE</username><password>lilac-sky-2</password>"), want: "cancel/conflict"},
 		{name: "register no password", cfg: pre, in: iq("set", "<username>bill</username>"), want: "modify/not-acceptable"},
 		{name: "register empty password", cfg: pre, in: iq("set", "<username>bill</username><password/>"), want: "modify/not-acceptable"},
 		{name: "register no username", cfg: pre, in: iq("set", "<password>Calliope1</password>"), want: "modify/not-acceptable"},
@@ -148,13 +148,13 @@ func TestHandler(t *testing.T) {
 			}},
 		{name: "change password without TLS", cfg: account.HandlerConfig{User: alice}, in: iq("set", "<username>alice</username><password>new password</password>"), want: "cancel/not-authorized",
 			check: func(t *testing.T, e *env, _ reply) {
-				if err := e.m.Authenticate(ctx, "k", "alice", "password1"); err != nil {
+				if err := e.m.Authenticate(ctx, "k", "alice", "lilac-sky-1"); err != nil {
 					t.Fatalf("password changed without TLS: %v", err)
 				}
 			}},
 		{name: "change other's password", cfg: authed, in: iq("set", "<username>bob</username><password>new password</password>"), want: "cancel/not-allowed",
 			check: func(t *testing.T, e *env, _ reply) {
-				if err := e.m.Authenticate(ctx, "k", "bob", "password1"); err != nil {
+				if err := e.m.Authenticate(ctx, "k", "bob", "lilac-sky-1"); err != nil {
 					t.Fatalf("bob's password changed: %v", err)
 				}
 			}},
@@ -182,7 +182,7 @@ func TestHandler(t *testing.T) {
 			if tc.check != nil {
 				tc.check(t, e, r)
 			}
-			e.noSecrets(t, "alice", "bill", "password1", "Calliope1")
+			e.noSecrets(t, "alice", "bill", "lilac-sky-1", "Calliope1")
 		})
 	}
 }

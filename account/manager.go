@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 	"unicode"
@@ -268,9 +269,11 @@ func (m *Manager) Normalize(username string) (string, error) {
 	return local, nil
 }
 
-// checkPassword applies the password policy and returns the password
-// prepared with PRECIS OpaqueString (RFC 8265 §4.2).
-func (m *Manager) checkPassword(pw string) (string, error) {
+// checkPassword applies the password policy to a new password for the
+// account username (normalized) and returns the password prepared with
+// PRECIS OpaqueString (RFC 8265 §4.2). Weak passwords (only white space,
+// common, the username) fail with ErrWeakPassword.
+func (m *Manager) checkPassword(pw, username string) (string, error) {
 	switch {
 	case pw == "":
 		return "", policy("password is empty")
@@ -278,6 +281,10 @@ func (m *Manager) checkPassword(pw string) (string, error) {
 		return "", policy(fmt.Sprintf("password longer than %d bytes", MaxPasswordLen))
 	case !utf8.ValidString(pw):
 		return "", policy("password is not valid UTF-8")
+	case onlyWhiteSpace(pw):
+		// Before PRECIS, which refuses some white space (tabs, line
+		// breaks) as control characters: say what is wrong.
+		return "", weak("password is only white space")
 	}
 	prepared, err := precis.OpaqueString.String(pw)
 	if err != nil {
@@ -288,6 +295,9 @@ func (m *Manager) checkPassword(pw string) (string, error) {
 	}
 	if len(prepared) > MaxPasswordLen {
 		return "", policy(fmt.Sprintf("password longer than %d bytes", MaxPasswordLen))
+	}
+	if reason := weakPassword(prepared, username); reason != "" {
+		return "", weak(reason)
 	}
 	return prepared, nil
 }
@@ -307,7 +317,9 @@ func (m *Manager) userJID(username string) (jid.JID, error) {
 	return jid.New(username, m.domain.Domainpart(), "")
 }
 
-func (m *Manager) tombstoneKey(ctx context.Context, username string) ([]byte, error) {
+// tombstoneKey returns the keyed HMAC of s: tombstones are keyed by the
+// Skeleton of the deleted name (older ones by the name itself).
+func (m *Manager) tombstoneKey(ctx context.Context, s string) ([]byte, error) {
 	m.mu.Lock()
 	key := m.key
 	m.mu.Unlock()
@@ -330,7 +342,7 @@ func (m *Manager) tombstoneKey(ctx context.Context, username string) ([]byte, er
 	}
 	mac := hmac.New(sha256.New, key)
 	io.WriteString(mac, "chatbx.eu/privacy/account tombstone\x00")
-	io.WriteString(mac, username)
+	io.WriteString(mac, s)
 	return mac.Sum(nil), nil
 }
 
@@ -338,9 +350,12 @@ func (m *Manager) tombstoneKey(ctx context.Context, username string) ([]byte, er
 // identifies the caller for rate limiting (see Config.Exempt).
 //
 // It fails with ErrRateLimited when the caller made too many attempts
-// (every attempt counts), with a *PolicyError (ErrPolicy) for a refused
-// username or password, and with ErrExists when the normalized name is
-// taken or belonged to an account deleted less than TombstoneTTL ago.
+// (every attempt counts); with a *PolicyError (ErrPolicy) for a refused
+// username or password, wrapping ErrMixedScripts for a name that mixes
+// scripts and ErrWeakPassword for a weak password; and with ErrExists
+// when the normalized name is taken, looks like a taken one (the same
+// Skeleton), or looks like the name of an account deleted less than
+// TombstoneTTL ago. ErrExists never tells which account a name resembles.
 func (m *Manager) Register(ctx context.Context, clientKey, username, password string) error {
 	now := m.cfg.Now()
 	if !m.reg.allow(clientKey, now) {
@@ -350,16 +365,32 @@ func (m *Manager) Register(ctx context.Context, clientKey, username, password st
 	if err != nil {
 		return err
 	}
+	if mixed, found := mixedScripts(name); mixed {
+		return &PolicyError{
+			Reason: "username mixes scripts (" + strings.Join(found, ", ") + "); use letters of one script",
+			Err:    ErrMixedScripts,
+		}
+	}
 	if m.cfg.AllowUsername != nil && !m.cfg.AllowUsername(name) {
 		return policy("username is reserved")
 	}
-	pw, err := m.checkPassword(password)
+	pw, err := m.checkPassword(password, name)
 	if err != nil {
 		return err
 	}
-	tomb, err := m.tombstoneKey(ctx, name)
+	skel := Skeleton(name)
+	tomb, err := m.tombstoneKey(ctx, skel)
 	if err != nil {
 		return err
+	}
+	// Tombstones written before skeletons existed are keyed by the name.
+	// None is written so any more (a name equal to its skeleton has one
+	// key), so checking them outside Create's transaction is safe.
+	legacy := tomb
+	if skel != name {
+		if legacy, err = m.tombstoneKey(ctx, name); err != nil {
+			return err
+		}
 	}
 	// Refuse taken names before spending a hash on them.
 	if _, err := m.store.Get(ctx, name); err == nil {
@@ -367,16 +398,19 @@ func (m *Manager) Register(ctx context.Context, clientKey, username, password st
 	} else if !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("account: register: %w", err)
 	}
-	if t, err := m.store.Tombstone(ctx, tomb); err == nil && t.Expires.After(now) {
-		return ErrExists
-	} else if err != nil && !errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("account: register: %w", err)
+	for _, key := range [][]byte{tomb, legacy} {
+		if t, err := m.store.Tombstone(ctx, key); err == nil && t.Expires.After(now) {
+			return ErrExists
+		} else if err != nil && !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("account: register: %w", err)
+		}
 	}
 	hash, err := m.hasher.Hash(ctx, pw)
 	if err != nil {
 		return err
 	}
-	err = m.store.Create(ctx, Record{Username: name, Hash: hash, Created: now}, tomb)
+	// Create checks the name, the skeleton and the tombstone atomically.
+	err = m.store.Create(ctx, Record{Username: name, Skeleton: skel, Hash: hash, Created: now}, tomb)
 	if errors.Is(err, ErrExists) {
 		return ErrExists
 	}
@@ -465,7 +499,7 @@ func (m *Manager) ChangePassword(ctx context.Context, username, newPassword stri
 	if err != nil {
 		return ErrNotFound
 	}
-	pw, err := m.checkPassword(newPassword)
+	pw, err := m.checkPassword(newPassword, name)
 	if err != nil {
 		return err
 	}

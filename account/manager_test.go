@@ -152,13 +152,13 @@ var (
 	password1Hash string
 )
 
-// seed stores accounts with the password "password1" directly in e's
+// seed stores accounts with the password "lilac-sky-1" directly in e's
 // store, hashing only once per test binary: registration costs a hash.
 func (e *env) seed(t testing.TB, names ...string) {
 	t.Helper()
 	password1Once.Do(func() {
 		var err error
-		if password1Hash, err = account.Hash("password1", fast); err != nil {
+		if password1Hash, err = account.Hash("lilac-sky-1", fast); err != nil {
 			panic(err)
 		}
 	})
@@ -179,9 +179,9 @@ func mustRegister(t testing.TB, m *account.Manager, user, pw string) {
 
 func TestRegisterNormalizes(t *testing.T) {
 	e := newEnv(t, account.Config{})
-	mustRegister(t, e.m, "Alice", "password1")
+	mustRegister(t, e.m, "Alice", "lilac-sky-1")
 	for _, name := range []string{"alice", "ALICE", "aLiCe", "\uff41\uff4c\uff49\uff43\uff45" /* fullwidth */} {
-		if err := e.m.Register(ctx, "198.51.100.7", name, "password2"); !errors.Is(err, account.ErrExists) {
+		if err := e.m.Register(ctx, "198.51.100.7", name, "lilac-sky-2"); !errors.Is(err, account.ErrExists) {
 			t.Errorf("Register(%q) = %v, want ErrExists", name, err)
 		}
 	}
@@ -192,17 +192,17 @@ func TestRegisterNormalizes(t *testing.T) {
 	if a.Username != "alice" || a.JID != "alice@example.org" || !a.Created.Equal(e.clock.Now()) {
 		t.Fatalf("Get = %+v", a)
 	}
-	if err := e.m.Authenticate(ctx, "198.51.100.7", "aLICE", "password1"); err != nil {
+	if err := e.m.Authenticate(ctx, "198.51.100.7", "aLICE", "lilac-sky-1"); err != nil {
 		t.Fatalf("Authenticate with other case: %v", err)
 	}
 	r, err := e.store.Get(ctx, "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(r.Hash, "$argon2id$v=19$m=19456,t=2,p=1$") || strings.Contains(r.Hash, "password1") {
+	if !strings.HasPrefix(r.Hash, "$argon2id$v=19$m=19456,t=2,p=1$") || strings.Contains(r.Hash, "lilac-sky-1") {
 		t.Fatalf("stored hash %q", r.Hash)
 	}
-	e.noSecrets(t, "alice", "password1")
+	e.noSecrets(t, "alice", "lilac-sky-1")
 }
 
 func TestRegisterPolicy(t *testing.T) {
@@ -215,15 +215,15 @@ func TestRegisterPolicy(t *testing.T) {
 		name, user, pw string
 		reason         string
 	}{
-		{"empty name", "", "password1", "username is empty"},
-		{"name too long", strings.Repeat("a", 65), "password1", "username longer than 64"},
-		{"name far too long", strings.Repeat("a", 1<<16), "password1", "username longer than 64"},
-		{"name invalid UTF-8", "al\xffce", "password1", "not valid UTF-8"},
-		{"name with space", "al ice", "password1", "not allowed"},
-		{"name with @", "al@ice", "password1", "not allowed"},
-		{"name with slash", "al/ice", "password1", "not allowed"},
-		{"name with control", "al\u0007ice", "password1", "not allowed"},
-		{"reserved name", "Admin", "password1", "reserved"},
+		{"empty name", "", "lilac-sky-1", "username is empty"},
+		{"name too long", strings.Repeat("a", 65), "lilac-sky-1", "username longer than 64"},
+		{"name far too long", strings.Repeat("a", 1<<16), "lilac-sky-1", "username longer than 64"},
+		{"name invalid UTF-8", "al\xffce", "lilac-sky-1", "not valid UTF-8"},
+		{"name with space", "al ice", "lilac-sky-1", "not allowed"},
+		{"name with @", "al@ice", "lilac-sky-1", "not allowed"},
+		{"name with slash", "al/ice", "lilac-sky-1", "not allowed"},
+		{"name with control", "al\u0007ice", "lilac-sky-1", "not allowed"},
+		{"reserved name", "Admin", "lilac-sky-1", "reserved"},
 		{"empty password", "bob", "", "password is empty"},
 		{"short password", "bob", "1234567", "shorter than 8"},
 		{"short in characters", "bob", "ééééééé", "shorter than 8"}, // 14 bytes, 7 characters
@@ -253,7 +253,7 @@ func TestRegisterPolicy(t *testing.T) {
 		}
 	}
 	// The limits themselves are accepted.
-	mustRegister(t, e.m, strings.Repeat("a", 64), "12345678")
+	mustRegister(t, e.m, strings.Repeat("a", 64), "k3p!x9qz")
 	mustRegister(t, e.m, "maxpw", strings.Repeat("p", account.MaxPasswordLen))
 	if err := e.m.Authenticate(ctx, "k", "maxpw", strings.Repeat("p", account.MaxPasswordLen)); err != nil {
 		t.Fatalf("Authenticate with a 1 KiB password: %v", err)
@@ -270,7 +270,7 @@ func TestRegisterRateLimit(t *testing.T) {
 			t.Fatalf("attempt %d: %v, want ErrPolicy", i, err)
 		}
 	}
-	if err := e.m.Register(ctx, flood, "victim", "password1"); !errors.Is(err, account.ErrRateLimited) {
+	if err := e.m.Register(ctx, flood, "victim", "lilac-sky-1"); !errors.Is(err, account.ErrRateLimited) {
 		t.Fatalf("11th attempt = %v, want ErrRateLimited", err)
 	}
 	if _, err := e.m.Get(ctx, "victim"); !errors.Is(err, account.ErrNotFound) {
@@ -288,10 +288,10 @@ func TestRegisterRateLimit(t *testing.T) {
 	}
 	// One more a minute later; not two.
 	e.clock.Add(time.Minute)
-	if err := e.m.Register(ctx, flood, "victim", "password1"); err != nil {
+	if err := e.m.Register(ctx, flood, "victim", "lilac-sky-1"); err != nil {
 		t.Fatalf("after a minute: %v", err)
 	}
-	if err := e.m.Register(ctx, flood, "victim2", "password1"); !errors.Is(err, account.ErrRateLimited) {
+	if err := e.m.Register(ctx, flood, "victim2", "lilac-sky-1"); !errors.Is(err, account.ErrRateLimited) {
 		t.Fatalf("second after a minute = %v, want ErrRateLimited", err)
 	}
 	e.noSecrets(t, flood, "victim")
@@ -304,13 +304,13 @@ func TestAuthenticate(t *testing.T) {
 		name, user, pw string
 		want           error
 	}{
-		{"right", "alice", "password1", nil},
-		{"wrong password", "alice", "password2", account.ErrAuth},
+		{"right", "alice", "lilac-sky-1", nil},
+		{"wrong password", "alice", "lilac-sky-2", account.ErrAuth},
 		{"prefix of password", "alice", "password", account.ErrAuth},
-		{"unknown user", "mallory", "password1", account.ErrAuth},
+		{"unknown user", "mallory", "lilac-sky-1", account.ErrAuth},
 		{"empty password", "alice", "", account.ErrAuth},
-		{"empty user", "", "password1", account.ErrAuth},
-		{"invalid UTF-8 user", "al\xffce", "password1", account.ErrAuth},
+		{"empty user", "", "lilac-sky-1", account.ErrAuth},
+		{"invalid UTF-8 user", "al\xffce", "lilac-sky-1", account.ErrAuth},
 		{"oversized password", "alice", strings.Repeat("x", 1<<20), account.ErrAuth},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -323,7 +323,7 @@ func TestAuthenticate(t *testing.T) {
 	if err := e.m.Block(ctx, "Alice"); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.m.Authenticate(ctx, "192.0.2.1", "alice", "password1"); !errors.Is(err, account.ErrBlocked) {
+	if err := e.m.Authenticate(ctx, "192.0.2.1", "alice", "lilac-sky-1"); !errors.Is(err, account.ErrBlocked) {
 		t.Fatalf("blocked, right password = %v, want ErrBlocked", err)
 	}
 	if err := e.m.Authenticate(ctx, "192.0.2.1", "alice", "nope-nope"); err != account.ErrAuth {
@@ -335,13 +335,13 @@ func TestAuthenticate(t *testing.T) {
 	if err := e.m.Unblock(ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.m.Authenticate(ctx, "192.0.2.1", "alice", "password1"); err != nil {
+	if err := e.m.Authenticate(ctx, "192.0.2.1", "alice", "lilac-sky-1"); err != nil {
 		t.Fatalf("after Unblock: %v", err)
 	}
 	if err := e.m.Block(ctx, "nobody"); !errors.Is(err, account.ErrNotFound) {
 		t.Fatalf("Block(unknown) = %v", err)
 	}
-	e.noSecrets(t, "alice", "password1", "mallory", "192.0.2.1")
+	e.noSecrets(t, "alice", "lilac-sky-1", "mallory", "192.0.2.1")
 }
 
 // TestAuthenticateUnknownCostsAHash checks that an unknown user is verified
@@ -353,7 +353,7 @@ func TestAuthenticateUnknownCostsAHash(t *testing.T) {
 	alloc := func(user string) uint64 {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		if err := e.m.Authenticate(ctx, "k", user, "password2"); err != account.ErrAuth {
+		if err := e.m.Authenticate(ctx, "k", user, "lilac-sky-2"); err != account.ErrAuth {
 			t.Fatalf("Authenticate(%s) = %v", user, err)
 		}
 		runtime.ReadMemStats(&after)
@@ -373,7 +373,7 @@ func TestAuthenticateRateLimit(t *testing.T) {
 	// Successes do not count (if they did, the failures below would be
 	// limited early).
 	for range 3 {
-		if err := e.m.Authenticate(ctx, attacker, "alice", "password1"); err != nil {
+		if err := e.m.Authenticate(ctx, attacker, "alice", "lilac-sky-1"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -387,14 +387,14 @@ func TestAuthenticateRateLimit(t *testing.T) {
 			t.Fatalf("failure %d = %v", i, err)
 		}
 	}
-	if err := e.m.Authenticate(ctx, attacker, "alice", "password1"); !errors.Is(err, account.ErrRateLimited) {
+	if err := e.m.Authenticate(ctx, attacker, "alice", "lilac-sky-1"); !errors.Is(err, account.ErrRateLimited) {
 		t.Fatalf("after 10 failures, right password = %v, want ErrRateLimited", err)
 	}
-	if err := e.m.Authenticate(ctx, "192.0.2.44", "alice", "password1"); err != nil {
+	if err := e.m.Authenticate(ctx, "192.0.2.44", "alice", "lilac-sky-1"); err != nil {
 		t.Fatalf("other key = %v", err)
 	}
 	e.clock.Add(10 * time.Second)
-	if err := e.m.Authenticate(ctx, attacker, "alice", "password1"); err != nil {
+	if err := e.m.Authenticate(ctx, attacker, "alice", "lilac-sky-1"); err != nil {
 		t.Fatalf("10 s later = %v", err)
 	}
 }
@@ -412,14 +412,14 @@ func TestRehashOnLogin(t *testing.T) {
 	if r, _ := e.store.Get(ctx, "alice"); r.Hash != old.Hash {
 		t.Fatal("a failed login rehashed")
 	}
-	if err := e.m.Authenticate(ctx, "k", "alice", "password1"); err != nil {
+	if err := e.m.Authenticate(ctx, "k", "alice", "lilac-sky-1"); err != nil {
 		t.Fatal(err)
 	}
 	r, _ := e.store.Get(ctx, "alice")
 	if !strings.HasPrefix(r.Hash, "$argon2id$v=19$m=19456,t=3,p=1$") {
 		t.Fatalf("hash after login %q, want t=3", r.Hash)
 	}
-	if err := e.m.Authenticate(ctx, "k", "alice", "password1"); err != nil {
+	if err := e.m.Authenticate(ctx, "k", "alice", "lilac-sky-1"); err != nil {
 		t.Fatalf("login after rehash: %v", err)
 	}
 }
@@ -433,13 +433,13 @@ func TestChangePassword(t *testing.T) {
 	if err := e.m.ChangePassword(ctx, "ALICE", "new password"); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.m.Authenticate(ctx, "k", "alice", "password1"); err != account.ErrAuth {
+	if err := e.m.Authenticate(ctx, "k", "alice", "lilac-sky-1"); err != account.ErrAuth {
 		t.Fatalf("old password = %v, want ErrAuth", err)
 	}
 	if err := e.m.Authenticate(ctx, "k", "alice", "new password"); err != nil {
 		t.Fatalf("new password = %v", err)
 	}
-	if err := e.m.ChangePassword(ctx, "nobody", "password1"); !errors.Is(err, account.ErrNotFound) {
+	if err := e.m.ChangePassword(ctx, "nobody", "lilac-sky-1"); !errors.Is(err, account.ErrNotFound) {
 		t.Fatalf("unknown = %v", err)
 	}
 	e.noSecrets(t, "new password", "alice")
@@ -509,7 +509,7 @@ func TestExport(t *testing.T) {
 	if a.Username != "alice" || a.JID != "alice@example.org" || a.Profile.Nickname != "Al" {
 		t.Fatalf("account.json = %+v", a)
 	}
-	if strings.Contains(files["account.json"], "argon2") || strings.Contains(files["account.json"], "password1") {
+	if strings.Contains(files["account.json"], "argon2") || strings.Contains(files["account.json"], "lilac-sky-1") {
 		t.Fatal("export contains the password hash")
 	}
 	if !strings.Contains(files["mam.xml"], "alice's messages") || strings.Contains(files["mam.xml"], "bob") {

@@ -10,6 +10,10 @@ type Record struct {
 	// Username is the PRECIS-normalized localpart (UsernameCaseMapped,
 	// RFC 8265): "Alice" is stored as "alice". It is the primary key.
 	Username string
+	// Skeleton is the confusable Skeleton of Username (see Skeleton and
+	// SkeletonVersion), indexed by the Store: no two accounts may have
+	// the same one. "" means none (not indexed).
+	Skeleton string
 	// Hash is the Argon2id PHC string of the password; never the password.
 	Hash string
 	// Created is when the account was registered.
@@ -50,7 +54,8 @@ type Erasure struct {
 
 // Tombstone reserves the name of a deleted account until Expires, so nobody
 // can impersonate a deleted user to their contacts. It holds a keyed HMAC of
-// the normalized name, never the name.
+// the Skeleton of the normalized name (of the name itself for tombstones
+// written before skeletons), never the name.
 type Tombstone struct {
 	Key     []byte
 	Expires time.Time
@@ -60,6 +65,12 @@ type Tombstone struct {
 // manager's secrets. Each method is one logical transaction. A Store is
 // safe for concurrent use by multiple goroutines (and, for shared backends,
 // by multiple processes).
+//
+// Skeletons: a Store indexes Record.Skeleton. A backend whose data
+// predates skeletons fills them in (account.Skeleton of each Username,
+// for every record), and computes them again when SkeletonVersion changes;
+// until then it would let look-alikes of old names register. Old data may
+// hold two accounts with one skeleton: both stay, a third is refused.
 //
 // Error rules: methods that look up a single item return an error wrapping
 // ErrNotFound when it does not exist; Create and BeginErasure return an
@@ -71,9 +82,10 @@ type Tombstone struct {
 // accounttest.TestStore checks an implementation against this contract.
 type Store interface {
 	// Create adds r. It fails with ErrExists if an account with
-	// r.Username exists (deleting or not), or if a tombstone with key
-	// tombstone exists whose Expires is after r.Created; the check and the
-	// insert are atomic.
+	// r.Username exists (deleting or not), if r.Skeleton is not "" and an
+	// account with the same Skeleton exists (deleting or not), or if a
+	// tombstone with key tombstone exists whose Expires is after
+	// r.Created; the checks and the insert are atomic.
 	Create(ctx context.Context, r Record, tombstone []byte) error
 
 	// Get returns the account username, including one being deleted.
@@ -81,8 +93,8 @@ type Store interface {
 
 	// Update loads the account username, calls fn with it and, if fn
 	// returns nil, stores the modified record, all in one transaction. fn
-	// must not change Username or Deleting (Update then fails without
-	// writing); fn's error is returned as is. fn may be called more than
+	// must not change Username, Skeleton or Deleting (Update then fails
+	// without writing); fn's error is returned as is. fn may be called more than
 	// once on backends that retry transactions.
 	Update(ctx context.Context, username string, fn func(*Record) error) error
 
@@ -98,8 +110,8 @@ type Store interface {
 	// It fails with ErrNotFound if there is none.
 	UpdateErasure(ctx context.Context, e Erasure) error
 
-	// FinishErasure removes the account username and its journal entry and
-	// stores t, atomically. It fails with ErrNotFound if there is no
+	// FinishErasure removes the account username (its Skeleton from the
+	// index too) and its journal entry and stores t, atomically. It fails with ErrNotFound if there is no
 	// journal entry for username.
 	FinishErasure(ctx context.Context, username string, t Tombstone) error
 

@@ -15,7 +15,8 @@ import (
 // MemStore is an in-memory account.Store, the reference implementation of
 // the contract TestStore checks. It is meant for tests and examples: all is
 // lost when the process ends. The zero value is ready to use and safe for
-// concurrent use.
+// concurrent use. It finds skeletons by scanning every account, which is
+// plenty for tests.
 type MemStore struct {
 	mu         sync.Mutex
 	users      map[string]account.Record
@@ -61,6 +62,13 @@ func (s *MemStore) Create(ctx context.Context, r account.Record, tombstone []byt
 	if _, ok := s.users[r.Username]; ok {
 		return account.ErrExists
 	}
+	if r.Skeleton != "" {
+		for _, u := range s.users {
+			if u.Skeleton == r.Skeleton {
+				return account.ErrExists
+			}
+		}
+	}
 	if exp, ok := s.tombstones[string(tombstone)]; ok && len(tombstone) > 0 && exp.After(r.Created) {
 		return account.ErrExists
 	}
@@ -95,8 +103,8 @@ func (s *MemStore) Update(ctx context.Context, username string, fn func(*account
 	if err := fn(&r); err != nil {
 		return err
 	}
-	if r.Username != orig.Username || r.Deleting != orig.Deleting {
-		return fmt.Errorf("accounttest: Update must not change Username or Deleting")
+	if r.Username != orig.Username || r.Skeleton != orig.Skeleton || r.Deleting != orig.Deleting {
+		return fmt.Errorf("accounttest: Update must not change Username, Skeleton or Deleting")
 	}
 	s.users[username] = r
 	return nil

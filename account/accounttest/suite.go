@@ -21,6 +21,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) account.Store) {
 	rec := func(name string) account.Record {
 		return account.Record{
 			Username: name,
+			Skeleton: "skel-" + name,
 			Hash:     "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
 			Created:  t0,
 			Profile:  account.Profile{Nickname: "Nick " + name},
@@ -106,6 +107,84 @@ func TestStore(t *testing.T, newStore func(t *testing.T) account.Store) {
 		}
 		if ok != 1 {
 			t.Fatalf("%d concurrent Creates of one name succeeded, want 1", ok)
+		}
+	})
+
+	t.Run("Skeletons", func(t *testing.T) {
+		s := newStore(t)
+		mustCreate(t, s, rec("alice"))
+		lookalike := rec("\u0430lice") // Cyrillic а
+		lookalike.Skeleton = rec("alice").Skeleton
+		if err := s.Create(ctx, lookalike, nil); !errors.Is(err, account.ErrExists) {
+			t.Fatalf("Create with a taken Skeleton = %v, want ErrExists", err)
+		}
+		if _, err := s.Get(ctx, lookalike.Username); !errors.Is(err, account.ErrNotFound) {
+			t.Fatalf("a refused Create stored the account: %v", err)
+		}
+		// Records without a skeleton are not indexed: any number of them.
+		for _, name := range []string{"old1", "old2"} {
+			r := rec(name)
+			r.Skeleton = ""
+			mustCreate(t, s, r)
+		}
+		// The index follows the account through deletion.
+		if err := s.BeginErasure(ctx, account.Erasure{Username: "alice", Started: t0}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Create(ctx, lookalike, nil); !errors.Is(err, account.ErrExists) {
+			t.Fatalf("Create with the Skeleton of an account being deleted = %v, want ErrExists", err)
+		}
+		if err := s.FinishErasure(ctx, "alice", tomb("mac-alice", t0.Add(time.Hour))); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Create(ctx, lookalike, nil); err != nil {
+			t.Fatalf("Create with the Skeleton of an erased account: %v (the index kept it)", err)
+		}
+		got, err := s.Get(ctx, lookalike.Username)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sameRecord(got, lookalike); err != nil {
+			t.Fatal(err)
+		}
+		err = s.Update(ctx, lookalike.Username, func(r *account.Record) error {
+			r.Skeleton = "other"
+			return nil
+		})
+		if err == nil {
+			t.Fatal("Update allowed changing Skeleton")
+		}
+		if got, _ := s.Get(ctx, lookalike.Username); got.Skeleton != lookalike.Skeleton {
+			t.Fatal("Update changed Skeleton")
+		}
+	})
+
+	t.Run("SkeletonsConcurrent", func(t *testing.T) {
+		s := newStore(t)
+		const n = 8
+		var wg sync.WaitGroup
+		errs := make([]error, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := rec(fmt.Sprint("name", i))
+				r.Skeleton = "one skeleton"
+				errs[i] = s.Create(ctx, r, nil)
+			}()
+		}
+		wg.Wait()
+		ok := 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				ok++
+			case !errors.Is(err, account.ErrExists):
+				t.Errorf("Create: %v", err)
+			}
+		}
+		if ok != 1 {
+			t.Fatalf("%d concurrent Creates of names with one Skeleton succeeded, want 1", ok)
 		}
 	})
 
@@ -386,7 +465,7 @@ func TestStore(t *testing.T, newStore func(t *testing.T) account.Store) {
 }
 
 func sameRecord(got, want account.Record) error {
-	if got.Username != want.Username || got.Hash != want.Hash || !got.Created.Equal(want.Created) ||
+	if got.Username != want.Username || got.Skeleton != want.Skeleton || got.Hash != want.Hash || !got.Created.Equal(want.Created) ||
 		got.Blocked != want.Blocked || got.Deleting != want.Deleting || got.Profile != want.Profile {
 		return fmt.Errorf("record = %+v, want %+v", got, want)
 	}
