@@ -134,6 +134,10 @@ func TestHandler(t *testing.T) {
 		{name: "register empty password", cfg: pre, in: iq("set", "<username>bill</username><password/>"), want: "modify/not-acceptable"},
 		{name: "register no username", cfg: pre, in: iq("set", "<password>Calliope1</password>"), want: "modify/not-acceptable"},
 		{name: "register weak password", cfg: pre, in: iq("set", "<username>bill</username><password>short</password>"), want: "modify/not-acceptable", text: "shorter than 8"},
+		{name: "register common password", cfg: pre, in: iq("set", "<username>bill</username><password>Password1</password>"), want: "modify/not-acceptable", text: "most common"},
+		{name: "register blank password", cfg: pre, in: iq("set", "<username>bill</username><password>\u3000        </password>"), want: "modify/not-acceptable", text: "only white space"},
+		{name: "register mixed scripts", cfg: pre, in: iq("set", "<username>bi\u0441\u0441</username><password>Calliope1</password>"), want: "modify/not-acceptable", text: "mixes scripts"},
+		{name: "register look-alike", cfg: pre, in: iq("set", "<username>a1ice</username><password>Calliope1</password>"), want: "cancel/conflict", text: "username not available"},
 		{name: "register bad name", cfg: pre, in: iq("set", "<username>bi ll</username><password>Calliope1</password>"), want: "modify/not-acceptable", text: "not allowed"},
 		{name: "register long name", cfg: pre, in: iq("set", "<username>"+strings.Repeat("b", 65)+"</username><password>Calliope1</password>"), want: "modify/not-acceptable", text: "longer than 64"},
 		{name: "register closed", cfg: account.HandlerConfig{Secure: true}, in: iq("set", "<username>bill</username><password>Calliope1</password>"), want: "cancel/not-allowed"},
@@ -159,6 +163,12 @@ func TestHandler(t *testing.T) {
 				}
 			}},
 		{name: "change password missing", cfg: authed, in: iq("set", "<username>alice</username>"), want: "modify/bad-request"},
+		{name: "change password common", cfg: authed, in: iq("set", "<username>alice</username><password>QWERTYUIOP</password>"), want: "modify/not-acceptable", text: "most common",
+			check: func(t *testing.T, e *env, _ reply) {
+				if err := e.m.Authenticate(ctx, "k", "alice", "lilac-sky-1"); err != nil {
+					t.Fatalf("old password no longer works: %v", err)
+				}
+			}},
 		{name: "change password weak", cfg: authed, in: iq("set", "<username>alice</username><password>short</password>"), want: "modify/not-acceptable", text: "shorter than 8"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

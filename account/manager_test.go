@@ -163,7 +163,7 @@ func (e *env) seed(t testing.TB, names ...string) {
 		}
 	})
 	for _, n := range names {
-		r := account.Record{Username: n, Hash: password1Hash, Created: e.clock.Now()}
+		r := account.Record{Username: n, Skeleton: account.Skeleton(n), Hash: password1Hash, Created: e.clock.Now()}
 		if err := e.store.Create(ctx, r, nil); err != nil {
 			t.Fatal(err)
 		}
