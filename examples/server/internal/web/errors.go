@@ -20,7 +20,8 @@ var (
 	ErrAccountBlocked = errors.New("web: account blocked")
 
 	// ErrPasswordRejected is returned by Backend.ChangePassword when the new
-	// password does not meet the provider's rules (too short, too long); the
-	// old password stays in force.
+	// password does not meet the provider's rules (too short, too long,
+	// only white space, the username, or one of the most common
+	// passwords); the old password stays in force.
 	ErrPasswordRejected = errors.New("web: new password rejected")
 )

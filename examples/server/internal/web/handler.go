@@ -239,7 +239,9 @@ func (h *handler) changePassword(w http.ResponseWriter, r *http.Request) {
 	switch err := h.backend.ChangePassword(r.Context(), v["username"], v["new"]); {
 	case err == nil:
 	case errors.Is(err, ErrPasswordRejected):
-		h.fail(w, http.StatusBadRequest, "The new password does not meet this server's rules (it may be too short). "+nothing)
+		h.fail(w, http.StatusBadRequest, "The new password does not meet this server's rules: it is too short or too long, "+
+			"only spaces, your username, or one of the most common passwords (such as \"password\" or \"123456789\", "+
+			"in any case). Choose a longer one that others are unlikely to use. "+nothing)
 		return
 	default:
 		h.internal(w, "change password", err, nothing)

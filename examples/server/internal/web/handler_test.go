@@ -144,7 +144,7 @@ func TestFlows(t *testing.T) {
 		{"change password, new ones differ", "POST", "/account/password", vals("username", "alice", "password", "correct horse", "new", "new secret", "new2", "new secreT"), nil, nil,
 			400, "text/html", []string{"The two new passwords differ. Your password is unchanged."}, aliceKept},
 		{"change password, rejected by backend", "POST", "/account/password", vals("username", "alice", "password", "correct horse", "new", "abc", "new2", "abc"), nil, nil,
-			400, "text/html", []string{"does not meet this server&#39;s rules", "Your password is unchanged."}, aliceKept},
+			400, "text/html", []string{"does not meet this server&#39;s rules", "one of the most common passwords", "Your password is unchanged."}, aliceKept},
 		{"change password, field missing", "POST", "/account/password", vals("username", "alice", "password", "correct horse", "new", "new secret"), nil, nil,
 			400, "text/html", []string{"Fill in every field. Your password is unchanged."}, aliceKept},
 		{"change password, field too long", "POST", "/account/password", vals("username", "alice", "password", "correct horse", "new", strings.Repeat("x", 1025), "new2", strings.Repeat("x", 1025)), nil, nil,
