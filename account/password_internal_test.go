@@ -99,3 +99,27 @@ func FuzzCommonPassword(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkNewChecks measures what this package's name and password
+// rules add to a registration: the script check, the skeleton (computed
+// once for the index and once for the tombstone key's input) and the weak
+// password checks; compare with BenchmarkIDKey.
+func BenchmarkNewChecks(b *testing.B) {
+	for _, tc := range []struct{ name, user, pw string }{
+		{"latin", "alice.wonderland", "correct horse battery staple"},
+		{"cyrillic", "алиса-чудесная", "правильная лошадь батарея"},
+		{"max", strings.Repeat("\u0430", 64), strings.Repeat("p", 1024)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				if mixed, _ := mixedScripts(tc.user); mixed {
+					b.Fatal("mixed")
+				}
+				_ = Skeleton(tc.user)
+				if r := weakPassword(tc.pw, tc.user); r != "" {
+					b.Fatal(r)
+				}
+			}
+		})
+	}
+}
