@@ -11,7 +11,11 @@ import (
 
 // SkeletonVersion names the algorithm and data of Skeleton. A Store that
 // keeps skeletons records it and computes them again when it changes
-// (BoltStore does so when it is opened).
+// (BoltStore does so when it is opened). Tombstones are not recomputed
+// (they hold no name): after a change of the table, the tombstone of a
+// deleted name whose skeleton changed no longer reserves it, unless the
+// name is its own old skeleton. A change of SkeletonVersion says so in
+// the release notes.
 const SkeletonVersion = "tr39-skeleton/unicode-13.0.0/lower/1"
 
 // Skeleton returns the confusable skeleton of a normalized username: the

@@ -283,3 +283,33 @@ func TestBoltSkeletonBackfill(t *testing.T) {
 		t.Fatalf("Register(c0pe) after both look-alikes were deleted: %v (index entry left behind)", err)
 	}
 }
+
+// TestBoltFinishErasureCorruptRecord: a record that cannot be read any more
+// still loses its skeleton entry when its erasure finishes.
+func TestBoltFinishErasureCorruptRecord(t *testing.T) {
+	db := openBolt(t, filepath.Join(t.TempDir(), "account.db"))
+	s, err := account.NewBoltStore(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := account.Record{Username: "cope", Skeleton: account.Skeleton("cope"), Hash: "x", Created: time.Unix(0, 0)}
+	if err := s.Create(ctx, r, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.BeginErasure(ctx, account.Erasure{Username: "cope", Started: time.Unix(0, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("account")).Bucket([]byte("users")).Put([]byte("cope"), []byte("{not json"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FinishErasure(ctx, "cope", account.Tombstone{Key: []byte("k"), Expires: time.Unix(1, 0)}); err != nil {
+		t.Fatalf("FinishErasure of a corrupt record: %v", err)
+	}
+	lookalike := account.Record{Username: "соре", Skeleton: account.Skeleton("соре"), Hash: "x", Created: time.Unix(2, 0)}
+	if err := s.Create(ctx, lookalike, nil); err != nil {
+		t.Fatalf("Create after the erasure: %v (skeleton entry left behind)", err)
+	}
+}
