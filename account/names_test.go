@@ -108,9 +108,7 @@ func TestRegisterMixedScripts(t *testing.T) {
 
 func TestRegisterLookalike(t *testing.T) {
 	e := newEnv(t, account.Config{RegisterRate: rate.Inf})
-	for _, name := range []string{"alice", "cope", "mallory", "bob", "paypal"} {
-		mustRegister(t, e.m, name, "correct horse battery")
-	}
+	e.seed(t, "alice", "cope", "mallory", "bob", "paypal")
 	for _, name := range []string{
 		"a1ice",            // digit one for l
 		"ALICE",            // same name
@@ -148,7 +146,7 @@ func TestRegisterLookalikeConcurrent(t *testing.T) {
 			}
 			names := []string{"cope", "соре", "c0pe", "COPE", "с0ре"}
 			var wg sync.WaitGroup
-			errs := make([]error, len(names)*2)
+			errs := make([]error, len(names))
 			for i := range errs {
 				wg.Add(1)
 				go func() {
