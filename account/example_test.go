@@ -106,3 +106,34 @@ func ExampleHandler_Respond() {
 	// Output:
 	// <iq type="result" id="reg1"><query xmlns="jabber:iq:register"><instructions>Pick a name.</instructions><username></username><password></password></query></iq>
 }
+
+// Names that look alike share a skeleton; Register refuses a name whose
+// skeleton is taken.
+func ExampleSkeleton() {
+	fmt.Println(account.Skeleton("cope") == account.Skeleton("соре")) // Cyrillic
+	fmt.Println(account.Skeleton("alice") == account.Skeleton("a1ice"))
+	fmt.Println(account.Skeleton("alice") == account.Skeleton("alicia"))
+	// Output:
+	// true
+	// true
+	// false
+}
+
+// Refusals say why, without repeating the password; none costs a hash.
+func ExampleManager_Register_refusals() {
+	ctx := context.Background()
+	m, err := account.NewManager(accounttest.NewMemStore(), account.Config{})
+	if err != nil {
+		panic(err)
+	}
+	err = m.Register(ctx, "192.0.2.1", "bob", "Password1")
+	fmt.Println(errors.Is(err, account.ErrWeakPassword), err)
+	err = m.Register(ctx, "192.0.2.1", "bob", "        ")
+	fmt.Println(errors.Is(err, account.ErrWeakPassword), err)
+	err = m.Register(ctx, "192.0.2.1", "\u0430lice", "correct horse battery") // Cyrillic а
+	fmt.Println(errors.Is(err, account.ErrMixedScripts), err)
+	// Output:
+	// true account: refused by policy: password is one of the most common passwords
+	// true account: refused by policy: password is only white space
+	// true account: refused by policy: username mixes scripts (Cyrillic, Latin); use letters of one script
+}
