@@ -26,7 +26,9 @@ const copyBufSize = 256 << 10
 //   - GET/HEAD /<id>/<name>: the file with Content-Length, Content-Type,
 //     ETag, immutable caching for its remaining lifetime, nosniff, a CSP that
 //     forbids everything, and Content-Disposition (inline only for images,
-//     audio, video and text/plain). Range requests are honored (206/416).
+//     audio, video and text/plain). Range requests are honored (206/416)
+//     when they ask for at most MaxRanges ranges that do not overlap; any
+//     other Range header is ignored (200 with the whole file).
 //     404 for missing, expired or erased files.
 //
 // Every response allows any origin (CORS); none sets a cookie. The path may
@@ -255,7 +257,7 @@ func (s *Service) serveGet(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound)
 		return
 	}
-	rc, _, err := s.blobs.Open(ctx, id)
+	rc, size, err := s.blobs.Open(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		httpError(w, http.StatusNotFound)
 		return
@@ -286,5 +288,11 @@ func (s *Service) serveGet(w http.ResponseWriter, r *http.Request) {
 	maxAge := int64(exp.Sub(now) / 1e9)
 	h.Set("Cache-Control", "public, max-age="+strconv.FormatInt(maxAge, 10)+", immutable")
 	h.Set("Access-Control-Expose-Headers", "Content-Length, Content-Range, ETag")
+	if rh := r.Header.Values("Range"); len(rh) > 1 || len(rh) == 1 && !allowRange(rh[0], size) {
+		// Too many, overlapping or malformed ranges: serve the whole file
+		// (RFC 9110 §14.2 lets a server ignore Range).
+		r = r.Clone(ctx)
+		r.Header.Del("Range")
+	}
 	http.ServeContent(w, r, "", rec.Created, rc)
 }
