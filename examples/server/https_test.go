@@ -120,3 +120,20 @@ func TestHTTPSMultiRange(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPSOnlyHTTP1: the HTTPS listener does not offer h2 in ALPN, so its
+// per-connection deadlines (body timeout, upload rate) act on one request
+// at a time.
+func TestHTTPSOnlyHTTP1(t *testing.T) {
+	ts := startTestServer(t)
+	cfg := ts.TLSConfig.Clone()
+	cfg.NextProtos = []string{"h2", "http/1.1"}
+	c, err := tls.Dial("tcp", ts.httpLn.Addr().String(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if p := c.ConnectionState().NegotiatedProtocol; p == "h2" {
+		t.Fatalf("negotiated %q", p)
+	}
+}
