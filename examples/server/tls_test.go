@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"math/big"
 	"net"
 	"slices"
@@ -162,12 +164,12 @@ func TestTLSVersions(t *testing.T) {
 	}
 }
 
-// TestTLSListeners checks the rule on the running server's direct-TLS XMPP
-// port and HTTPS port: the CBC suite of the issue is refused, an AEAD suite
+// TestTLSListeners checks the rule on the running server's three ports
+// (XMPP STARTTLS, XMPP direct TLS, HTTPS): the CBC suite of the issue is refused, an AEAD suite
 // at TLS 1.2 is accepted, and a default client gets TLS 1.3.
 func TestTLSListeners(t *testing.T) {
 	ts := startTestServer(t)
-	for _, addr := range []string{ts.C2STLS, ts.httpLn.Addr().String()} {
+	for _, addr := range []string{ts.C2S, ts.C2STLS, ts.httpLn.Addr().String()} {
 		for _, tc := range []struct {
 			name    string
 			suites  []uint16
@@ -182,8 +184,7 @@ func TestTLSListeners(t *testing.T) {
 		} {
 			cfg := ts.TLSConfig.Clone()
 			cfg.CipherSuites, cfg.MaxVersion = tc.suites, tc.max
-			d := tls.Dialer{Config: cfg, NetDialer: &net.Dialer{Timeout: testTimeout}}
-			c, err := d.DialContext(context.Background(), "tcp", addr)
+			c, err := dialTLS(t, addr, addr == ts.C2S, cfg)
 			if !tc.ok {
 				if err == nil {
 					c.Close()
@@ -201,4 +202,51 @@ func TestTLSListeners(t *testing.T) {
 			c.Close()
 		}
 	}
+}
+
+// dialTLS opens a TLS connection to addr; with startTLS it first negotiates
+// XMPP STARTTLS (RFC 6120 §5) in plaintext.
+func dialTLS(t *testing.T, addr string, startTLS bool, cfg *tls.Config) (net.Conn, error) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, testTimeout)
+	if err != nil {
+		return nil, err
+	}
+	_ = conn.SetDeadline(time.Now().Add(testTimeout))
+	if startTLS {
+		fmt.Fprint(conn, `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>`)
+		if err := readUntil(conn, "</stream:features>"); err != nil {
+			conn.Close()
+			t.Fatalf("STARTTLS features: %v", err)
+		}
+		fmt.Fprint(conn, `<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`)
+		err = readUntil(conn, "<proceed")
+		if err == nil {
+			err = readUntil(conn, ">") // the end of <proceed …/>
+		}
+		if err != nil {
+			conn.Close()
+			t.Fatalf("STARTTLS proceed: %v", err)
+		}
+	}
+	c := tls.Client(conn, cfg)
+	if err := c.Handshake(); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// readUntil reads conn byte by byte (nothing past the marker, so that the
+// TLS handshake starts on a clean stream) until marker was read.
+func readUntil(conn net.Conn, marker string) error {
+	var got []byte
+	b := make([]byte, 1)
+	for !bytes.Contains(got, []byte(marker)) {
+		if _, err := conn.Read(b); err != nil {
+			return fmt.Errorf("%w after %q", err, got)
+		}
+		got = append(got, b[0])
+	}
+	return nil
 }
