@@ -2,6 +2,7 @@ package upload
 
 import (
 	"io"
+	"math"
 	"net/http"
 	"time"
 )
@@ -119,3 +120,44 @@ func (w *rateWriter) Write(p []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the server's ResponseWriter.
 func (w *rateWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// ReadFrom keeps the server's io.ReaderFrom (sendfile over plain TCP, e.g.
+// behind a TLS-terminating proxy) while moving the deadline: it hands the
+// source on in pieces of MinRate bytes. A *io.LimitedReader (what
+// http.ServeContent passes) is unwrapped so the file underneath stays
+// visible to sendfile.
+func (w *rateWriter) ReadFrom(src io.Reader) (int64, error) {
+	rf, ok := w.ResponseWriter.(io.ReaderFrom)
+	if !ok {
+		return io.Copy(writerOnly{w}, src)
+	}
+	if !w.d.on || w.d.min <= 0 {
+		return rf.ReadFrom(src)
+	}
+	inner, limit := src, int64(math.MaxInt64)
+	outer, limited := src.(*io.LimitedReader)
+	if limited {
+		inner, limit = outer.R, outer.N
+	}
+	var total int64
+	for limit > 0 {
+		step := min(limit, w.d.min)
+		n, err := rf.ReadFrom(&io.LimitedReader{R: inner, N: step})
+		total += n
+		limit -= n
+		if limited {
+			outer.N -= n
+		}
+		w.d.add(int(n))
+		if err != nil {
+			return total, err
+		}
+		if n < step {
+			break // the source ended
+		}
+	}
+	return total, nil
+}
+
+// writerOnly hides ReadFrom, so that io.Copy does not call it again.
+type writerOnly struct{ io.Writer }

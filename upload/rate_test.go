@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"chatbx.eu/privacy/upload"
+	"chatbx.eu/privacy/upload/uploadtest"
 )
 
 // deadlineRecorder is a ResponseRecorder that supports
@@ -107,6 +109,15 @@ func TestRateDeadlines(t *testing.T) {
 	}
 	checkDeadlines(t, "GET", g.writes, 10, true)
 
+	// A ResponseWriter with ReadFrom (net/http's, for sendfile) gets the
+	// file in pieces of MinRate bytes, the deadline moving after each.
+	rf := &readFromRecorder{deadlineRecorder: deadlineRecorder{ResponseRecorder: httptest.NewRecorder()}}
+	e.svc.ServeHTTP(rf, httptest.NewRequest(http.MethodGet, s.GetURL, nil))
+	if rf.Code != http.StatusOK || rf.Body.String() != data || rf.calls < 10 {
+		t.Fatalf("GET via ReadFrom = %d, %d bytes, %d calls", rf.Code, rf.Body.Len(), rf.calls)
+	}
+	checkDeadlines(t, "GET via ReadFrom", rf.writes, 10, true)
+
 	h := &deadlineRecorder{ResponseRecorder: httptest.NewRecorder()}
 	e.svc.ServeHTTP(h, httptest.NewRequest(http.MethodHead, s.GetURL, nil))
 	if h.Code != http.StatusOK || len(h.writes) != 0 {
@@ -127,17 +138,59 @@ func TestRateDeadlines(t *testing.T) {
 	}
 }
 
+// readFromRecorder is a deadlineRecorder with io.ReaderFrom, like net/http's
+// ResponseWriter.
+type readFromRecorder struct {
+	deadlineRecorder
+	calls int
+}
+
+func (r *readFromRecorder) ReadFrom(src io.Reader) (int64, error) {
+	r.calls++
+	return io.Copy(r.Body, src)
+}
+
 // rateServer serves e's handler over TLS; done receives each finished
 // request's method.
 func rateServer(t *testing.T, e *env) (addr string, done chan string) {
 	t.Helper()
+	addr, done = rateServerTLS(t, e, true)
+	return addr, done
+}
+
+// rateServerTLS is rateServer over TLS or, as behind a TLS-terminating
+// proxy, plain TCP (where net/http's ReadFrom may use sendfile).
+func rateServerTLS(t *testing.T, e *env, useTLS bool) (addr string, done chan string) {
+	t.Helper()
 	done = make(chan string, 16)
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.svc.ServeHTTP(w, r)
 		done <- r.Method
 	}))
+	if useTLS {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
 	t.Cleanup(srv.Close)
 	return srv.Listener.Addr().String(), done
+}
+
+// dialRate connects to a rateServerTLS.
+func dialRate(t *testing.T, addr string, useTLS bool) net.Conn {
+	t.Helper()
+	var c net.Conn
+	var err error
+	if useTLS {
+		c, err = tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) // the test server's own certificate
+	} else {
+		c, err = net.Dial("tcp", addr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // TestSlowPutCut: a client that sends part of the body and then stops is
@@ -148,11 +201,7 @@ func TestSlowPutCut(t *testing.T) {
 	addr, _ := rateServer(t, e)
 	const size = 1 << 20
 	s := e.slot(t, alice, "a.bin", size, "")
-	conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) // the test server's own certificate
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialRate(t, addr, true)
 	fmt.Fprintf(conn, "PUT %s HTTP/1.1\r\nHost: upload.example.org\r\nAuthorization: %s\r\nContent-Length: %d\r\n\r\n%s",
 		pathOf(t, s.PutURL), s.Header.Get("Authorization"), size, strings.Repeat("x", 100))
 	// The client sends nothing more and waits for the server.
@@ -175,32 +224,62 @@ func TestSlowPutCut(t *testing.T) {
 
 // TestSlowGetCut: a client that stops reading a large download is cut once
 // the server could not write MinRate bytes in a RateWindow: the handler
-// returns and the client gets less than the file.
+// returns and the client gets less than the file. 32 MiB is far more than
+// loopback buffers hold for a socket whose reader reads nothing (the
+// receive buffer only grows as the application reads).
 func TestSlowGetCut(t *testing.T) {
-	e := newEnv(t, func(c *upload.Config) { c.MinRate, c.RateWindow = 64<<10, 200*time.Millisecond })
-	const size = 32 << 20
-	s := e.upload(t, alice, "big.bin", "", strings.Repeat("y", size))
-	addr, done := rateServer(t, e)
-	conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
-	if err != nil {
-		t.Fatal(err)
+	for _, useTLS := range []bool{true, false} {
+		t.Run(map[bool]string{true: "TLS", false: "plain"}[useTLS], func(t *testing.T) {
+			e := newEnv(t, func(c *upload.Config) { c.MinRate, c.RateWindow = 64<<10, 200*time.Millisecond })
+			const size = 32 << 20
+			s := e.upload(t, alice, "big.bin", "", strings.Repeat("y", size))
+			addr, done := rateServerTLS(t, e, useTLS)
+			conn := dialRate(t, addr, useTLS)
+			fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: upload.example.org\r\n\r\n", pathOf(t, s.GetURL))
+			// Read nothing until the server gave up.
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the handler still writes to a client that reads nothing")
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+			res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, err := io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if err == nil || n >= size {
+				t.Fatalf("read %d of %d bytes, err %v: the download was not cut", n, size, err)
+			}
+		})
 	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: upload.example.org\r\n\r\n", pathOf(t, s.GetURL))
-	// Read nothing until the server gave up.
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the handler still writes to a client that reads nothing")
-	}
-	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
-	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := io.Copy(io.Discard, res.Body)
-	res.Body.Close()
-	if err == nil || n >= size {
-		t.Fatalf("read %d of %d bytes, err %v: the download was not cut", n, size, err)
+}
+
+// TestGetPlainAndTLS: a whole file arrives intact over TLS and over plain
+// TCP (ReadFrom in MinRate pieces), on the file-system store.
+func TestGetPlainAndTLS(t *testing.T) {
+	for _, useTLS := range []bool{true, false} {
+		e := newEnv(t, func(c *upload.Config) { c.MinRate = 1000 })
+		fsEnv, err := upload.New(uploadtest.NewMemMeta(), newFSBlobs(t), upload.Config{BaseURL: base, Key: key1, MinRate: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.svc = fsEnv
+		data := fileOf(3<<20 + 17)
+		s := e.upload(t, alice, "f.bin", "", data)
+		addr, _ := rateServerTLS(t, e, useTLS)
+		conn := dialRate(t, addr, useTLS)
+		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: upload.example.org\r\nConnection: close\r\n\r\n", pathOf(t, s.GetURL))
+		_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil || res.StatusCode != http.StatusOK || string(got) != data {
+			t.Fatalf("TLS %v: GET = %d, %d of %d bytes, %v", useTLS, res.StatusCode, len(got), len(data), err)
+		}
 	}
 }
