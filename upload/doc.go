@@ -147,9 +147,8 @@
 // one move (SetWriteDeadline on a loopback TCP conn) measured 0.6–0.8 µs,
 // so about 1.4 ms per 64 MiB, under 0.5 % of the transfer. The end-to-end
 // comparison over TLS loopback, default MinRate vs MinRate −1 alternating
-// in one run, could not tell them apart on the loaded machine (load
-// average 12–16; rate/norate 0.84–1.61 over six runs, either side
-// 85–235 MiB/s):
+// in one run, cannot tell them apart on the loaded machine (load average
+// 10–12; rate/norate 0.80–1.12 over six runs, either side 357–664 MiB/s):
 //
 //	go test -run XXX -bench GetTLSRate -benchtime 10x -count 3 ./upload/
 //
