@@ -22,8 +22,9 @@ const copyBufSize = 256 << 10
 //     another slot; 410 once the slot expired; 409 when the slot was already
 //     used; 400 for a content type other than the slot's or a body shorter
 //     than the slot's size; 413 for a longer body (at most size+1 bytes are
-//     read); 408 for a body slower than Config.MinRate; 5xx if storing fails. Nothing is kept on any failure, and a slot
-//     whose upload started is spent. 201 on success.
+//     read); 408 for a body slower than Config.MinRate; 5xx if storing
+//     fails. Nothing is kept on any failure, and a slot whose upload started
+//     is spent. 201 on success.
 //   - GET/HEAD /<id>/<name>: the file with Content-Length, Content-Type,
 //     ETag, immutable caching for its remaining lifetime, nosniff, a CSP that
 //     forbids everything, and Content-Disposition (inline only for images,
