@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -379,4 +380,69 @@ func BenchmarkExpire100k(b *testing.B) {
 	b.ReportMetric(expire.Seconds()/float64(b.N), "expire-s")
 	b.ReportMetric(raw.Seconds()/float64(b.N), "raw-bolt-s")
 	b.ReportMetric(expire.Seconds()/raw.Seconds(), "expire/raw")
+}
+
+// BenchmarkGetTLSRate: a 64 MiB GET over a real TLS loopback connection,
+// with the default minimum rate (the write deadline moves every 32 KiB) and
+// without (MinRate -1), alternating in the same run: the cost of the rate
+// rule on a download.
+func BenchmarkGetTLSRate(b *testing.B) {
+	const size = 64 << 20
+	type side struct {
+		name string
+		url  string
+		c    *http.Client
+		took time.Duration
+	}
+	var sides []*side
+	for _, rate := range []int64{0, -1} {
+		blobs := uploadtest.NewMemBlobs()
+		svc, err := upload.New(uploadtest.NewMemMeta(), blobs, upload.Config{
+			BaseURL: base, MaxFileSize: 2 << 30, DailyQuota: -1, StoredQuota: -1, MinRate: rate,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := svc.RequestSlot(context.Background(), alice, "big.bin", size, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := httptest.NewRequest(http.MethodPut, s.PutURL, &genReader{n: size})
+		r.ContentLength = size
+		r.Header.Set("Authorization", s.Header.Get("Authorization"))
+		w := &discardWriter{h: http.Header{}}
+		svc.ServeHTTP(w, r)
+		if w.code != http.StatusCreated {
+			b.Fatalf("PUT = %d", w.code)
+		}
+		srv := httptest.NewTLSServer(svc)
+		b.Cleanup(srv.Close)
+		u, _ := url.Parse(s.GetURL)
+		name := map[int64]string{0: "rate", -1: "norate"}[rate]
+		sides = append(sides, &side{name: name, url: srv.URL + u.Path, c: srv.Client()})
+	}
+	get := func(s *side) {
+		t0 := time.Now()
+		res, err := s.c.Get(s.url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, err := io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if err != nil || n != size {
+			b.Fatalf("GET: %d bytes, %v", n, err)
+		}
+		s.took += time.Since(t0)
+	}
+	b.SetBytes(2 * size)
+	i := 0
+	for b.Loop() {
+		get(sides[i%2])
+		get(sides[(i+1)%2])
+		i++
+	}
+	for _, s := range sides {
+		b.ReportMetric(float64(size)*float64(i)/s.took.Seconds()/(1<<20), s.name+"-MiB/s")
+	}
+	b.ReportMetric(sides[0].took.Seconds()/sides[1].took.Seconds(), "rate/norate")
 }

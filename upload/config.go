@@ -15,6 +15,8 @@ const (
 	DefaultDailyFiles  = 500                 // slots per user per 24 h
 	DefaultSlotTTL     = 300 * time.Second   // a slot must be used within 5 min
 	DefaultUploadTime  = time.Hour           // a started upload must end within 1 h
+	DefaultMinRate     = 32 << 10            // bytes per RateWindow (about 1 KiB/s)
+	DefaultRateWindow  = 30 * time.Second    // the window of MinRate
 )
 
 // Config configures a Service. The zero value is the private default except
@@ -62,6 +64,24 @@ type Config struct {
 	// contents are removed and the PUT fails). 0 means 1 h. The HTTP
 	// server's own timeouts apply as well.
 	UploadTimeout time.Duration
+
+	// MinRate is the slowest transfer the HTTP handler tolerates, in bytes
+	// per RateWindow, for a PUT's body and for a GET's answer alike: the
+	// connection's read (PUT) or write (GET) deadline is set RateWindow
+	// ahead when the request starts and moved RateWindow ahead again each
+	// time MinRate more bytes have moved, so a transfer that moves fewer
+	// than MinRate bytes within a window is cut. A cut PUT is answered 408
+	// (if the client still listens) and nothing of it is kept; a cut GET
+	// ends with the connection closed. The deadlines are the connection's,
+	// on the wall clock (Now does not apply), and need a ResponseWriter
+	// that supports http.ResponseController deadlines, as net/http's
+	// servers do. 0 means 32 KiB (about 1 KiB/s); a negative value means
+	// no minimum rate (then only UploadTimeout and the HTTP server's own
+	// timeouts bound a transfer).
+	MinRate int64
+
+	// RateWindow is the window of MinRate. 0 means 30 s.
+	RateWindow time.Duration
 
 	// Key signs upload tokens with HMAC-SHA256. It must be at least 32 bytes.
 	// nil means New generates a random key: slots then do not survive a

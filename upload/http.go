@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -21,13 +22,17 @@ const copyBufSize = 256 << 10
 //     another slot; 410 once the slot expired; 409 when the slot was already
 //     used; 400 for a content type other than the slot's or a body shorter
 //     than the slot's size; 413 for a longer body (at most size+1 bytes are
-//     read); 5xx if storing fails. Nothing is kept on any failure, and a slot
-//     whose upload started is spent. 201 on success.
+//     read); 408 for a body slower than Config.MinRate; 5xx if storing
+//     fails. Nothing is kept on any failure, and a slot whose upload started
+//     is spent. 201 on success.
 //   - GET/HEAD /<id>/<name>: the file with Content-Length, Content-Type,
 //     ETag, immutable caching for its remaining lifetime, nosniff, a CSP that
 //     forbids everything, and Content-Disposition (inline only for images,
-//     audio, video and text/plain). Range requests are honored (206/416).
-//     404 for missing, expired or erased files.
+//     audio, video and text/plain). Range requests are honored (206/416)
+//     when they ask for at most MaxRanges ranges that do not overlap; any
+//     other Range header is ignored (200 with the whole file).
+//     404 for missing, expired or erased files. A GET whose client reads
+//     slower than Config.MinRate is cut.
 //
 // Every response allows any origin (CORS); none sets a cookie. The path may
 // carry the BaseURL path prefix or not.
@@ -80,6 +85,9 @@ func (s *Service) isHTTPS(r *http.Request) bool {
 }
 
 func (s *Service) servePut(w http.ResponseWriter, r *http.Request) {
+	// MinRate applies from the start: even a refused body that net/http
+	// reads on after the answer (to reuse the connection) must keep moving.
+	body := s.newRateReader(w, r.Body)
 	if !s.isHTTPS(r) {
 		httpError(w, http.StatusForbidden)
 		return
@@ -145,7 +153,7 @@ func (s *Service) servePut(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusInternalServerError)
 		return
 	}
-	code := s.store(ctx, rec, r.Body)
+	code := s.store(ctx, rec, body)
 	if code != http.StatusCreated {
 		// The slot is spent; release its quota.
 		_ = s.meta.Delete(context.WithoutCancel(ctx), id)
@@ -202,6 +210,9 @@ func (s *Service) store(ctx context.Context, rec Record, body io.Reader) int {
 			if errors.As(rerr, &mbe) {
 				return http.StatusRequestEntityTooLarge
 			}
+			if errors.Is(rerr, os.ErrDeadlineExceeded) {
+				return http.StatusRequestTimeout // slower than MinRate
+			}
 			return http.StatusBadRequest // client went away or sent garbage
 		}
 	}
@@ -255,7 +266,7 @@ func (s *Service) serveGet(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound)
 		return
 	}
-	rc, _, err := s.blobs.Open(ctx, id)
+	rc, size, err := s.blobs.Open(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		httpError(w, http.StatusNotFound)
 		return
@@ -286,5 +297,18 @@ func (s *Service) serveGet(w http.ResponseWriter, r *http.Request) {
 	maxAge := int64(exp.Sub(now) / 1e9)
 	h.Set("Cache-Control", "public, max-age="+strconv.FormatInt(maxAge, 10)+", immutable")
 	h.Set("Access-Control-Expose-Headers", "Content-Length, Content-Range, ETag")
+	if r.Method == http.MethodGet {
+		rw := s.newRateWriter(w)
+		// The deadline is the connection's: a later request on it must
+		// not inherit it.
+		defer rw.d.clear()
+		w = rw
+	}
+	if rh := r.Header.Values("Range"); len(rh) > 1 || len(rh) == 1 && !allowRange(rh[0], size) {
+		// Too many, overlapping or malformed ranges: serve the whole file
+		// (RFC 9110 §14.2 lets a server ignore Range).
+		r = r.Clone(ctx)
+		r.Header.Del("Range")
+	}
 	http.ServeContent(w, r, "", rec.Created, rc)
 }

@@ -92,11 +92,29 @@ func selfSign(domain string, now time.Time) (certPEM, keyPEM []byte, err error) 
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), nil
 }
 
-// tlsConfig is the TLS configuration of every listener: TLS 1.2 or newer.
+// aeadSuites are the TLS 1.2 cipher suites the server accepts: ephemeral
+// ECDHE key exchange (forward secrecy) with an AEAD cipher (AES-GCM or
+// ChaCha20-Poly1305). CBC suites (SHA-1 or SHA-256 MACs), RSA key exchange,
+// 3DES and RC4 are refused. TLS 1.3 suites are all AEAD and are not
+// configurable in crypto/tls.
+var aeadSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// tlsConfig is the TLS configuration of every listener (XMPP STARTTLS,
+// direct TLS and HTTPS): TLS 1.3, or TLS 1.2 with the AEAD suites of
+// aeadSuites only. crypto/tls negotiates the highest version both sides
+// support, so TLS 1.3 is chosen whenever the client offers it.
 func tlsConfig(cert tls.Certificate) *tls.Config {
 	return &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		MinVersion:   tls.VersionTLS12,
+		CipherSuites: aeadSuites,
 	}
 }
 

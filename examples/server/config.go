@@ -45,6 +45,10 @@ type Config struct {
 	// wrapAccounts, if set, wraps the account backend (tests inject
 	// failures with it).
 	wrapAccounts func(accountBackend) accountBackend
+
+	// httpBodyTimeout, if set, replaces the 15 s within which an HTTPS
+	// request body (a form) must arrive (https.go; tests shorten it).
+	httpBodyTimeout time.Duration
 }
 
 // Defaults of the flags.

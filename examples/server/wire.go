@@ -236,16 +236,12 @@ func (srv *Server) wireHTTP() {
 			}
 			return clientKey(ap.Addr())
 		},
+		FormTimeout: srv.bodyTimeout(),
 	})
 	srv.httpMux.Handle("/account", pages)
 	srv.httpMux.Handle("/account/", pages)
 	srv.httpMux.Handle("/privacy", pages)
-	srv.httpSrv = &http.Server{
-		Handler:           srv.httpMux,
-		ErrorLog:          srv.errorLog,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-	}
+	srv.httpSrv = srv.newHTTPServer(srv.httpMux) // limits in https.go
 }
 
 // privacyItems is the /privacy report: each job's data and lifetime, plus

@@ -10,7 +10,11 @@
 // embedded stylesheet allowed by its SHA-256, form-action 'self',
 // frame-ancestors 'none', base-uri 'none'), X-Content-Type-Options nosniff,
 // Referrer-Policy no-referrer and Cache-Control no-store. Form bodies are
-// limited to 16 KiB and fields to 1024 bytes; values in the URL are ignored.
+// limited to 16 KiB (413 beyond) and fields to 1024 bytes; values in the URL
+// are ignored. A form body must arrive within Config.FormTimeout (15 s) of
+// the handler starting to read it, or the request is answered 408 and its
+// connection closed (the connection's read deadline, set through
+// http.ResponseController, and cleared once the form is read).
 //
 // Errors never reveal whether a username exists: an unknown name and a wrong
 // password get the same page (ErrBadCredentials), and so do rate-limited

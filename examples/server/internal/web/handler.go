@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 )
@@ -32,6 +33,7 @@ type handler struct {
 	domain    string
 	log       *slog.Logger
 	clientKey func(*http.Request) string
+	formTime  time.Duration
 
 	css     template.CSS
 	csp     string
@@ -54,7 +56,11 @@ func New(cfg Config) http.Handler {
 		domain:    cfg.Domain,
 		log:       cfg.Logger,
 		clientKey: cfg.ClientKey,
+		formTime:  cfg.FormTimeout,
 		origins:   http.NewCrossOriginProtection(),
+	}
+	if h.formTime <= 0 {
+		h.formTime = DefaultFormTimeout
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -156,6 +162,8 @@ func (h *handler) fail(w http.ResponseWriter, status int, msg string) {
 // when the body is unusable. Values from the URL query are never read:
 // passwords must not travel in URLs.
 func (h *handler) form(w http.ResponseWriter, r *http.Request, nothing string, fields ...string) (map[string]string, bool) {
+	rc := http.NewResponseController(w)
+	deadline := rc.SetReadDeadline(time.Now().Add(h.formTime)) == nil
 	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 	if err := r.ParseForm(); err != nil {
 		var tooBig *http.MaxBytesError
@@ -163,8 +171,18 @@ func (h *handler) form(w http.ResponseWriter, r *http.Request, nothing string, f
 			h.fail(w, http.StatusRequestEntityTooLarge, "The form was too large. "+nothing)
 			return nil, false
 		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			w.Header().Set("Connection", "close")
+			h.fail(w, http.StatusRequestTimeout, "The form took too long to arrive. "+nothing)
+			return nil, false
+		}
 		h.fail(w, http.StatusBadRequest, "The form could not be read. "+nothing)
 		return nil, false
+	}
+	if deadline {
+		// The whole body is read: what follows (hashing, an export) is the
+		// server's work and must not be cut by the client's deadline.
+		_ = rc.SetReadDeadline(time.Time{})
 	}
 	vals := make(map[string]string, len(fields))
 	for _, f := range fields {

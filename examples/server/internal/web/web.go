@@ -61,4 +61,15 @@ type Config struct {
 	// ClientKey derives the rate-limiting key of a request. nil means the
 	// remote IP address of the connection (proxy headers are not trusted).
 	ClientKey func(*http.Request) string
+	// FormTimeout bounds how long a form's body may take to arrive, from
+	// the moment the handler starts reading it: the connection's read
+	// deadline (http.ResponseController), so a client that sends its form
+	// slowly, or stops, is answered 408 and its connection closed. The
+	// deadline is cleared once the form is read, so an export that takes
+	// longer is not cut. 0 means DefaultFormTimeout.
+	FormTimeout time.Duration
 }
+
+// DefaultFormTimeout is the FormTimeout of a zero Config: a form of at most
+// 16 KiB arrives in far less on any working connection.
+const DefaultFormTimeout = 15 * time.Second
