@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 
+	"chatbx.eu/privacy/internal/xmlutil"
 	"mellium.im/xmpp/jid"
 )
 
@@ -240,7 +241,7 @@ func scan(r xml.TokenReader, start xml.StartElement, o scanOptions, w *xmlWriter
 					t.Name.Space = nsClient
 				}
 				if o.drop(t) {
-					if err := skipElement(r); err != nil {
+					if err := xmlutil.Skip(r); err != nil {
 						return f, fmt.Errorf("%w: %v", ErrMalformed, err)
 					}
 					continue

@@ -3,10 +3,10 @@ package mam
 import (
 	"encoding/xml"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
+	"chatbx.eu/privacy/internal/xmlutil"
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
 )
@@ -69,20 +69,9 @@ func ParseQuery(r xml.TokenReader, start xml.StartElement, c Config) (Request, e
 	}
 	req.Query.Max = c.pageSize()
 	var sawForm, sawSet bool
-	for {
-		tok, err := r.Token()
-		if err == io.EOF {
-			break
-		}
+	for se, err := range xmlutil.Children(r) {
 		if err != nil {
-			return req, fmt.Errorf("%w: %v", ErrBadQuery, err)
-		}
-		if _, ok := tok.(xml.EndElement); ok {
-			break
-		}
-		se, ok := tok.(xml.StartElement)
-		if !ok {
-			continue
+			return req, fmt.Errorf("%w: %w", ErrBadQuery, err)
 		}
 		switch {
 		case se.Name.Space == NSDataForm && se.Name.Local == "x":
@@ -90,28 +79,23 @@ func ParseQuery(r xml.TokenReader, start xml.StartElement, c Config) (Request, e
 				return req, fmt.Errorf("%w: more than one form", ErrBadQuery)
 			}
 			sawForm = true
-			if err := parseForm(r, se, &req.Query, c); err != nil {
-				return req, err
-			}
+			err = parseForm(r, se, &req.Query, c)
 		case se.Name.Space == NSRSM && se.Name.Local == "set":
 			if sawSet {
 				return req, fmt.Errorf("%w: more than one set", ErrBadQuery)
 			}
 			sawSet = true
-			if err := parseRSM(r, &req, c); err != nil {
-				return req, err
-			}
+			err = parseRSM(r, &req, c)
 		case se.Name.Space == NS && se.Name.Local == "flip-page":
 			req.Flip = true
-			if err := skipElement(r); err != nil {
-				return req, fmt.Errorf("%w: %v", ErrBadQuery, err)
-			}
+			err = skip(r)
 		default:
 			// Unknown extension elements are ignored, as XMPP wants; form
 			// fields are never ignored.
-			if err := skipElement(r); err != nil {
-				return req, fmt.Errorf("%w: %v", ErrBadQuery, err)
-			}
+			err = skip(r)
+		}
+		if err != nil {
+			return req, err
 		}
 	}
 	q := &req.Query
@@ -153,22 +137,14 @@ func parseForm(r xml.TokenReader, start xml.StartElement, q *Query, c Config) er
 		return fmt.Errorf("%w: form type %q", ErrBadQuery, limitStr(typ))
 	}
 	seen := map[string]bool{}
-	for {
-		tok, err := r.Token()
+	for se, err := range xmlutil.Children(r) {
 		if err != nil {
-			return fmt.Errorf("%w: %v", ErrBadQuery, err)
-		}
-		if _, ok := tok.(xml.EndElement); ok {
-			return nil
-		}
-		se, ok := tok.(xml.StartElement)
-		if !ok {
-			continue
+			return fmt.Errorf("%w: %w", ErrBadQuery, err)
 		}
 		if se.Name.Local != "field" || se.Name.Space != NSDataForm {
 			// <title/>, <instructions/> and the like carry no filter.
-			if err := skipElement(r); err != nil {
-				return fmt.Errorf("%w: %v", ErrBadQuery, err)
+			if err := skip(r); err != nil {
+				return err
 			}
 			continue
 		}
@@ -188,27 +164,20 @@ func parseForm(r xml.TokenReader, start xml.StartElement, q *Query, c Config) er
 			return err
 		}
 	}
+	return nil
 }
 
 // fieldValues reads the <value/> children of a <field/>, trimmed; empty
 // values are dropped. The field's start element has been read.
 func fieldValues(r xml.TokenReader) ([]string, error) {
 	var vals []string
-	for {
-		tok, err := r.Token()
+	for se, err := range xmlutil.Children(r) {
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrBadQuery, err)
-		}
-		if _, ok := tok.(xml.EndElement); ok {
-			return vals, nil
-		}
-		se, ok := tok.(xml.StartElement)
-		if !ok {
-			continue
+			return nil, fmt.Errorf("%w: %w", ErrBadQuery, err)
 		}
 		if se.Name.Local != "value" || se.Name.Space != NSDataForm {
-			if err := skipElement(r); err != nil {
-				return nil, fmt.Errorf("%w: %v", ErrBadQuery, err)
+			if err := skip(r); err != nil {
+				return nil, err
 			}
 			continue
 		}
@@ -223,29 +192,26 @@ func fieldValues(r xml.TokenReader) ([]string, error) {
 			return nil, fmt.Errorf("%w: too many values", ErrBadQuery)
 		}
 	}
+	return vals, nil
 }
 
 // readText reads the character data of an element whose start was just
-// read, up to its end. Child elements are an error.
+// read, up to its end, at most maxTextLen bytes. Child elements are an
+// error.
 func readText(r xml.TokenReader) (string, error) {
-	var b []byte
-	for {
-		tok, err := r.Token()
-		if err != nil {
-			return "", fmt.Errorf("%w: %v", ErrBadQuery, err)
-		}
-		switch t := tok.(type) {
-		case xml.CharData:
-			if len(b)+len(t) > maxTextLen {
-				return "", fmt.Errorf("%w: value too long", ErrBadQuery)
-			}
-			b = append(b, t...)
-		case xml.StartElement:
-			return "", fmt.Errorf("%w: element inside a value", ErrBadQuery)
-		case xml.EndElement:
-			return string(b), nil
-		}
+	v, err := xmlutil.ReadText(r, maxTextLen)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrBadQuery, err)
 	}
+	return v, nil
+}
+
+// skip consumes the rest of an element whose start was just read.
+func skip(r xml.TokenReader) error {
+	if err := xmlutil.Skip(r); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadQuery, err)
+	}
+	return nil
 }
 
 func single(name string, values []string) (string, error) {

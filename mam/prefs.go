@@ -4,9 +4,10 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
-	"io"
+	"slices"
 	"strings"
 
+	"chatbx.eu/privacy/internal/xmlutil"
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
 )
@@ -30,20 +31,9 @@ func ParsePrefs(r xml.TokenReader, start xml.StartElement) (Prefs, error) {
 	default:
 		return p, fmt.Errorf("%w: unknown default", ErrBadQuery)
 	}
-	for {
-		tok, err := r.Token()
-		if err == io.EOF {
-			break
-		}
+	for se, err := range xmlutil.Children(r) {
 		if err != nil {
-			return p, fmt.Errorf("%w: %v", ErrBadQuery, err)
-		}
-		if _, ok := tok.(xml.EndElement); ok {
-			break
-		}
-		se, ok := tok.(xml.StartElement)
-		if !ok {
-			continue
+			return p, fmt.Errorf("%w: %w", ErrBadQuery, err)
 		}
 		var list *[]jid.JID
 		switch {
@@ -52,8 +42,8 @@ func ParsePrefs(r xml.TokenReader, start xml.StartElement) (Prefs, error) {
 		case se.Name.Space == NS && se.Name.Local == "never":
 			list = &p.Never
 		default:
-			if err := skipElement(r); err != nil {
-				return p, fmt.Errorf("%w: %v", ErrBadQuery, err)
+			if err := skip(r); err != nil {
+				return p, err
 			}
 			continue
 		}
@@ -75,21 +65,13 @@ func ParsePrefsBytes(b []byte) (Prefs, error) {
 }
 
 func parseJIDList(r xml.TokenReader, list *[]jid.JID) error {
-	for {
-		tok, err := r.Token()
+	for se, err := range xmlutil.Children(r) {
 		if err != nil {
-			return fmt.Errorf("%w: %v", ErrBadQuery, err)
-		}
-		if _, ok := tok.(xml.EndElement); ok {
-			return nil
-		}
-		se, ok := tok.(xml.StartElement)
-		if !ok {
-			continue
+			return fmt.Errorf("%w: %w", ErrBadQuery, err)
 		}
 		if se.Name.Space != NS || se.Name.Local != "jid" {
-			if err := skipElement(r); err != nil {
-				return fmt.Errorf("%w: %v", ErrBadQuery, err)
+			if err := skip(r); err != nil {
+				return err
 			}
 			continue
 		}
@@ -101,20 +83,15 @@ func parseJIDList(r xml.TokenReader, list *[]jid.JID) error {
 		if err != nil {
 			return fmt.Errorf("%w: malformed JID in prefs", ErrBadQuery)
 		}
-		dup := false
-		for _, o := range *list {
-			if o.Equal(j) {
-				dup = true
-				break
-			}
+		if slices.ContainsFunc(*list, j.Equal) {
+			continue
 		}
-		if !dup {
-			if len(*list) >= maxPrefsJIDs {
-				return fmt.Errorf("%w: too many JIDs in prefs", ErrBadQuery)
-			}
-			*list = append(*list, j)
+		if len(*list) >= maxPrefsJIDs {
+			return fmt.Errorf("%w: too many JIDs in prefs", ErrBadQuery)
 		}
+		*list = append(*list, j)
 	}
+	return nil
 }
 
 // TokenReader encodes p as <prefs xmlns='urn:xmpp:mam:2'/>, with both lists

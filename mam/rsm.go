@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"chatbx.eu/privacy/internal/xmlutil"
 )
 
 // parseRSM parses an XEP-0059 <set/> (its start element has been read) into
@@ -14,21 +16,13 @@ import (
 // feature-not-implemented as XEP-0059 says).
 func parseRSM(r xml.TokenReader, req *Request, c Config) error {
 	var sawAfter, sawBefore, sawMax bool
-	for {
-		tok, err := r.Token()
+	for se, err := range xmlutil.Children(r) {
 		if err != nil {
-			return fmt.Errorf("%w: %v", ErrBadQuery, err)
-		}
-		if _, ok := tok.(xml.EndElement); ok {
-			break
-		}
-		se, ok := tok.(xml.StartElement)
-		if !ok {
-			continue
+			return fmt.Errorf("%w: %w", ErrBadQuery, err)
 		}
 		if se.Name.Space != NSRSM {
-			if err := skipElement(r); err != nil {
-				return fmt.Errorf("%w: %v", ErrBadQuery, err)
+			if err := skip(r); err != nil {
+				return err
 			}
 			continue
 		}
