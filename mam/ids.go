@@ -41,3 +41,27 @@ func ParseID(id string) ([IDLen]byte, error) {
 	}
 	return b, nil
 }
+
+func idString(raw []byte) string { return base64.RawURLEncoding.EncodeToString(raw) }
+
+// idLen is the length of an encoded archive id,
+// base64.RawURLEncoding.EncodedLen(IDLen).
+const idLen = 22
+
+const idAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+// encodeID writes the id raw (IDLen bytes) to dst as idString does,
+// without the general encoder's loop.
+func encodeID(dst *[idLen]byte, raw []byte) {
+	raw = raw[:IDLen]
+	for i := range 5 {
+		v := uint(raw[3*i])<<16 | uint(raw[3*i+1])<<8 | uint(raw[3*i+2])
+		dst[4*i] = idAlphabet[v>>18&0x3f]
+		dst[4*i+1] = idAlphabet[v>>12&0x3f]
+		dst[4*i+2] = idAlphabet[v>>6&0x3f]
+		dst[4*i+3] = idAlphabet[v&0x3f]
+	}
+	v := uint(raw[15])
+	dst[20] = idAlphabet[v>>2]
+	dst[21] = idAlphabet[v<<4&0x3f]
+}
