@@ -11,115 +11,6 @@ import (
 	"mellium.im/xmpp/jid"
 )
 
-// boltScanner walks the message keys of one source (the m bucket, or one
-// peer's entries in the w bucket) within [lo, hi).
-type boltScanner struct {
-	c      *bolt.Cursor
-	prefix []byte // the peer's bare JID and 0x00 in the w bucket; empty in m
-	lo, hi []byte // nil: unbounded
-
-	// The filter: groupchat messages of a user archive only with
-	// includeGroupchat, and in the w bucket only the resource res, if set.
-	includeGroupchat bool
-	res              string
-}
-
-// match reports whether the entry v passes the filter.
-func (sc *boltScanner) match(v []byte) bool {
-	if len(sc.prefix) == 0 || (sc.res == "" && len(v) >= 2 && v[0] == recordVersion) {
-		// A record (of m, or a covering with entry without a resource
-		// to check).
-		return len(v) >= 2 && (sc.includeGroupchat || v[1]&flagExcluded == 0)
-	}
-	flags, r, ok := withEntry(v)
-	return ok && (sc.includeGroupchat || flags&flagExcluded == 0) && (sc.res == "" || string(r) == sc.res)
-}
-
-func (sc *boltScanner) key(k []byte) []byte {
-	if k == nil || len(k) != len(sc.prefix)+keyLen || !bytes.HasPrefix(k, sc.prefix) {
-		return nil
-	}
-	return k[len(sc.prefix):]
-}
-
-// fwd returns the next matching key at or after from (nil: lo), forwards.
-func (sc *boltScanner) first(from []byte) ([]byte, []byte) {
-	if from == nil || (sc.lo != nil && bytes.Compare(from, sc.lo) < 0) {
-		from = sc.lo
-	}
-	seek := from
-	if len(sc.prefix) > 0 {
-		seek = append(slices.Clip(sc.prefix), from...)
-	}
-	k, v := sc.c.Seek(seek)
-	return sc.fwd(k, v)
-}
-
-func (sc *boltScanner) next() ([]byte, []byte) {
-	k, v := sc.c.Next()
-	return sc.fwd(k, v)
-}
-
-func (sc *boltScanner) fwd(k, v []byte) ([]byte, []byte) {
-	for {
-		mk := sc.key(k)
-		if mk == nil || (sc.hi != nil && bytes.Compare(mk, sc.hi) >= 0) {
-			return nil, nil
-		}
-		if sc.match(v) {
-			return mk, v
-		}
-		k, v = sc.c.Next()
-	}
-}
-
-// last returns the last matching key before to (nil: hi), backwards.
-func (sc *boltScanner) last(to []byte) ([]byte, []byte) {
-	if to == nil || (sc.hi != nil && bytes.Compare(to, sc.hi) > 0) {
-		to = sc.hi
-	}
-	var k, v []byte
-	switch {
-	case to != nil:
-		k, _ = sc.c.Seek(append(slices.Clip(sc.prefix), to...))
-	case len(sc.prefix) > 0:
-		// The prefix ends in the 0x00 separator: the next prefix is the
-		// first key after all of this peer's keys.
-		end := slices.Clone(sc.prefix)
-		end[len(end)-1] = 1
-		k, _ = sc.c.Seek(end)
-	default:
-		k, v = sc.c.Last()
-		return sc.back(k, v)
-	}
-	if k == nil {
-		k, v = sc.c.Last()
-	} else {
-		k, v = sc.c.Prev()
-	}
-	return sc.back(k, v)
-}
-
-func (sc *boltScanner) prev() ([]byte, []byte) {
-	k, v := sc.c.Prev()
-	return sc.back(k, v)
-}
-
-func (sc *boltScanner) back(k, v []byte) ([]byte, []byte) {
-	for {
-		mk := sc.key(k)
-		if mk == nil || (sc.lo != nil && bytes.Compare(mk, sc.lo) < 0) {
-			return nil, nil
-		}
-		if sc.hi == nil || bytes.Compare(mk, sc.hi) < 0 {
-			if sc.match(v) {
-				return mk, v
-			}
-		}
-		k, v = sc.c.Prev()
-	}
-}
-
 // Query implements Store.
 func (s *BoltStore) Query(ctx context.Context, archive jid.JID, q Query) (Page, error) {
 	if err := ctx.Err(); err != nil {
@@ -150,121 +41,36 @@ func (s *BoltStore) query(tx *bolt.Tx, archive jid.JID, q Query, size int) (Page
 	var nameBuf [64]byte
 	ab := archiveBuckets{root: tx.Bucket(bucketArchives).Bucket(append(nameBuf[:0], archive.String()...))}
 	a := &ab
-	empty := Page{FirstIndex: -1, Count: 0, Complete: true}
+	var r keyRange
+	if err := r.resolve(a, q); err != nil {
+		return Page{}, err
+	}
+	if a.root == nil || r.none || (r.lo != nil && r.hi != nil && bytes.Compare(r.lo, r.hi) >= 0) {
+		return Page{FirstIndex: -1, Count: 0, Complete: true}, nil
+	}
+	if r.ids != nil {
+		return s.queryIDs(a, archive, q, &r, size)
+	}
 
-	// The filter range [lo, hi) of message keys.
-	var lo, hi []byte
-	none := false // the filter selects nothing
-	if !q.Start.IsZero() {
-		switch {
-		case q.Start.After(maxTime):
-			none = true
-		case q.Start.After(minTime):
-			lo = keyAtTime(q.Start)
-		}
+	sc := boltScanner{
+		lo:               keyMax(r.lo, r.plo),
+		hi:               keyMin(r.hi, r.phi),
+		backward:         q.Before != "" || q.Last,
+		includeGroupchat: q.IncludeGroupchat,
+		res:              q.With.Resourcepart(),
 	}
-	if !q.End.IsZero() {
-		switch {
-		case q.End.Before(minTime):
-			none = true
-		case q.End.Before(maxTime):
-			hi = keyAtTime(q.End.Add(time.Nanosecond))
-		}
-	}
-	if q.AfterID != "" {
-		k, err := a.resolve(q.AfterID)
-		if err != nil {
-			return Page{}, err
-		}
-		if n := keyAfter(k); n != nil {
-			lo = keyMax(lo, n)
-		} else {
-			none = true
-		}
-	}
-	if q.BeforeID != "" {
-		k, err := a.resolve(q.BeforeID)
-		if err != nil {
-			return Page{}, err
-		}
-		hi = keyMin(hi, k)
-	}
-	var idKeys [][]byte
-	for _, id := range q.IDs {
-		k, err := a.resolve(id)
-		if err != nil {
-			return Page{}, err
-		}
-		idKeys = append(idKeys, k)
-	}
-	// The page range, from RSM after/before.
-	var plo, phi []byte
-	if q.After != "" {
-		k, err := a.resolve(q.After)
-		if err != nil {
-			return Page{}, err
-		}
-		if plo = keyAfter(k); plo == nil {
-			none = true
-		}
-	}
-	if q.Before != "" {
-		k, err := a.resolve(q.Before)
-		if err != nil {
-			return Page{}, err
-		}
-		phi = k
-	}
-	if a.root == nil {
-		return empty, nil
-	}
-	backward := q.Before != "" || q.Last
-	filtered := lo != nil || hi != nil || none || q.AfterID != "" || q.BeforeID != ""
-
-	// Exact count from the counters, when the filter allows.
-	count := -1
-	withSet := !zeroJID(q.With)
-	res := q.With.Resourcepart()
 	var bareWith []byte
-	if withSet {
+	if zeroJID(q.With) {
+		sc.c = a.msgsB().Cursor()
+	} else {
 		bareWith = bareBytes(q.With)
-	}
-	if !filtered && idKeys == nil {
-		ck := countTotal
-		if withSet && res != "" {
-			ck = append([]byte("f"), q.With.String()...)
-		} else if withSet {
-			ck = append([]byte("b"), bareWith...)
-		}
-		var seq uint64 // 1 + the count, or 0; see boltAddCounts
-		if !withSet && !q.IncludeGroupchat {
-			seq = a.msgsB().Sequence()
-		}
-		if seq > 0 {
-			count = int(seq - 1)
-		} else {
-			n, x := boltGetCount(a.countsB(), ck)
-			if !q.IncludeGroupchat {
-				n -= x
-			}
-			count = int(n)
-		}
-	}
-	if none || (lo != nil && hi != nil && bytes.Compare(lo, hi) >= 0) {
-		empty.Count = 0
-		return empty, nil
-	}
-
-	if idKeys != nil {
-		return s.queryIDs(a, archive, q, idKeys, lo, hi, plo, phi, size, backward)
-	}
-
-	sc := &boltScanner{lo: lo, hi: hi, includeGroupchat: q.IncludeGroupchat, res: res}
-	if withSet {
 		sc.c = a.withB().Cursor()
 		sc.prefix = append(bareWith, 0)
-	} else {
-		sc.c = a.msgsB().Cursor()
+	}
+	count := -1
+	if r.lo == nil && r.hi == nil {
+		// Filtered at most by With and IncludeGroupchat: counted.
+		count = a.count(q, bareWith)
 	}
 
 	// keys and, for the m bucket, the records (valid until the
@@ -275,56 +81,251 @@ func (s *BoltStore) query(tx *bolt.Tx, archive jid.JID, q Query, size int) (Page
 		keys = make([][]byte, 0, min(size, 1024))
 		vals = make([][]byte, 0, cap(keys))
 	}
-	complete := true
-	if !backward {
-		for k, v := sc.first(plo); k != nil; k, v = sc.next() {
-			if len(keys) == size {
-				complete = false
-				break
-			}
-			keys = append(keys, k)
-			if withSet && v[0] != recordVersion {
-				v = nil // a compact with entry: read the record from m
-			}
-			vals = append(vals, v)
-		}
-	} else {
-		if plo != nil {
-			sc.lo = keyMax(sc.lo, plo)
-		}
-		for k, v := sc.last(phi); k != nil; k, v = sc.prev() {
-			if len(keys) == size {
-				complete = false
-				break
-			}
-			keys = append(keys, k)
-			if withSet && v[0] != recordVersion {
-				v = nil // a compact with entry: read the record from m
-			}
-			vals = append(vals, v)
-		}
-		slices.Reverse(keys)
-		slices.Reverse(vals)
-	}
-
-	page := Page{Count: count, FirstIndex: -1, Complete: complete}
-	// A page that saw every match knows the count.
-	if count < 0 && complete && plo == nil && phi == nil {
-		page.Count = len(keys)
-	}
-	if len(keys) > 0 {
-		switch {
-		case plo == nil && (!backward || complete):
-			page.FirstIndex = 0
-		case backward && phi == nil && page.Count >= 0:
-			page.FirstIndex = page.Count - len(keys)
-		}
-	}
+	keys, vals, complete := sc.collect(keys, vals, size)
+	page := r.page(len(keys), count, complete, sc.backward)
 	page.Messages = make([]Message, len(keys))
 	if err := s.fill(a, archive, keys, vals, page.Messages); err != nil {
 		return Page{}, err
 	}
 	return page, nil
+}
+
+// keyRange is what a query selects, in message keys: the filter range
+// [lo, hi) from Start, End, AfterID and BeforeID, the page range [plo, phi)
+// from RSM After and Before, and the keys of IDs. nil bounds are open.
+type keyRange struct {
+	lo, hi   []byte
+	plo, phi []byte
+	none     bool     // nothing can match
+	ids      [][]byte // nil without Query.IDs
+}
+
+// resolve sets r from q, looking the archive ids of q up in a.
+func (r *keyRange) resolve(a *archiveBuckets, q Query) error {
+	if !q.Start.IsZero() {
+		switch {
+		case q.Start.After(maxTime):
+			r.none = true
+		case q.Start.After(minTime):
+			r.lo = keyAtTime(q.Start)
+		}
+	}
+	if !q.End.IsZero() {
+		switch {
+		case q.End.Before(minTime):
+			r.none = true
+		case q.End.Before(maxTime):
+			r.hi = keyAtTime(q.End.Add(time.Nanosecond))
+		}
+	}
+	var k []byte
+	var err error
+	if q.AfterID != "" {
+		if k, err = a.resolve(q.AfterID); err != nil {
+			return err
+		}
+		r.lo = keyMax(r.lo, r.after(k))
+	}
+	if q.BeforeID != "" {
+		if k, err = a.resolve(q.BeforeID); err != nil {
+			return err
+		}
+		r.hi = keyMin(r.hi, k)
+	}
+	for _, id := range q.IDs {
+		if k, err = a.resolve(id); err != nil {
+			return err
+		}
+		r.ids = append(r.ids, k)
+	}
+	if q.After != "" {
+		if k, err = a.resolve(q.After); err != nil {
+			return err
+		}
+		r.plo = r.after(k)
+	}
+	if q.Before != "" {
+		if r.phi, err = a.resolve(q.Before); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// after returns the smallest key after k; there is none after the largest
+// key, and then nothing matches.
+func (r *keyRange) after(k []byte) []byte {
+	n := keyAfter(k)
+	if n == nil {
+		r.none = true
+	}
+	return n
+}
+
+// page returns the counts of a page of n messages read by a scan of r
+// (complete: to the end of the range), given the count of all matches
+// (-1: unknown).
+func (r *keyRange) page(n, count int, complete, backward bool) Page {
+	p := Page{Count: count, FirstIndex: -1, Complete: complete}
+	if count < 0 && complete && r.plo == nil && r.phi == nil {
+		p.Count = n // the page saw every match
+	}
+	if n > 0 {
+		switch {
+		case r.plo == nil && (!backward || complete):
+			p.FirstIndex = 0
+		case backward && r.phi == nil && p.Count >= 0:
+			p.FirstIndex = p.Count - n
+		}
+	}
+	return p
+}
+
+// count returns the number of messages of a query filtered at most by With
+// (whose bare JID is bareWith) and IncludeGroupchat, from the counters.
+func (a *archiveBuckets) count(q Query, bareWith []byte) int {
+	if bareWith == nil && !q.IncludeGroupchat {
+		// The m bucket's sequence is 1 + this count; see boltAddCounts.
+		return int(a.msgsB().Sequence()) - 1
+	}
+	ck := countTotal
+	switch {
+	case bareWith != nil && q.With.Resourcepart() != "":
+		ck = append([]byte("f"), q.With.String()...)
+	case bareWith != nil:
+		ck = append([]byte("b"), bareWith...)
+	}
+	n, x := boltGetCount(a.countsB(), ck)
+	if !q.IncludeGroupchat {
+		n -= x
+	}
+	return int(n)
+}
+
+// boltScanner walks the message keys of one source (the m bucket, or one
+// peer's entries in the w bucket) within [lo, hi), forwards or backwards.
+type boltScanner struct {
+	c        *bolt.Cursor
+	prefix   []byte // the peer's bare JID and 0x00 in the w bucket; empty in m
+	lo, hi   []byte // nil: unbounded
+	backward bool
+
+	// The filter: groupchat messages of a user archive only with
+	// includeGroupchat, and in the w bucket only the resource res, if set.
+	includeGroupchat bool
+	res              string
+}
+
+// collect appends the keys of the first size matches in the scan's
+// direction to keys, and their entries to vals (nil for a compact with
+// entry: the record is in m), both in archive order. complete reports
+// whether it reached the end of the range.
+func (sc *boltScanner) collect(keys, vals [][]byte, size int) (_, _ [][]byte, complete bool) {
+	complete = true
+	for k, v := sc.first(); k != nil; k, v = sc.next() {
+		if len(keys) == size {
+			complete = false
+			break
+		}
+		keys = append(keys, k)
+		if len(sc.prefix) > 0 && v[0] != recordVersion {
+			v = nil
+		}
+		vals = append(vals, v)
+	}
+	if sc.backward {
+		slices.Reverse(keys)
+		slices.Reverse(vals)
+	}
+	return keys, vals, complete
+}
+
+// first returns the first match in the scan's direction: from lo
+// forwards, or from the last entry before hi backwards.
+func (sc *boltScanner) first() ([]byte, []byte) {
+	var seek []byte // the entry to seek to; nil: the first (or last) one
+	switch {
+	case !sc.backward:
+		seek = sc.entry(sc.lo)
+	case sc.hi != nil:
+		seek = sc.entry(sc.hi)
+	case len(sc.prefix) > 0:
+		// The prefix ends in the 0x00 separator: the next prefix is the
+		// first entry after all of this peer's.
+		seek = slices.Clone(sc.prefix)
+		seek[len(seek)-1] = 1
+	}
+	var k, v []byte
+	switch {
+	case !sc.backward:
+		k, v = sc.c.Seek(seek)
+	case seek == nil:
+		k, v = sc.c.Last()
+	default:
+		if k, _ = sc.c.Seek(seek); k == nil {
+			k, v = sc.c.Last()
+		} else {
+			k, v = sc.c.Prev()
+		}
+	}
+	return sc.scan(k, v)
+}
+
+// next returns the next match in the scan's direction.
+func (sc *boltScanner) next() ([]byte, []byte) {
+	if sc.backward {
+		return sc.scan(sc.c.Prev())
+	}
+	return sc.scan(sc.c.Next())
+}
+
+// scan returns the message key and value of the first match from the
+// entry k, v on in the scan's direction, or nils at the end of the range.
+func (sc *boltScanner) scan(k, v []byte) ([]byte, []byte) {
+	for {
+		mk := sc.key(k)
+		if mk == nil ||
+			(!sc.backward && sc.hi != nil && bytes.Compare(mk, sc.hi) >= 0) ||
+			(sc.backward && sc.lo != nil && bytes.Compare(mk, sc.lo) < 0) {
+			return nil, nil
+		}
+		if sc.match(v) {
+			return mk, v
+		}
+		if sc.backward {
+			k, v = sc.c.Prev()
+		} else {
+			k, v = sc.c.Next()
+		}
+	}
+}
+
+// entry returns the source's key of the message key k.
+func (sc *boltScanner) entry(k []byte) []byte {
+	if len(sc.prefix) == 0 {
+		return k
+	}
+	return append(slices.Clip(sc.prefix), k...)
+}
+
+// key returns the message key of the source's key k, or nil if k is not
+// one of the source's (another peer's entry, or the end).
+func (sc *boltScanner) key(k []byte) []byte {
+	if k == nil || len(k) != len(sc.prefix)+keyLen || !bytes.HasPrefix(k, sc.prefix) {
+		return nil
+	}
+	return k[len(sc.prefix):]
+}
+
+// match reports whether the entry v passes the filter.
+func (sc *boltScanner) match(v []byte) bool {
+	if len(sc.prefix) == 0 || (sc.res == "" && len(v) >= 2 && v[0] == recordVersion) {
+		// A record (of m, or a covering with entry without a resource
+		// to check).
+		return len(v) >= 2 && (sc.includeGroupchat || v[1]&flagExcluded == 0)
+	}
+	flags, r, ok := withEntry(v)
+	return ok && (sc.includeGroupchat || flags&flagExcluded == 0) && (sc.res == "" || string(r) == sc.res)
 }
 
 // fill decodes the messages at keys into out, with their records vals (a
@@ -438,14 +439,14 @@ func (s *BoltStore) load(a *archiveBuckets, archive jid.JID, key, v []byte) (Mes
 
 // queryIDs answers a query with an ids filter: a short list, paged in
 // memory, with exact counts.
-func (s *BoltStore) queryIDs(a *archiveBuckets, archive jid.JID, q Query, keys [][]byte, lo, hi, plo, phi []byte,
-	size int, backward bool) (Page, error) {
+func (s *BoltStore) queryIDs(a *archiveBuckets, archive jid.JID, q Query, r *keyRange, size int) (Page, error) {
+	keys := r.ids
 	slices.SortFunc(keys, bytes.Compare)
 	keys = slices.CompactFunc(keys, bytes.Equal)
 	var matches []Message
 	var mkeys [][]byte
 	for _, k := range keys {
-		if (lo != nil && bytes.Compare(k, lo) < 0) || (hi != nil && bytes.Compare(k, hi) >= 0) {
+		if (r.lo != nil && bytes.Compare(k, r.lo) < 0) || (r.hi != nil && bytes.Compare(k, r.hi) >= 0) {
 			continue
 		}
 		m, err := s.load(a, archive, k, nil)
@@ -467,17 +468,17 @@ func (s *BoltStore) queryIDs(a *archiveBuckets, archive jid.JID, q Query, keys [
 		mkeys = append(mkeys, k)
 	}
 	start, end := 0, len(matches)
-	if plo != nil {
-		start, _ = slices.BinarySearchFunc(mkeys, plo, bytes.Compare)
+	if r.plo != nil {
+		start, _ = slices.BinarySearchFunc(mkeys, r.plo, bytes.Compare)
 	}
-	if phi != nil {
-		end, _ = slices.BinarySearchFunc(mkeys, phi, bytes.Compare)
+	if r.phi != nil {
+		end, _ = slices.BinarySearchFunc(mkeys, r.phi, bytes.Compare)
 	}
 	p := Page{FirstIndex: -1, Count: len(matches), Complete: true}
 	if end <= start {
 		return p, nil
 	}
-	if backward {
+	if q.Before != "" || q.Last {
 		from := max(start, end-size)
 		p.Complete = from == start
 		start = from
