@@ -142,7 +142,7 @@ func NewBoltStore(db *bolt.DB) (*BoltStore, error) {
 // NewBoltStoreWithConfig is NewBoltStore with the options of cfg.
 func NewBoltStoreWithConfig(db *bolt.DB, cfg BoltConfig) (*BoltStore, error) {
 	if db == nil {
-		return nil, errors.New("mam: NewBoltStore: nil database")
+		return nil, fmt.Errorf("%w: NewBoltStore: nil database", ErrConfig)
 	}
 	if cfg.ExpireBatch <= 0 {
 		cfg.ExpireBatch = defaultExpire
@@ -187,7 +187,7 @@ func boltErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrBadQuery) || errors.Is(err, context.Canceled) ||
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrBadRequest) || errors.Is(err, context.Canceled) ||
 		errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}

@@ -24,17 +24,17 @@ type pending struct {
 
 func (s *BoltStore) prepare(m Message) (*pending, error) {
 	if zeroJID(m.Archive) {
-		return nil, fmt.Errorf("mam: append without archive: %w", ErrBadQuery)
+		return nil, fmt.Errorf("mam: append without archive: %w", ErrBadRequest)
 	}
 	if len(m.Stanza) == 0 {
-		return nil, fmt.Errorf("mam: append of an empty stanza: %w", ErrBadQuery)
+		return nil, fmt.Errorf("mam: append of an empty stanza: %w", ErrBadRequest)
 	}
 	if m.Time.IsZero() {
 		m.Time = s.now()
 	}
 	m.Time = m.Time.UTC().Round(0)
 	if m.Time.Before(minTime) || m.Time.After(maxTime) {
-		return nil, fmt.Errorf("mam: message time out of range: %w", ErrBadQuery)
+		return nil, fmt.Errorf("mam: message time out of range: %w", ErrBadRequest)
 	}
 	m.Archive = m.Archive.Bare()
 	if !zeroJID(m.RealJID) {
@@ -86,7 +86,7 @@ func (p *pending) put(tx *bolt.Tx) error {
 	key := make([]byte, keyLen)
 	putKeyTime(key, p.m.Time)
 	binary.BigEndian.PutUint64(key[8:], seq)
-	id := make([]byte, IDLen)
+	id := make([]byte, rawIDLen)
 	for {
 		rand.Read(id)
 		if ids.Get(id) == nil {

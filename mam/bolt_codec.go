@@ -67,7 +67,7 @@ func keyAfter(k []byte) []byte {
 //
 //	version (1) | flags (1) | id (16) | uvarint len(with) | with | stanza
 func encodeRecord(flags byte, id []byte, with string, stanza []byte) []byte {
-	b := make([]byte, 0, 2+IDLen+binary.MaxVarintLen32+len(with)+len(stanza))
+	b := make([]byte, 0, 2+rawIDLen+binary.MaxVarintLen32+len(with)+len(stanza))
 	b = append(b, recordVersion, flags)
 	b = append(b, id...)
 	b = binary.AppendUvarint(b, uint64(len(with)))
@@ -89,22 +89,22 @@ func decodeRecord(v []byte) (rawRecord, error) {
 	if !ok {
 		return rawRecord{}, errCorruptRecord
 	}
-	return rawRecord{flags: v[1], id: v[2 : 2+IDLen], with: v[ws:we], stanza: v[we:]}, nil
+	return rawRecord{flags: v[1], id: v[2 : 2+rawIDLen], with: v[ws:we], stanza: v[we:]}, nil
 }
 
 // recordLayout reports whether v is a record and where its parts are: the
-// flags at v[1], the id at v[2:2+IDLen], the peer at v[ws:we] and the
+// flags at v[1], the id at v[2:2+rawIDLen], the peer at v[ws:we] and the
 // stanza at v[we:]. (The page fill uses it rather than decodeRecord, whose
 // result is too large to travel in registers.)
 func recordLayout(v []byte) (ws, we int, ok bool) {
-	if len(v) < 2+IDLen+1 || v[0] != recordVersion {
+	if len(v) < 2+rawIDLen+1 || v[0] != recordVersion {
 		return 0, 0, false
 	}
-	n, l := binary.Uvarint(v[2+IDLen:])
-	if l <= 0 || n > uint64(len(v)-2-IDLen-l) {
+	n, l := binary.Uvarint(v[2+rawIDLen:])
+	if l <= 0 || n > uint64(len(v)-2-rawIDLen-l) {
 		return 0, 0, false
 	}
-	ws = 2 + IDLen + l
+	ws = 2 + rawIDLen + l
 	return ws, ws + int(n), true
 }
 

@@ -96,7 +96,7 @@ func (s *BoltStore) Erase(ctx context.Context, user jid.JID) error {
 		return err
 	}
 	if zeroJID(user) {
-		return fmt.Errorf("mam: erase without user: %w", ErrBadQuery)
+		return fmt.Errorf("mam: erase without user: %w", ErrBadRequest)
 	}
 	u := bareBytes(user)
 	err := s.db.Update(func(tx *bolt.Tx) error {

@@ -17,10 +17,10 @@ func (s *BoltStore) Query(ctx context.Context, archive jid.JID, q Query) (Page, 
 		return Page{}, err
 	}
 	if zeroJID(archive) {
-		return Page{}, fmt.Errorf("mam: query without archive: %w", ErrBadQuery)
+		return Page{}, fmt.Errorf("mam: query without archive: %w", ErrBadRequest)
 	}
 	if q.Max < 0 {
-		return Page{}, fmt.Errorf("mam: negative page size: %w", ErrBadQuery)
+		return Page{}, fmt.Errorf("mam: negative page size: %w", ErrBadRequest)
 	}
 	size := q.Max
 	if size == 0 {
@@ -360,7 +360,7 @@ func (s *BoltStore) fill(a *archiveBuckets, archive jid.JID, keys, vals [][]byte
 			return errCorruptRecord
 		}
 		m := &out[i]
-		encodeID((*[idLen]byte)(idBuf[i*idLen:]), v[2:2+IDLen])
+		encodeID((*[idLen]byte)(idBuf[i*idLen:]), v[2:2+rawIDLen])
 		switch with := v[ws:we]; {
 		case len(with) == 0:
 		case prev >= 0 && bytes.Equal(with, prevWith):

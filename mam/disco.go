@@ -6,7 +6,7 @@ import "mellium.im/xmpp/disco/info"
 // server) for the archive: urn:xmpp:mam:2, its #extended queries and the
 // include-groupchat field.
 func Features() []string {
-	return []string{NS, NSExt, NSGroupchatField}
+	return []string{NS, nsExt, nsGroupchatField}
 }
 
 // ForFeatures implements info.FeatureIter, so disco advertises the archive

@@ -6,15 +6,15 @@ import (
 	"fmt"
 )
 
-// IDLen is the number of random bytes in an archive id.
-const IDLen = 16
+// rawIDLen is the number of random bytes in an archive id.
+const rawIDLen = 16
 
 // NewID returns a fresh archive id: 16 bytes (128 bits) from crypto/rand,
 // encoded with base64.RawURLEncoding (22 characters of [A-Za-z0-9_-]).
 // The id carries no time, counter or user information, so it cannot be
 // predicted or used to order or count messages.
 func NewID() string {
-	var b [IDLen]byte
+	var b [rawIDLen]byte
 	// crypto/rand.Read never returns an error (Go 1.24+); it crashes the
 	// program irrecoverably instead if the system source fails.
 	_, _ = rand.Read(b[:])
@@ -24,13 +24,13 @@ func NewID() string {
 // ParseID decodes an archive id made by NewID. It returns an error wrapping
 // ErrNotFound for a string that cannot be an archive id (no such id can be
 // in any archive).
-func ParseID(id string) ([IDLen]byte, error) {
-	var b [IDLen]byte
-	if base64.RawURLEncoding.DecodedLen(len(id)) != IDLen {
+func ParseID(id string) ([16]byte, error) {
+	var b [rawIDLen]byte
+	if base64.RawURLEncoding.DecodedLen(len(id)) != rawIDLen {
 		return b, fmt.Errorf("archive id: %w", ErrNotFound)
 	}
 	n, err := base64.RawURLEncoding.Decode(b[:], []byte(id))
-	if err != nil || n != IDLen {
+	if err != nil || n != rawIDLen {
 		return b, fmt.Errorf("archive id: %w", ErrNotFound)
 	}
 	// Reject non-canonical encodings (trailing bits set) so one id has
@@ -45,15 +45,15 @@ func ParseID(id string) ([IDLen]byte, error) {
 func idString(raw []byte) string { return base64.RawURLEncoding.EncodeToString(raw) }
 
 // idLen is the length of an encoded archive id,
-// base64.RawURLEncoding.EncodedLen(IDLen).
+// base64.RawURLEncoding.EncodedLen(rawIDLen).
 const idLen = 22
 
 const idAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
-// encodeID writes the id raw (IDLen bytes) to dst as idString does,
+// encodeID writes the id raw (rawIDLen bytes) to dst as idString does,
 // without the general encoder's loop.
 func encodeID(dst *[idLen]byte, raw []byte) {
-	raw = raw[:IDLen]
+	raw = raw[:rawIDLen]
 	for i := range 5 {
 		v := uint(raw[3*i])<<16 | uint(raw[3*i+1])<<8 | uint(raw[3*i+2])
 		dst[4*i] = idAlphabet[v>>18&0x3f]

@@ -20,14 +20,14 @@ func SetExpireHook(s *BoltStore, f func(removed int, took time.Duration)) { s.ex
 // FuzzDecodeRecord guards that a damaged record gives an error, never a
 // panic, and that a decoded record stays within its value.
 func FuzzDecodeRecord(f *testing.F) {
-	f.Add(encodeRecord(flagGroupchat, make([]byte, IDLen), "bob@example.org/x", []byte("<message/>")))
+	f.Add(encodeRecord(flagGroupchat, make([]byte, rawIDLen), "bob@example.org/x", []byte("<message/>")))
 	f.Add([]byte{recordVersion, 0})
 	f.Fuzz(func(t *testing.T, v []byte) {
 		rec, err := decodeRecord(v)
 		if err != nil {
 			return
 		}
-		if len(rec.id) != IDLen || len(rec.with)+len(rec.stanza)+IDLen+2 > len(v) {
+		if len(rec.id) != rawIDLen || len(rec.with)+len(rec.stanza)+rawIDLen+2 > len(v) {
 			t.Fatalf("decoded %+v from %d bytes", rec, len(v))
 		}
 		withEntry(v)
@@ -167,10 +167,10 @@ func TestBoltVisibleCount(t *testing.T) {
 // TestEncodeID guards that the page fill encodes ids exactly as idString
 // (base64.RawURLEncoding), for every value of every byte position.
 func TestEncodeID(t *testing.T) {
-	raws := [][]byte{make([]byte, IDLen), bytes.Repeat([]byte{0xff}, IDLen)}
-	for pos := range IDLen {
+	raws := [][]byte{make([]byte, rawIDLen), bytes.Repeat([]byte{0xff}, rawIDLen)}
+	for pos := range rawIDLen {
 		for v := range 256 {
-			raw := make([]byte, IDLen)
+			raw := make([]byte, rawIDLen)
 			raw[pos] = byte(v)
 			raws = append(raws, raw)
 		}

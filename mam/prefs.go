@@ -18,22 +18,22 @@ const maxPrefsJIDs = 1000
 // ParsePrefs parses an XEP-0441 <prefs xmlns='urn:xmpp:mam:2'/> element:
 // start is its start element and r yields its content. The default must be
 // always, never or roster and each <jid/> a valid JID; anything else wraps
-// ErrBadQuery (bad-request). Duplicate JIDs are dropped. It never panics.
+// ErrBadRequest (bad-request). Duplicate JIDs are dropped. It never panics.
 func ParsePrefs(r xml.TokenReader, start xml.StartElement) (Prefs, error) {
 	var p Prefs
 	if start.Name.Local != "prefs" || start.Name.Space != NS {
-		return p, fmt.Errorf("%w: not mam:2 prefs", ErrBadQuery)
+		return p, fmt.Errorf("%w: not mam:2 prefs", ErrBadRequest)
 	}
 	def, _ := startAttr(start, "default")
 	switch d := Default(strings.TrimSpace(def)); d {
 	case DefaultAlways, DefaultNever, DefaultRoster:
 		p.Default = d
 	default:
-		return p, fmt.Errorf("%w: unknown default", ErrBadQuery)
+		return p, fmt.Errorf("%w: unknown default", ErrBadRequest)
 	}
 	for se, err := range xmlutil.Children(r) {
 		if err != nil {
-			return p, fmt.Errorf("%w: %w", ErrBadQuery, err)
+			return p, fmt.Errorf("%w: %w", ErrBadRequest, err)
 		}
 		var list *[]jid.JID
 		switch {
@@ -54,8 +54,8 @@ func ParsePrefs(r xml.TokenReader, start xml.StartElement) (Prefs, error) {
 	return p, nil
 }
 
-// ParsePrefsBytes is ParsePrefs for a whole <prefs/> element in XML.
-func ParsePrefsBytes(b []byte) (Prefs, error) {
+// parsePrefsBytes is ParsePrefs for a whole <prefs/> element in XML.
+func parsePrefsBytes(b []byte) (Prefs, error) {
 	d := xml.NewDecoder(strings.NewReader(string(b)))
 	start, err := firstStart(d)
 	if err != nil {
@@ -67,7 +67,7 @@ func ParsePrefsBytes(b []byte) (Prefs, error) {
 func parseJIDList(r xml.TokenReader, list *[]jid.JID) error {
 	for se, err := range xmlutil.Children(r) {
 		if err != nil {
-			return fmt.Errorf("%w: %w", ErrBadQuery, err)
+			return fmt.Errorf("%w: %w", ErrBadRequest, err)
 		}
 		if se.Name.Space != NS || se.Name.Local != "jid" {
 			if err := skip(r); err != nil {
@@ -81,13 +81,13 @@ func parseJIDList(r xml.TokenReader, list *[]jid.JID) error {
 		}
 		j, err := jid.Parse(strings.TrimSpace(v))
 		if err != nil {
-			return fmt.Errorf("%w: malformed JID in prefs", ErrBadQuery)
+			return fmt.Errorf("%w: malformed JID in prefs", ErrBadRequest)
 		}
 		if slices.ContainsFunc(*list, j.Equal) {
 			continue
 		}
 		if len(*list) >= maxPrefsJIDs {
-			return fmt.Errorf("%w: too many JIDs in prefs", ErrBadQuery)
+			return fmt.Errorf("%w: too many JIDs in prefs", ErrBadRequest)
 		}
 		*list = append(*list, j)
 	}
