@@ -166,7 +166,7 @@ func (s *BoltStore) Expire(ctx context.Context, before time.Time) (int, error) {
 		limit = keyAtTime(before)
 	}
 	removed := 0
-	var resume []byte // the archive to continue with
+	var from []byte // the archive to continue with; nil: the first
 	for {
 		if err := ctx.Err(); err != nil {
 			return removed, err
@@ -175,56 +175,9 @@ func (s *BoltStore) Expire(ctx context.Context, before time.Time) (int, error) {
 		var done bool
 		start := time.Now()
 		err := s.db.Update(func(tx *bolt.Tx) error {
-			n, done = 0, false
-			ac := tx.Bucket(bucketArchives).Cursor()
-			var k, v []byte
-			if resume == nil {
-				k, v = ac.First()
-			} else {
-				k, v = ac.Seek(resume)
-			}
-			var emptied [][]byte
-			for ; k != nil; k, v = ac.Next() {
-				if v != nil {
-					continue // not an archive bucket
-				}
-				archive := slices.Clone(k)
-				a := boltOpenArchive(tx, archive)
-				var keys [][]byte
-				mc := a.msgs.Cursor()
-				for mk, _ := mc.First(); mk != nil && n+len(keys) < s.cfg.ExpireBatch; mk, _ = mc.Next() {
-					if limit != nil && bytes.Compare(mk, limit) >= 0 {
-						break
-					}
-					keys = append(keys, slices.Clone(mk))
-				}
-				deltas := countDeltas{}
-				for _, key := range keys {
-					if err := boltDeleteMessage(tx, a, archive, key, deltas); err != nil {
-						return err
-					}
-				}
-				if err := deltas.apply(a.countsB(), a.msgs); err != nil {
-					return err
-				}
-				n += len(keys)
-				if first, _ := a.msgs.Cursor().First(); first == nil {
-					emptied = append(emptied, archive)
-				}
-				if n == s.cfg.ExpireBatch {
-					break
-				}
-			}
-			done = k == nil
-			if !done {
-				resume = slices.Clone(k)
-			}
-			for _, archive := range emptied {
-				if err := boltDeleteArchive(tx, archive); err != nil {
-					return err
-				}
-			}
-			return nil
+			var err error
+			n, from, done, err = s.expireBatch(tx, limit, from)
+			return err
 		})
 		if err != nil {
 			return removed, boltErr(err)
@@ -237,4 +190,70 @@ func (s *BoltStore) Expire(ctx context.Context, before time.Time) (int, error) {
 			return removed, nil
 		}
 	}
+}
+
+// expireBatch deletes in tx up to BoltConfig.ExpireBatch messages with keys
+// below limit (nil: every message), archive by archive from the archive
+// from (nil: the first), and the archives it empties. It returns how many
+// messages it deleted and the archive to continue with, or done when it
+// went through the last one.
+func (s *BoltStore) expireBatch(tx *bolt.Tx, limit, from []byte) (n int, next []byte, done bool, err error) {
+	ac := tx.Bucket(bucketArchives).Cursor()
+	k, v := ac.First()
+	if from != nil {
+		k, v = ac.Seek(from)
+	}
+	var emptied [][]byte
+	for ; k != nil; k, v = ac.Next() {
+		if v != nil {
+			continue // not an archive bucket
+		}
+		archive := slices.Clone(k)
+		m, empty, err := expireArchive(tx, archive, limit, s.cfg.ExpireBatch-n)
+		if err != nil {
+			return 0, nil, false, err
+		}
+		n += m
+		if empty {
+			emptied = append(emptied, archive)
+		}
+		if n == s.cfg.ExpireBatch {
+			break // the archive may hold more: the next batch resumes there
+		}
+	}
+	for _, archive := range emptied {
+		if err := boltDeleteArchive(tx, archive); err != nil {
+			return 0, nil, false, err
+		}
+	}
+	if k == nil {
+		return n, nil, true, nil
+	}
+	return n, slices.Clone(k), false, nil
+}
+
+// expireArchive deletes in tx at most batch of the archive's oldest messages
+// with keys below limit (nil: every message), and reports whether the
+// archive is empty afterwards.
+func expireArchive(tx *bolt.Tx, archive, limit []byte, batch int) (n int, empty bool, err error) {
+	a := boltOpenArchive(tx, archive)
+	var keys [][]byte
+	mc := a.msgs.Cursor()
+	for mk, _ := mc.First(); mk != nil && len(keys) < batch; mk, _ = mc.Next() {
+		if limit != nil && bytes.Compare(mk, limit) >= 0 {
+			break
+		}
+		keys = append(keys, slices.Clone(mk))
+	}
+	deltas := countDeltas{}
+	for _, key := range keys {
+		if err := boltDeleteMessage(tx, a, archive, key, deltas); err != nil {
+			return 0, false, err
+		}
+	}
+	if err := deltas.apply(a.countsB(), a.msgs); err != nil {
+		return 0, false, err
+	}
+	first, _ := a.msgs.Cursor().First()
+	return len(keys), first == nil, nil
 }
