@@ -12,7 +12,8 @@ const rawIDLen = 16
 // NewID returns a fresh archive id: 16 bytes (128 bits) from crypto/rand,
 // encoded with base64.RawURLEncoding (22 characters of [A-Za-z0-9_-]).
 // The id carries no time, counter or user information, so it cannot be
-// predicted or used to order or count messages.
+// predicted or used to order or count messages. Store implementations
+// assign ids with it.
 func NewID() string {
 	var b [rawIDLen]byte
 	// crypto/rand.Read never returns an error (Go 1.24+); it crashes the
@@ -23,7 +24,8 @@ func NewID() string {
 
 // ParseID decodes an archive id made by NewID. It returns an error wrapping
 // ErrNotFound for a string that cannot be an archive id (no such id can be
-// in any archive).
+// in any archive), as Store requires for ids in queries. Store
+// implementations use it to key their id index by the 16 raw bytes.
 func ParseID(id string) ([16]byte, error) {
 	var b [rawIDLen]byte
 	if base64.RawURLEncoding.DecodedLen(len(id)) != rawIDLen {

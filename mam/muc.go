@@ -97,7 +97,7 @@ func (a *Archiver) archiveGroupchat(ctx context.Context, room, occupant, realJID
 
 // RoomConfigField returns the FieldEnableArchiving field for a room's
 // XEP-0045 owner configuration form (type boolean), showing the room's
-// current setting.
+// current setting. A MUC service adds it to the form it sends the owner.
 func RoomConfigField(enabled bool) xml.TokenReader {
 	v := "0"
 	if enabled {
@@ -117,7 +117,8 @@ func RoomConfigField(enabled bool) xml.TokenReader {
 }
 
 // RoomFeatures returns the disco#info features of a room: the MAM features
-// while archiving is enabled, none otherwise.
+// while archiving is enabled, none otherwise. A MUC service adds them to
+// its room's disco#info.
 func RoomFeatures(archiving bool) []string {
 	if !archiving {
 		return nil
