@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"io"
 
+	"chatbx.eu/privacy/internal/xmlutil"
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/muc"
+	"mellium.im/xmpp/stanza"
 )
 
 // Archiver decides, for each routed message, which archives store it, stores
@@ -51,9 +54,11 @@ type Result struct {
 //
 // from must be the sender's full JID as the server authenticated it (the
 // server overwrites any client-supplied from before routing); to is the
-// address the message was sent to. Both are required (ErrMalformed). Archive writes both into the stored and
-// delivered copies and ignores the stanza's own from and to. stanza is the
-// whole <message/> element.
+// address the message was sent to. Both are required (ErrBadRequest).
+// Archive writes both into the stored and delivered copies and ignores the
+// stanza's own from and to. stanza is the whole <message/> element; one
+// that is not a well-formed <message/> is an error wrapping ErrBadRequest
+// and leaves Deliver nil.
 //
 // A message is archived only when it is of type chat or normal (or has no
 // type), carries a <body/> or an encrypted payload (OMEMO, OpenPGP) or an
@@ -77,7 +82,7 @@ func (a *Archiver) Archive(ctx context.Context, from, to jid.JID, stanza []byte)
 // included or not).
 func (a *Archiver) ArchiveTokens(ctx context.Context, from, to jid.JID, start xml.StartElement, inner []xml.Token) (Result, error) {
 	if !isMessage(start.Name) {
-		return Result{}, fmt.Errorf("%w: not a message", ErrMalformed)
+		return Result{}, fmt.Errorf("%w: not a message", ErrBadRequest)
 	}
 	return a.archive(ctx, from, to, start, &sliceReader{toks: inner}, 512)
 }
@@ -86,7 +91,7 @@ func (a *Archiver) archive(ctx context.Context, from, to jid.JID, start xml.Star
 	var res Result
 	if from.Domainpart() == "" || to.Domainpart() == "" {
 		// The router always knows both ends of a routed message.
-		return res, fmt.Errorf("%w: no sender or recipient", ErrMalformed)
+		return res, fmt.Errorf("%w: no sender or recipient", ErrBadRequest)
 	}
 	sender, recipient := from.Bare(), to.Bare()
 	w := xmlWriter{buf: make([]byte, 0, sizeHint+160)}
@@ -160,7 +165,7 @@ func stamp(msg []byte, id string, by jid.JID) []byte {
 	body := msg[:len(msg)-len(end)]
 	out := make([]byte, 0, len(msg)+len(id)+96)
 	out = append(out, body...)
-	out = append(out, `<stanza-id xmlns="`+NSSID+`" id="`...)
+	out = append(out, `<stanza-id xmlns="`+stanza.NSSid+`" id="`...)
 	out = appendEscaped(out, []byte(id), true)
 	out = append(out, `" by="`...)
 	out = appendEscaped(out, []byte(by.String()), true)
@@ -169,24 +174,24 @@ func stamp(msg []byte, id string, by jid.JID) []byte {
 }
 
 func isMessage(n xml.Name) bool {
-	return n.Local == "message" && (n.Space == nsClient || n.Space == "jabber:server" || n.Space == "")
+	return n.Local == "message" && (n.Space == stanza.NSClient || n.Space == stanza.NSServer || n.Space == "")
 }
 
 func messageStart(d xml.TokenReader) (xml.StartElement, error) {
 	for {
 		tok, err := d.Token()
 		if err != nil {
-			return xml.StartElement{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+			return xml.StartElement{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
 			if !isMessage(t.Name) {
-				return t, fmt.Errorf("%w: not a message", ErrMalformed)
+				return t, fmt.Errorf("%w: not a message", ErrBadRequest)
 			}
 			return t, nil
 		case xml.CharData, xml.ProcInst, xml.Comment:
 		default:
-			return xml.StartElement{}, fmt.Errorf("%w: unexpected token", ErrMalformed)
+			return xml.StartElement{}, fmt.Errorf("%w: unexpected token", ErrBadRequest)
 		}
 	}
 }
@@ -203,7 +208,7 @@ type scanOptions struct {
 func scan(r xml.TokenReader, start xml.StartElement, o scanOptions, w *xmlWriter) (facts, error) {
 	var f facts
 	f.typ, _ = startAttr(start, "type")
-	out := xml.StartElement{Name: xml.Name{Space: nsClient, Local: "message"}, Attr: make([]xml.Attr, 0, len(start.Attr)+2)}
+	out := xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "message"}, Attr: make([]xml.Attr, 0, len(start.Attr)+2)}
 	for _, at := range start.Attr {
 		if at.Name.Space == "" && (at.Name.Local == "from" || at.Name.Local == "to") {
 			continue
@@ -222,12 +227,12 @@ func scan(r xml.TokenReader, start xml.StartElement, o scanOptions, w *xmlWriter
 		tok, err := r.Token()
 		if err == io.EOF && tok == nil {
 			if depth != 0 {
-				return f, fmt.Errorf("%w: unexpected end", ErrMalformed)
+				return f, fmt.Errorf("%w: unexpected end", ErrBadRequest)
 			}
 			break
 		}
 		if err != nil && err != io.EOF {
-			return f, fmt.Errorf("%w: %v", ErrMalformed, err)
+			return f, fmt.Errorf("%w: %v", ErrBadRequest, err)
 		}
 		if _, ok := tok.(xml.EndElement); ok && depth == 0 {
 			break
@@ -235,13 +240,13 @@ func scan(r xml.TokenReader, start xml.StartElement, o scanOptions, w *xmlWriter
 		switch t := tok.(type) {
 		case xml.StartElement:
 			if depth == 0 {
-				if t.Name.Space == "" || t.Name.Space == "jabber:server" {
+				if t.Name.Space == "" || t.Name.Space == stanza.NSServer {
 					// Stored and delivered as jabber:client.
-					t.Name.Space = nsClient
+					t.Name.Space = stanza.NSClient
 				}
 				if o.drop(t) {
-					if err := skipElement(r); err != nil {
-						return f, fmt.Errorf("%w: %v", ErrMalformed, err)
+					if err := xmlutil.Skip(r); err != nil {
+						return f, fmt.Errorf("%w: %v", ErrBadRequest, err)
 					}
 					continue
 				}
@@ -257,7 +262,7 @@ func scan(r xml.TokenReader, start xml.StartElement, o scanOptions, w *xmlWriter
 		}
 		if err == io.EOF {
 			if depth != 0 {
-				return f, fmt.Errorf("%w: unexpected end", ErrMalformed)
+				return f, fmt.Errorf("%w: unexpected end", ErrBadRequest)
 			}
 			break
 		}
@@ -268,10 +273,10 @@ func scan(r xml.TokenReader, start xml.StartElement, o scanOptions, w *xmlWriter
 
 // drop reports whether a direct child of the message is to be removed.
 func (o scanOptions) drop(t xml.StartElement) bool {
-	if o.stripMUCUser && t.Name.Space == NSMUCUser && t.Name.Local == "x" {
+	if o.stripMUCUser && t.Name.Space == muc.NSUser && t.Name.Local == "x" {
 		return true
 	}
-	if t.Name.Space != NSSID || t.Name.Local != "stanza-id" {
+	if t.Name.Space != stanza.NSSid || t.Name.Local != "stanza-id" {
 		return false
 	}
 	by, _ := startAttr(t, "by")

@@ -10,6 +10,7 @@ import (
 	"chatbx.eu/privacy/mam"
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 )
 
 const chat = `<message xmlns='jabber:client' type='chat' id='m1' to='juliet@example.org'><body>Wherefore art thou</body></message>`
@@ -33,7 +34,7 @@ func testArchiveOptIn(t *testing.T, newStore func() mam.Store) {
 	if n := len(archived(t, s, romeo)) + len(archived(t, s, juliet)); n != 0 {
 		t.Fatalf("%d messages archived before anyone opted in", n)
 	}
-	if ids := parseOne(t, res.Deliver).all(mam.NSSID, "stanza-id"); len(ids) != 0 {
+	if ids := parseOne(t, res.Deliver).all(stanza.NSSid, "stanza-id"); len(ids) != 0 {
 		t.Errorf("unarchived message stamped: %s", res.Deliver)
 	}
 
@@ -58,7 +59,7 @@ func testArchiveOptIn(t *testing.T, newStore func() mam.Store) {
 		t.Errorf("stored time %v, want the injected clock", m.Time)
 	}
 	msg := parseOne(t, res.Deliver)
-	ids := msg.all(mam.NSSID, "stanza-id")
+	ids := msg.all(stanza.NSSid, "stanza-id")
 	if len(ids) != 1 || ids[0].Attr["id"] != res.RecipientID || ids[0].Attr["by"] != "juliet@example.org" {
 		t.Errorf("deliver stamped wrongly: %s", res.Deliver)
 	}
@@ -71,7 +72,7 @@ func testArchiveOptIn(t *testing.T, newStore func() mam.Store) {
 	// The stored copy has no stanza-id of ours (the result id carries it)
 	// and keeps the body.
 	stored := parseOne(t, m.Stanza)
-	if len(stored.all(mam.NSSID, "stanza-id")) != 0 || stored.child("jabber:client", "body") == nil {
+	if len(stored.all(stanza.NSSid, "stanza-id")) != 0 || stored.child("jabber:client", "body") == nil {
 		t.Errorf("stored stanza %s", m.Stanza)
 	}
 }
@@ -110,7 +111,7 @@ func TestArchiveBothArchivesIndependentIDs(t *testing.T) {
 	if res.SenderID == "" || res.RecipientID == "" || res.SenderID == res.RecipientID {
 		t.Fatalf("ids %+v", res)
 	}
-	ids := parseOne(t, res.Deliver).all(mam.NSSID, "stanza-id")
+	ids := parseOne(t, res.Deliver).all(stanza.NSSid, "stanza-id")
 	if len(ids) != 1 || ids[0].Attr["id"] != res.RecipientID {
 		t.Errorf("deliver: %s", res.Deliver)
 	}
@@ -288,7 +289,7 @@ func testArchiveStripsForgedStanzaIDs(t *testing.T, newStore func() mam.Store) {
 		}
 		msg := parseOne(t, res.Deliver)
 		var kept, ours int
-		for _, e := range msg.all(mam.NSSID, "stanza-id") {
+		for _, e := range msg.all(stanza.NSSid, "stanza-id") {
 			switch {
 			case e.Attr["id"] == "kept" && e.Attr["by"] == "muc.example.net":
 				kept++
@@ -302,7 +303,7 @@ func testArchiveStripsForgedStanzaIDs(t *testing.T, newStore func() mam.Store) {
 		if optIn != (ours == 1) {
 			t.Errorf("optIn=%v: %d stanza-ids of ours in %s", optIn, ours, res.Deliver)
 		}
-		if o := msg.child(mam.NSSID, "origin-id"); o == nil || o.Attr["id"] != "origin-1" {
+		if o := msg.child(stanza.NSSid, "origin-id"); o == nil || o.Attr["id"] != "origin-1" {
 			t.Errorf("origin-id lost: %s", res.Deliver)
 		}
 		for _, owner := range []jid.JID{romeo, juliet} {
@@ -425,15 +426,15 @@ func TestArchiveMalformed(t *testing.T) {
 		`<iq xmlns='jabber:client' type='get'/>`,
 		`<message xmlns='jabber:client'><body>x</wrong></message>`,
 	} {
-		if _, err := a.Archive(ctx, romeo, juliet.Bare(), []byte(in)); !errors.Is(err, mam.ErrMalformed) {
-			t.Errorf("%q: err = %v, want ErrMalformed", in, err)
+		if _, err := a.Archive(ctx, romeo, juliet.Bare(), []byte(in)); !errors.Is(err, mam.ErrBadRequest) {
+			t.Errorf("%q: err = %v, want ErrBadRequest", in, err)
 		}
 	}
 	// The router must say who sent it and to whom.
-	if _, err := a.Archive(ctx, jid.JID{}, juliet.Bare(), []byte(chat)); !errors.Is(err, mam.ErrMalformed) {
+	if _, err := a.Archive(ctx, jid.JID{}, juliet.Bare(), []byte(chat)); !errors.Is(err, mam.ErrBadRequest) {
 		t.Errorf("no from: err = %v", err)
 	}
-	if _, err := a.Archive(ctx, romeo, jid.JID{}, []byte(chat)); !errors.Is(err, mam.ErrMalformed) {
+	if _, err := a.Archive(ctx, romeo, jid.JID{}, []byte(chat)); !errors.Is(err, mam.ErrBadRequest) {
 		t.Errorf("no to: err = %v", err)
 	}
 }

@@ -84,16 +84,16 @@ func (s *BoltStore) Prefs(ctx context.Context, owner jid.JID) (Prefs, error) {
 }
 
 // SetPrefs implements Store. An unknown default is an error wrapping
-// ErrBadQuery.
+// ErrBadRequest.
 func (s *BoltStore) SetPrefs(ctx context.Context, owner jid.JID, p Prefs) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if zeroJID(owner) {
-		return fmt.Errorf("mam: prefs without owner: %w", ErrBadQuery)
+		return fmt.Errorf("mam: prefs without owner: %w", ErrBadRequest)
 	}
 	if !validDefault(p.Default) {
-		return fmt.Errorf("mam: unknown default: %w", ErrBadQuery)
+		return fmt.Errorf("mam: unknown default: %w", ErrBadRequest)
 	}
 	v, err := json.Marshal(storedPrefs{Default: string(p.Default), Always: jidStrings(p.Always), Never: jidStrings(p.Never)})
 	if err != nil {

@@ -54,8 +54,8 @@ func TestBoltStore(t *testing.T) {
 }
 
 func TestNewBoltStoreNil(t *testing.T) {
-	if _, err := mam.NewBoltStore(nil); err == nil {
-		t.Error("NewBoltStore(nil) succeeded")
+	if _, err := mam.NewBoltStore(nil); !errors.Is(err, mam.ErrConfig) {
+		t.Errorf("NewBoltStore(nil) = %v, want ErrConfig", err)
 	}
 }
 
@@ -248,8 +248,8 @@ func TestBoltBadInput(t *testing.T) {
 	for _, when := range []time.Time{time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)} {
 		m := msg(alice, bob, 0, "x")
 		m.Time = when
-		if _, err := s.Append(ctx, m); !errors.Is(err, mam.ErrBadQuery) {
-			t.Errorf("Append at %v: %v, want ErrBadQuery", when, err)
+		if _, err := s.Append(ctx, m); !errors.Is(err, mam.ErrBadRequest) {
+			t.Errorf("Append at %v: %v, want ErrBadRequest", when, err)
 		}
 	}
 	// Extreme query times select nothing or everything, without error.

@@ -10,14 +10,9 @@ import (
 
 // Defaults of Config's zero fields.
 const (
-	// DefaultMaxStanzaSize is the largest message archived when
-	// Config.MaxStanzaSize is zero: 64 KiB.
-	DefaultMaxStanzaSize = 64 << 10
-	// DefaultPageSize is the page size of a query without RSM <max/> when
-	// Config.PageSize is zero.
-	DefaultPageSize = 50
-	// DefaultMaxPageSize caps RSM <max/> when Config.MaxPageSize is zero.
-	DefaultMaxPageSize = 250
+	defaultMaxStanzaSize = 64 << 10
+	defaultPageSize      = 50
+	defaultMaxPageSize   = 250
 )
 
 // Roster answers whether a contact is in a user's roster, for the XEP-0441
@@ -59,16 +54,14 @@ type Config struct {
 	IsLocal func(jid.JID) bool
 
 	// MaxStanzaSize is the largest serialized message, in bytes, that is
-	// archived; larger ones are delivered but not stored. 0 means
-	// DefaultMaxStanzaSize.
+	// archived; larger ones are delivered but not stored. 0 means 64 KiB.
 	MaxStanzaSize int
 
-	// PageSize is the page size of a query without RSM <max/>; 0 means
-	// DefaultPageSize.
+	// PageSize is the page size of a query without RSM <max/>; 0 means 50.
 	PageSize int
 
-	// MaxPageSize caps the page size a client may ask for; 0 means
-	// DefaultMaxPageSize. It also caps the number of ids in one query.
+	// MaxPageSize caps the page size a client may ask for; 0 means 250.
+	// It also caps the number of ids in one query.
 	MaxPageSize int
 
 	// Logger receives internal errors of the Handler (store failures),
@@ -82,14 +75,14 @@ type Config struct {
 
 func (c Config) maxStanzaSize() int {
 	if c.MaxStanzaSize <= 0 {
-		return DefaultMaxStanzaSize
+		return defaultMaxStanzaSize
 	}
 	return c.MaxStanzaSize
 }
 
 func (c Config) maxPageSize() int {
 	if c.MaxPageSize <= 0 {
-		return DefaultMaxPageSize
+		return defaultMaxPageSize
 	}
 	return c.MaxPageSize
 }
@@ -97,7 +90,7 @@ func (c Config) maxPageSize() int {
 func (c Config) pageSize() int {
 	n := c.PageSize
 	if n <= 0 {
-		n = DefaultPageSize
+		n = defaultPageSize
 	}
 	return min(n, c.maxPageSize())
 }

@@ -4,9 +4,11 @@ import "mellium.im/xmpp/disco/info"
 
 // Features returns the disco#info features of a user's bare JID (and of the
 // server) for the archive: urn:xmpp:mam:2, its #extended queries and the
-// include-groupchat field.
+// include-groupchat field. A server that answers disco#info per JID lists
+// them for its users (mellium's disco.Handle answers the same for every
+// to, with Handler.ForFeatures).
 func Features() []string {
-	return []string{NS, NSExt, NSGroupchatField}
+	return []string{NS, nsExt, nsGroupchatField}
 }
 
 // ForFeatures implements info.FeatureIter, so disco advertises the archive

@@ -97,7 +97,9 @@
 //
 // # Errors
 //
-// The sentinel errors (errors.go, [ErrUnsupported], [ErrMalformed]) are
-// mapped to stanza errors in one place, [StanzaError]. Error messages never
-// hold message bodies or JIDs of third parties.
+// Callers branch on the sentinel errors with errors.Is: [ErrBadRequest]
+// (malformed input), [ErrNotFound], [ErrForbidden], [ErrUnsupported],
+// [ErrTooLarge] and [ErrConfig]. The Handler maps them to stanza errors in
+// one place. Error messages never hold message bodies or JIDs of third
+// parties.
 package mam

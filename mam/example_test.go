@@ -2,7 +2,10 @@ package mam_test
 
 import (
 	"context"
+	"encoding/xml"
+	"errors"
 	"fmt"
+	"strings"
 
 	"chatbx.eu/privacy/mam"
 	"chatbx.eu/privacy/mam/mamtest"
@@ -44,20 +47,29 @@ func Example() {
 	// romeo's archive holds 0 messages
 }
 
-// ParsePrefs reads an XEP-0441 <prefs/> element; an unknown default is
-// refused with ErrBadQuery (bad-request).
-func ExampleParsePrefsBytes() {
-	p, err := mam.ParsePrefsBytes([]byte(`<prefs xmlns='urn:xmpp:mam:2' default='roster'>
+// ParsePrefs reads an XEP-0441 <prefs/> element, from a server's token
+// stream or, as here, from bytes; an unknown default is refused with
+// ErrBadRequest (bad-request).
+func ExampleParsePrefs() {
+	parse := func(s string) (mam.Prefs, error) {
+		d := xml.NewDecoder(strings.NewReader(s))
+		tok, err := d.Token()
+		if err != nil {
+			return mam.Prefs{}, err
+		}
+		return mam.ParsePrefs(d, tok.(xml.StartElement))
+	}
+	p, err := parse(`<prefs xmlns='urn:xmpp:mam:2' default='roster'>
 	  <always><jid>romeo@example.org</jid></always>
 	  <never/>
-	</prefs>`))
+	</prefs>`)
 	fmt.Println(p.Default, p.Always, err)
 
-	_, err = mam.ParsePrefsBytes([]byte(`<prefs xmlns='urn:xmpp:mam:2' default='sometimes'/>`))
-	fmt.Println(err)
+	_, err = parse(`<prefs xmlns='urn:xmpp:mam:2' default='sometimes'/>`)
+	fmt.Println(errors.Is(err, mam.ErrBadRequest), err)
 	// Output:
 	// roster [romeo@example.org] <nil>
-	// mam: bad query: unknown default
+	// true mam: bad request: unknown default
 }
 
 // A server mounts one Handler in each session's mux, beside its other

@@ -8,12 +8,6 @@ import (
 	"iter"
 )
 
-// Namespaces used in exports.
-const (
-	// NSPIE is the XEP-0227 namespace of an exported message archive.
-	NSPIE = "urn:xmpp:pie:0#mam"
-)
-
 // exportStamp is the XEP-0082 date-time layout of delay stamps in exports.
 const exportStamp = "2006-01-02T15:04:05.000000Z"
 
@@ -35,7 +29,7 @@ const exportStamp = "2006-01-02T15:04:05.000000Z"
 // returned. Store implementations use it for their Export method.
 func WriteExport(w io.Writer, p Prefs, msgs iter.Seq2[Message, error]) error {
 	bw := bufio.NewWriter(w)
-	bw.WriteString("<archive xmlns='" + NSPIE + "'>")
+	bw.WriteString("<archive xmlns='" + nsPIE + "'>")
 	def := p.Default
 	if def == "" {
 		def = DefaultNever

@@ -3,24 +3,26 @@ package mam
 import (
 	"encoding/xml"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
+	"chatbx.eu/privacy/internal/xmlutil"
 	"mellium.im/xmlstream"
+	"mellium.im/xmpp/form"
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/paging"
 )
 
 // The XEP-0313 query form fields.
 const (
-	FieldFormType         = "FORM_TYPE"
-	FieldWith             = "with"
-	FieldStart            = "start"
-	FieldEnd              = "end"
-	FieldBeforeID         = "before-id"
-	FieldAfterID          = "after-id"
-	FieldIDs              = "ids"
-	FieldIncludeGroupchat = "include-groupchat"
+	fieldFormType         = "FORM_TYPE"
+	fieldWith             = "with"
+	fieldStart            = "start"
+	fieldEnd              = "end"
+	fieldBeforeID         = "before-id"
+	fieldAfterID          = "after-id"
+	fieldIDs              = "ids"
+	fieldIncludeGroupchat = "include-groupchat"
 )
 
 // Limits on untrusted input.
@@ -50,17 +52,17 @@ type Request struct {
 // ParseQuery parses a MAM query: start is the <query/> start element and r
 // yields its content (its end element or io.EOF ends it). It parses the
 // optional data form and RSM set, trims values, caps the page size as c
-// says, and returns errors wrapping ErrBadQuery (malformed values: bad-request)
+// says, and returns errors wrapping ErrBadRequest (malformed values: bad-request)
 // or ErrUnsupported (unknown fields: feature-not-implemented). It never
 // panics on any input.
 func ParseQuery(r xml.TokenReader, start xml.StartElement, c Config) (Request, error) {
 	var req Request
 	if start.Name.Local != "query" || start.Name.Space != NS {
-		return req, fmt.Errorf("%w: not a mam:2 query", ErrBadQuery)
+		return req, fmt.Errorf("%w: not a mam:2 query", ErrBadRequest)
 	}
 	if v, ok := startAttr(start, "queryid"); ok {
 		if len(v) > maxIDLen {
-			return req, fmt.Errorf("%w: queryid too long", ErrBadQuery)
+			return req, fmt.Errorf("%w: queryid too long", ErrBadRequest)
 		}
 		req.QueryID = v
 	}
@@ -69,63 +71,47 @@ func ParseQuery(r xml.TokenReader, start xml.StartElement, c Config) (Request, e
 	}
 	req.Query.Max = c.pageSize()
 	var sawForm, sawSet bool
-	for {
-		tok, err := r.Token()
-		if err == io.EOF {
-			break
-		}
+	for se, err := range xmlutil.Children(r) {
 		if err != nil {
-			return req, fmt.Errorf("%w: %v", ErrBadQuery, err)
-		}
-		if _, ok := tok.(xml.EndElement); ok {
-			break
-		}
-		se, ok := tok.(xml.StartElement)
-		if !ok {
-			continue
+			return req, fmt.Errorf("%w: %w", ErrBadRequest, err)
 		}
 		switch {
-		case se.Name.Space == NSDataForm && se.Name.Local == "x":
+		case se.Name.Space == form.NS && se.Name.Local == "x":
 			if sawForm {
-				return req, fmt.Errorf("%w: more than one form", ErrBadQuery)
+				return req, fmt.Errorf("%w: more than one form", ErrBadRequest)
 			}
 			sawForm = true
-			if err := parseForm(r, se, &req.Query, c); err != nil {
-				return req, err
-			}
-		case se.Name.Space == NSRSM && se.Name.Local == "set":
+			err = parseForm(r, se, &req.Query, c)
+		case se.Name.Space == paging.NS && se.Name.Local == "set":
 			if sawSet {
-				return req, fmt.Errorf("%w: more than one set", ErrBadQuery)
+				return req, fmt.Errorf("%w: more than one set", ErrBadRequest)
 			}
 			sawSet = true
-			if err := parseRSM(r, &req, c); err != nil {
-				return req, err
-			}
+			err = parseRSM(r, &req, c)
 		case se.Name.Space == NS && se.Name.Local == "flip-page":
 			req.Flip = true
-			if err := skipElement(r); err != nil {
-				return req, fmt.Errorf("%w: %v", ErrBadQuery, err)
-			}
+			err = skip(r)
 		default:
 			// Unknown extension elements are ignored, as XMPP wants; form
 			// fields are never ignored.
-			if err := skipElement(r); err != nil {
-				return req, fmt.Errorf("%w: %v", ErrBadQuery, err)
-			}
+			err = skip(r)
+		}
+		if err != nil {
+			return req, err
 		}
 	}
 	q := &req.Query
 	if !q.Start.IsZero() && !q.End.IsZero() && q.Start.After(q.End) {
-		return req, fmt.Errorf("%w: start after end", ErrBadQuery)
+		return req, fmt.Errorf("%w: start after end", ErrBadRequest)
 	}
 	if len(q.IDs) > c.maxPageSize() {
-		return req, fmt.Errorf("%w: too many ids", ErrBadQuery)
+		return req, fmt.Errorf("%w: too many ids", ErrBadRequest)
 	}
 	return req, nil
 }
 
-// ParseQueryBytes is ParseQuery for a whole <query/> element in XML.
-func ParseQueryBytes(b []byte, c Config) (Request, error) {
+// parseQueryBytes is ParseQuery for a whole <query/> element in XML.
+func parseQueryBytes(b []byte, c Config) (Request, error) {
 	d := xml.NewDecoder(strings.NewReader(string(b)))
 	start, err := firstStart(d)
 	if err != nil {
@@ -138,7 +124,7 @@ func firstStart(d xml.TokenReader) (xml.StartElement, error) {
 	for {
 		tok, err := d.Token()
 		if err != nil {
-			return xml.StartElement{}, fmt.Errorf("%w: %v", ErrBadQuery, err)
+			return xml.StartElement{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
 		}
 		if se, ok := tok.(xml.StartElement); ok {
 			return se, nil
@@ -150,25 +136,17 @@ func firstStart(d xml.TokenReader) (xml.StartElement, error) {
 // has been read.
 func parseForm(r xml.TokenReader, start xml.StartElement, q *Query, c Config) error {
 	if typ, _ := startAttr(start, "type"); typ != "" && typ != "submit" && typ != "form" {
-		return fmt.Errorf("%w: form type %q", ErrBadQuery, limitStr(typ))
+		return fmt.Errorf("%w: form type %q", ErrBadRequest, limitStr(typ))
 	}
 	seen := map[string]bool{}
-	for {
-		tok, err := r.Token()
+	for se, err := range xmlutil.Children(r) {
 		if err != nil {
-			return fmt.Errorf("%w: %v", ErrBadQuery, err)
+			return fmt.Errorf("%w: %w", ErrBadRequest, err)
 		}
-		if _, ok := tok.(xml.EndElement); ok {
-			return nil
-		}
-		se, ok := tok.(xml.StartElement)
-		if !ok {
-			continue
-		}
-		if se.Name.Local != "field" || se.Name.Space != NSDataForm {
+		if se.Name.Local != "field" || se.Name.Space != form.NS {
 			// <title/>, <instructions/> and the like carry no filter.
-			if err := skipElement(r); err != nil {
-				return fmt.Errorf("%w: %v", ErrBadQuery, err)
+			if err := skip(r); err != nil {
+				return err
 			}
 			continue
 		}
@@ -178,37 +156,30 @@ func parseForm(r xml.TokenReader, start xml.StartElement, q *Query, c Config) er
 			return err
 		}
 		if seen[name] {
-			return fmt.Errorf("%w: field %q repeated", ErrBadQuery, limitStr(name))
+			return fmt.Errorf("%w: field %q repeated", ErrBadRequest, limitStr(name))
 		}
 		seen[name] = true
 		if len(seen) > maxFormSize {
-			return fmt.Errorf("%w: too many fields", ErrBadQuery)
+			return fmt.Errorf("%w: too many fields", ErrBadRequest)
 		}
 		if err := setField(q, name, values, c); err != nil {
 			return err
 		}
 	}
+	return nil
 }
 
 // fieldValues reads the <value/> children of a <field/>, trimmed; empty
 // values are dropped. The field's start element has been read.
 func fieldValues(r xml.TokenReader) ([]string, error) {
 	var vals []string
-	for {
-		tok, err := r.Token()
+	for se, err := range xmlutil.Children(r) {
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrBadQuery, err)
+			return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
 		}
-		if _, ok := tok.(xml.EndElement); ok {
-			return vals, nil
-		}
-		se, ok := tok.(xml.StartElement)
-		if !ok {
-			continue
-		}
-		if se.Name.Local != "value" || se.Name.Space != NSDataForm {
-			if err := skipElement(r); err != nil {
-				return nil, fmt.Errorf("%w: %v", ErrBadQuery, err)
+		if se.Name.Local != "value" || se.Name.Space != form.NS {
+			if err := skip(r); err != nil {
+				return nil, err
 			}
 			continue
 		}
@@ -219,33 +190,30 @@ func fieldValues(r xml.TokenReader) ([]string, error) {
 		if v = strings.TrimSpace(v); v != "" {
 			vals = append(vals, v)
 		}
-		if len(vals) > DefaultMaxPageSize*4 {
-			return nil, fmt.Errorf("%w: too many values", ErrBadQuery)
+		if len(vals) > defaultMaxPageSize*4 {
+			return nil, fmt.Errorf("%w: too many values", ErrBadRequest)
 		}
 	}
+	return vals, nil
 }
 
 // readText reads the character data of an element whose start was just
-// read, up to its end. Child elements are an error.
+// read, up to its end, at most maxTextLen bytes. Child elements are an
+// error.
 func readText(r xml.TokenReader) (string, error) {
-	var b []byte
-	for {
-		tok, err := r.Token()
-		if err != nil {
-			return "", fmt.Errorf("%w: %v", ErrBadQuery, err)
-		}
-		switch t := tok.(type) {
-		case xml.CharData:
-			if len(b)+len(t) > maxTextLen {
-				return "", fmt.Errorf("%w: value too long", ErrBadQuery)
-			}
-			b = append(b, t...)
-		case xml.StartElement:
-			return "", fmt.Errorf("%w: element inside a value", ErrBadQuery)
-		case xml.EndElement:
-			return string(b), nil
-		}
+	v, err := xmlutil.ReadText(r, maxTextLen)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
+	return v, nil
+}
+
+// skip consumes the rest of an element whose start was just read.
+func skip(r xml.TokenReader) error {
+	if err := xmlutil.Skip(r); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	return nil
 }
 
 func single(name string, values []string) (string, error) {
@@ -255,11 +223,11 @@ func single(name string, values []string) (string, error) {
 	case 1:
 		return values[0], nil
 	}
-	return "", fmt.Errorf("%w: field %q has several values", ErrBadQuery, name)
+	return "", fmt.Errorf("%w: field %q has several values", ErrBadRequest, name)
 }
 
 func setField(q *Query, name string, values []string, c Config) error {
-	if name == FieldIDs {
+	if name == fieldIDs {
 		var ids []string
 		for _, v := range values {
 			// text-multi: one id per line.
@@ -268,13 +236,13 @@ func setField(q *Query, name string, values []string, c Config) error {
 					continue
 				}
 				if len(id) > maxIDLen {
-					return fmt.Errorf("%w: id too long", ErrBadQuery)
+					return fmt.Errorf("%w: id too long", ErrBadRequest)
 				}
 				ids = append(ids, id)
 			}
 		}
 		if len(ids) > c.maxPageSize() {
-			return fmt.Errorf("%w: too many ids", ErrBadQuery)
+			return fmt.Errorf("%w: too many ids", ErrBadRequest)
 		}
 		q.IDs = ids
 		return nil
@@ -284,46 +252,46 @@ func setField(q *Query, name string, values []string, c Config) error {
 		return err
 	}
 	switch name {
-	case FieldFormType:
+	case fieldFormType:
 		if v != NS {
-			return fmt.Errorf("%w: FORM_TYPE is not %s", ErrBadQuery, NS)
+			return fmt.Errorf("%w: FORM_TYPE is not %s", ErrBadRequest, NS)
 		}
-	case FieldWith:
+	case fieldWith:
 		if v == "" {
 			return nil
 		}
 		j, err := jid.Parse(v)
 		if err != nil {
-			return fmt.Errorf("%w: with is not a JID", ErrBadQuery)
+			return fmt.Errorf("%w: with is not a JID", ErrBadRequest)
 		}
 		q.With = j
-	case FieldStart, FieldEnd:
+	case fieldStart, fieldEnd:
 		if v == "" {
 			return nil
 		}
-		t, err := ParseTime(v)
+		t, err := parseTime(v)
 		if err != nil {
 			return err
 		}
-		if name == FieldStart {
+		if name == fieldStart {
 			q.Start = t
 		} else {
 			q.End = t
 		}
-	case FieldBeforeID, FieldAfterID:
+	case fieldBeforeID, fieldAfterID:
 		if len(v) > maxIDLen {
-			return fmt.Errorf("%w: %s too long", ErrBadQuery, name)
+			return fmt.Errorf("%w: %s too long", ErrBadRequest, name)
 		}
-		if name == FieldBeforeID {
+		if name == fieldBeforeID {
 			q.BeforeID = v
 		} else {
 			q.AfterID = v
 		}
-	case FieldIncludeGroupchat:
+	case fieldIncludeGroupchat:
 		if v == "" {
 			return nil
 		}
-		b, err := ParseBool(v)
+		b, err := parseBool(v)
 		if err != nil {
 			return fmt.Errorf("%w: include-groupchat", err)
 		}
@@ -334,23 +302,36 @@ func setField(q *Query, name string, values []string, c Config) error {
 	return nil
 }
 
-// ParseTime parses an XEP-0082 DateTime (2006-01-02T15:04:05[.frac](Z|±hh:mm))
-// and returns it in UTC. Anything else wraps ErrBadQuery.
-func ParseTime(s string) (time.Time, error) {
+// parseBool parses an XEP-0004 boolean field value ("1", "true", "0",
+// "false", surrounding whitespace ignored). Anything else wraps
+// ErrBadRequest.
+func parseBool(v string) (bool, error) {
+	switch strings.TrimSpace(v) {
+	case "1", "true":
+		return true, nil
+	case "0", "false":
+		return false, nil
+	}
+	return false, fmt.Errorf("%w: not a boolean", ErrBadRequest)
+}
+
+// parseTime parses an XEP-0082 DateTime (2006-01-02T15:04:05[.frac](Z|±hh:mm))
+// and returns it in UTC. Anything else wraps ErrBadRequest.
+func parseTime(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	// XEP-0082 requires the T separator and a time zone; time.RFC3339
 	// checks both and accepts fractional seconds.
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil || len(s) < len("2006-01-02T15:04:05Z") || s[10] != 'T' {
-		return time.Time{}, fmt.Errorf("%w: malformed timestamp", ErrBadQuery)
+		return time.Time{}, fmt.Errorf("%w: malformed timestamp", ErrBadRequest)
 	}
 	return t.UTC(), nil
 }
 
-// FormatTime formats t as an XEP-0082 DateTime in UTC, with as many
+// formatTime formats t as an XEP-0082 DateTime in UTC, with as many
 // fractional digits as t needs (none for whole seconds), so that a stamp a
 // client got back in a start or end filter selects that very message.
-func FormatTime(t time.Time) string {
+func formatTime(t time.Time) string {
 	return t.UTC().Format("2006-01-02T15:04:05.999999999Z")
 }
 
@@ -362,17 +343,17 @@ func limitStr(s string) string {
 	return s
 }
 
-// QueryForm returns the form a client gets for form discovery (an IQ get
+// queryForm returns the form a client gets for form discovery (an IQ get
 // with an empty query): every field ParseQuery supports.
-func QueryForm() xml.TokenReader {
+func queryForm() xml.TokenReader {
 	field := func(name, typ string, inner xml.TokenReader) xml.TokenReader {
 		return xmlstream.Wrap(inner, xml.StartElement{
-			Name: xml.Name{Space: NSDataForm, Local: "field"},
+			Name: xml.Name{Space: form.NS, Local: "field"},
 			Attr: []xml.Attr{{Name: xml.Name{Local: "type"}, Value: typ}, {Name: xml.Name{Local: "var"}, Value: name}},
 		})
 	}
 	value := func(v string) xml.TokenReader {
-		return xmlstream.Wrap(xmlstream.Token(xml.CharData(v)), xml.StartElement{Name: xml.Name{Space: NSDataForm, Local: "value"}})
+		return xmlstream.Wrap(xmlstream.Token(xml.CharData(v)), xml.StartElement{Name: xml.Name{Space: form.NS, Local: "value"}})
 	}
 	validate := xmlstream.Wrap(
 		xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: "http://jabber.org/protocol/xdata-validate", Local: "open"}}),
@@ -382,16 +363,16 @@ func QueryForm() xml.TokenReader {
 		},
 	)
 	return xmlstream.Wrap(xmlstream.MultiReader(
-		field(FieldFormType, "hidden", value(NS)),
-		field(FieldWith, "jid-single", nil),
-		field(FieldStart, "text-single", nil),
-		field(FieldEnd, "text-single", nil),
-		field(FieldBeforeID, "text-single", nil),
-		field(FieldAfterID, "text-single", nil),
-		field(FieldIDs, "list-multi", validate),
-		field(FieldIncludeGroupchat, "boolean", nil),
+		field(fieldFormType, "hidden", value(NS)),
+		field(fieldWith, "jid-single", nil),
+		field(fieldStart, "text-single", nil),
+		field(fieldEnd, "text-single", nil),
+		field(fieldBeforeID, "text-single", nil),
+		field(fieldAfterID, "text-single", nil),
+		field(fieldIDs, "list-multi", validate),
+		field(fieldIncludeGroupchat, "boolean", nil),
 	), xml.StartElement{
-		Name: xml.Name{Space: NSDataForm, Local: "x"},
+		Name: xml.Name{Space: form.NS, Local: "x"},
 		Attr: []xml.Attr{{Name: xml.Name{Local: "type"}, Value: "form"}},
 	})
 }

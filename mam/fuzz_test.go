@@ -8,6 +8,7 @@ import (
 
 	"chatbx.eu/privacy/mam"
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 )
 
 func FuzzQuery(f *testing.F) {
@@ -94,7 +95,7 @@ func FuzzArchive(f *testing.F) {
 			// stanza-id, if any.
 			msg := parseOne(t, res.Deliver)
 			n := 0
-			for _, e := range msg.all(mam.NSSID, "stanza-id") {
+			for _, e := range msg.all(stanza.NSSid, "stanza-id") {
 				if e.Attr["by"] == by || (!group && e.Attr["by"] == "romeo@example.org") {
 					if e.Attr["id"] != res.RecipientID {
 						t.Fatalf("forged stanza-id survived: %s", res.Deliver)

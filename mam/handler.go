@@ -12,8 +12,11 @@ import (
 	"strconv"
 
 	"mellium.im/xmlstream"
+	"mellium.im/xmpp/forward"
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/muc"
 	"mellium.im/xmpp/mux"
+	"mellium.im/xmpp/paging"
 	"mellium.im/xmpp/stanza"
 )
 
@@ -71,7 +74,7 @@ func (e errWrite) Unwrap() error { return e.err }
 // error and nil is returned, except when writing to the stream fails.
 func (h *Handler) HandleIQ(iq stanza.IQ, t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
 	if start == nil {
-		return h.replyError(iq, t, fmt.Errorf("%w: no payload", ErrBadQuery))
+		return h.replyError(iq, t, fmt.Errorf("%w: no payload", ErrBadRequest))
 	}
 	ctx := context.Background()
 	var err error
@@ -102,7 +105,7 @@ func (h *Handler) HandleIQ(iq stanza.IQ, t xmlstream.TokenReadEncoder, start *xm
 }
 
 func (h *Handler) replyError(iq stanza.IQ, t xmlstream.TokenWriter, err error) error {
-	se := StanzaError(err)
+	se := stanzaError(err)
 	if se.Condition == stanza.InternalServerError && h.cfg.Logger != nil {
 		h.cfg.Logger.Error("mam: request failed", "err", err)
 	}
@@ -112,16 +115,16 @@ func (h *Handler) replyError(iq stanza.IQ, t xmlstream.TokenWriter, err error) e
 	return nil
 }
 
-// StanzaError maps an error of this package to the stanza error a client
-// gets: ErrNotFound → item-not-found, ErrBadQuery and ErrMalformed →
-// bad-request, ErrUnsupported → feature-not-implemented, ErrForbidden →
-// forbidden, anything else → internal-server-error. The result carries no
+// stanzaError maps an error of this package to the stanza error a client
+// gets: ErrNotFound → item-not-found, ErrBadRequest → bad-request,
+// ErrUnsupported → feature-not-implemented, ErrForbidden → forbidden,
+// anything else → internal-server-error. The result carries no
 // text: details stay on the server.
-func StanzaError(err error) stanza.Error {
+func stanzaError(err error) stanza.Error {
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound}
-	case errors.Is(err, ErrBadQuery), errors.Is(err, ErrMalformed):
+	case errors.Is(err, ErrBadRequest):
 		return stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest}
 	case errors.Is(err, ErrUnsupported):
 		return stanza.Error{Type: stanza.Cancel, Condition: stanza.FeatureNotImplemented}
@@ -200,7 +203,7 @@ func (h *Handler) query(ctx context.Context, iq stanza.IQ, t xmlstream.TokenRead
 // writeResult writes one query result message.
 func (h *Handler) writeResult(t xmlstream.TokenWriter, to jid.JID, acc access, queryID string, m Message) error {
 	msgStart := xml.StartElement{
-		Name: xml.Name{Space: nsClient, Local: "message"},
+		Name: xml.Name{Space: stanza.NSClient, Local: "message"},
 		Attr: []xml.Attr{
 			{Name: xml.Name{Local: "from"}, Value: acc.archive.String()},
 			{Name: xml.Name{Local: "to"}, Value: to.String()},
@@ -218,14 +221,14 @@ func (h *Handler) writeResult(t xmlstream.TokenWriter, to jid.JID, acc access, q
 	}
 	forwarded := xmlstream.MultiReader(
 		xmlstream.Wrap(nil, xml.StartElement{
-			Name: xml.Name{Space: NSDelay, Local: "delay"},
-			Attr: []xml.Attr{{Name: xml.Name{Local: "stamp"}, Value: FormatTime(m.Time)}},
+			Name: xml.Name{Space: stanza.NSDelay, Local: "delay"},
+			Attr: []xml.Attr{{Name: xml.Name{Local: "stamp"}, Value: formatTime(m.Time)}},
 		}),
 		storedMessage(m.Stanza, realJID),
 	)
 	_, err := xmlstream.Copy(t, xmlstream.Wrap(
 		xmlstream.Wrap(
-			xmlstream.Wrap(forwarded, xml.StartElement{Name: xml.Name{Space: NSForward, Local: "forwarded"}}),
+			xmlstream.Wrap(forwarded, xml.StartElement{Name: xml.Name{Space: forward.NS, Local: "forwarded"}}),
 			xml.StartElement{Name: xml.Name{Space: NS, Local: "result"}, Attr: resultAttr},
 		),
 		msgStart,
@@ -283,10 +286,10 @@ func storedMessage(b []byte, realJID jid.JID) xml.TokenReader {
 func realJIDElement(realJID jid.JID) xml.TokenReader {
 	return xmlstream.Wrap(
 		xmlstream.Wrap(nil, xml.StartElement{
-			Name: xml.Name{Space: NSMUCUser, Local: "item"},
+			Name: xml.Name{Space: muc.NSUser, Local: "item"},
 			Attr: []xml.Attr{{Name: xml.Name{Local: "jid"}, Value: realJID.String()}},
 		}),
-		xml.StartElement{Name: xml.Name{Space: NSMUCUser, Local: "x"}},
+		xml.StartElement{Name: xml.Name{Space: muc.NSUser, Local: "x"}},
 	)
 }
 
@@ -302,17 +305,17 @@ func finReader(p Page) xml.TokenReader {
 		}
 		set = append(set,
 			xmlstream.Wrap(xmlstream.Token(xml.CharData(p.Messages[0].ID)),
-				xml.StartElement{Name: xml.Name{Space: NSRSM, Local: "first"}, Attr: firstAttr}),
+				xml.StartElement{Name: xml.Name{Space: paging.NS, Local: "first"}, Attr: firstAttr}),
 			xmlstream.Wrap(xmlstream.Token(xml.CharData(p.Messages[n-1].ID)),
-				xml.StartElement{Name: xml.Name{Space: NSRSM, Local: "last"}}),
+				xml.StartElement{Name: xml.Name{Space: paging.NS, Local: "last"}}),
 		)
 	}
 	if p.Count >= 0 {
 		set = append(set, xmlstream.Wrap(xmlstream.Token(xml.CharData(strconv.Itoa(p.Count))),
-			xml.StartElement{Name: xml.Name{Space: NSRSM, Local: "count"}}))
+			xml.StartElement{Name: xml.Name{Space: paging.NS, Local: "count"}}))
 	}
 	return xmlstream.Wrap(
-		xmlstream.Wrap(xmlstream.MultiReader(set...), xml.StartElement{Name: xml.Name{Space: NSRSM, Local: "set"}}),
+		xmlstream.Wrap(xmlstream.MultiReader(set...), xml.StartElement{Name: xml.Name{Space: paging.NS, Local: "set"}}),
 		xml.StartElement{
 			Name: xml.Name{Space: NS, Local: "fin"},
 			Attr: []xml.Attr{
@@ -327,7 +330,7 @@ func (h *Handler) form(ctx context.Context, iq stanza.IQ, t xmlstream.TokenWrite
 	if _, err := h.authorize(ctx, iq, false); err != nil {
 		return err
 	}
-	if _, err := xmlstream.Copy(t, iq.Result(xmlstream.Wrap(QueryForm(), xml.StartElement{Name: nameQuery}))); err != nil {
+	if _, err := xmlstream.Copy(t, iq.Result(xmlstream.Wrap(queryForm(), xml.StartElement{Name: nameQuery}))); err != nil {
 		return errWrite{err}
 	}
 	return nil
@@ -351,8 +354,8 @@ func (h *Handler) metadata(ctx context.Context, iq stanza.IQ, t xmlstream.TokenW
 			})
 		}
 		inner = xmlstream.MultiReader(
-			bound("start", md.StartID, FormatTime(md.StartTime)),
-			bound("end", md.EndID, FormatTime(md.EndTime)),
+			bound("start", md.StartID, formatTime(md.StartTime)),
+			bound("end", md.EndID, formatTime(md.EndTime)),
 		)
 	}
 	if _, err := xmlstream.Copy(t, iq.Result(xmlstream.Wrap(inner, xml.StartElement{Name: nameMetadata}))); err != nil {

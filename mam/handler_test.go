@@ -14,8 +14,11 @@ import (
 	"chatbx.eu/privacy/mam"
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/disco/info"
+	"mellium.im/xmpp/form"
+	"mellium.im/xmpp/forward"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/mux"
+	"mellium.im/xmpp/paging"
 	"mellium.im/xmpp/stanza"
 )
 
@@ -134,11 +137,11 @@ func queryResults(t *testing.T, out []*elem, queryID string) results {
 			if res == nil || res.Attr["queryid"] != queryID || res.Attr["id"] == "" {
 				t.Fatalf("element %d: bad <result/>: %+v", i, res)
 			}
-			fwd := res.child(mam.NSForward, "forwarded")
-			if fwd == nil || fwd.child(mam.NSDelay, "delay") == nil {
+			fwd := res.child(forward.NS, "forwarded")
+			if fwd == nil || fwd.child(stanza.NSDelay, "delay") == nil {
 				t.Fatalf("element %d: no forwarded/delay", i)
 			}
-			if _, err := mam.ParseTime(fwd.child(mam.NSDelay, "delay").Attr["stamp"]); err != nil {
+			if _, err := mam.ParseTime(fwd.child(stanza.NSDelay, "delay").Attr["stamp"]); err != nil {
 				t.Fatalf("delay stamp: %v", err)
 			}
 			m := fwd.child("jabber:client", "message")
@@ -159,7 +162,7 @@ func queryResults(t *testing.T, out []*elem, queryID string) results {
 		if r.fin == nil {
 			t.Fatal("IQ result without <fin/>")
 		}
-		r.set = r.fin.child(mam.NSRSM, "set")
+		r.set = r.fin.child(paging.NS, "set")
 		if r.set == nil {
 			t.Fatal("<fin/> without RSM <set/>")
 		}
@@ -176,7 +179,7 @@ func TestHandlerDiscoFeatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	joined := " " + strings.Join(got, " ") + " "
-	for _, want := range []string{mam.NS, mam.NSExt, mam.NSGroupchatField} {
+	for _, want := range []string{mam.NS, "urn:xmpp:mam:2#extended", "urn:xmpp:mam:2#groupchat-field"} {
 		if !strings.Contains(joined, " "+want+" ") {
 			t.Errorf("disco features %v lack %s", got, want)
 		}
@@ -184,7 +187,7 @@ func TestHandlerDiscoFeatures(t *testing.T) {
 	if f := mam.RoomFeatures(false); len(f) != 0 {
 		t.Errorf("room without archiving advertises %v", f)
 	}
-	if f := mam.RoomFeatures(true); len(f) < 2 || f[0] != mam.NS || f[1] != mam.NSExt {
+	if f := mam.RoomFeatures(true); len(f) < 2 || f[0] != mam.NS || f[1] != "urn:xmpp:mam:2#extended" {
 		t.Errorf("archiving room advertises %v", f)
 	}
 }
@@ -209,7 +212,7 @@ func testHandlerQueryAll(t *testing.T, newStore func() mam.Store) {
 		if r.fin.Attr["complete"] != "true" || r.fin.Attr["stable"] != "true" {
 			t.Errorf("fin %v", r.fin.Attr)
 		}
-		first, last, count := r.set.child(mam.NSRSM, "first"), r.set.child(mam.NSRSM, "last"), r.set.child(mam.NSRSM, "count")
+		first, last, count := r.set.child(paging.NS, "first"), r.set.child(paging.NS, "last"), r.set.child(paging.NS, "count")
 		if first == nil || first.Text != ids[0] || first.Attr["index"] != "0" || last == nil || last.Text != ids[2] || count == nil || count.Text != "3" {
 			t.Errorf("set first=%+v last=%+v count=%+v", first, last, count)
 		}
@@ -235,7 +238,7 @@ func testHandlerPaging(t *testing.T, newStore func() mam.Store) {
 		t.Fatalf("page 2: %v", r.ids)
 	}
 	// The index is optional (a store may not know it) but never wrong.
-	if idx, ok := r.set.child(mam.NSRSM, "first").Attr["index"]; ok && idx != "2" {
+	if idx, ok := r.set.child(paging.NS, "first").Attr["index"]; ok && idx != "2" {
 		t.Errorf("page 2: first index %s, want 2", idx)
 	}
 	r = page(`<max>2</max><after>` + ids[3] + `</after>`)
@@ -278,7 +281,7 @@ func testHandlerFlipPage(t *testing.T, newStore func() mam.Store) {
 	if strings.Join(r.ids, ",") != ids[2]+","+ids[1]+","+ids[0] {
 		t.Fatalf("flipped order %v", r.ids)
 	}
-	if r.set.child(mam.NSRSM, "first").Text != ids[0] || r.set.child(mam.NSRSM, "last").Text != ids[2] {
+	if r.set.child(paging.NS, "first").Text != ids[0] || r.set.child(paging.NS, "last").Text != ids[2] {
 		t.Error("flipping changed the page bounds")
 	}
 }
@@ -305,14 +308,14 @@ func testHandlerEmptyPage(t *testing.T, newStore func() mam.Store) {
 			if len(r.ids) != 0 {
 				t.Fatalf("%d results", len(r.ids))
 			}
-			if r.set.child(mam.NSRSM, "first") != nil || r.set.child(mam.NSRSM, "last") != nil {
+			if r.set.child(paging.NS, "first") != nil || r.set.child(paging.NS, "last") != nil {
 				t.Error("empty page has first/last")
 			}
 			want := strconv.Itoa(n)
 			if name == "filter matches" {
 				want = "0"
 			}
-			if c := r.set.child(mam.NSRSM, "count"); c == nil || c.Text != want {
+			if c := r.set.child(paging.NS, "count"); c == nil || c.Text != want {
 				t.Errorf("count %+v, want %s", c, want)
 			}
 			if wantComplete := strconv.FormatBool(want == "0"); r.fin.Attr["complete"] != wantComplete {
@@ -468,14 +471,14 @@ func TestHandlerFormDiscovery(t *testing.T) {
 	if q == nil {
 		t.Fatal("no query")
 	}
-	x := q.child(mam.NSDataForm, "x")
+	x := q.child(form.NS, "x")
 	if x == nil || x.Attr["type"] != "form" {
 		t.Fatal("no form")
 	}
 	types := map[string]string{}
-	for _, f := range x.all(mam.NSDataForm, "field") {
+	for _, f := range x.all(form.NS, "field") {
 		types[f.Attr["var"]] = f.Attr["type"]
-		if f.child(mam.NSDataForm, "required") != nil {
+		if f.child(form.NS, "required") != nil {
 			t.Errorf("field %s marked required", f.Attr["var"])
 		}
 	}
@@ -617,7 +620,7 @@ func testHandlerStampRoundTrip(t *testing.T, newStore func() mam.Store) {
 		t.Fatalf("%d results", len(all.ids))
 	}
 	out := sess.send(iq("set", "", `<query xmlns='urn:xmpp:mam:2'/>`))
-	delay := out[1].child(mam.NS, "result").child(mam.NSForward, "forwarded").child(mam.NSDelay, "delay").Attr["stamp"]
+	delay := out[1].child(mam.NS, "result").child(forward.NS, "forwarded").child(stanza.NSDelay, "delay").Attr["stamp"]
 	r := queryResults(t, sess.send(iq("set", "", q2(field("start", delay)+field("end", delay)))), "q1")
 	if len(r.ids) != 1 || r.ids[0] != all.ids[1] {
 		t.Errorf("start=end=%s selected %v, want [%s]", delay, r.ids, all.ids[1])

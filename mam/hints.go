@@ -1,13 +1,18 @@
 package mam
 
-import "encoding/xml"
+import (
+	"encoding/xml"
 
-// The XEP-0334 hints, in NSHints.
+	"mellium.im/xmpp/carbons"
+	"mellium.im/xmpp/stanza"
+)
+
+// The XEP-0334 hints, in nsHints.
 const (
-	HintNoPermanentStore = "no-permanent-store"
-	HintNoStore          = "no-store"
-	HintNoCopy           = "no-copy"
-	HintStore            = "store"
+	hintNoPermanentStore = "no-permanent-store"
+	hintNoStore          = "no-store"
+	hintNoCopy           = "no-copy"
+	hintStore            = "store"
 )
 
 // facts is what the archiver learns from one pass over a message.
@@ -25,8 +30,8 @@ type facts struct {
 // hidden from the server.
 func storablePayload(n xml.Name) bool {
 	switch n {
-	case xml.Name{Space: nsClient, Local: "body"},
-		xml.Name{Space: "jabber:server", Local: "body"},
+	case xml.Name{Space: stanza.NSClient, Local: "body"},
+		xml.Name{Space: stanza.NSServer, Local: "body"},
 		xml.Name{Space: "urn:xmpp:omemo:2", Local: "encrypted"},               // XEP-0384 OMEMO
 		xml.Name{Space: "eu.siacs.conversations.axolotl", Local: "encrypted"}, // legacy OMEMO
 		xml.Name{Space: "urn:xmpp:openpgp:0", Local: "openpgp"},               // XEP-0373
@@ -41,16 +46,16 @@ func (f *facts) classify(n xml.Name) {
 	switch {
 	case storablePayload(n):
 		f.payload = true
-	case n.Local == "subject" && (n.Space == nsClient || n.Space == "jabber:server"):
+	case n.Local == "subject" && (n.Space == stanza.NSClient || n.Space == stanza.NSServer):
 		f.subject = true
-	case n.Space == NSHints:
+	case n.Space == nsHints:
 		switch n.Local {
-		case HintNoStore, HintNoPermanentStore:
+		case hintNoStore, hintNoPermanentStore:
 			f.noStore = true
-		case HintStore:
+		case hintStore:
 			f.store = true
 		}
-	case n.Space == NSCarbons && (n.Local == "sent" || n.Local == "received"),
+	case n.Space == carbons.NS && (n.Local == "sent" || n.Local == "received"),
 		n.Space == NS && n.Local == "result":
 		f.isCopy = true
 	}

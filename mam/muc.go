@@ -5,15 +5,17 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
-	"strings"
 
 	"mellium.im/xmlstream"
+	"mellium.im/xmpp/form"
 	"mellium.im/xmpp/jid"
 )
 
 // FieldEnableArchiving is the boolean field of the XEP-0045 room
 // configuration form (muc#owner) with which the room owner turns the room
 // archive on or off (Prosody's name for it). A new room does not archive.
+// RoomConfigField writes it; a submitted value is an XEP-0004 boolean
+// ("1" or "true", "0" or "false").
 const FieldEnableArchiving = "muc#roomconfig_enablearchiving"
 
 // ArchiveGroupchat archives a message a room broadcasts. The server's MUC
@@ -46,7 +48,7 @@ func (a *Archiver) ArchiveGroupchat(ctx context.Context, room, occupant, realJID
 // (see ArchiveTokens).
 func (a *Archiver) ArchiveGroupchatTokens(ctx context.Context, room, occupant, realJID jid.JID, anonymous bool, start xml.StartElement, inner []xml.Token) (Result, error) {
 	if !isMessage(start.Name) {
-		return Result{}, fmt.Errorf("%w: not a message", ErrMalformed)
+		return Result{}, fmt.Errorf("%w: not a message", ErrBadRequest)
 	}
 	return a.archiveGroupchat(ctx, room, occupant, realJID, anonymous, start, &sliceReader{toks: inner}, 512)
 }
@@ -55,7 +57,7 @@ func (a *Archiver) archiveGroupchat(ctx context.Context, room, occupant, realJID
 	var res Result
 	room = room.Bare()
 	if room.Domainpart() == "" || occupant.Resourcepart() == "" || !occupant.Bare().Equal(room) {
-		return res, fmt.Errorf("%w: occupant JID not in room", ErrMalformed)
+		return res, fmt.Errorf("%w: occupant JID not in room", ErrBadRequest)
 	}
 	w := xmlWriter{buf: make([]byte, 0, sizeHint+160)}
 	f, err := scan(r, start, scanOptions{
@@ -95,16 +97,16 @@ func (a *Archiver) archiveGroupchat(ctx context.Context, room, occupant, realJID
 
 // RoomConfigField returns the FieldEnableArchiving field for a room's
 // XEP-0045 owner configuration form (type boolean), showing the room's
-// current setting.
+// current setting. A MUC service adds it to the form it sends the owner.
 func RoomConfigField(enabled bool) xml.TokenReader {
 	v := "0"
 	if enabled {
 		v = "1"
 	}
 	return xmlstream.Wrap(
-		xmlstream.Wrap(xmlstream.Token(xml.CharData(v)), xml.StartElement{Name: xml.Name{Space: NSDataForm, Local: "value"}}),
+		xmlstream.Wrap(xmlstream.Token(xml.CharData(v)), xml.StartElement{Name: xml.Name{Space: form.NS, Local: "value"}}),
 		xml.StartElement{
-			Name: xml.Name{Space: NSDataForm, Local: "field"},
+			Name: xml.Name{Space: form.NS, Local: "field"},
 			Attr: []xml.Attr{
 				{Name: xml.Name{Local: "var"}, Value: FieldEnableArchiving},
 				{Name: xml.Name{Local: "type"}, Value: "boolean"},
@@ -114,24 +116,12 @@ func RoomConfigField(enabled bool) xml.TokenReader {
 	)
 }
 
-// ParseBool parses an XEP-0004 boolean field value ("1", "true", "0",
-// "false", surrounding whitespace ignored), such as the submitted
-// FieldEnableArchiving value. Anything else wraps ErrBadQuery.
-func ParseBool(v string) (bool, error) {
-	switch strings.TrimSpace(v) {
-	case "1", "true":
-		return true, nil
-	case "0", "false":
-		return false, nil
-	}
-	return false, fmt.Errorf("%w: not a boolean", ErrBadQuery)
-}
-
 // RoomFeatures returns the disco#info features of a room: the MAM features
-// while archiving is enabled, none otherwise.
+// while archiving is enabled, none otherwise. A MUC service adds them to
+// its room's disco#info.
 func RoomFeatures(archiving bool) []string {
 	if !archiving {
 		return nil
 	}
-	return []string{NS, NSExt}
+	return []string{NS, nsExt}
 }

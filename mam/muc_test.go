@@ -7,7 +7,9 @@ import (
 	"testing"
 
 	"chatbx.eu/privacy/mam"
+	"mellium.im/xmpp/form"
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/muc"
 	"mellium.im/xmpp/stanza"
 )
 
@@ -54,18 +56,18 @@ func testArchiveGroupchat(t *testing.T, newStore func() mam.Store) {
 		if _, ok := stored.Attr["to"]; ok {
 			t.Errorf("stored copy has a to: %s", m.Stanza)
 		}
-		if stored.child(mam.NSMUCUser, "x") != nil || strings.Contains(string(m.Stanza), "mallory") {
+		if stored.child(muc.NSUser, "x") != nil || strings.Contains(string(m.Stanza), "mallory") {
 			t.Errorf("muc#user <x/> not stripped: %s", m.Stanza)
 		}
 		if strings.Contains(string(m.Stanza), "witch1") {
 			t.Errorf("real JID inside the stored stanza: %s", m.Stanza)
 		}
 		deliver := parseOne(t, res.Deliver)
-		ids := deliver.all(mam.NSSID, "stanza-id")
+		ids := deliver.all(stanza.NSSid, "stanza-id")
 		if len(ids) != 1 || ids[0].Attr["by"] != mucRoom.String() || ids[0].Attr["id"] != res.RecipientID {
 			t.Errorf("broadcast stamp wrong: %s", res.Deliver)
 		}
-		if deliver.child(mam.NSSID, "origin-id") == nil {
+		if deliver.child(stanza.NSSid, "origin-id") == nil {
 			t.Errorf("origin-id lost: %s", res.Deliver)
 		}
 		if strings.Contains(string(res.Deliver), "FORGED") {
@@ -103,10 +105,10 @@ func TestArchiveGroupchatWhatIsStored(t *testing.T) {
 
 func TestArchiveGroupchatErrors(t *testing.T) {
 	a := mam.NewArchiver(newStore(), mam.Config{MaxStanzaSize: 100})
-	if _, err := a.ArchiveGroupchat(ctx, mucRoom, jid.MustParse("other@muc.example.org/nick"), mucWitch, false, []byte(roomMsg)); !errors.Is(err, mam.ErrMalformed) {
+	if _, err := a.ArchiveGroupchat(ctx, mucRoom, jid.MustParse("other@muc.example.org/nick"), mucWitch, false, []byte(roomMsg)); !errors.Is(err, mam.ErrBadRequest) {
 		t.Errorf("occupant of another room: %v", err)
 	}
-	if _, err := a.ArchiveGroupchat(ctx, mucRoom, mucRoom, mucWitch, false, []byte(roomMsg)); !errors.Is(err, mam.ErrMalformed) {
+	if _, err := a.ArchiveGroupchat(ctx, mucRoom, mucRoom, mucWitch, false, []byte(roomMsg)); !errors.Is(err, mam.ErrBadRequest) {
 		t.Errorf("occupant without nick: %v", err)
 	}
 	res, err := a.ArchiveGroupchat(ctx, mucRoom, mucOccupant, mucWitch, false, []byte(roomMsg))
@@ -166,18 +168,18 @@ func testRoomArchiveQuery(t *testing.T, newStore func() mam.Store) {
 	if _, ok := m.Attr["to"]; ok {
 		t.Error("forwarded room message has a to")
 	}
-	if m.child(mam.NSMUCUser, "x") != nil {
+	if m.child(muc.NSUser, "x") != nil {
 		t.Error("real JID shown to a member not allowed to see it")
 	}
 
 	// A moderator sees the real JID, as XEP-0045 item jid.
 	policy.moderators["juliet@example.org"] = true
 	r, _ = roomResults(mam.Config{Rooms: policy})
-	x := r.msgs[0].child(mam.NSMUCUser, "x")
-	if x == nil || x.child(mam.NSMUCUser, "item") == nil || x.child(mam.NSMUCUser, "item").Attr["jid"] != mucWitch.Bare().String() {
+	x := r.msgs[0].child(muc.NSUser, "x")
+	if x == nil || x.child(muc.NSUser, "item") == nil || x.child(muc.NSUser, "item").Attr["jid"] != mucWitch.Bare().String() {
 		t.Errorf("real JID not shown to a moderator: %+v", x)
 	}
-	if len(r.msgs[0].all(mam.NSMUCUser, "x")) != 1 {
+	if len(r.msgs[0].all(muc.NSUser, "x")) != 1 {
 		t.Error("more than one muc#user element")
 	}
 
@@ -219,7 +221,7 @@ func TestRoomConfigFieldAndParseBool(t *testing.T) {
 		if f.Attr["var"] != "muc#roomconfig_enablearchiving" || f.Attr["type"] != "boolean" {
 			t.Errorf("field %v", f.Attr)
 		}
-		v := f.child(mam.NSDataForm, "value")
+		v := f.child(form.NS, "value")
 		if v == nil {
 			t.Fatal("no value")
 		}
@@ -234,7 +236,7 @@ func TestRoomConfigFieldAndParseBool(t *testing.T) {
 		}
 	}
 	for _, in := range []string{"", "yes", "TRUE", "2"} {
-		if _, err := mam.ParseBool(in); !errors.Is(err, mam.ErrBadQuery) {
+		if _, err := mam.ParseBool(in); !errors.Is(err, mam.ErrBadRequest) {
 			t.Errorf("ParseBool(%q) err = %v", in, err)
 		}
 	}

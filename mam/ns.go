@@ -1,33 +1,21 @@
 package mam
 
-// Namespaces of the protocols this package speaks.
-const (
-	// NS is the XEP-0313 namespace (mam:2), also used by XEP-0441
-	// preferences and archive metadata.
-	NS = "urn:xmpp:mam:2"
-	// NSExt is the disco feature for the XEP-0313 extended query fields
-	// (before-id, after-id, ids), flipped pages and metadata.
-	NSExt = "urn:xmpp:mam:2#extended"
-	// NSGroupchatField is the disco feature announcing that the server
-	// understands the include-groupchat query field.
-	NSGroupchatField = "urn:xmpp:mam:2#groupchat-field"
-	// NSSID is the XEP-0359 stanza-id namespace.
-	NSSID = "urn:xmpp:sid:0"
-	// NSHints is the XEP-0334 message processing hints namespace.
-	NSHints = "urn:xmpp:hints"
-	// NSRSM is the XEP-0059 result set management namespace.
-	NSRSM = "http://jabber.org/protocol/rsm"
-	// NSForward is the XEP-0297 stanza forwarding namespace.
-	NSForward = "urn:xmpp:forward:0"
-	// NSDelay is the XEP-0203 delayed delivery namespace.
-	NSDelay = "urn:xmpp:delay"
-	// NSMUCUser is the XEP-0045 muc#user namespace.
-	NSMUCUser = "http://jabber.org/protocol/muc#user"
-	// NSCarbons is the XEP-0280 message carbons namespace.
-	NSCarbons = "urn:xmpp:carbons:2"
-	// NSDataForm is the XEP-0004 data forms namespace.
-	NSDataForm = "jabber:x:data"
+// NS is the XEP-0313 namespace (mam:2), also used by XEP-0441 preferences
+// and archive metadata. The namespaces of the other protocols this package
+// speaks are mellium's (stanza.NSSid, paging.NS, forward.NS, …) where
+// mellium has them, and unexported here where it has not.
+const NS = "urn:xmpp:mam:2"
 
-	nsClient = "jabber:client"
-	nsXML    = "http://www.w3.org/XML/1998/namespace"
+const (
+	// nsExt is the disco feature for the XEP-0313 extended query fields
+	// (before-id, after-id, ids), flipped pages and metadata.
+	nsExt = "urn:xmpp:mam:2#extended"
+	// nsGroupchatField is the disco feature announcing that the server
+	// understands the include-groupchat query field.
+	nsGroupchatField = "urn:xmpp:mam:2#groupchat-field"
+	// nsHints is the XEP-0334 message processing hints namespace.
+	nsHints = "urn:xmpp:hints"
+	// nsPIE is the XEP-0227 namespace of an exported message archive.
+	nsPIE = "urn:xmpp:pie:0#mam"
+	nsXML = "http://www.w3.org/XML/1998/namespace"
 )

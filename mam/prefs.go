@@ -4,9 +4,10 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
-	"io"
+	"slices"
 	"strings"
 
+	"chatbx.eu/privacy/internal/xmlutil"
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
 )
@@ -17,33 +18,22 @@ const maxPrefsJIDs = 1000
 // ParsePrefs parses an XEP-0441 <prefs xmlns='urn:xmpp:mam:2'/> element:
 // start is its start element and r yields its content. The default must be
 // always, never or roster and each <jid/> a valid JID; anything else wraps
-// ErrBadQuery (bad-request). Duplicate JIDs are dropped. It never panics.
+// ErrBadRequest (bad-request). Duplicate JIDs are dropped. It never panics.
 func ParsePrefs(r xml.TokenReader, start xml.StartElement) (Prefs, error) {
 	var p Prefs
 	if start.Name.Local != "prefs" || start.Name.Space != NS {
-		return p, fmt.Errorf("%w: not mam:2 prefs", ErrBadQuery)
+		return p, fmt.Errorf("%w: not mam:2 prefs", ErrBadRequest)
 	}
 	def, _ := startAttr(start, "default")
 	switch d := Default(strings.TrimSpace(def)); d {
 	case DefaultAlways, DefaultNever, DefaultRoster:
 		p.Default = d
 	default:
-		return p, fmt.Errorf("%w: unknown default", ErrBadQuery)
+		return p, fmt.Errorf("%w: unknown default", ErrBadRequest)
 	}
-	for {
-		tok, err := r.Token()
-		if err == io.EOF {
-			break
-		}
+	for se, err := range xmlutil.Children(r) {
 		if err != nil {
-			return p, fmt.Errorf("%w: %v", ErrBadQuery, err)
-		}
-		if _, ok := tok.(xml.EndElement); ok {
-			break
-		}
-		se, ok := tok.(xml.StartElement)
-		if !ok {
-			continue
+			return p, fmt.Errorf("%w: %w", ErrBadRequest, err)
 		}
 		var list *[]jid.JID
 		switch {
@@ -52,8 +42,8 @@ func ParsePrefs(r xml.TokenReader, start xml.StartElement) (Prefs, error) {
 		case se.Name.Space == NS && se.Name.Local == "never":
 			list = &p.Never
 		default:
-			if err := skipElement(r); err != nil {
-				return p, fmt.Errorf("%w: %v", ErrBadQuery, err)
+			if err := skip(r); err != nil {
+				return p, err
 			}
 			continue
 		}
@@ -64,8 +54,8 @@ func ParsePrefs(r xml.TokenReader, start xml.StartElement) (Prefs, error) {
 	return p, nil
 }
 
-// ParsePrefsBytes is ParsePrefs for a whole <prefs/> element in XML.
-func ParsePrefsBytes(b []byte) (Prefs, error) {
+// parsePrefsBytes is ParsePrefs for a whole <prefs/> element in XML.
+func parsePrefsBytes(b []byte) (Prefs, error) {
 	d := xml.NewDecoder(strings.NewReader(string(b)))
 	start, err := firstStart(d)
 	if err != nil {
@@ -75,21 +65,13 @@ func ParsePrefsBytes(b []byte) (Prefs, error) {
 }
 
 func parseJIDList(r xml.TokenReader, list *[]jid.JID) error {
-	for {
-		tok, err := r.Token()
+	for se, err := range xmlutil.Children(r) {
 		if err != nil {
-			return fmt.Errorf("%w: %v", ErrBadQuery, err)
-		}
-		if _, ok := tok.(xml.EndElement); ok {
-			return nil
-		}
-		se, ok := tok.(xml.StartElement)
-		if !ok {
-			continue
+			return fmt.Errorf("%w: %w", ErrBadRequest, err)
 		}
 		if se.Name.Space != NS || se.Name.Local != "jid" {
-			if err := skipElement(r); err != nil {
-				return fmt.Errorf("%w: %v", ErrBadQuery, err)
+			if err := skip(r); err != nil {
+				return err
 			}
 			continue
 		}
@@ -99,22 +81,17 @@ func parseJIDList(r xml.TokenReader, list *[]jid.JID) error {
 		}
 		j, err := jid.Parse(strings.TrimSpace(v))
 		if err != nil {
-			return fmt.Errorf("%w: malformed JID in prefs", ErrBadQuery)
+			return fmt.Errorf("%w: malformed JID in prefs", ErrBadRequest)
 		}
-		dup := false
-		for _, o := range *list {
-			if o.Equal(j) {
-				dup = true
-				break
-			}
+		if slices.ContainsFunc(*list, j.Equal) {
+			continue
 		}
-		if !dup {
-			if len(*list) >= maxPrefsJIDs {
-				return fmt.Errorf("%w: too many JIDs in prefs", ErrBadQuery)
-			}
-			*list = append(*list, j)
+		if len(*list) >= maxPrefsJIDs {
+			return fmt.Errorf("%w: too many JIDs in prefs", ErrBadRequest)
 		}
+		*list = append(*list, j)
 	}
+	return nil
 }
 
 // TokenReader encodes p as <prefs xmlns='urn:xmpp:mam:2'/>, with both lists

@@ -51,8 +51,8 @@ func TestParsePrefsErrors(t *testing.T) {
 		"too many JIDs":        `<prefs xmlns='urn:xmpp:mam:2' default='never'><always>` + manyJIDs(1001) + `</always></prefs>`,
 	} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := mam.ParsePrefsBytes([]byte(in)); !errors.Is(err, mam.ErrBadQuery) {
-				t.Fatalf("err = %v, want ErrBadQuery", err)
+			if _, err := mam.ParsePrefsBytes([]byte(in)); !errors.Is(err, mam.ErrBadRequest) {
+				t.Fatalf("err = %v, want ErrBadRequest", err)
 			}
 		})
 	}

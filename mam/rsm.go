@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"chatbx.eu/privacy/internal/xmlutil"
+	"mellium.im/xmpp/paging"
 )
 
 // parseRSM parses an XEP-0059 <set/> (its start element has been read) into
@@ -14,21 +17,13 @@ import (
 // feature-not-implemented as XEP-0059 says).
 func parseRSM(r xml.TokenReader, req *Request, c Config) error {
 	var sawAfter, sawBefore, sawMax bool
-	for {
-		tok, err := r.Token()
+	for se, err := range xmlutil.Children(r) {
 		if err != nil {
-			return fmt.Errorf("%w: %v", ErrBadQuery, err)
+			return fmt.Errorf("%w: %w", ErrBadRequest, err)
 		}
-		if _, ok := tok.(xml.EndElement); ok {
-			break
-		}
-		se, ok := tok.(xml.StartElement)
-		if !ok {
-			continue
-		}
-		if se.Name.Space != NSRSM {
-			if err := skipElement(r); err != nil {
-				return fmt.Errorf("%w: %v", ErrBadQuery, err)
+		if se.Name.Space != paging.NS {
+			if err := skip(r); err != nil {
+				return err
 			}
 			continue
 		}
@@ -40,7 +35,7 @@ func parseRSM(r xml.TokenReader, req *Request, c Config) error {
 		switch se.Name.Local {
 		case "max":
 			if sawMax {
-				return fmt.Errorf("%w: max repeated", ErrBadQuery)
+				return fmt.Errorf("%w: max repeated", ErrBadRequest)
 			}
 			sawMax = true
 			n, err := strconv.Atoi(v)
@@ -49,7 +44,7 @@ func parseRSM(r xml.TokenReader, req *Request, c Config) error {
 			case errors.As(err, &ne) && ne.Err == strconv.ErrRange && !strings.HasPrefix(v, "-"):
 				n = c.maxPageSize() // absurdly large: the server's cap
 			case err != nil || n < 0:
-				return fmt.Errorf("%w: max is not a non-negative integer", ErrBadQuery)
+				return fmt.Errorf("%w: max is not a non-negative integer", ErrBadRequest)
 			}
 			if n == 0 {
 				req.CountOnly = true
@@ -58,37 +53,37 @@ func parseRSM(r xml.TokenReader, req *Request, c Config) error {
 			req.Query.Max = min(n, c.maxPageSize())
 		case "after":
 			if sawAfter {
-				return fmt.Errorf("%w: after repeated", ErrBadQuery)
+				return fmt.Errorf("%w: after repeated", ErrBadRequest)
 			}
 			sawAfter = true
 			if v == "" || len(v) > maxIDLen {
-				return fmt.Errorf("%w: bad after", ErrBadQuery)
+				return fmt.Errorf("%w: bad after", ErrBadRequest)
 			}
 			req.Query.After = v
 		case "before":
 			if sawBefore {
-				return fmt.Errorf("%w: before repeated", ErrBadQuery)
+				return fmt.Errorf("%w: before repeated", ErrBadRequest)
 			}
 			sawBefore = true
 			if len(v) > maxIDLen {
-				return fmt.Errorf("%w: bad before", ErrBadQuery)
+				return fmt.Errorf("%w: bad before", ErrBadRequest)
 			}
 			req.Query.Before = v
 			req.Query.Last = v == ""
 		case "index":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
-				return fmt.Errorf("%w: index is not a non-negative integer", ErrBadQuery)
+				return fmt.Errorf("%w: index is not a non-negative integer", ErrBadRequest)
 			}
 			if n != 0 {
 				return fmt.Errorf("%w: rsm index", ErrUnsupported)
 			}
 		default:
-			return fmt.Errorf("%w: unknown rsm element", ErrBadQuery)
+			return fmt.Errorf("%w: unknown rsm element", ErrBadRequest)
 		}
 	}
 	if sawAfter && sawBefore {
-		return fmt.Errorf("%w: both after and before", ErrBadQuery)
+		return fmt.Errorf("%w: both after and before", ErrBadRequest)
 	}
 	return nil
 }

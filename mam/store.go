@@ -66,7 +66,7 @@ type Query struct {
 	IncludeGroupchat bool
 
 	// Max is the RSM page size; 0 means the store's default (50). A
-	// negative Max is an error wrapping ErrBadQuery.
+	// negative Max is an error wrapping ErrBadRequest.
 	Max int
 
 	// After is the RSM <after/> id: the page starts after it.
@@ -134,7 +134,7 @@ type Prefs struct {
 //
 // A Store is safe for concurrent use. Each method is one logical
 // transaction. Errors for unknown ids wrap ErrNotFound; invalid arguments
-// wrap ErrBadQuery. Implementations prove themselves with
+// wrap ErrBadRequest. Implementations prove themselves with
 // mamtest.TestStore.
 type Store interface {
 	// Append stores m in the archive m.Archive, assigns a fresh random

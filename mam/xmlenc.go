@@ -131,22 +131,3 @@ func startAttr(s xml.StartElement, local string) (string, bool) {
 	}
 	return "", false
 }
-
-// skipElement consumes tokens up to and including the end of the element
-// whose start was just read.
-func skipElement(r xml.TokenReader) error {
-	depth := 1
-	for depth > 0 {
-		tok, err := r.Token()
-		if err != nil {
-			return err
-		}
-		switch tok.(type) {
-		case xml.StartElement:
-			depth++
-		case xml.EndElement:
-			depth--
-		}
-	}
-	return nil
-}

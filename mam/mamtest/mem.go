@@ -75,10 +75,10 @@ func (s *MemStore) Append(ctx context.Context, m mam.Message) (mam.Message, erro
 		return mam.Message{}, err
 	}
 	if m.Archive.Equal(jid.JID{}) {
-		return mam.Message{}, fmt.Errorf("mamtest: append without archive: %w", mam.ErrBadQuery)
+		return mam.Message{}, fmt.Errorf("mamtest: append without archive: %w", mam.ErrBadRequest)
 	}
 	if len(m.Stanza) == 0 {
-		return mam.Message{}, fmt.Errorf("mamtest: append of an empty stanza: %w", mam.ErrBadQuery)
+		return mam.Message{}, fmt.Errorf("mamtest: append of an empty stanza: %w", mam.ErrBadRequest)
 	}
 	m = cloneMessage(m)
 	m.Archive = m.Archive.Bare()
@@ -116,10 +116,10 @@ func (s *MemStore) Query(ctx context.Context, archive jid.JID, q mam.Query) (mam
 		return mam.Page{}, err
 	}
 	if archive.Equal(jid.JID{}) {
-		return mam.Page{}, fmt.Errorf("mamtest: query without archive: %w", mam.ErrBadQuery)
+		return mam.Page{}, fmt.Errorf("mamtest: query without archive: %w", mam.ErrBadRequest)
 	}
 	if q.Max < 0 {
-		return mam.Page{}, fmt.Errorf("mamtest: negative page size: %w", mam.ErrBadQuery)
+		return mam.Page{}, fmt.Errorf("mamtest: negative page size: %w", mam.ErrBadRequest)
 	}
 	size := q.Max
 	if size == 0 {
@@ -246,12 +246,12 @@ func (s *MemStore) SetPrefs(ctx context.Context, owner jid.JID, p mam.Prefs) err
 		return err
 	}
 	if owner.Equal(jid.JID{}) {
-		return fmt.Errorf("mamtest: prefs without owner: %w", mam.ErrBadQuery)
+		return fmt.Errorf("mamtest: prefs without owner: %w", mam.ErrBadRequest)
 	}
 	switch p.Default {
 	case "", mam.DefaultNever, mam.DefaultAlways, mam.DefaultRoster:
 	default:
-		return fmt.Errorf("mamtest: unknown default: %w", mam.ErrBadQuery)
+		return fmt.Errorf("mamtest: unknown default: %w", mam.ErrBadRequest)
 	}
 	p.Always = slices.Clone(p.Always)
 	p.Never = slices.Clone(p.Never)

@@ -237,9 +237,9 @@ func testAppend(f fixture) {
 
 func testAppendBad(f fixture) {
 	_, err := f.s.Append(f.ctx, mam.Message{With: bob, Time: at(0), Stanza: []byte("<message/>")})
-	wantErr(f.t, "Append without archive", err, mam.ErrBadQuery)
+	wantErr(f.t, "Append without archive", err, mam.ErrBadRequest)
 	_, err = f.s.Append(f.ctx, mam.Message{Archive: alice, With: bob, Time: at(0)})
-	wantErr(f.t, "Append of an empty stanza", err, mam.ErrBadQuery)
+	wantErr(f.t, "Append of an empty stanza", err, mam.ErrBadRequest)
 	if p := f.query(alice, mam.Query{}); len(p.Messages) != 0 {
 		f.t.Errorf("failed appends stored %d messages", len(p.Messages))
 	}
@@ -333,7 +333,7 @@ func testPageEdges(f fixture) {
 	wantPage(t, "max 1 forward", f.query(alice, mam.Query{Max: 1}), all[:1], 5, 0, false, true)
 	wantPage(t, "max 1 last", f.query(alice, mam.Query{Max: 1, Last: true}), all[4:], 5, 4, false, true)
 	_, err := f.s.Query(f.ctx, alice, mam.Query{Max: -1})
-	wantErr(t, "negative max", err, mam.ErrBadQuery)
+	wantErr(t, "negative max", err, mam.ErrBadRequest)
 }
 
 // testPageOwned checks that the stanzas of a page belong to the caller:
@@ -612,7 +612,7 @@ func testPrefs(f fixture) {
 		}
 	}
 	err = f.s.SetPrefs(f.ctx, alice, mam.Prefs{Default: "sometimes"})
-	wantErr(t, "SetPrefs with an unknown default", err, mam.ErrBadQuery)
+	wantErr(t, "SetPrefs with an unknown default", err, mam.ErrBadRequest)
 	got, _ := f.s.Prefs(f.ctx, alice)
 	if got.Default != mam.DefaultNever || !equalJIDs(got.Always, []jid.JID{bob}) {
 		t.Errorf("a rejected SetPrefs changed the prefs to %+v", got)

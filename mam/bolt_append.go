@@ -1,0 +1,207 @@
+package mam
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// pending is a validated message ready to be written.
+type pending struct {
+	m        Message
+	archive  []byte
+	with     string
+	bareWith []byte
+	res      bool
+	flags    byte
+	real     []byte
+	compact  bool
+}
+
+func (s *BoltStore) prepare(m Message) (*pending, error) {
+	if zeroJID(m.Archive) {
+		return nil, fmt.Errorf("mam: append without archive: %w", ErrBadRequest)
+	}
+	if len(m.Stanza) == 0 {
+		return nil, fmt.Errorf("mam: append of an empty stanza: %w", ErrBadRequest)
+	}
+	if m.Time.IsZero() {
+		m.Time = s.now()
+	}
+	m.Time = m.Time.UTC().Round(0)
+	if m.Time.Before(minTime) || m.Time.After(maxTime) {
+		return nil, fmt.Errorf("mam: message time out of range: %w", ErrBadRequest)
+	}
+	m.Archive = m.Archive.Bare()
+	if !zeroJID(m.RealJID) {
+		m.RealJID = m.RealJID.Bare()
+	}
+	m.Stanza = slices.Clone(m.Stanza)
+	p := &pending{
+		m:        m,
+		archive:  []byte(m.Archive.String()),
+		with:     m.With.String(),
+		bareWith: bareBytes(m.With),
+		res:      m.With.Resourcepart() != "",
+		compact:  s.cfg.CompactWithIndex,
+	}
+	if m.Groupchat {
+		p.flags |= flagGroupchat
+		if !m.With.Bare().Equal(m.Archive) {
+			p.flags |= flagExcluded
+		}
+	}
+	if !zeroJID(m.RealJID) {
+		p.flags |= flagRealJID
+		p.real = []byte(m.RealJID.String())
+	}
+	return p, nil
+}
+
+// put writes p in tx and sets p.m.ID. It may run again in a new
+// transaction if a batch fails.
+func (p *pending) put(tx *bolt.Tx) error {
+	ab, err := tx.Bucket(bucketArchives).CreateBucketIfNotExists(p.archive)
+	if err != nil {
+		return err
+	}
+	var bs [5]*bolt.Bucket
+	for i, name := range [][]byte{subMsgs, subIDs, subWith, subCounts, subRealJIDs} {
+		if bs[i], err = ab.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	msgs, ids, withs, counts, reals := bs[0], bs[1], bs[2], bs[3], bs[4]
+	// Keys of m and w arrive in time order, so pages are filled before
+	// they split (bbolt's default, 0.5, suits random inserts like ids).
+	msgs.FillPercent, withs.FillPercent = 0.9, 0.9
+	seq, err := ab.NextSequence()
+	if err != nil {
+		return err
+	}
+	key := make([]byte, keyLen)
+	putKeyTime(key, p.m.Time)
+	binary.BigEndian.PutUint64(key[8:], seq)
+	id := make([]byte, rawIDLen)
+	for {
+		rand.Read(id)
+		if ids.Get(id) == nil {
+			break
+		}
+	}
+	rec := encodeRecord(p.flags, id, p.with, p.m.Stanza)
+	if err := msgs.Put(key, rec); err != nil {
+		return err
+	}
+	if err := ids.Put(id, key); err != nil {
+		return err
+	}
+	// The with entry holds a copy of the record (a covering index: a with
+	// page reads consecutive entries), or with CompactWithIndex only the
+	// flags and the resource.
+	wv := rec
+	if p.compact {
+		wv = append([]byte{withCompact | p.flags}, p.m.With.Resourcepart()...)
+	}
+	if err := withs.Put(withIndexKey(p.bareWith, key), wv); err != nil {
+		return err
+	}
+	for _, ck := range boltCountKeys(p.with, p.res, p.bareWith) {
+		if err := boltAddCount(counts, msgs, ck, 1, p.flags&flagExcluded != 0); err != nil {
+			return err
+		}
+	}
+	if p.real != nil {
+		if err := reals.Put(key, slices.Clone(p.real)); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketRealJID).Put(realIndexKey(p.real, p.archive, key), nil); err != nil {
+			return err
+		}
+	}
+	p.m.ID = idString(id)
+	return nil
+}
+
+// maxGroup is the largest number of appends committed in one transaction.
+const maxGroup = 1000
+
+type commitReq struct {
+	p    *pending
+	done chan error
+}
+
+// groupCommit writes p in a write transaction shared with the appends that
+// queued while the previous transaction committed. A lone append commits at
+// once; under load, one fsync serves many appends. (bbolt's DB.Batch would
+// add up to MaxBatchDelay, 10 ms by default, to every concurrent append.)
+func (s *BoltStore) groupCommit(p *pending) error {
+	req := &commitReq{p: p, done: make(chan error, 1)}
+	s.gcMu.Lock()
+	s.gcQueue = append(s.gcQueue, req)
+	lead := !s.gcRunning
+	s.gcRunning = true
+	s.gcMu.Unlock()
+	if lead {
+		s.drain()
+	}
+	return <-req.done
+}
+
+// drain commits one group of queued appends and, if more arrived meanwhile,
+// hands the next group to a new goroutine so that this caller returns.
+func (s *BoltStore) drain() {
+	s.gcMu.Lock()
+	n := min(len(s.gcQueue), maxGroup)
+	group := slices.Clone(s.gcQueue[:n])
+	s.gcQueue = slices.Delete(s.gcQueue, 0, n)
+	s.gcMu.Unlock()
+
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		for _, r := range group {
+			if err := r.p.put(tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && len(group) > 1 {
+		// Commit each alone, so that one failure fails only its append.
+		for _, r := range group {
+			r.done <- s.db.Update(r.p.put)
+		}
+	} else {
+		for _, r := range group {
+			r.done <- err
+		}
+	}
+
+	s.gcMu.Lock()
+	more := len(s.gcQueue) > 0
+	s.gcRunning = more
+	s.gcMu.Unlock()
+	if more {
+		go s.drain()
+	}
+}
+
+// Append implements Store. Concurrent appends are group-committed.
+func (s *BoltStore) Append(ctx context.Context, m Message) (Message, error) {
+	if err := ctx.Err(); err != nil {
+		return Message{}, err
+	}
+	p, err := s.prepare(m)
+	if err != nil {
+		return Message{}, err
+	}
+	if err := s.groupCommit(p); err != nil {
+		return Message{}, boltErr(err)
+	}
+	out := p.m
+	out.Stanza = slices.Clone(p.m.Stanza)
+	return out, nil
+}

@@ -1,0 +1,10 @@
+package mam
+
+// Unexported helpers the black-box tests (package mam_test) call directly.
+var (
+	ParseTime       = parseTime
+	FormatTime      = formatTime
+	ParseBool       = parseBool
+	ParseQueryBytes = parseQueryBytes
+	ParsePrefsBytes = parsePrefsBytes
+)
