@@ -64,6 +64,13 @@ type Server struct {
 
 	closers []func() error // run in reverse order at shutdown
 
+	limiter    *connLimiter // c2s connection caps
+	refused    *summaryLog  // refused c2s connections, a line a second
+	acceptErrs *summaryLog  // c2s accept failures, a line a second
+	// sleep waits out an accept back-off; nil means a timer (tests
+	// record the delays instead).
+	sleep func(context.Context, time.Duration)
+
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
 	down  bool
@@ -223,6 +230,9 @@ func ignoreClosed(f func() error) func() error {
 
 // start serves the listeners in the background.
 func (srv *Server) start() {
+	srv.limiter = newConnLimiter(srv.cfg.MaxConns, srv.cfg.MaxConnsPerIP)
+	srv.refused = newSummaryLog(srv.log, "c2s connections refused over a cap")
+	srv.acceptErrs = newSummaryLog(srv.log, "c2s accept failed; backing off")
 	srv.wg.Add(1)
 	go srv.serveC2S(srv.c2sLn, false)
 	if srv.c2sTLSLn != nil {
@@ -287,6 +297,8 @@ func (srv *Server) shutdown() error {
 		<-done
 	}
 	srv.bg.Wait()
+	srv.refused.stop()
+	srv.acceptErrs.stop()
 	return herr
 }
 
