@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"mellium.im/xmpp"
@@ -240,6 +241,14 @@ func streamErrorFor(err error, lc *limitConn) stream.Error {
 		return stream.NotAuthorized
 	case errors.Is(err, errSASLBad):
 		return stream.PolicyViolation
+	case errors.Is(err, errStreamText):
+		return stream.BadFormat
+	case errors.Is(err, errRestrictedXML) || strings.HasPrefix(err.Error(), "disallowed XML"):
+		return stream.RestrictedXML
+	case err.Error() == "xmpp: unexpected stream restart":
+		return stream.BadFormat
+	case err.Error() == "xmpp: unknown stream level element":
+		return stream.UnsupportedStanzaType
 	case errors.As(err, &se):
 		return se
 	case errors.As(err, &syntax) || errors.Is(err, io.ErrUnexpectedEOF):

@@ -60,7 +60,7 @@ func readElement(r xml.TokenReader, start xml.StartElement) (element, error) {
 			case xml.CharData:
 				size += len(t)
 			case xml.Comment, xml.ProcInst, xml.Directive:
-				continue // not allowed in XMPP; drop
+				return e, errRestrictedXML // not allowed in XMPP
 			}
 			if size > maxStanzaBytes {
 				return e, errStanzaTooBig

@@ -34,6 +34,9 @@ func (s *session) serve(lc *limitConn) error {
 		lc.reset(maxStanzaWireBytes)
 		tok, err := r.Token()
 		if err != nil {
+			if _, text := tok.(xml.CharData); text {
+				err = errStreamText // mellium's stream reader refused it
+			}
 			return s.fail(err, lc)
 		}
 		s.activity.Add(1)
