@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 )
 
 // maxAttackGrowth is what one hostile connection may make the server
