@@ -272,3 +272,34 @@ func TestLimitConn(t *testing.T) {
 		t.Errorf("after reset: read %d (%v), want 50 then the limit", n, err)
 	}
 }
+
+// TestParseLimitFlags: the connection limits' flags, their safe defaults
+// and their validation.
+func TestParseLimitFlags(t *testing.T) {
+	var out bytes.Buffer
+	c, err := parseFlags(nil, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NegotiationTimeout != time.Minute || c.IdleTimeout != 5*time.Minute || c.PingTimeout != time.Minute ||
+		c.MaxConnsPerIP != 10 || c.MaxConns != 10000 {
+		t.Errorf("defaults: %+v", c)
+	}
+	c, err = parseFlags(strings.Fields("-negotiation-timeout 10s -idle-timeout 1m -max-conns-per-ip 3 -max-conns 50"), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NegotiationTimeout != 10*time.Second || c.IdleTimeout != time.Minute || c.MaxConnsPerIP != 3 || c.MaxConns != 50 {
+		t.Errorf("flags: %+v", c)
+	}
+	for _, bad := range []string{"-negotiation-timeout -1s", "-idle-timeout -1s", "-max-conns-per-ip -1", "-max-conns -5"} {
+		if _, err := parseFlags(strings.Fields(bad), &out); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	// The zero value of Config means the defaults too.
+	c, err = Config{C2S: ":1", HTTP: ":2"}.withDefaults()
+	if err != nil || c.NegotiationTimeout != defaultNegotiationTimeout || c.MaxConnsPerIP != defaultMaxConnsPerIP {
+		t.Errorf("zero Config: %+v %v", c, err)
+	}
+}

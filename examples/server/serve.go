@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"syscall"
@@ -49,6 +50,11 @@ func (s *session) serve(lc *limitConn) error {
 				return s.fail(err, lc)
 			}
 			if err := s.dispatch(e); err != nil {
+				var se stream.Error
+				if !errors.As(err, &se) && !clientGone(err) {
+					// A handler failed: the server's fault.
+					err = fmt.Errorf("%w: %w", stream.InternalServerError, err)
+				}
 				return s.fail(err, lc)
 			}
 		default:
