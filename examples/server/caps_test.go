@@ -282,7 +282,7 @@ func TestParseLimitFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.NegotiationTimeout != time.Minute || c.IdleTimeout != 5*time.Minute || c.PingTimeout != time.Minute ||
-		c.MaxConnsPerIP != 10 || c.MaxConns != 10000 {
+		c.MaxConnsPerIP != 10 || c.MaxConns != defaultMaxConns(openFileLimit()) {
 		t.Errorf("defaults: %+v", c)
 	}
 	c, err = parseFlags(strings.Fields("-negotiation-timeout 10s -idle-timeout 1m -max-conns-per-ip 3 -max-conns 50"), &out)
@@ -295,6 +295,11 @@ func TestParseLimitFlags(t *testing.T) {
 	for _, bad := range []string{"-negotiation-timeout -1s", "-idle-timeout -1s", "-max-conns-per-ip -1", "-max-conns -5"} {
 		if _, err := parseFlags(strings.Fields(bad), &out); err == nil {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+	for _, tc := range []struct{ files, want int }{{0, 10000}, {1 << 20, 10000}, {1024, 768}, {1, 1}} {
+		if got := defaultMaxConns(tc.files); got != tc.want {
+			t.Errorf("defaultMaxConns(%d) = %d, want %d", tc.files, got, tc.want)
 		}
 	}
 	// The zero value of Config means the defaults too.

@@ -31,7 +31,7 @@ type Config struct {
 	NegotiationTimeout time.Duration // -negotiation-timeout: from accept to a bound session; 0 means 60 s
 	IdleTimeout        time.Duration // -idle-timeout: silence before the server pings a bound client; 0 means 5 min
 	MaxConnsPerIP      int           // -max-conns-per-ip: negotiating connections per IPv4 address or IPv6 /64; 0 means 10
-	MaxConns           int           // -max-conns: open client connections; 0 means 10000
+	MaxConns           int           // -max-conns: open client connections; 0 means 10000, or 3/4 of the open-file limit if lower
 
 	// Knobs for tests and embedding; no flag.
 
@@ -94,7 +94,8 @@ func parseFlags(args []string, out io.Writer) (Config, error) {
 		"silence after which the server pings a client; no answer within a minute ends the session")
 	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", defaultMaxConnsPerIP,
 		"client connections still negotiating per IPv4 address or IPv6 /64")
-	fs.IntVar(&c.MaxConns, "max-conns", defaultMaxConns, "open client connections")
+	fs.IntVar(&c.MaxConns, "max-conns", 0,
+		"open client connections (default 10000, or 3/4 of the open-file limit if lower)")
 	fs.BoolVar(&c.Purge, "purge", false, "run every retention job and the residue purge once, then exit")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -135,7 +136,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.MaxConnsPerIP = defaultMaxConnsPerIP
 	}
 	if c.MaxConns == 0 {
-		c.MaxConns = defaultMaxConns
+		c.MaxConns = defaultMaxConns(openFileLimit())
 	}
 	if c.QueueSize == 0 {
 		c.QueueSize = defaultQueueSize

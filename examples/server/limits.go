@@ -22,7 +22,6 @@ const (
 	defaultIdleTimeout        = 5 * time.Minute
 	defaultPingTimeout        = time.Minute
 	defaultMaxConnsPerIP      = 10
-	defaultMaxConns           = 10000
 
 	// maxNegotiationBytes is the wire budget of each negotiation step
 	// before the session is bound: the TLS handshake and the stream header
@@ -52,6 +51,18 @@ const (
 	acceptBackoffMin = 5 * time.Millisecond
 	acceptBackoffMax = time.Second
 )
+
+// defaultMaxConns is the default cap of open client connections: 10,000,
+// or 3/4 of the open-file limit when that is lower, so that connections
+// left idle cannot take the descriptors the HTTPS server and the databases
+// need.
+func defaultMaxConns(openFiles int) int {
+	n := 10000
+	if openFiles > 0 {
+		n = min(n, max(1, openFiles*3/4))
+	}
+	return n
+}
 
 // limitConn is a client connection whose reads stop at a byte budget: once
 // the budget is spent, Read fails with errWireLimit. The budget is set
