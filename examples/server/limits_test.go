@@ -167,7 +167,6 @@ func TestStreamErrors(t *testing.T) {
 // connection-timeout stream error wherever a stream can carry one.
 func TestNegotiationTimeout(t *testing.T) {
 	ts := startTestServer(t, withConfig(func(c *Config) { c.NegotiationTimeout = 300 * time.Millisecond }))
-	ts.Register(t, "alice", "alice password") // a full registration fits
 	for _, tc := range []struct {
 		name string
 		run  func(t *testing.T) *rawClient
