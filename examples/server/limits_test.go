@@ -140,6 +140,7 @@ func TestStreamErrors(t *testing.T) {
 		{"end of another element", true, `</message>`, "not-well-formed"},
 		{"unknown top-level element", true, `<foo/>`, "unsupported-stanza-type"},
 		{"stanza in another namespace", true, `<message xmlns='jabber:server'/>`, "unsupported-stanza-type"},
+		{"stream-level element", true, `<stream:features/>`, "unsupported-stanza-type"},
 		{"malformed auth", false, `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AA</aut>`, "not-well-formed"},
 		{"feature not offered", false, `<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`, "policy-violation"},
 	} {
@@ -338,6 +339,19 @@ func TestSASLPlainMalformed(t *testing.T) {
 	c.write(t, `<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>`+b64("\x00alice\x00alice password")+`</response>`)
 	if e, err := c.next(); err != nil || e.start.Name.Local != "success" {
 		t.Fatalf("response: %v %v, want success", e.start.Name, err)
+	}
+}
+
+// TestClientStreamError: a client that ends its stream with a stream
+// error gets the end of the server's stream, not an error back.
+func TestClientStreamError(t *testing.T) {
+	ts := startTestServer(t)
+	ts.Register(t, "alice", "alice password")
+	c := dialRaw(t, ts.C2STLS, "127.0.0.1", ts.TLSConfig)
+	c.login(t, "alice", "alice password")
+	c.write(t, `<stream:error><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>`)
+	if cond, err := c.readStreamError(); err == nil {
+		t.Errorf("the server answered a stream error with %q", cond)
 	}
 }
 

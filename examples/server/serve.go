@@ -35,6 +35,14 @@ func (s *session) serve(lc *limitConn) error {
 		lc.reset(maxStanzaWireBytes)
 		tok, err := r.Token()
 		if err != nil {
+			if se := (stream.Error{}); errors.As(err, &se) && se.Err != stream.BadFormat.Err {
+				// The client ended its stream with a stream error: end
+				// ours without one (mellium's reader returns it; it
+				// makes bad-format of a stray stream-level end tag).
+				s.finish()
+				_ = s.xs.Close()
+				return err
+			}
 			if _, text := tok.(xml.CharData); text {
 				err = errStreamText // mellium's stream reader refused it
 			}
@@ -187,12 +195,15 @@ func (rw *replyWriter) Close() error {
 	return w.Close()
 }
 
-// watchIdle ends a session that goes silent: after idle without a token
-// from the client it sends a ping (XEP-0199), and if nothing arrives within
-// grace after it, it ends the stream with connection-timeout. Any answer
-// counts, an error included (a client without ping support answers
-// service-unavailable), and so do whitespace keepalives. The ping goes
-// out after idle to twice idle of silence.
+// watchIdle ends a session that goes silent: after idle without a stanza
+// from the client it sends a ping (XEP-0199), and if no stanza arrives
+// within grace after it, it ends the stream with connection-timeout. Any
+// answer counts, an error included (a client without ping support answers
+// service-unavailable). Whitespace keepalives alone do not: the decoder
+// yields them only with the next element, so they are also what would
+// otherwise spend the stanza budget; a client that only sends whitespace
+// is pinged, answers, and its budget is refilled. The ping goes out after
+// idle to twice idle of silence.
 func (s *session) watchIdle(idle, grace time.Duration) {
 	t := time.NewTimer(idle)
 	defer t.Stop()
