@@ -108,8 +108,11 @@ func (srv *Server) handleConn(conn net.Conn, directTLS bool, ticket *connTicket)
 	// client must not get a session.
 	var bound bool
 
-	// The deadline above bounds the negotiation; ctx only ends it at
-	// shutdown (mellium clears a conn deadline when its ctx ends).
+	// The deadline above bounds the negotiation, and shutdown moves it
+	// (Server.shutdown). mellium's negotiation gets a context without
+	// cancellation: when its context ends, mellium sets a deadline in the
+	// past and clears it at once, which may clear ours and leaves a
+	// blocked read waiting.
 	ctx := srv.ctx
 	features := []xmpp.StreamFeature{
 		xmpp.StartTLS(srv.tls), // required; hidden once the stream is secure
@@ -176,7 +179,7 @@ func (srv *Server) handleConn(conn net.Conn, directTLS bool, ticket *connTicket)
 	if directTLS { // TLS over the budget; Secure is set by hand (rw is no *tls.Conn)
 		rw, state = tls.Server(lc, srv.tls), xmpp.Secure
 	}
-	xs, err := xmpp.ReceiveSession(ctx, rw, state, neg)
+	xs, err := xmpp.ReceiveSession(context.WithoutCancel(ctx), rw, state, neg)
 	if bound && (err != nil || xs == nil) {
 		srv.sessions.remove(s) // bound, then failed
 	}
@@ -185,7 +188,11 @@ func (srv *Server) handleConn(conn net.Conn, directTLS bool, ticket *connTicket)
 	}
 	if err != nil {
 		srv.log.Debug("negotiation failed", "err", err)
-		if se, ok := negotiationStreamError(err, lc); ok && xs != nil {
+		se, ok := negotiationStreamError(err, lc)
+		if srv.ctx.Err() != nil {
+			se, ok = stream.SystemShutdown, true // shutdown moved the deadline
+		}
+		if ok && xs != nil {
 			_ = conn.SetWriteDeadline(time.Now().Add(errorWriteTimeout))
 			if headerSent {
 				_ = xs.Send(context.Background(), se.TokenReader())
@@ -200,6 +207,7 @@ func (srv *Server) handleConn(conn net.Conn, directTLS bool, ticket *connTicket)
 	// Bound: no more negotiation deadline (the idle watch takes over), the
 	// connection no longer counts against the per-IP cap, and the budget
 	// is one stanza's.
+	srv.trackBound(conn) // before clearing: shutdown may have moved the deadline
 	_ = conn.SetDeadline(time.Time{})
 	ticket.bound()
 	lc.reset(maxStanzaWireBytes)

@@ -206,6 +206,24 @@ func TestNegotiationTimeout(t *testing.T) {
 	}
 }
 
+// TestShutdownDuringNegotiation: connections still negotiating at
+// shutdown end with system-shutdown, like bound sessions.
+func TestShutdownDuringNegotiation(t *testing.T) {
+	ts := startTestServer(t)
+	plain := dialRaw(t, ts.C2S, "127.0.0.1", nil)
+	plain.open(t)
+	secure := dialRaw(t, ts.C2STLS, "127.0.0.1", ts.TLSConfig)
+	secure.open(t)
+	if err := ts.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]*rawClient{"starttls": plain, "direct tls": secure} {
+		if got := c.streamError(t); got != "system-shutdown" {
+			t.Errorf("%s: stream error %q, want system-shutdown", name, got)
+		}
+	}
+}
+
 // isPing matches the server's XEP-0199 pings.
 func isPing(e element) bool {
 	_, ok := e.child(xml.Name{Space: nsPing, Local: "ping"})

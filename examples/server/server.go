@@ -72,7 +72,8 @@ type Server struct {
 	sleep func(context.Context, time.Duration)
 
 	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	conns       map[net.Conn]struct{}
+	negotiating map[net.Conn]struct{} // the conns not bound yet
 	down  bool
 	wg    sync.WaitGroup // listeners and connections
 	bg    sync.WaitGroup // background purges
@@ -250,7 +251,8 @@ func (srv *Server) start() {
 	srv.startBackground()
 }
 
-// track registers a live connection; false when shutting down.
+// track registers a live connection, negotiating; false when shutting
+// down.
 func (srv *Server) track(c net.Conn) bool {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
@@ -258,13 +260,26 @@ func (srv *Server) track(c net.Conn) bool {
 		return false
 	}
 	srv.conns[c] = struct{}{}
+	if srv.negotiating == nil {
+		srv.negotiating = make(map[net.Conn]struct{})
+	}
+	srv.negotiating[c] = struct{}{}
 	return true
+}
+
+// trackBound marks a connection bound: shutdown ends it through its
+// session from now on.
+func (srv *Server) trackBound(c net.Conn) {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	delete(srv.negotiating, c)
 }
 
 func (srv *Server) untrack(c net.Conn) {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	delete(srv.conns, c)
+	delete(srv.negotiating, c)
 }
 
 // shutdown closes the listeners, ends every session with system-shutdown,
@@ -272,6 +287,11 @@ func (srv *Server) untrack(c net.Conn) {
 func (srv *Server) shutdown() error {
 	srv.mu.Lock()
 	srv.down = true
+	for c := range srv.negotiating {
+		// Wakes the negotiation's read; it ends the stream with
+		// system-shutdown.
+		_ = c.SetReadDeadline(time.Unix(1, 0))
+	}
 	srv.mu.Unlock()
 	_ = srv.c2sLn.Close()
 	if srv.c2sTLSLn != nil {
