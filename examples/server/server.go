@@ -71,12 +71,12 @@ type Server struct {
 	// record the delays instead).
 	sleep func(context.Context, time.Duration)
 
-	mu    sync.Mutex
+	mu          sync.Mutex
 	conns       map[net.Conn]struct{}
 	negotiating map[net.Conn]struct{} // the conns not bound yet
-	down  bool
-	wg    sync.WaitGroup // listeners and connections
-	bg    sync.WaitGroup // background purges
+	down        bool
+	wg          sync.WaitGroup // listeners and connections
+	bg          sync.WaitGroup // background purges
 }
 
 // C2SAddr is the address of the STARTTLS client listener.
