@@ -167,7 +167,7 @@ func TestStreamErrors(t *testing.T) {
 // after it, in the TLS handshake (slowloris) or after it; with a
 // connection-timeout stream error wherever a stream can carry one.
 func TestNegotiationTimeout(t *testing.T) {
-	ts := startTestServer(t, withConfig(func(c *Config) { c.NegotiationTimeout = 300 * time.Millisecond }))
+	ts := startTestServer(t, withConfig(func(c *Config) { c.NegotiationTimeout = time.Second }))
 	for _, tc := range []struct {
 		name string
 		run  func(t *testing.T) *rawClient
@@ -235,18 +235,17 @@ func isPing(e element) bool {
 // session, one that does not is ended with connection-timeout.
 func TestIdleTimeout(t *testing.T) {
 	ts := startTestServer(t, withConfig(func(c *Config) {
-		c.NegotiationTimeout = 2 * time.Second // bound sessions outlive it
+		c.NegotiationTimeout = time.Second // bound sessions outlive it
 		c.IdleTimeout = 100 * time.Millisecond
-		c.PingTimeout = 200 * time.Millisecond
+		c.PingTimeout = time.Second
+		c.wrapAccounts = func(b accountBackend) accountBackend { return fastAccounts{b} }
 	}))
-	ts.Register(t, "alice", "alice password")
-	ts.Register(t, "bob", "bob password")
 
-	a := ts.Login(t, "alice", "alice password")
+	a := ts.Login(t, "u1", "pw-u1")
 	// Answered, the pings go on past the negotiation timeout: the bound
 	// session has none.
 	start := time.Now()
-	for time.Since(start) < 3*time.Second {
+	for time.Since(start) < 2*time.Second {
 		if p := a.Next(t, isPing); p.attr("from") != "localhost" {
 			t.Errorf("ping from %q", p.attr("from"))
 		}
@@ -256,7 +255,7 @@ func TestIdleTimeout(t *testing.T) {
 	}
 
 	c := dialRaw(t, ts.C2STLS, "127.0.0.1", ts.TLSConfig)
-	c.login(t, "bob", "bob password")
+	c.login(t, "u2", "pw-u2")
 	p, err := c.next()
 	if err != nil || !isPing(p) {
 		t.Fatalf("silent client: %v %v, want a ping", p.start.Name, err)
