@@ -188,6 +188,15 @@ func (srv *Server) handleConn(conn net.Conn, directTLS bool, ticket *connTicket)
 	}
 	if err != nil {
 		srv.log.Debug("negotiation failed", "err", err)
+		if clientClosedStream(err) && srv.ctx.Err() == nil {
+			// E.g. after an in-band registration: answer with the end
+			// of our stream, no error.
+			if xs != nil && headerSent {
+				_ = conn.SetWriteDeadline(time.Now().Add(errorWriteTimeout))
+				_ = xs.Close()
+			}
+			return
+		}
 		se, ok := negotiationStreamError(err, lc)
 		if srv.ctx.Err() != nil {
 			se, ok = stream.SystemShutdown, true // shutdown moved the deadline
@@ -223,6 +232,12 @@ func (srv *Server) handleConn(conn net.Conn, directTLS bool, ticket *connTicket)
 	srv.sessionEnded(s)
 	srv.connLog.Info("disconnected", "user", s.jid.Localpart(), "ip", ip.String())
 	srv.log.Debug("session ended", "err", err)
+}
+
+// clientClosedStream reports whether a negotiation ended because the
+// client closed its stream (</stream:stream>) between two elements.
+func clientClosedStream(err error) bool {
+	return errors.Is(err, io.EOF) || strings.HasSuffix(err.Error(), "feature of type xml.EndElement")
 }
 
 // negotiationStreamError is the stream error that ends a failed

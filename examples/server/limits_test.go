@@ -372,6 +372,25 @@ func TestClientStreamError(t *testing.T) {
 	}
 }
 
+// TestStreamClosedWhileNegotiating: a client that closes its stream
+// between negotiation elements (after registering, say) gets the end of
+// the server's stream, not a stream error.
+func TestStreamClosedWhileNegotiating(t *testing.T) {
+	ts := startTestServer(t)
+	c := dialRaw(t, ts.C2STLS, "127.0.0.1", ts.TLSConfig)
+	c.open(t)
+	c.write(t, `<iq type='set' id='r'><query xmlns='jabber:iq:register'><username>dave</username><password>dave password</password></query></iq>`)
+	if e, err := c.next(); err != nil || e.attr("type") != "result" {
+		t.Fatalf("registration: %v %v", e.attr("type"), err)
+	}
+	c.write(t, `</stream:stream>`)
+	if cond, err := c.readStreamError(); err == nil {
+		t.Errorf("stream error %q after the client closed its stream", cond)
+	} else if !strings.Contains(err.Error(), "EOF") {
+		t.Errorf("stream end: %v", err)
+	}
+}
+
 // TestUnansweredIQ: the server's own read loop answers an IQ get or set
 // no handler answered with service-unavailable, as mellium's Serve did.
 func TestUnansweredIQ(t *testing.T) {
