@@ -1,46 +1,74 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/xml"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
+	"os"
+	"strings"
 	"time"
 
-	"mellium.im/sasl"
-	"mellium.im/xmlstream"
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 )
 
-// negotiationTimeout bounds TLS, registration, authentication and binding.
-const negotiationTimeout = 60 * time.Second
-
-// serveC2S accepts client connections until ln is closed.
+// serveC2S accepts client connections until ln is closed. A connection
+// over the caps (Config.MaxConns open connections, Config.MaxConnsPerIP
+// negotiating ones per client key) is refused at once: counted, logged in a
+// summary line a second at most, and closed (on the STARTTLS port after a
+// resource-constraint stream error, which costs no TLS handshake).
 func (srv *Server) serveC2S(ln net.Listener, directTLS bool) {
 	defer srv.wg.Done()
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			srv.log.Warn("c2s accept", "err", err)
-			time.Sleep(50 * time.Millisecond) // e.g. too many open files
-			continue
+	acceptLoop(srv.ctx, ln, srv.acceptErrs, srv.sleep, func(conn net.Conn) {
+		ticket, reason := srv.limiter.admit(clientKey(clientIP(conn)))
+		if ticket == nil {
+			srv.refused.add(reason)
+			refuse(conn, directTLS, srv.cfg.Domain)
+			return
 		}
 		srv.wg.Add(1)
 		go func() {
 			defer srv.wg.Done()
-			srv.handleConn(conn, directTLS)
+			defer ticket.release()
+			srv.handleConn(conn, directTLS, ticket)
 		}()
+	})
+}
+
+// refuse closes a connection over a cap; on a plaintext port it first
+// writes a stream header and a resource-constraint stream error.
+func refuse(conn net.Conn, directTLS bool, domain string) {
+	defer conn.Close()
+	if directTLS {
+		return
 	}
+	_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_ = writeRawStreamError(conn, domain, stream.ResourceConstraint)
+}
+
+// writeRawStreamError writes a stream header, the stream error and the
+// stream end to w: the way to send a stream error before the server's own
+// stream header went out (RFC 6120 § 4.9.1.2).
+func writeRawStreamError(w io.Writer, domain string, se stream.Error) error {
+	var b bytes.Buffer
+	b.WriteString(`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' id='`)
+	b.WriteString(randomResource())
+	b.WriteString(`' from='`)
+	_ = xml.EscapeText(&b, []byte(domain))
+	b.WriteString(`'><stream:error><`)
+	b.WriteString(se.Err) // one of mellium's fixed condition names
+	b.WriteString(` xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>`)
+	_, err := w.Write(b.Bytes())
+	return err
 }
 
 // clientIP is the address of the peer of conn.
@@ -54,12 +82,22 @@ func clientIP(conn net.Conn) netip.Addr {
 
 // handleConn serves one client connection: TLS (STARTTLS or direct), then
 // in-band registration or SASL PLAIN, resource binding, and the stanzas.
-func (srv *Server) handleConn(conn net.Conn, directTLS bool) {
+//
+// Until the session is bound, a deadline on the connection itself bounds
+// the whole negotiation, TLS handshake included (Config.NegotiationTimeout),
+// and every negotiation step may read maxNegotiationBytes from the wire
+// (limitConn, under TLS and the XML decoder). A negotiation that fails ends
+// with a stream error: policy-violation over the budget, connection-timeout
+// at the deadline, not-well-formed for malformed XML, not-authorized after
+// a failed authentication.
+func (srv *Server) handleConn(conn net.Conn, directTLS bool, ticket *connTicket) {
 	defer conn.Close() // mellium never closes the net.Conn itself
 	if !srv.track(conn) {
 		return // shutting down
 	}
 	defer srv.untrack(conn)
+	_ = conn.SetDeadline(time.Now().Add(srv.cfg.NegotiationTimeout))
+	lc := newLimitConn(conn, maxNegotiationBytes)
 
 	ip := clientIP(conn)
 	s := newSession(srv, conn, ip)
@@ -70,33 +108,35 @@ func (srv *Server) handleConn(conn net.Conn, directTLS bool) {
 	// client must not get a session.
 	var bound bool
 
-	ctx, cancel := context.WithTimeout(srv.ctx, negotiationTimeout)
-	defer cancel()
+	// The deadline above bounds the negotiation, and shutdown moves it
+	// (Server.shutdown). mellium's negotiation gets a context without
+	// cancellation: when its context ends, mellium sets a deadline in the
+	// past and clears it at once, which may clear ours and leaves a
+	// blocked read waiting.
+	ctx := srv.ctx
 	features := []xmpp.StreamFeature{
 		xmpp.StartTLS(srv.tls), // required; hidden once the stream is secure
 	}
 	if srv.cfg.OpenRegistration {
-		features = append(features, srv.registerFeature(ip))
+		features = append(features, srv.registerFeature(ip, lc))
 	}
 	features = append(features,
 		// Only offered after TLS (Necessary: Secure): no plaintext auth, ever.
-		xmpp.SASLServer(func(n *sasl.Negotiator) bool {
-			u, p, authz := n.Credentials()
-			if len(authz) > 0 && string(authz) != string(u) &&
-				string(authz) != string(u)+"@"+srv.cfg.Domain {
-				return false // no proxy authorization
+		saslPlainServer(func(ctx context.Context, authz, u, p string) error {
+			if authz != "" && authz != u && authz != u+"@"+srv.cfg.Domain {
+				return errBadCredentials // no proxy authorization
 			}
-			name, err := srv.accounts.Authenticate(ctx, clientKey(ip), string(u), string(p))
+			name, err := srv.accounts.Authenticate(ctx, clientKey(ip), u, p)
 			if err == nil && srv.sessions.isBlocked(name) {
 				err = errBadCredentials // being deleted
 			}
 			if err != nil {
 				srv.connLog.Info("login failed", "ip", ip.String(), "reason", authReason(err))
-				return false
+				return err
 			}
 			user = name
-			return true
-		}, sasl.Plain),
+			return nil
+		}),
 		xmpp.BindCustom(func(_ jid.JID, res string) (jid.JID, error) {
 			// The first argument is the client-claimed stream from: ignored.
 			for range 3 {
@@ -124,15 +164,22 @@ func (srv *Server) handleConn(conn net.Conn, directTLS bool) {
 			return jid.JID{}, stanza.Error{Type: stanza.Cancel, Condition: stanza.Conflict}
 		}),
 	)
-	neg := xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
+	inner := xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
 		return xmpp.StreamConfig{Features: features}
 	})
-	var rw net.Conn = conn
-	var state xmpp.SessionState
-	if directTLS { // a *tls.Conn counts as Secure: no STARTTLS offered
-		rw, state = tls.Server(conn, srv.tls), xmpp.Secure
+	headerSent := false // the server's stream header went out on the current stream
+	neg := func(ctx context.Context, in, out *stream.Info, xs *xmpp.Session, data any) (xmpp.SessionState, io.ReadWriter, any, error) {
+		lc.reset(maxNegotiationBytes) // one budget per step
+		mask, rw, data, err := inner(ctx, in, out, xs, data)
+		headerSent = out.ID != "" // mellium clears out at each restart
+		return mask, rw, data, err
 	}
-	xs, err := xmpp.ReceiveSession(ctx, rw, state, neg)
+	var rw net.Conn = lc
+	var state xmpp.SessionState
+	if directTLS { // TLS over the budget; Secure is set by hand (rw is no *tls.Conn)
+		rw, state = tls.Server(lc, srv.tls), xmpp.Secure
+	}
+	xs, err := xmpp.ReceiveSession(context.WithoutCancel(ctx), rw, state, neg)
 	if bound && (err != nil || xs == nil) {
 		srv.sessions.remove(s) // bound, then failed
 	}
@@ -140,34 +187,97 @@ func (srv *Server) handleConn(conn net.Conn, directTLS bool) {
 		err = stream.NotAuthorized // bind refused (see bound)
 	}
 	if err != nil {
-		var se stream.Error // returned but not sent by mellium
-		if errors.As(err, &se) && xs != nil {
-			_ = xs.Send(context.Background(), se.TokenReader())
-			_ = xs.Close()
-		}
 		srv.log.Debug("negotiation failed", "err", err)
+		if clientClosedStream(err) && srv.ctx.Err() == nil {
+			// E.g. after an in-band registration: answer with the end
+			// of our stream, no error.
+			if xs != nil && headerSent {
+				_ = conn.SetWriteDeadline(time.Now().Add(errorWriteTimeout))
+				_ = xs.Close()
+			}
+			return
+		}
+		se, ok := negotiationStreamError(err, lc)
+		if srv.ctx.Err() != nil {
+			se, ok = stream.SystemShutdown, true // shutdown moved the deadline
+		}
+		if ok && xs != nil {
+			_ = conn.SetWriteDeadline(time.Now().Add(errorWriteTimeout))
+			if headerSent {
+				_ = xs.Send(context.Background(), se.TokenReader())
+				_ = xs.Close()
+			} else {
+				_ = writeRawStreamError(xs.Conn(), srv.cfg.Domain, se)
+			}
+			lingerClose(conn)
+		}
 		return
 	}
+	// Bound: no more negotiation deadline (the idle watch takes over), the
+	// connection no longer counts against the per-IP cap, and the budget
+	// is one stanza's.
+	srv.trackBound(conn) // before clearing: shutdown may have moved the deadline
+	_ = conn.SetDeadline(time.Time{})
+	ticket.bound()
+	lc.reset(maxStanzaWireBytes)
 	s.xs = xs
 	defer srv.sessions.remove(s)
 	defer s.finish()
 	go s.writer()
+	go s.watchIdle(srv.cfg.IdleTimeout, srv.cfg.PingTimeout)
 
 	srv.connLog.Info("connected", "user", s.jid.Localpart(), "ip", ip.String(), "tls", tlsKind(directTLS))
-	err = xs.Serve(xmpp.HandlerFunc(func(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
-		e, err := readElement(t, *start)
-		if err != nil {
-			if errors.Is(err, errStanzaTooBig) {
-				return stream.PolicyViolation
-			}
-			return err
-		}
-		return s.handle(t, e)
-	}))
+	err = s.serve(lc)
 	s.finish()
 	srv.sessionEnded(s)
 	srv.connLog.Info("disconnected", "user", s.jid.Localpart(), "ip", ip.String())
 	srv.log.Debug("session ended", "err", err)
+}
+
+// clientClosedStream reports whether a negotiation ended because the
+// client closed its stream (</stream:stream>) between two elements.
+func clientClosedStream(err error) bool {
+	return errors.Is(err, io.EOF) || strings.HasSuffix(err.Error(), "feature of type xml.EndElement")
+}
+
+// negotiationStreamError is the stream error that ends a failed
+// negotiation; false when the client is gone.
+func negotiationStreamError(err error, lc *limitConn) (stream.Error, bool) {
+	if errors.Is(err, io.EOF) || clientGone(err) && !lc.exceeded() {
+		return stream.Error{}, false
+	}
+	return streamErrorFor(err, lc), true
+}
+
+// streamErrorFor maps the error that ends a stream to the stream error the
+// server sends.
+func streamErrorFor(err error, lc *limitConn) stream.Error {
+	var se stream.Error
+	var syntax *xml.SyntaxError
+	switch {
+	case lc.exceeded() || errors.Is(err, errWireLimit) ||
+		errors.Is(err, errStanzaTooBig) || errors.Is(err, errTooManyAttrs) || errors.Is(err, errTooDeep):
+		return stream.PolicyViolation
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return stream.ConnectionTimeout
+	case errors.Is(err, errSASLFailed) || errors.Is(err, errSASLAborted):
+		return stream.NotAuthorized
+	case errors.Is(err, errSASLBad):
+		return stream.PolicyViolation
+	case errors.Is(err, errStreamText):
+		return stream.BadFormat
+	case errors.Is(err, errRestrictedXML) || strings.HasPrefix(err.Error(), "disallowed XML"):
+		return stream.RestrictedXML
+	case err.Error() == "xmpp: unexpected stream restart":
+		return stream.BadFormat
+	case err.Error() == "xmpp: unknown stream level element":
+		return stream.UnsupportedStanzaType
+	case errors.As(err, &se):
+		return se
+	case errors.As(err, &syntax) || errors.Is(err, io.ErrUnexpectedEOF):
+		return stream.NotWellFormed
+	}
+	return stream.UndefinedCondition
 }
 
 func tlsKind(direct bool) string {

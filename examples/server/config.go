@@ -28,7 +28,16 @@ type Config struct {
 	RevealIPs        time.Duration // -reveal-ips: maintenance window logging full IPs (max 24 h)
 	Purge            bool          // -purge: run every retention job once, then exit
 
+	NegotiationTimeout time.Duration // -negotiation-timeout: from accept to a bound session; 0 means 60 s
+	IdleTimeout        time.Duration // -idle-timeout: silence before the server pings a bound client; 0 means 5 min
+	MaxConnsPerIP      int           // -max-conns-per-ip: negotiating connections per IPv4 address or IPv6 /64; 0 means 10
+	MaxConns           int           // -max-conns: open client connections; 0 means 10000, or 3/4 of the open-file limit if lower
+
 	// Knobs for tests and embedding; no flag.
+
+	// PingTimeout is how long a silent client has to answer the server's
+	// ping before its stream ends with connection-timeout; 0 means 1 min.
+	PingTimeout time.Duration
 
 	// QueueSize is the number of stanzas waiting for a slow client before
 	// its session is ended; 0 means 256.
@@ -83,6 +92,14 @@ func parseFlags(args []string, out io.Writer) (Config, error) {
 	fs.DurationVar(&c.UploadTTL, "upload-ttl", defaultUploadTTL, "upload lifetime")
 	fs.StringVar(&c.LogDir, "log-dir", "", "log files, anonymized, rotated and expired (default: <data>/logs)")
 	fs.DurationVar(&c.RevealIPs, "reveal-ips", 0, "maintenance window: log full IPs for this long (max 24h)")
+	fs.DurationVar(&c.NegotiationTimeout, "negotiation-timeout", defaultNegotiationTimeout,
+		"time a client connection has for TLS, authentication and binding")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", defaultIdleTimeout,
+		"silence after which the server pings a client; no answer within a minute ends the session")
+	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", defaultMaxConnsPerIP,
+		"client connections still negotiating per IPv4 address or IPv6 /64")
+	fs.IntVar(&c.MaxConns, "max-conns", 0,
+		"open client connections (default 10000, or 3/4 of the open-file limit if lower)")
 	fs.BoolVar(&c.Purge, "purge", false, "run every retention job and the residue purge once, then exit")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -110,6 +127,21 @@ func (c Config) withDefaults() (Config, error) {
 	if c.UploadTTL == 0 {
 		c.UploadTTL = defaultUploadTTL
 	}
+	if c.NegotiationTimeout == 0 {
+		c.NegotiationTimeout = defaultNegotiationTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = defaultIdleTimeout
+	}
+	if c.PingTimeout == 0 {
+		c.PingTimeout = defaultPingTimeout
+	}
+	if c.MaxConnsPerIP == 0 {
+		c.MaxConnsPerIP = defaultMaxConnsPerIP
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = defaultMaxConns(openFileLimit())
+	}
 	if c.QueueSize == 0 {
 		c.QueueSize = defaultQueueSize
 	}
@@ -126,6 +158,10 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("-upload-ttl must not be negative")
 	case c.RevealIPs < 0 || c.RevealIPs > maxRevealIPs:
 		return c, errors.New("-reveal-ips must be between 0 and 24h")
+	case c.NegotiationTimeout < 0 || c.IdleTimeout < 0 || c.PingTimeout < 0:
+		return c, errors.New("-negotiation-timeout and -idle-timeout must be positive")
+	case c.MaxConnsPerIP < 0 || c.MaxConns < 0:
+		return c, errors.New("-max-conns-per-ip and -max-conns must be positive")
 	case (c.CertFile == "") != (c.KeyFile == ""):
 		return c, errors.New("-cert and -key go together")
 	case c.C2S == "":

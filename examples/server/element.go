@@ -25,10 +25,19 @@ type element struct {
 }
 
 // readElement buffers the rest of the element whose start was just read
-// from r, which yields the inner tokens (and maybe the end element).
+// from r, which yields the inner tokens (and maybe the end element). The
+// element, its own start included, must keep within maxStanzaBytes of
+// names, attributes and text (errStanzaTooBig), maxAttrs attributes per
+// element (errTooManyAttrs) and maxDepth levels of nesting (errTooDeep).
 func readElement(r xml.TokenReader, start xml.StartElement) (element, error) {
+	if len(start.Attr) > maxAttrs {
+		return element{}, errTooManyAttrs
+	}
+	size := startSize(start)
+	if size > maxStanzaBytes {
+		return element{}, errStanzaTooBig
+	}
 	e := element{start: start.Copy()}
-	size := 0
 	depth := 0
 	for {
 		tok, err := r.Token()
@@ -36,10 +45,13 @@ func readElement(r xml.TokenReader, start xml.StartElement) (element, error) {
 			switch t := tok.(type) {
 			case xml.StartElement:
 				depth++
-				for _, a := range t.Attr {
-					size += len(a.Value) + len(a.Name.Local)
+				if depth > maxDepth {
+					return e, errTooDeep
 				}
-				size += len(t.Name.Local) + 8
+				if len(t.Attr) > maxAttrs {
+					return e, errTooManyAttrs
+				}
+				size += startSize(t)
 			case xml.EndElement:
 				if depth == 0 {
 					return e, nil // the stanza's own end element
@@ -48,7 +60,7 @@ func readElement(r xml.TokenReader, start xml.StartElement) (element, error) {
 			case xml.CharData:
 				size += len(t)
 			case xml.Comment, xml.ProcInst, xml.Directive:
-				continue // not allowed in XMPP; drop
+				return e, errRestrictedXML // not allowed in XMPP
 			}
 			if size > maxStanzaBytes {
 				return e, errStanzaTooBig
@@ -62,6 +74,15 @@ func readElement(r xml.TokenReader, start xml.StartElement) (element, error) {
 			return e, err
 		}
 	}
+}
+
+// startSize is what a start element counts against maxStanzaBytes.
+func startSize(t xml.StartElement) int {
+	size := len(t.Name.Local) + 8
+	for _, a := range t.Attr {
+		size += len(a.Value) + len(a.Name.Local) + len(a.Name.Space) + 4
+	}
+	return size
 }
 
 // attr returns the value of the unqualified attribute name of the start

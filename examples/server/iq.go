@@ -11,9 +11,10 @@ import (
 
 // handleIQ answers an IQ by its addressee: the account (no to, or the
 // user's own bare JID), the server, the upload service, the MUC service or
-// a room. IQs to other users are not forwarded: mellium's Session.Serve
-// answers every get/set the handler leaves unanswered, so a server built on
-// it cannot relay them; they get service-unavailable.
+// a room. IQs to other users are not forwarded: the read loop (serve.go)
+// answers every get/set the handler leaves unanswered, as mellium's
+// Session.Serve does, so they cannot be relayed; they get
+// service-unavailable.
 func (s *session) handleIQ(t xmlstream.TokenReadEncoder, e element, to jid.JID) error {
 	srv := s.srv
 	typ := e.attr("type")

@@ -32,7 +32,9 @@ const nsRegisterFeature = "http://jabber.org/features/iq-register"
 // sets) until one registration succeeds; the client then authenticates on
 // the same stream or reconnects. A client must not interleave other
 // elements between a register get and its set on this stream.
-func (srv *Server) registerFeature(ip netip.Addr) xmpp.StreamFeature {
+//
+// Each register IQ gets a fresh wire budget of maxNegotiationBytes from lc.
+func (srv *Server) registerFeature(ip netip.Addr, lc *limitConn) xmpp.StreamFeature {
 	return xmpp.StreamFeature{
 		Name:       xml.Name{Space: nsRegister, Local: "query"},
 		Necessary:  xmpp.Secure,
@@ -53,6 +55,7 @@ func (srv *Server) registerFeature(ip netip.Addr) xmpp.StreamFeature {
 			w := sess.TokenWriter()
 			defer w.Close()
 			for {
+				lc.reset(maxNegotiationBytes)
 				e, err := nextElement(r)
 				if err != nil {
 					return 0, nil, err

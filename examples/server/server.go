@@ -64,11 +64,19 @@ type Server struct {
 
 	closers []func() error // run in reverse order at shutdown
 
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	down  bool
-	wg    sync.WaitGroup // listeners and connections
-	bg    sync.WaitGroup // background purges
+	limiter    *connLimiter // c2s connection caps
+	refused    *summaryLog  // refused c2s connections, a line a second
+	acceptErrs *summaryLog  // c2s accept failures, a line a second
+	// sleep waits out an accept back-off; nil means a timer (tests
+	// record the delays instead).
+	sleep func(context.Context, time.Duration)
+
+	mu          sync.Mutex
+	conns       map[net.Conn]struct{}
+	negotiating map[net.Conn]struct{} // the conns not bound yet
+	down        bool
+	wg          sync.WaitGroup // listeners and connections
+	bg          sync.WaitGroup // background purges
 }
 
 // C2SAddr is the address of the STARTTLS client listener.
@@ -223,6 +231,9 @@ func ignoreClosed(f func() error) func() error {
 
 // start serves the listeners in the background.
 func (srv *Server) start() {
+	srv.limiter = newConnLimiter(srv.cfg.MaxConns, srv.cfg.MaxConnsPerIP)
+	srv.refused = newSummaryLog(srv.log, "c2s connections refused over a cap")
+	srv.acceptErrs = newSummaryLog(srv.log, "c2s accept failed; backing off")
 	srv.wg.Add(1)
 	go srv.serveC2S(srv.c2sLn, false)
 	if srv.c2sTLSLn != nil {
@@ -240,7 +251,8 @@ func (srv *Server) start() {
 	srv.startBackground()
 }
 
-// track registers a live connection; false when shutting down.
+// track registers a live connection, negotiating; false when shutting
+// down.
 func (srv *Server) track(c net.Conn) bool {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
@@ -248,13 +260,26 @@ func (srv *Server) track(c net.Conn) bool {
 		return false
 	}
 	srv.conns[c] = struct{}{}
+	if srv.negotiating == nil {
+		srv.negotiating = make(map[net.Conn]struct{})
+	}
+	srv.negotiating[c] = struct{}{}
 	return true
+}
+
+// trackBound marks a connection bound: shutdown ends it through its
+// session from now on.
+func (srv *Server) trackBound(c net.Conn) {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	delete(srv.negotiating, c)
 }
 
 func (srv *Server) untrack(c net.Conn) {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	delete(srv.conns, c)
+	delete(srv.negotiating, c)
 }
 
 // shutdown closes the listeners, ends every session with system-shutdown,
@@ -262,6 +287,11 @@ func (srv *Server) untrack(c net.Conn) {
 func (srv *Server) shutdown() error {
 	srv.mu.Lock()
 	srv.down = true
+	for c := range srv.negotiating {
+		// Wakes the negotiation's read; it ends the stream with
+		// system-shutdown.
+		_ = c.SetReadDeadline(time.Unix(1, 0))
+	}
 	srv.mu.Unlock()
 	_ = srv.c2sLn.Close()
 	if srv.c2sTLSLn != nil {
@@ -287,6 +317,8 @@ func (srv *Server) shutdown() error {
 		<-done
 	}
 	srv.bg.Wait()
+	srv.refused.stop()
+	srv.acceptErrs.stop()
 	return herr
 }
 

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"mellium.im/xmpp"
@@ -25,11 +26,14 @@ type session struct {
 	ip   netip.Addr
 	jid  jid.JID // bound full JID; set in the bind callback
 
-	out      chan element      // outbound queue
-	stop     chan stream.Error // ends the session with this stream error
-	done     chan struct{}     // closed when the session is over
-	doneOnce sync.Once
-	xs       *xmpp.Session // set before the writer starts
+	out        chan element      // outbound queue
+	stop       chan stream.Error // ends the session with this stream error
+	ending     atomic.Bool       // a stream error was asked for
+	done       chan struct{}     // closed when the session is over
+	doneOnce   sync.Once
+	writerDone chan struct{} // closed when the writer returned
+	xs         *xmpp.Session // set before the writer starts
+	activity   atomic.Int64  // top-level tokens read from the client
 
 	mu        sync.Mutex
 	available bool    // sent initial presence
@@ -38,19 +42,25 @@ type session struct {
 
 func newSession(srv *Server, conn net.Conn, ip netip.Addr) *session {
 	return &session{
-		srv:  srv,
-		conn: conn,
-		ip:   ip,
-		out:  make(chan element, srv.cfg.QueueSize),
-		stop: make(chan stream.Error, 1),
-		done: make(chan struct{}),
+		srv:        srv,
+		conn:       conn,
+		ip:         ip,
+		out:        make(chan element, srv.cfg.QueueSize),
+		stop:       make(chan stream.Error, 1),
+		done:       make(chan struct{}),
+		writerDone: make(chan struct{}),
 	}
 }
 
-// send queues e for the client. It never blocks: when the queue is full the
-// session ends with a resource-constraint stream error, and the stanza is
-// dropped (false).
+// send queues e for the client. It never blocks: when the queue is full
+// the stanza is dropped (false), the queue emptied and the session ended
+// with a resource-constraint stream error, which the writer sends if the
+// client reads again within queueFullGrace; the connection is closed then
+// in any case.
 func (s *session) send(e element) bool {
+	if s.ending.Load() {
+		return false
+	}
 	select {
 	case <-s.done:
 		return false
@@ -60,12 +70,20 @@ func (s *session) send(e element) bool {
 	case s.out <- e:
 		return true
 	default:
-		// The client does not read: it would not read a stream error
-		// either. Drop the connection now.
-		s.endWithin(stream.ResourceConstraint, 0)
-		return false
+		s.endWithin(stream.ResourceConstraint, queueFullGrace)
+		for {
+			select {
+			case <-s.out: // what the client would not read: dropped
+			default:
+				return false
+			}
+		}
 	}
 }
+
+// queueFullGrace is how long a client whose queue filled up has to read
+// its stream error.
+const queueFullGrace = time.Second
 
 // end asks the writer to send the stream error and close the stream. The
 // connection is closed at the latest after writeTimeout.
@@ -73,18 +91,16 @@ func (s *session) end(e stream.Error) { s.endWithin(e, writeTimeout) }
 
 // endWithin is end with the grace period given to the writer.
 func (s *session) endWithin(e stream.Error, grace time.Duration) {
-	select {
-	case s.stop <- e:
-	default: // already ending
+	if !s.ending.CompareAndSwap(false, true) {
+		return // already ending
 	}
-	if grace == 0 {
-		s.conn.Close()
-		return
-	}
+	s.stop <- e // buffered: the first and only error
 	go func() {
+		t := time.NewTimer(grace)
+		defer t.Stop()
 		select {
 		case <-s.done:
-		case <-time.After(grace):
+		case <-t.C:
 			s.conn.Close()
 		}
 	}()
@@ -95,29 +111,53 @@ func (s *session) finish() {
 	s.doneOnce.Do(func() { close(s.done) })
 }
 
-// writer drains the queue until the session is over.
+// writer drains the queue until the session is over. A stream error asked
+// for with end goes before what is still queued; after it the stream is
+// closed and the connection half-closed: the client's reads end, and
+// serve reads what it still sends for lingerTimeout at most.
 func (s *session) writer() {
+	defer close(s.writerDone)
 	for {
 		select {
+		case se := <-s.stop:
+			s.writeError(se)
+			return
+		default:
+		}
+		select {
 		case <-s.done:
+			return
+		case se := <-s.stop:
+			s.writeError(se)
 			return
 		case e := <-s.out:
 			ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 			err := s.xs.Send(ctx, e.TokenReader())
 			cancel()
 			if err != nil {
-				s.conn.Close() // Serve returns; the session ends
+				s.conn.Close() // serve returns; the session ends
 				return
 			}
-		case se := <-s.stop:
-			ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-			_ = s.xs.Send(ctx, se.TokenReader())
-			cancel()
-			_ = s.xs.Close()
-			s.conn.Close()
-			return
 		}
 	}
+}
+
+// writeError sends the stream error and the end of the stream.
+func (s *session) writeError(se stream.Error) {
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	err := s.xs.Send(ctx, se.TokenReader())
+	cancel()
+	if err == nil {
+		err = s.xs.Close()
+	}
+	if err != nil {
+		s.conn.Close()
+		return
+	}
+	if cw, ok := s.conn.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = s.conn.SetReadDeadline(time.Now().Add(lingerTimeout))
 }
 
 // setPresence records the client's broadcast presence; it reports whether

@@ -93,8 +93,10 @@ func TestFloodBothWays(t *testing.T) {
 }
 
 // TestQueueFullEndsSession: routing never blocks on a slow client; when
-// its queue is full the stanza is dropped and the session ends at once
-// (resource-constraint, connection closed).
+// its queue is full the stanza is dropped, the queue emptied, nothing more
+// queued, and the session ends with resource-constraint: the writer sends
+// it if the client reads again in time, and the connection is closed after
+// queueFullGrace in any case.
 func TestQueueFullEndsSession(t *testing.T) {
 	conn, peer := net.Pipe() // nobody reads peer: the client is stuck
 	defer peer.Close()
@@ -115,6 +117,13 @@ func TestQueueFullEndsSession(t *testing.T) {
 	default:
 		t.Error("no stream error for the slow session")
 	}
+	if len(s.out) != 0 {
+		t.Errorf("%d stanzas left queued for the stuck client", len(s.out))
+	}
+	if s.send(element{}) {
+		t.Error("stanza queued for an ending session")
+	}
+	// Blocks until the grace is over (nobody reads peer), then fails.
 	if _, err := conn.Write([]byte("x")); err == nil {
 		t.Error("connection of the slow session still open")
 	}

@@ -1,0 +1,24 @@
+package main
+
+import "errors"
+
+// Errors that end a client's stream; streamErrorFor maps each to the
+// stream error the client gets.
+var (
+	// errWireLimit is returned by a limitConn read when the connection's
+	// byte budget (a negotiation step or a stanza) is spent
+	// (policy-violation).
+	errWireLimit = errors.New("c2s: byte budget exceeded")
+	// errTooManyAttrs is returned when an element of a stanza has more
+	// than maxAttrs attributes (policy-violation).
+	errTooManyAttrs = errors.New("c2s: too many attributes")
+	// errTooDeep is returned when a stanza nests elements deeper than
+	// maxDepth (policy-violation).
+	errTooDeep = errors.New("c2s: elements nested too deep")
+	// errStreamText is returned for text between stanzas that is not
+	// whitespace (bad-format).
+	errStreamText = errors.New("c2s: text at the stream level")
+	// errRestrictedXML is returned for XML that XMPP forbids (RFC 6120
+	// § 11.1): comments, processing instructions, DTDs (restricted-xml).
+	errRestrictedXML = errors.New("c2s: comment, processing instruction or DTD")
+)
