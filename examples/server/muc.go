@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/xml"
+	"errors"
+	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -158,8 +160,9 @@ func (m *mucService) handlePresence(s *session, t xmlstream.TokenReadEncoder, e 
 	created := false
 	if r == nil {
 		r = &room{jid: to.Bare(), owner: s.jid.Bare(), occupants: make(map[string]*session)}
-		if err := m.srv.store.saveRoom(name, roomConfig{Owner: r.owner.String()}); err != nil {
-			return s.replyError(t, e, stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError})
+		limit := m.srv.cfg.roomLimit()
+		if err := m.srv.store.createRoom(name, roomConfig{Owner: r.owner.String()}, limit); err != nil {
+			return s.replyError(t, e, roomCreateError(err, limit))
 		}
 		m.rooms[name] = r
 		created = true
@@ -212,6 +215,21 @@ func (m *mucService) handlePresence(s *session, t xmlstream.TokenReadEncoder, e 
 		}, inner: []xml.Token{subj, subj.End()}})
 	}
 	return nil
+}
+
+// roomCreateError is the presence error for a refused room creation.
+//
+// A user who owns Config.MaxOwnedRooms rooms gets not-allowed (type
+// cancel): XEP-0045 § 10.1 (Creating a Room) answers a user whom the
+// service does not let create a room with not-allowed, and clients show it
+// that way; the text says why. resource-constraint would say the service
+// is short of resources, which it is not, and invite a retry.
+func roomCreateError(err error, limit int) stanza.Error {
+	if errors.Is(err, errRoomLimit) {
+		return stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAllowed, Text: map[string]string{
+			"en": fmt.Sprintf("you own the maximum of %d rooms: join an existing room", limit)}}
+	}
+	return stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError}
 }
 
 // broadcastJoin sends occupant nick's presence to every occupant; the
