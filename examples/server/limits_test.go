@@ -469,3 +469,66 @@ func readRoster(t *testing.T, resp xml.TokenReader) (got []rosterItem, typ strin
 	}
 	return got, typ, size
 }
+
+// FuzzRosterItem: the bounds of a roster item hold for any name and
+// groups: an accepted item fits the per-item byte budget and comes back
+// from the store unchanged; a refused one is not stored.
+func FuzzRosterItem(f *testing.F) {
+	f.Add("Bob", "Friends\x00Work")
+	f.Add("", "")
+	f.Add(strings.Repeat("n", maxRosterNameBytes+1), "a\x00a")
+	f.Add("é", "\x00")
+	st := newTestStore(f)
+	f.Fuzz(func(t *testing.T, name, groups string) {
+		it := rosterItem{JID: "bob@localhost", Name: name}
+		if groups != "" {
+			it.Groups = strings.Split(groups, "\x00")
+		}
+		_ = st.removeRosterItem("alice", it.JID)
+		err := st.setRosterItem("alice", it, 1)
+		items, rerr := st.roster("alice")
+		if rerr != nil {
+			t.Fatal(rerr)
+		}
+		if err != nil {
+			if !errors.Is(err, errRosterItem) && !errors.Is(err, errDuplicateGroup) {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if len(items) != 0 {
+				t.Fatalf("refused item stored: %v", items)
+			}
+			return
+		}
+		size := len(it.Name)
+		for _, g := range it.Groups {
+			size += len(g)
+		}
+		if size > maxRosterNameBytes+maxRosterGroups*maxRosterGroupBytes {
+			t.Fatalf("accepted an item of %d bytes", size)
+		}
+		if len(items) != 1 || fmt.Sprint(items[0]) != fmt.Sprint(it) {
+			t.Fatalf("stored %v, set %v", items, it)
+		}
+	})
+}
+
+// TestRosterItemText: names and groups are stored unchanged, so text that
+// XML cannot carry (invalid UTF-8, control characters) is refused rather
+// than replaced.
+func TestRosterItemText(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		s  string
+		ok bool
+	}{
+		{"Bob", true}, {"tab\there", true}, {"\uFFFD", true}, {"日本語", true}, {"😀", true},
+		{"\xff", false}, {"a\x00b", false}, {"\x01", false}, {"\uFFFE", false},
+	} {
+		if got := (rosterItem{Name: tc.s}).check() == nil; got != tc.ok {
+			t.Errorf("name %q accepted %v, want %v", tc.s, got, tc.ok)
+		}
+		if got := (rosterItem{Groups: []string{tc.s}}).check() == nil; got != tc.ok {
+			t.Errorf("group %q accepted %v, want %v", tc.s, got, tc.ok)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"slices"
 	"sort"
+	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -108,6 +109,9 @@ func (it rosterItem) check() error {
 	if len(it.Name) > maxRosterNameBytes {
 		return fmt.Errorf("%w: name longer than %d bytes", errRosterItem, maxRosterNameBytes)
 	}
+	if !xmlText(it.Name) {
+		return fmt.Errorf("%w: name is not XML text", errRosterItem)
+	}
 	if len(it.Groups) > maxRosterGroups {
 		return fmt.Errorf("%w: more than %d groups", errRosterItem, maxRosterGroups)
 	}
@@ -117,11 +121,30 @@ func (it rosterItem) check() error {
 			return fmt.Errorf("%w: empty group", errRosterItem)
 		case len(g) > maxRosterGroupBytes:
 			return fmt.Errorf("%w: group longer than %d bytes", errRosterItem, maxRosterGroupBytes)
+		case !xmlText(g):
+			return fmt.Errorf("%w: group is not XML text", errRosterItem)
 		case slices.Contains(it.Groups[:i], g):
 			return errDuplicateGroup
 		}
 	}
 	return nil
+}
+
+// xmlText reports whether s is valid UTF-8 made of characters XML allows
+// (XML 1.0 § 2.2), so that it is stored and sent back unchanged. Text read
+// from a stream always is; the check guards the store's other callers.
+func xmlText(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r == '\t' || r == '\n' || r == '\r':
+		case r < 0x20, r >= 0xD800 && r <= 0xDFFF, r == 0xFFFE, r == 0xFFFF:
+			return false
+		}
+	}
+	return true
 }
 
 // roster returns the user's contacts sorted by JID.

@@ -10,7 +10,7 @@ import (
 	"mellium.im/xmpp/jid"
 )
 
-func newTestStore(t *testing.T) *serverStore {
+func newTestStore(t testing.TB) *serverStore {
 	t.Helper()
 	db, err := openDB(filepath.Join(t.TempDir(), "server.db"))
 	if err != nil {
