@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sort"
 	"unicode/utf8"
@@ -305,21 +306,25 @@ func unindexRoom(idx *bolt.Bucket, owner, room string) error {
 	return nil
 }
 
-// ownedRooms returns the names of the rooms owner (a bare JID) owns,
-// sorted, from the index.
-func (st *serverStore) ownedRooms(owner string) ([]string, error) {
-	var names []string
+// ownedRooms returns the rooms owner (a bare JID) owns, read through the
+// index: no other room is read.
+func (st *serverStore) ownedRooms(owner string) (map[string]roomConfig, error) {
+	out := make(map[string]roomConfig)
 	err := st.db.View(func(tx *bolt.Tx) error {
 		ob := tx.Bucket(bucketRoomOwners).Bucket([]byte(owner))
 		if ob == nil {
 			return nil
 		}
+		rb := tx.Bucket(bucketRooms)
 		return ob.ForEach(func(k, _ []byte) error {
-			names = append(names, string(k))
+			var c roomConfig
+			if v := rb.Get(k); v != nil && json.Unmarshal(v, &c) == nil && c.Owner == owner {
+				out[string(k)] = c
+			}
 			return nil
 		})
 	})
-	return names, err
+	return out, err
 }
 
 func (st *serverStore) rooms() (map[string]roomConfig, error) {
@@ -347,10 +352,6 @@ func (st *serverStore) Export(_ context.Context, user jid.JID, w io.Writer) erro
 	if err != nil {
 		return err
 	}
-	rooms, err := st.rooms()
-	if err != nil {
-		return err
-	}
 	owned, err := st.ownedRooms(user.Bare().String())
 	if err != nil {
 		return err
@@ -373,10 +374,8 @@ func (st *serverStore) Export(_ context.Context, user jid.JID, w io.Writer) erro
 	for _, it := range items {
 		out.Items = append(out.Items, xItem{JID: it.JID, Name: it.Name, Subscription: "both", Groups: it.Groups})
 	}
-	for _, name := range owned {
-		if c, ok := rooms[name]; ok && c.Owner == user.Bare().String() {
-			out.Rooms = append(out.Rooms, xRoom{JID: name, Archiving: c.Archiving})
-		}
+	for _, name := range slices.Sorted(maps.Keys(owned)) {
+		out.Rooms = append(out.Rooms, xRoom{JID: name, Archiving: owned[name].Archiving})
 	}
 	enc := xml.NewEncoder(w)
 	enc.Indent("", "  ")
