@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"chatbx.eu/privacy/mam"
 	bolt "go.etcd.io/bbolt"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -530,5 +532,69 @@ func TestRosterItemText(t *testing.T) {
 		if got := (rosterItem{Groups: []string{tc.s}}).check() == nil; got != tc.ok {
 			t.Errorf("group %q accepted %v, want %v", tc.s, got, tc.ok)
 		}
+	}
+}
+
+// TestRoomArchiveNotInherited: a room erased with its owner's account
+// takes its archive along, and a room created under a name that still has
+// an archive (left by an earlier room) starts with an empty one: its new
+// occupants never read the messages of the earlier room.
+func TestRoomArchiveNotInherited(t *testing.T) {
+	ctx := context.Background()
+	ts := startTestServer(t)
+	for _, u := range []string{"alice", "bob", "carol"} {
+		ts.Register(t, u, u+" password")
+	}
+	a := ts.Login(t, "alice", "alice password")
+	b := ts.Login(t, "bob", "bob password")
+	c := ts.Login(t, "carol", "carol password")
+	const room = "one@conference.localhost"
+	enableArchiving := func(c *testClient) {
+		t.Helper()
+		r := c.IQ(t, `<iq type="set" id="c" to="`+room+`"><query xmlns="http://jabber.org/protocol/muc#owner"><x xmlns="jabber:x:data" type="submit"><field var="muc#roomconfig_enablearchiving"><value>1</value></field></x></query></iq>`)
+		if r.attr("type") != "result" {
+			t.Fatalf("enable archiving: %s", stanzaErrorCondition(r))
+		}
+	}
+	archived := func() string {
+		t.Helper()
+		md, err := ts.mamStore.Metadata(ctx, jid.MustParse(room))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return md.EndID
+	}
+
+	joinRoom(t, a, room+"/A")
+	enableArchiving(a)
+	joinRoom(t, b, room+"/B")
+	b.Send(t, `<message to="`+room+`" type="groupchat"><body>before</body></message>`)
+	b.Next(t, isGroupchat("before"))
+	if archived() == "" {
+		t.Fatal("nothing archived: the test proves nothing")
+	}
+	b.Send(t, `<presence to="`+room+`/B" type="unavailable"/>`)
+	b.Next(t, func(e element) bool { return e.attr("type") == "unavailable" && e.attr("from") == room+"/B" })
+	if err := ts.deleteAccount(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if id := archived(); id != "" {
+		t.Errorf("the deleted owner's empty room kept its archive (last id %s)", id)
+	}
+
+	// An archive left under the name (written here directly, as an
+	// interrupted erasure or a room that outlived its owner would leave
+	// it) is not inherited.
+	_, err := ts.mamStore.Append(ctx, mam.Message{
+		Archive: jid.MustParse(room), With: jid.MustParse(room + "/B"), Time: time.Now(), Groupchat: true,
+		Stanza: []byte(`<message xmlns="jabber:client" type="groupchat" from="` + room + `/B"><body>leftover</body></message>`),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	joinRoom(t, c, room+"/C")
+	enableArchiving(c)
+	if got, resp := mamQuery(t, c, room, ""); resp.attr("type") != "result" || len(got) != 0 {
+		t.Errorf("the new room's owner reads %q (%s)", got, resp.attr("type"))
 	}
 }

@@ -160,6 +160,13 @@ func (m *mucService) handlePresence(s *session, t xmlstream.TokenReadEncoder, e 
 	created := false
 	if r == nil {
 		r = &room{jid: to.Bare(), owner: s.jid.Bare(), occupants: make(map[string]*session)}
+		// A new room starts with an empty archive. No live room has this
+		// name, so an archive under it is a leftover of an earlier room
+		// (its owner's account deleted, an erasure interrupted) that the
+		// new room's occupants must not read.
+		if err := m.eraseArchive(r.jid); err != nil {
+			return s.replyError(t, e, stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError})
+		}
 		limit := m.srv.cfg.roomLimit()
 		if err := m.srv.store.createRoom(name, roomConfig{Owner: r.owner.String()}, limit); err != nil {
 			return s.replyError(t, e, roomCreateError(err, limit))
@@ -269,17 +276,33 @@ func (m *mucService) leaveAll(s *session) {
 	}
 }
 
-// forgetOwner drops the ownership of rooms owned by user (account deleted).
+// forgetOwner drops the ownership of rooms owned by user (account
+// deleted). An empty room goes, with its archive: nobody could read the
+// archive any more, and the room's name may be taken again. A room with
+// occupants lives on without owner until the server stops.
 func (m *mucService) forgetOwner(user jid.JID) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for name, r := range m.rooms {
 		if r.owner.Equal(user.Bare()) && len(r.occupants) == 0 {
 			delete(m.rooms, name)
+			if err := m.eraseArchive(r.jid); err != nil {
+				// Erased at the latest when the name is taken again.
+				m.srv.log.Error("erasing the archive of a deleted room", "err", err)
+			}
 		} else if r.owner.Equal(user.Bare()) {
 			r.owner = jid.JID{}
 		}
 	}
+}
+
+// eraseArchive deletes the message archive of room (a bare room JID), if
+// the server archives.
+func (m *mucService) eraseArchive(room jid.JID) error {
+	if m.srv.mamStore == nil {
+		return nil
+	}
+	return m.srv.mamStore.Erase(context.Background(), room)
 }
 
 // handleMessage handles a message to a room (groupchat) or to an occupant
