@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -43,9 +44,9 @@ const (
 	// loadHeapBound bounds the live heap after a collection with every
 	// session and hostile connection still open.
 	loadHeapBound = 96 << 20
-	// loadGuard ends a hung run; it is not the time budget (the run takes
-	// 35 s on two idle cores, most of it the logins' Argon2id; see the
-	// README).
+	// loadGuard ends a hung run; it is not the time budget (the run costs
+	// about 24 s of CPU, 12–15 s on two idle cores, most of it the logins'
+	// Argon2id; see the README).
 	loadGuard = 3 * time.Minute
 )
 
@@ -58,7 +59,7 @@ const (
 // The bounds. Measured (README, "Load"): a live heap of 60–75 KiB per
 // honest session and about 30 KiB per hostile connection, client and
 // server sides together, so about 40 MiB with everything open and 50 MiB
-// after the messages; a peak RSS of about 230 MiB, most of it memory the Go
+// after the messages; a peak RSS of 230–270 MiB, most of it memory the Go
 // runtime keeps after the 500 Argon2id verifications of the logins (19 MiB
 // each with FastHashing, two at a time) rather than live data. The live
 // heap is held to 96 MiB, twice the measure: a leak of 10 KiB per message
@@ -187,6 +188,7 @@ func TestLoad(t *testing.T) {
 		tRegistered.Sub(began).Round(time.Millisecond), tHostile.Sub(tRegistered).Round(time.Millisecond),
 		open, len(hostile), loadSessions, tBound.Sub(tHostile).Round(time.Millisecond),
 		total, tDelivered.Sub(tBound).Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
+	t.Logf("CPU time of the process (server and clients): %v", cpuTime(t).Round(time.Millisecond))
 	t.Logf("RSS: %d MiB at start, %d MiB with every session bound, %d MiB at the end, peak %d MiB (bound %d MiB)",
 		rssStart>>10, rssBound>>10, procStatusKiB(t, "VmRSS")>>10, peak>>10, loadRSSBound>>20)
 	t.Logf("live heap: %d MiB at start, %d KiB a hostile connection (client and server), %d MiB with every session bound (%d KiB a session, client and server), %d MiB at the end (bound %d MiB); %d goroutines",
@@ -372,6 +374,18 @@ func (c *loadClient) close() {
 	_ = c.s.Close()
 	_ = c.conn.Close()
 	<-c.served
+}
+
+// cpuTime returns the user and system CPU time of the process so far: a
+// figure that, unlike the wall-clock time, does not depend on what else
+// the machine runs.
+func cpuTime(t *testing.T) time.Duration {
+	t.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // liveHeap collects garbage and returns the heap in use, in bytes.
