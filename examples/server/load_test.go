@@ -54,9 +54,10 @@ const (
 // hostile connections hold negotiation open (TCP connect then nothing, on
 // both ports; TLS handshake then nothing; stream header then nothing).
 // Every honest message is delivered, exactly once and from the right
-// sender, and the process's peak RSS stays under loadRSSBound.
+// sender, and the live heap and the process's peak RSS stay under
+// loadHeapBound and loadRSSBound.
 //
-// The bounds. Measured (README, "Load"): a live heap of 60–75 KiB per
+// The bounds. Measured (README, "Load"): a live heap of about 57 KiB per
 // honest session and about 30 KiB per hostile connection, client and
 // server sides together, so about 40 MiB with everything open and 50 MiB
 // after the messages; a peak RSS of 230–270 MiB, most of it memory the Go
