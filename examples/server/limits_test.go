@@ -150,6 +150,18 @@ func TestRoomLimitStore(t *testing.T) {
 	if err := create("a3", "alice"); err != nil {
 		t.Fatalf("alice below the limit again: %v", err)
 	}
+	if err := st.deleteRoom("a3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.deleteRoom("a3"); err != nil {
+		t.Fatalf("deleting a deleted room: %v", err)
+	}
+	if got := fmt.Sprint(indexEntries(t, st)); got != want {
+		t.Fatalf("index after deleteRoom %s, want %s", got, want)
+	}
+	if err := create("a3", "alice"); err != nil {
+		t.Fatalf("alice after deleteRoom: %v", err)
+	}
 
 	for range 2 { // idempotent
 		if err := st.Erase(ctx, jid.MustParse("alice@localhost")); err != nil {
@@ -377,8 +389,8 @@ func TestRosterLimit(t *testing.T) {
 
 // TestRoomLimit: a user who owns the maximum number of rooms cannot create
 // another (not-allowed, cancel), but joins existing rooms; other users
-// still create theirs; the deletion of the account frees the names and
-// leaves no index entry.
+// still create theirs; destroying a room frees a place; the deletion of
+// the account frees the names and leaves no index entry.
 func TestRoomLimit(t *testing.T) {
 	ts := startTestServer(t, withConfig(func(c *Config) { c.MaxOwnedRooms = 2 }))
 	ts.Register(t, "alice", "alice password")
@@ -406,6 +418,39 @@ func TestRoomLimit(t *testing.T) {
 	joinRoom(t, a, "bobs@conference.localhost/A") // joining is not creating
 	if got := fmt.Sprint(indexEntries(t, ts.store)); got != "[alice@localhost/one alice@localhost/two bob@localhost/bobs]" {
 		t.Errorf("index: %s", got)
+	}
+
+	// Destroying a room (XEP-0045 § 10.9) tells the occupants, erases the
+	// archive and frees the owner's place.
+	const two = "two@conference.localhost"
+	joinRoom(t, b, two+"/B")
+	if r := a.IQ(t, `<iq type="set" id="c" to="`+two+`"><query xmlns="http://jabber.org/protocol/muc#owner"><x xmlns="jabber:x:data" type="submit"><field var="muc#roomconfig_enablearchiving"><value>1</value></field></x></query></iq>`); r.attr("type") != "result" {
+		t.Fatalf("enable archiving: %s", stanzaErrorCondition(r))
+	}
+	b.Send(t, `<message to="`+two+`" type="groupchat"><body>in two</body></message>`)
+	b.Next(t, isGroupchat("in two"))
+	if md, _ := ts.mamStore.Metadata(context.Background(), jid.MustParse(two)); md.EndID == "" {
+		t.Fatal("nothing archived in two: the test proves nothing")
+	}
+	destroy := `<iq type="set" id="d" to="` + two + `"><query xmlns="http://jabber.org/protocol/muc#owner"><destroy jid="one@conference.localhost"><reason>moving</reason></destroy></query></iq>`
+	if r := b.IQ(t, destroy); stanzaErrorCondition(r) != "forbidden" {
+		t.Errorf("destroy by an occupant: %q", stanzaErrorCondition(r))
+	}
+	if r := a.IQ(t, destroy); r.attr("type") != "result" {
+		t.Fatalf("destroy by the owner: %s", stanzaErrorCondition(r))
+	}
+	notice := b.Next(t, func(e element) bool { return e.attr("from") == two+"/B" && e.attr("type") == "unavailable" })
+	if raw, _ := notice.bytes(); !strings.Contains(string(raw), `<destroy xmlns="http://jabber.org/protocol/muc#user" jid="one@conference.localhost"><reason xmlns="http://jabber.org/protocol/muc#user">moving</reason></destroy>`) {
+		t.Errorf("occupant's notice: %s", raw)
+	}
+	if md, _ := ts.mamStore.Metadata(context.Background(), jid.MustParse(two)); md.EndID != "" {
+		t.Error("the destroyed room's archive is kept")
+	}
+	if raw, _ := joinRoom(t, a, "three@conference.localhost/A").bytes(); !strings.Contains(string(raw), `code="201"`) {
+		t.Errorf("room after a destruction: %s", raw)
+	}
+	if got := fmt.Sprint(indexEntries(t, ts.store)); got != "[alice@localhost/one alice@localhost/three bob@localhost/bobs]" {
+		t.Errorf("index after the destruction: %s", got)
 	}
 
 	if err := ts.deleteAccount(context.Background(), "alice"); err != nil {

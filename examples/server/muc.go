@@ -37,7 +37,8 @@ const (
 // Rooms are semi-anonymous: occupants see each other's nicknames only; the
 // real JIDs are shown to the room owner alone, and never stored in the room
 // archive. A room is created by joining it; its creator is the owner, who
-// may turn archiving on in the owner configuration form (off in a new room).
+// may turn archiving on in the owner configuration form (off in a new room)
+// and destroy the room. A user owns at most Config.MaxOwnedRooms rooms.
 // Rooms are open (anyone on the server may join) and persistent: the owner
 // and the archiving switch survive a restart, occupants do not. Messages
 // are not replayed on join (no MUC history): archived rooms are read with
@@ -234,7 +235,7 @@ func (m *mucService) handlePresence(s *session, t xmlstream.TokenReadEncoder, e 
 func roomCreateError(err error, limit int) stanza.Error {
 	if errors.Is(err, errRoomLimit) {
 		return stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAllowed, Text: map[string]string{
-			"en": fmt.Sprintf("you own the maximum of %d rooms: join an existing room", limit)}}
+			"en": fmt.Sprintf("you own the maximum of %d rooms: destroy one of them or join an existing room", limit)}}
 	}
 	return stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError}
 }
@@ -435,6 +436,11 @@ func (m *mucService) handleIQ(s *session, t xmlstream.TokenReadEncoder, e elemen
 		if iq.Type == stanza.GetIQ {
 			return m.sendConfigForm(t, iq, archiving)
 		}
+		if q, ok := e.child(xml.Name{Space: nsMUCOwner, Local: "query"}); ok {
+			if d, ok := q.child(xml.Name{Space: nsMUCOwner, Local: "destroy"}); ok {
+				return m.destroy(s, t, e, to, d)
+			}
+		}
 		return m.setConfig(s, t, e, to)
 	case nsMAM:
 		if m.srv.archive == nil || !archiving {
@@ -483,6 +489,58 @@ func (m *mucService) sendConfigForm(t xmlstream.TokenReadEncoder, iq stanza.IQ, 
 		return err
 	}
 	_, err = xmlstream.Copy(t, iq.Result(r))
+	return err
+}
+
+// destroy destroys a room at its owner's request (XEP-0045 § 10.9): every
+// occupant gets an unavailable presence carrying the <destroy/> (with the
+// alternate room and reason the owner gave), then the room, its place in
+// the owner index and its archive are deleted, and the owner may create
+// another room in its stead.
+func (m *mucService) destroy(s *session, t xmlstream.TokenReadEncoder, e element, to jid.JID, d element) error {
+	iq, _ := stanza.NewIQ(e.start)
+	name := to.Localpart()
+	// The notice to occupants: the alternate room only if it is a JID,
+	// the reason as text.
+	notice := xml.StartElement{Name: xml.Name{Space: nsMUCUser, Local: "destroy"}}
+	if alt, err := jid.Parse(d.attr("jid")); err == nil && d.attr("jid") != "" {
+		notice.Attr = []xml.Attr{{Name: xml.Name{Local: "jid"}, Value: alt.Bare().String()}}
+	}
+	noticeToks := []xml.Token{notice}
+	if rs, ok := d.child(xml.Name{Space: nsMUCOwner, Local: "reason"}); ok && rs.text() != "" {
+		reason := xml.StartElement{Name: xml.Name{Space: nsMUCUser, Local: "reason"}}
+		noticeToks = append(noticeToks, reason, xml.CharData(rs.text()), reason.End())
+	}
+	noticeToks = append(noticeToks, notice.End())
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.rooms[name]
+	if r == nil {
+		return s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound})
+	}
+	if !s.jid.Bare().Equal(r.owner) {
+		return s.replyError(t, e, stanza.Error{Type: stanza.Auth, Condition: stanza.Forbidden})
+	}
+	if err := m.srv.store.deleteRoom(name); err != nil {
+		return s.replyError(t, e, stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError})
+	}
+	delete(m.rooms, name)
+	for nick, o := range r.occupants {
+		x := xml.StartElement{Name: xml.Name{Space: nsMUCUser, Local: "x"}}
+		item := xml.StartElement{Name: xml.Name{Space: nsMUCUser, Local: "item"}, Attr: []xml.Attr{
+			{Name: xml.Name{Local: "affiliation"}, Value: affiliationNone},
+			{Name: xml.Name{Local: "role"}, Value: "none"},
+		}}
+		inner := append([]xml.Token{x, item, item.End()}, noticeToks...)
+		inner = append(inner, x.End())
+		o.send(element{start: presenceStart(r.occupantJID(nick), o.jid, "unavailable"), inner: inner})
+	}
+	if err := m.eraseArchive(r.jid); err != nil {
+		// Erased at the latest when the name is taken again.
+		m.srv.log.Error("erasing the archive of a destroyed room", "err", err)
+	}
+	_, err := xmlstream.Copy(t, iq.Result(nil))
 	return err
 }
 

@@ -290,6 +290,22 @@ func (st *serverStore) saveRoom(name string, c roomConfig) error {
 	})
 }
 
+// deleteRoom deletes a room's configuration and its entry in the owner
+// index, in one transaction. Deleting a room that does not exist is not
+// an error.
+func (st *serverStore) deleteRoom(name string) error {
+	return st.db.Update(func(tx *bolt.Tx) error {
+		rb := tx.Bucket(bucketRooms)
+		var c roomConfig
+		if v := rb.Get([]byte(name)); v != nil && json.Unmarshal(v, &c) == nil && c.Owner != "" {
+			if err := unindexRoom(tx.Bucket(bucketRoomOwners), c.Owner, name); err != nil {
+				return err
+			}
+		}
+		return rb.Delete([]byte(name))
+	})
+}
+
 // unindexRoom removes room from owner's index, and the owner's bucket once
 // empty.
 func unindexRoom(idx *bolt.Bucket, owner, room string) error {
