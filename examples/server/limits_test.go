@@ -643,3 +643,45 @@ func TestRoomArchiveNotInherited(t *testing.T) {
 		t.Errorf("the new room's owner reads %q (%s)", got, resp.attr("type"))
 	}
 }
+
+// TestRoomListBounded: the service's disco#items answers however many rooms
+// exist (a partial list, in JID order, once their JIDs pass
+// maxListedRoomBytes); it answered internal-server-error once the list
+// passed the 256 KiB parse cap.
+func TestRoomListBounded(t *testing.T) {
+	ts := startTestServer(t)
+	ts.Register(t, "alice", "alice password")
+	a := ts.Login(t, "alice", "alice password")
+	const n = 400 // 400 JIDs of about 1,045 bytes: 418 KB
+	ts.muc.mu.Lock()
+	for i := range n {
+		name := fmt.Sprintf("%04d%s", i, strings.Repeat("r", 1000))
+		rj, err := jid.New(name, conferenceHost(ts.Domain), "")
+		if err != nil {
+			ts.muc.mu.Unlock()
+			t.Fatal(err)
+		}
+		ts.muc.rooms[name] = &room{jid: rj, owner: jid.MustParse("alice@localhost"), occupants: map[string]*session{}}
+	}
+	ts.muc.mu.Unlock()
+	resp := a.IQ(t, `<iq type="get" id="i" to="conference.localhost"><query xmlns="http://jabber.org/protocol/disco#items"/></iq>`)
+	if resp.attr("type") != "result" {
+		t.Fatalf("disco#items: %s", stanzaErrorCondition(resp))
+	}
+	q, _ := resp.child(xml.Name{Space: nsDiscoItems, Local: "query"})
+	items := q.children()
+	if len(items) == 0 || len(items) >= n {
+		t.Fatalf("%d items listed of %d", len(items), n)
+	}
+	size := 0
+	for i, it := range items {
+		size += len(it.attr("jid"))
+		if want := fmt.Sprintf("%04d", i); !strings.HasPrefix(it.attr("jid"), want) {
+			t.Fatalf("item %d: %.10s…, want the rooms in JID order", i, it.attr("jid"))
+		}
+	}
+	if size > maxListedRoomBytes {
+		t.Errorf("listed %d bytes of JIDs", size)
+	}
+	t.Logf("%d of %d rooms listed, %d bytes of JIDs", len(items), n, size)
+}

@@ -393,13 +393,29 @@ func (m *mucService) serviceInfo() discoInfo {
 		Features:   []string{nsMUC},
 	}
 	m.mu.Lock()
+	jids := make([]string, 0, len(m.rooms))
 	for _, r := range m.rooms {
-		info.Items = append(info.Items, discoItem{JID: r.jid.String()})
+		jids = append(jids, r.jid.String())
 	}
 	m.mu.Unlock()
-	sort.Slice(info.Items, func(i, j int) bool { return info.Items[i].JID < info.Items[j].JID })
+	sort.Strings(jids)
+	size := 0
+	for _, j := range jids {
+		if size += len(j); size > maxListedRoomBytes {
+			break // a partial list, as XEP-0045 § 6.3 allows
+		}
+		info.Items = append(info.Items, discoItem{JID: j})
+	}
 	return info
 }
+
+// maxListedRoomBytes bounds the room JIDs listed in the service's
+// disco#items: the answer is built through marshalReader, whose parse step
+// caps an element at maxStanzaBytes, so a full list of many rooms with
+// long names was answered internal-server-error. The first rooms in JID
+// order are listed (at least 62 rooms with the longest names, about 2,500
+// with 25-byte JIDs); the others are still joined by name.
+const maxListedRoomBytes = 64 << 10
 
 // roomInfo is a room's disco: urn:xmpp:mam:2 only while archiving is on.
 func roomInfo(r *room) discoInfo {
