@@ -51,6 +51,14 @@ type Config struct {
 	// means io.Discard.
 	Stderr io.Writer
 
+	// MaxRosterItems is the most contacts a user's roster holds; a roster
+	// set adding one more is refused (resource-constraint). 0 (or less)
+	// means 1,000.
+	MaxRosterItems int
+	// MaxOwnedRooms is the most rooms one user may own; creating one more
+	// is refused (not-allowed). 0 (or less) means 100.
+	MaxOwnedRooms int
+
 	// wrapAccounts, if set, wraps the account backend (tests inject
 	// failures with it).
 	wrapAccounts func(accountBackend) accountBackend
@@ -58,6 +66,19 @@ type Config struct {
 	// httpBodyTimeout, if set, replaces the 15 s within which an HTTPS
 	// request body (a form) must arrive (https.go; tests shorten it).
 	httpBodyTimeout time.Duration
+}
+
+// rosterLimit is MaxRosterItems, or its default when not positive.
+func (c Config) rosterLimit() int { return orDefault(c.MaxRosterItems, defaultMaxRosterItems) }
+
+// roomLimit is MaxOwnedRooms, or its default when not positive.
+func (c Config) roomLimit() int { return orDefault(c.MaxOwnedRooms, defaultMaxOwnedRooms) }
+
+func orDefault(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
 }
 
 // Defaults of the flags.

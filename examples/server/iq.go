@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/xml"
+	"errors"
+	"fmt"
 	"strings"
 
 	"mellium.im/xmlstream"
@@ -85,6 +87,12 @@ type xRoster struct {
 // handleRoster answers roster get and set. Subscriptions are not negotiated:
 // every item has subscription "both" (enough for prefs "roster" and
 // presence to contacts).
+//
+// A roster set is refused when it would add an item beyond
+// Config.MaxRosterItems (resource-constraint, type cancel: see
+// rosterSetError) or when the item's name or groups are out of bounds
+// (not-acceptable, RFC 6121 § 2.3.3); changing an existing item works at
+// the limit.
 func (srv *Server) handleRoster(iq stanza.IQ, t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
 	user := iq.From.Localpart()
 	reply := func(se stanza.Error) error {
@@ -96,15 +104,11 @@ func (srv *Server) handleRoster(iq stanza.IQ, t xmlstream.TokenReadEncoder, star
 		if err != nil {
 			return reply(stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError})
 		}
-		var out xRoster
+		out := make([]xRosterItem, 0, len(items))
 		for _, it := range items {
-			out.Items = append(out.Items, xRosterItem{JID: it.JID, Name: it.Name, Subscription: "both", Groups: it.Groups})
+			out = append(out, xRosterItem{JID: it.JID, Name: it.Name, Subscription: "both", Groups: it.Groups})
 		}
-		r, err := marshalReader(out)
-		if err != nil {
-			return reply(stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError})
-		}
-		_, err = xmlstream.Copy(t, iq.Result(r))
+		_, err = xmlstream.Copy(t, iq.Result(rosterQuery(out)))
 		return err
 	}
 	var q xRoster
@@ -125,21 +129,20 @@ func (srv *Server) handleRoster(iq stanza.IQ, t xmlstream.TokenReadEncoder, star
 		err = srv.store.removeRosterItem(user, contact.String())
 		push = xRosterItem{JID: contact.String(), Subscription: "remove"}
 	} else {
-		err = srv.store.setRosterItem(user, rosterItem{JID: contact.String(), Name: it.Name, Groups: it.Groups})
+		err = srv.store.setRosterItem(user, rosterItem{JID: contact.String(), Name: it.Name, Groups: it.Groups}, srv.cfg.rosterLimit())
 	}
 	if err != nil {
-		return reply(stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError})
+		return reply(rosterSetError(err, srv.cfg.rosterLimit()))
 	}
 	if _, err := xmlstream.Copy(t, iq.Result(nil)); err != nil {
 		return err
 	}
 	// Roster push to every session of the user.
 	for _, r := range srv.sessions.lookup(iq.From.Bare()) {
-		pr, err := marshalReader(xRoster{Items: []xRosterItem{push}})
+		toks, err := xmlstream.ReadAll(rosterQuery([]xRosterItem{push}))
 		if err != nil {
 			return nil
 		}
-		toks, _ := xmlstream.ReadAll(pr)
 		r.send(element{start: xml.StartElement{
 			Name: xml.Name{Space: stanza.NSClient, Local: "iq"},
 			Attr: []xml.Attr{
@@ -150,4 +153,55 @@ func (srv *Server) handleRoster(iq stanza.IQ, t xmlstream.TokenReadEncoder, star
 		}, inner: toks})
 	}
 	return nil
+}
+
+// rosterSetError is the stanza error for a refused roster set.
+//
+// A full roster is resource-constraint (RFC 6120 § 8.3.3.18: the server
+// "lacks the system resources necessary to service the request"; RFC 6121
+// § 2.3.3 names no condition for it) with type cancel rather than the
+// suggested wait: the limit is a quota, waiting does not lift it, and a
+// client that retries on wait would retry for ever. The text tells the user
+// what to do.
+func rosterSetError(err error, limit int) stanza.Error {
+	text := func(s string) map[string]string { return map[string]string{"en": s} }
+	switch {
+	case errors.Is(err, errRosterFull):
+		return stanza.Error{Type: stanza.Cancel, Condition: stanza.ResourceConstraint,
+			Text: text(fmt.Sprintf("the roster holds its maximum of %d contacts: remove one first", limit))}
+	case errors.Is(err, errDuplicateGroup):
+		return stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest, Text: text(err.Error())}
+	case errors.Is(err, errRosterItem):
+		return stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable, Text: text(err.Error())}
+	}
+	return stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError}
+}
+
+// rosterQuery returns <query xmlns='jabber:iq:roster'> holding items. The
+// tokens are built directly, not through marshalReader, whose parse step
+// caps an element at maxStanzaBytes (256 KiB): the largest allowed roster
+// is bigger (up to about 3.3 MB of data), and that cap made every roster
+// get of a big roster answer internal-server-error.
+func rosterQuery(items []xRosterItem) xml.TokenReader {
+	attr := func(name, value string) xml.Attr { return xml.Attr{Name: xml.Name{Local: name}, Value: value} }
+	q := xml.StartElement{Name: xml.Name{Space: nsRoster, Local: "query"}}
+	toks := make([]xml.Token, 0, 2+4*len(items))
+	toks = append(toks, q)
+	for _, it := range items {
+		item := xml.StartElement{Name: xml.Name{Space: nsRoster, Local: "item"}, Attr: []xml.Attr{attr("jid", it.JID)}}
+		if it.Name != "" {
+			item.Attr = append(item.Attr, attr("name", it.Name))
+		}
+		if it.Subscription != "" {
+			item.Attr = append(item.Attr, attr("subscription", it.Subscription))
+		}
+		toks = append(toks, item)
+		for _, g := range it.Groups {
+			group := xml.StartElement{Name: xml.Name{Space: nsRoster, Local: "group"}}
+			toks = append(toks, group, xml.CharData(g), group.End())
+		}
+		toks = append(toks, item.End())
+	}
+	toks = append(toks, q.End())
+	return &sliceReader{toks: toks}
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/xml"
+	"errors"
+	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -33,9 +35,11 @@ const (
 // mucService is a minimal XEP-0045 service at conference.<domain>.
 //
 // Rooms are semi-anonymous: occupants see each other's nicknames only; the
-// real JIDs are shown to the room owner alone, and never stored in the room
-// archive. A room is created by joining it; its creator is the owner, who
-// may turn archiving on in the owner configuration form (off in a new room).
+// real JIDs are shown to the room owner alone. The room archive keeps the
+// sender's real JID apart from the stored stanza (shown to the owner only),
+// so that an account's deletion erases the user's room messages. A room is created by joining it; its creator is the owner, who
+// may turn archiving on in the owner configuration form (off in a new room)
+// and destroy the room. A user owns at most Config.MaxOwnedRooms rooms.
 // Rooms are open (anyone on the server may join) and persistent: the owner
 // and the archiving switch survive a restart, occupants do not. Messages
 // are not replayed on join (no MUC history): archived rooms are read with
@@ -158,8 +162,16 @@ func (m *mucService) handlePresence(s *session, t xmlstream.TokenReadEncoder, e 
 	created := false
 	if r == nil {
 		r = &room{jid: to.Bare(), owner: s.jid.Bare(), occupants: make(map[string]*session)}
-		if err := m.srv.store.saveRoom(name, roomConfig{Owner: r.owner.String()}); err != nil {
+		// A new room starts with an empty archive. No live room has this
+		// name, so an archive under it is a leftover of an earlier room
+		// (its owner's account deleted, an erasure interrupted) that the
+		// new room's occupants must not read.
+		if err := m.eraseArchive(r.jid); err != nil {
 			return s.replyError(t, e, stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError})
+		}
+		limit := m.srv.cfg.roomLimit()
+		if err := m.srv.store.createRoom(name, roomConfig{Owner: r.owner.String()}, limit); err != nil {
+			return s.replyError(t, e, roomCreateError(err, limit))
 		}
 		m.rooms[name] = r
 		created = true
@@ -214,6 +226,21 @@ func (m *mucService) handlePresence(s *session, t xmlstream.TokenReadEncoder, e 
 	return nil
 }
 
+// roomCreateError is the presence error for a refused room creation.
+//
+// A user who owns Config.MaxOwnedRooms rooms gets not-allowed (type
+// cancel): XEP-0045 § 10.1 (Creating a Room) answers a user whom the
+// service does not let create a room with not-allowed, and clients show it
+// that way; the text says why. resource-constraint would say the service
+// is short of resources, which it is not, and invite a retry.
+func roomCreateError(err error, limit int) stanza.Error {
+	if errors.Is(err, errRoomLimit) {
+		return stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAllowed, Text: map[string]string{
+			"en": fmt.Sprintf("you own the maximum of %d rooms: destroy one of them or join an existing room", limit)}}
+	}
+	return stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError}
+}
+
 // broadcastJoin sends occupant nick's presence to every occupant; the
 // occupant itself gets status 110 and the extra codes.
 func (m *mucService) broadcastJoin(r *room, nick string, s *session, extra []string) {
@@ -251,17 +278,33 @@ func (m *mucService) leaveAll(s *session) {
 	}
 }
 
-// forgetOwner drops the ownership of rooms owned by user (account deleted).
+// forgetOwner drops the ownership of rooms owned by user (account
+// deleted). An empty room goes, with its archive: nobody could read the
+// archive any more, and the room's name may be taken again. A room with
+// occupants lives on without owner until the server stops.
 func (m *mucService) forgetOwner(user jid.JID) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for name, r := range m.rooms {
 		if r.owner.Equal(user.Bare()) && len(r.occupants) == 0 {
 			delete(m.rooms, name)
+			if err := m.eraseArchive(r.jid); err != nil {
+				// Erased at the latest when the name is taken again.
+				m.srv.log.Error("erasing the archive of a deleted room", "err", err)
+			}
 		} else if r.owner.Equal(user.Bare()) {
 			r.owner = jid.JID{}
 		}
 	}
+}
+
+// eraseArchive deletes the message archive of room (a bare room JID), if
+// the server archives.
+func (m *mucService) eraseArchive(room jid.JID) error {
+	if m.srv.mamStore == nil {
+		return nil
+	}
+	return m.srv.mamStore.Erase(context.Background(), room)
 }
 
 // handleMessage handles a message to a room (groupchat) or to an occupant
@@ -350,13 +393,29 @@ func (m *mucService) serviceInfo() discoInfo {
 		Features:   []string{nsMUC},
 	}
 	m.mu.Lock()
+	jids := make([]string, 0, len(m.rooms))
 	for _, r := range m.rooms {
-		info.Items = append(info.Items, discoItem{JID: r.jid.String()})
+		jids = append(jids, r.jid.String())
 	}
 	m.mu.Unlock()
-	sort.Slice(info.Items, func(i, j int) bool { return info.Items[i].JID < info.Items[j].JID })
+	sort.Strings(jids)
+	size := 0
+	for _, j := range jids {
+		if size += len(j); size > maxListedRoomBytes {
+			break // a partial list, as XEP-0045 § 6.3 allows
+		}
+		info.Items = append(info.Items, discoItem{JID: j})
+	}
 	return info
 }
+
+// maxListedRoomBytes bounds the room JIDs listed in the service's
+// disco#items: the answer is built through marshalReader, whose parse step
+// caps an element at maxStanzaBytes, so a full list of many rooms with
+// long names was answered internal-server-error. The first rooms in JID
+// order are listed (at least 62 rooms with the longest names, about 2,500
+// with 25-byte JIDs); the others are still joined by name.
+const maxListedRoomBytes = 64 << 10
 
 // roomInfo is a room's disco: urn:xmpp:mam:2 only while archiving is on.
 func roomInfo(r *room) discoInfo {
@@ -393,6 +452,11 @@ func (m *mucService) handleIQ(s *session, t xmlstream.TokenReadEncoder, e elemen
 		}
 		if iq.Type == stanza.GetIQ {
 			return m.sendConfigForm(t, iq, archiving)
+		}
+		if q, ok := e.child(xml.Name{Space: nsMUCOwner, Local: "query"}); ok {
+			if d, ok := q.child(xml.Name{Space: nsMUCOwner, Local: "destroy"}); ok {
+				return m.destroy(s, t, e, to, d)
+			}
 		}
 		return m.setConfig(s, t, e, to)
 	case nsMAM:
@@ -442,6 +506,58 @@ func (m *mucService) sendConfigForm(t xmlstream.TokenReadEncoder, iq stanza.IQ, 
 		return err
 	}
 	_, err = xmlstream.Copy(t, iq.Result(r))
+	return err
+}
+
+// destroy destroys a room at its owner's request (XEP-0045 § 10.9): every
+// occupant gets an unavailable presence carrying the <destroy/> (with the
+// alternate room and reason the owner gave), then the room, its place in
+// the owner index and its archive are deleted, and the owner may create
+// another room in its stead.
+func (m *mucService) destroy(s *session, t xmlstream.TokenReadEncoder, e element, to jid.JID, d element) error {
+	iq, _ := stanza.NewIQ(e.start)
+	name := to.Localpart()
+	// The notice to occupants: the alternate room only if it is a JID,
+	// the reason as text.
+	notice := xml.StartElement{Name: xml.Name{Space: nsMUCUser, Local: "destroy"}}
+	if alt, err := jid.Parse(d.attr("jid")); err == nil && d.attr("jid") != "" {
+		notice.Attr = []xml.Attr{{Name: xml.Name{Local: "jid"}, Value: alt.Bare().String()}}
+	}
+	noticeToks := []xml.Token{notice}
+	if rs, ok := d.child(xml.Name{Space: nsMUCOwner, Local: "reason"}); ok && rs.text() != "" {
+		reason := xml.StartElement{Name: xml.Name{Space: nsMUCUser, Local: "reason"}}
+		noticeToks = append(noticeToks, reason, xml.CharData(rs.text()), reason.End())
+	}
+	noticeToks = append(noticeToks, notice.End())
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.rooms[name]
+	if r == nil {
+		return s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound})
+	}
+	if !s.jid.Bare().Equal(r.owner) {
+		return s.replyError(t, e, stanza.Error{Type: stanza.Auth, Condition: stanza.Forbidden})
+	}
+	if err := m.srv.store.deleteRoom(name); err != nil {
+		return s.replyError(t, e, stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError})
+	}
+	delete(m.rooms, name)
+	for nick, o := range r.occupants {
+		x := xml.StartElement{Name: xml.Name{Space: nsMUCUser, Local: "x"}}
+		item := xml.StartElement{Name: xml.Name{Space: nsMUCUser, Local: "item"}, Attr: []xml.Attr{
+			{Name: xml.Name{Local: "affiliation"}, Value: affiliationNone},
+			{Name: xml.Name{Local: "role"}, Value: "none"},
+		}}
+		inner := append([]xml.Token{x, item, item.End()}, noticeToks...)
+		inner = append(inner, x.End())
+		o.send(element{start: presenceStart(r.occupantJID(nick), o.jid, "unavailable"), inner: inner})
+	}
+	if err := m.eraseArchive(r.jid); err != nil {
+		// Erased at the latest when the name is taken again.
+		m.srv.log.Error("erasing the archive of a destroyed room", "err", err)
+	}
+	_, err := xmlstream.Copy(t, iq.Result(nil))
 	return err
 }
 

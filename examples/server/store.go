@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
+	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -15,17 +18,49 @@ import (
 )
 
 // serverStore keeps the example server's own data in one bbolt file: each
-// user's roster and the persistent configuration of group chat rooms.
+// user's roster, the persistent configuration of group chat rooms and an
+// index of the rooms each user owns.
 //
 // It is a Holder for account deletion (Name, Export, Erase): a deleted
-// user's roster goes, and so do the rooms the user owned.
+// user's roster goes, and so do the rooms the user owned and their index.
 type serverStore struct {
 	db *bolt.DB
 }
 
 var (
-	bucketRoster = []byte("roster") // user → (contact bare JID → rosterItem JSON)
-	bucketRooms  = []byte("rooms")  // room localpart → roomConfig JSON
+	bucketRoster     = []byte("roster")      // user → (contact bare JID → rosterItem JSON)
+	bucketRooms      = []byte("rooms")       // room localpart → roomConfig JSON
+	bucketRoomOwners = []byte("room-owners") // owner bare JID → (room localpart → empty)
+)
+
+// Per-user limits and their defaults (Config.MaxRosterItems,
+// Config.MaxOwnedRooms), and the bounds of one roster item. With them a
+// roster holds at most 1,000 × (2,047 + 256 + 8 × 128) bytes of data,
+// about 3.3 MB: a bare JID is at most 1,023 + 1 + 1,023 bytes (RFC 7622).
+const (
+	defaultMaxRosterItems = 1000
+	defaultMaxOwnedRooms  = 100
+	maxRosterNameBytes    = 256
+	maxRosterGroups       = 8
+	maxRosterGroupBytes   = 128
+)
+
+// Errors of the server store. The handlers map them to stanza errors.
+var (
+	// errRosterFull is returned when a roster set would add an item beyond
+	// the user's roster limit.
+	errRosterFull = errors.New("roster item limit reached")
+	// errRosterItem is returned for an item whose name or groups are out
+	// of bounds (RFC 6121 § 2.3.3: not-acceptable).
+	errRosterItem = errors.New("roster item not acceptable")
+	// errDuplicateGroup is returned for an item that names a group twice
+	// (RFC 6121 § 2.3.3: bad-request).
+	errDuplicateGroup = errors.New("roster item names a group twice")
+	// errRoomLimit is returned when a user who owns the maximum number of
+	// rooms creates another one.
+	errRoomLimit = errors.New("owned room limit reached")
+	// errRoomExists is returned when a room to create exists already.
+	errRoomExists = errors.New("room exists")
 )
 
 func newServerStore(db *bolt.DB) (*serverStore, error) {
@@ -35,7 +70,25 @@ func newServerStore(db *bolt.DB) (*serverStore, error) {
 				return err
 			}
 		}
-		return nil
+		if tx.Bucket(bucketRoomOwners) != nil {
+			return nil
+		}
+		// A file written before the owner index existed: build it once.
+		idx, err := tx.CreateBucket(bucketRoomOwners)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketRooms).ForEach(func(k, v []byte) error {
+			var c roomConfig
+			if json.Unmarshal(v, &c) != nil || c.Owner == "" {
+				return nil
+			}
+			ob, err := idx.CreateBucketIfNotExists([]byte(c.Owner))
+			if err != nil {
+				return err
+			}
+			return ob.Put(k, nil)
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server store: %w", err)
@@ -49,6 +102,50 @@ type rosterItem struct {
 	JID    string   `json:"jid"`
 	Name   string   `json:"name,omitempty"`
 	Groups []string `json:"groups,omitempty"`
+}
+
+// check reports whether the item's name and groups are within bounds
+// (errRosterItem) and its groups distinct (errDuplicateGroup).
+func (it rosterItem) check() error {
+	if len(it.Name) > maxRosterNameBytes {
+		return fmt.Errorf("%w: name longer than %d bytes", errRosterItem, maxRosterNameBytes)
+	}
+	if !xmlText(it.Name) {
+		return fmt.Errorf("%w: name is not XML text", errRosterItem)
+	}
+	if len(it.Groups) > maxRosterGroups {
+		return fmt.Errorf("%w: more than %d groups", errRosterItem, maxRosterGroups)
+	}
+	for i, g := range it.Groups {
+		switch {
+		case g == "":
+			return fmt.Errorf("%w: empty group", errRosterItem)
+		case len(g) > maxRosterGroupBytes:
+			return fmt.Errorf("%w: group longer than %d bytes", errRosterItem, maxRosterGroupBytes)
+		case !xmlText(g):
+			return fmt.Errorf("%w: group is not XML text", errRosterItem)
+		case slices.Contains(it.Groups[:i], g):
+			return errDuplicateGroup
+		}
+	}
+	return nil
+}
+
+// xmlText reports whether s is valid UTF-8 made of characters XML allows
+// (XML 1.0 § 2.2), so that it is stored and sent back unchanged. Text read
+// from a stream always is; the check guards the store's other callers.
+func xmlText(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r == '\t' || r == '\n' || r == '\r':
+		case r < 0x20, r >= 0xD800 && r <= 0xDFFF, r == 0xFFFE, r == 0xFFFF:
+			return false
+		}
+	}
+	return true
 }
 
 // roster returns the user's contacts sorted by JID.
@@ -72,8 +169,14 @@ func (st *serverStore) roster(user string) ([]rosterItem, error) {
 	return items, err
 }
 
-// setRosterItem adds or replaces a contact.
-func (st *serverStore) setRosterItem(user string, it rosterItem) error {
+// setRosterItem adds or replaces a contact. Adding one to a roster that
+// holds max items fails with errRosterFull (max ≤ 0: no limit); replacing
+// an existing item always works. An item out of bounds fails with
+// errRosterItem or errDuplicateGroup.
+func (st *serverStore) setRosterItem(user string, it rosterItem, max int) error {
+	if err := it.check(); err != nil {
+		return err
+	}
 	v, err := json.Marshal(it)
 	if err != nil {
 		return err
@@ -83,8 +186,22 @@ func (st *serverStore) setRosterItem(user string, it rosterItem) error {
 		if err != nil {
 			return err
 		}
+		if max > 0 && b.Get([]byte(it.JID)) == nil && countUpTo(b, max) >= max {
+			return errRosterFull
+		}
 		return b.Put([]byte(it.JID), v)
 	})
+}
+
+// countUpTo counts the keys of b, stopping at max: the cost is bounded by
+// the limit, not by what the bucket holds.
+func countUpTo(b *bolt.Bucket, max int) int {
+	n := 0
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil && n < max; k, _ = c.Next() {
+		n++
+	}
+	return n
 }
 
 // removeRosterItem deletes a contact.
@@ -115,14 +232,115 @@ type roomConfig struct {
 	Archiving bool   `json:"archiving"` // muc#roomconfig_enablearchiving
 }
 
+// createRoom stores a new room owned by c.Owner. It fails with
+// errRoomExists if the room exists, and with errRoomLimit if the owner
+// already owns max rooms (max ≤ 0: no limit). The owner index is read and
+// written in the same transaction as the room, so concurrent creations
+// cannot pass the limit.
+func (st *serverStore) createRoom(name string, c roomConfig, max int) error {
+	v, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return st.db.Update(func(tx *bolt.Tx) error {
+		rb := tx.Bucket(bucketRooms)
+		if rb.Get([]byte(name)) != nil {
+			return errRoomExists
+		}
+		ob, err := tx.Bucket(bucketRoomOwners).CreateBucketIfNotExists([]byte(c.Owner))
+		if err != nil {
+			return err
+		}
+		if max > 0 && countUpTo(ob, max) >= max {
+			return errRoomLimit
+		}
+		if err := ob.Put([]byte(name), nil); err != nil {
+			return err
+		}
+		return rb.Put([]byte(name), v)
+	})
+}
+
+// saveRoom stores a room's configuration, new or changed, and keeps the
+// owner index right. It applies no limit: rooms are created with
+// createRoom.
 func (st *serverStore) saveRoom(name string, c roomConfig) error {
 	v, err := json.Marshal(c)
 	if err != nil {
 		return err
 	}
 	return st.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketRooms).Put([]byte(name), v)
+		rb, idx := tx.Bucket(bucketRooms), tx.Bucket(bucketRoomOwners)
+		var old roomConfig
+		if ov := rb.Get([]byte(name)); ov != nil && json.Unmarshal(ov, &old) == nil && old.Owner != c.Owner && old.Owner != "" {
+			if err := unindexRoom(idx, old.Owner, name); err != nil {
+				return err
+			}
+		}
+		if c.Owner != "" {
+			ob, err := idx.CreateBucketIfNotExists([]byte(c.Owner))
+			if err != nil {
+				return err
+			}
+			if err := ob.Put([]byte(name), nil); err != nil {
+				return err
+			}
+		}
+		return rb.Put([]byte(name), v)
 	})
+}
+
+// deleteRoom deletes a room's configuration and its entry in the owner
+// index, in one transaction. Deleting a room that does not exist is not
+// an error.
+func (st *serverStore) deleteRoom(name string) error {
+	return st.db.Update(func(tx *bolt.Tx) error {
+		rb := tx.Bucket(bucketRooms)
+		var c roomConfig
+		if v := rb.Get([]byte(name)); v != nil && json.Unmarshal(v, &c) == nil && c.Owner != "" {
+			if err := unindexRoom(tx.Bucket(bucketRoomOwners), c.Owner, name); err != nil {
+				return err
+			}
+		}
+		return rb.Delete([]byte(name))
+	})
+}
+
+// unindexRoom removes room from owner's index, and the owner's bucket once
+// empty.
+func unindexRoom(idx *bolt.Bucket, owner, room string) error {
+	ob := idx.Bucket([]byte(owner))
+	if ob == nil {
+		return nil
+	}
+	if err := ob.Delete([]byte(room)); err != nil {
+		return err
+	}
+	if k, _ := ob.Cursor().First(); k == nil {
+		return idx.DeleteBucket([]byte(owner))
+	}
+	return nil
+}
+
+// ownedRooms returns the rooms owner (a bare JID) owns, read through the
+// index: no other room is read.
+func (st *serverStore) ownedRooms(owner string) (map[string]roomConfig, error) {
+	out := make(map[string]roomConfig)
+	err := st.db.View(func(tx *bolt.Tx) error {
+		ob := tx.Bucket(bucketRoomOwners).Bucket([]byte(owner))
+		if ob == nil {
+			return nil
+		}
+		rb := tx.Bucket(bucketRooms)
+		return ob.ForEach(func(k, _ []byte) error {
+			var c roomConfig
+			if v := rb.Get(k); v != nil && json.Unmarshal(v, &c) == nil && c.Owner == owner {
+				out[string(k)] = c
+			}
+			return nil
+		})
+	})
+	return out, err
 }
 
 func (st *serverStore) rooms() (map[string]roomConfig, error) {
@@ -150,7 +368,7 @@ func (st *serverStore) Export(_ context.Context, user jid.JID, w io.Writer) erro
 	if err != nil {
 		return err
 	}
-	rooms, err := st.rooms()
+	owned, err := st.ownedRooms(user.Bare().String())
 	if err != nil {
 		return err
 	}
@@ -172,10 +390,8 @@ func (st *serverStore) Export(_ context.Context, user jid.JID, w io.Writer) erro
 	for _, it := range items {
 		out.Items = append(out.Items, xItem{JID: it.JID, Name: it.Name, Subscription: "both", Groups: it.Groups})
 	}
-	for name, c := range rooms {
-		if c.Owner == user.Bare().String() {
-			out.Rooms = append(out.Rooms, xRoom{JID: name, Archiving: c.Archiving})
-		}
+	for _, name := range slices.Sorted(maps.Keys(owned)) {
+		out.Rooms = append(out.Rooms, xRoom{JID: name, Archiving: owned[name].Archiving})
 	}
 	enc := xml.NewEncoder(w)
 	enc.Indent("", "  ")
@@ -185,8 +401,10 @@ func (st *serverStore) Export(_ context.Context, user jid.JID, w io.Writer) erro
 	return enc.Flush()
 }
 
-// Erase deletes the user's roster and the configuration of the rooms the
-// user owned. It is idempotent.
+// Erase deletes the user's roster, the configuration of the rooms the user
+// owned and the user's entry in the owner index, in one transaction; the
+// index names the rooms, so no room of another user is read. It is
+// idempotent.
 func (st *serverStore) Erase(_ context.Context, user jid.JID) error {
 	owner := user.Bare().String()
 	return st.db.Update(func(tx *bolt.Tx) error {
@@ -194,23 +412,21 @@ func (st *serverStore) Erase(_ context.Context, user jid.JID) error {
 		if err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 			return err
 		}
-		rb := tx.Bucket(bucketRooms)
-		var owned [][]byte
-		err = rb.ForEach(func(k, v []byte) error {
+		rb, idx := tx.Bucket(bucketRooms), tx.Bucket(bucketRoomOwners)
+		ob := idx.Bucket([]byte(owner))
+		if ob == nil {
+			return nil
+		}
+		err = ob.ForEach(func(k, _ []byte) error {
 			var c roomConfig
-			if json.Unmarshal(v, &c) == nil && c.Owner == owner {
-				owned = append(owned, append([]byte(nil), k...))
+			if v := rb.Get(k); v != nil && json.Unmarshal(v, &c) == nil && c.Owner == owner {
+				return rb.Delete(k)
 			}
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		for _, k := range owned {
-			if err := rb.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
+		return idx.DeleteBucket([]byte(owner))
 	})
 }

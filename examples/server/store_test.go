@@ -10,7 +10,7 @@ import (
 	"mellium.im/xmpp/jid"
 )
 
-func newTestStore(t *testing.T) *serverStore {
+func newTestStore(t testing.TB) *serverStore {
 	t.Helper()
 	db, err := openDB(filepath.Join(t.TempDir(), "server.db"))
 	if err != nil {
@@ -32,11 +32,11 @@ func TestServerStoreHolder(t *testing.T) {
 	st := newTestStore(t)
 	alice := jid.MustParse("alice@localhost")
 	for _, it := range []rosterItem{{JID: "bob@localhost", Name: "Bob", Groups: []string{"friends"}}, {JID: "carol@localhost"}} {
-		if err := st.setRosterItem("alice", it); err != nil {
+		if err := st.setRosterItem("alice", it, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := st.setRosterItem("bob", rosterItem{JID: "alice@localhost"}); err != nil {
+	if err := st.setRosterItem("bob", rosterItem{JID: "alice@localhost"}, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.saveRoom("alicesroom", roomConfig{Owner: "alice@localhost", Archiving: true}); err != nil {
