@@ -63,8 +63,17 @@
 // named after the period's start: xmpp-2026-11-26T23.log. Its Expire method
 // has the signature of the retention package's Expirer and deletes the files
 // whose period ended before the cutoff; ExpireOld applies the writer's own
-// MaxAge so that no record outlives it; Retention gives the matching
-// scheduler TTL. XMPPLogConfig (hourly files, 24 hours) and
+// MaxAge at the moment it runs. A retention job that runs Expire every
+// interval keeps the MaxAge promise with RetentionMaxAge(interval) as its
+// MaxAge, which leaves room for the file's Period and the time between two
+// runs:
+//
+//	w, err := logredact.OpenRotating(logredact.XMPPLogConfig("data/logs"))
+//	...
+//	job := retention.Job{Name: "xmpp-log", Data: "XMPP logs, no line kept over 24 hours",
+//		Expirer: w, Interval: 10 * time.Minute, MaxAge: w.RetentionMaxAge(10 * time.Minute)}
+//
+// XMPPLogConfig (hourly files, 24 hours) and
 // HTTPErrorLogConfig (daily files, 30 days) are the presets. EraseLines
 // removes every line that mentions an account, atomically per file, for
 // account deletion.

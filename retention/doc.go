@@ -25,13 +25,29 @@
 // once, in order (tools, the server's -purge flag, tests); RunJob runs one
 // job now (the purge jobs after an account's erasure).
 //
+//	const every = 10 * time.Minute
 //	s, err := retention.NewScheduler(retention.Config{Jobs: []retention.Job{
-//	    {Name: "uploads", Data: "uploaded files", MaxAge: 30 * 24 * time.Hour, Expirer: uploads},
-//	    {Name: "mam", Data: "archived messages", MaxAge: 365 * 24 * time.Hour, Expirer: archive},
-//	    retention.PurgeJob("purge-mam", mamDB, 10*time.Minute),
+//	    // uploads is an *upload.Service, xmppLog a *logredact.RotatingFile.
+//	    {Name: "uploads", Data: "uploaded files, deleted within 30 days", Expirer: uploads,
+//	        Interval: every, MaxAge: uploads.RetentionMaxAge(every)},
+//	    {Name: "xmpp-log", Data: "XMPP logs, no line kept over 24 hours", Expirer: xmppLog,
+//	        Interval: every, MaxAge: xmppLog.RetentionMaxAge(every)},
+//	    {Name: "mam", Data: "archived messages, kept a year", MaxAge: 365 * 24 * time.Hour, Expirer: archive},
+//	    retention.PurgeJob("purge-mam", mamDB, every),
 //	}})
 //	...
 //	go s.Run(ctx)
+//
+// MaxAge is the cutoff age, not the promise: a run removes what is older
+// than MaxAge, and the next run comes up to Interval·(1 + jitter) later, so
+// data may live MaxAge + Interval·(1 + jitter). To keep a promised
+// lifetime, take MaxAge from the package that stores the data, which
+// subtracts that gap and anything its own storage adds:
+// upload.Service.RetentionMaxAge (files deleted before their TTL ends) and
+// logredact.RotatingFile.RetentionMaxAge (log files hold an hour or a day of
+// lines, so a line is deleted with its file's newest one). A job with
+// MaxAge set to the promise itself keeps data up to about an interval too
+// long, and PrivacyReport.Check says so.
 //
 // # The privacy report
 //

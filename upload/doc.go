@@ -20,11 +20,18 @@
 //	httpsMux.Handle("/upload/", svc)                          // HTTPS side
 //	uploadMux := mux.New(stanza.NSClient, upload.Handle(svc)) // IQs to upload.example.org
 //	account.Holders = append(..., svc)                        // Name, Export, Erase
-//	retention job: {Name: "upload", MaxAge: svc.TTL(), Expirer: svc}
+//	jobs = append(jobs, retention.Job{Name: "uploads", Data: "uploaded files",
+//		Expirer: svc, Interval: 10 * time.Minute, MaxAge: svc.RetentionMaxAge(10 * time.Minute)})
 //
 // The same *Service is the http.Handler, the mux.IQHandler (slot requests and
-// disco#info of the upload JID), an account Holder and a retention Expirer;
-// the methods have DESIGN.md's exact signatures. Serve Handle(svc) on a mux
+// disco#info of the upload JID), an account Holder and a retention Expirer:
+// its Name, Export, Erase and Expire methods have the signatures that the
+// account package's Holder and the retention package's Expirer interfaces
+// declare, so it is passed to both without an adapter. The retention job's
+// MaxAge comes from RetentionMaxAge, not TTL: a job deletes what is older
+// than MaxAge only when it runs, so with MaxAge TTL a file could outlive its
+// TTL by up to the job's interval and jitter, and a privacy report's Check
+// of a TTL promise fails. Serve Handle(svc) on a mux
 // dedicated to the upload service's JID (or HandleRequests next to mellium's
 // disco.Handle): DiscoInfo describes that JID
 // (identity store/file, feature urn:xmpp:http:upload:0, and the XEP-0128 form

@@ -69,6 +69,24 @@ func TestNewConfig(t *testing.T) {
 	}
 }
 
+func TestRetentionMaxAge(t *testing.T) {
+	const day = 24 * time.Hour
+	for _, tc := range []struct {
+		ttl, interval, want time.Duration
+	}{
+		// TTL − interval·1.1 − 1s.
+		{0, 10 * time.Minute, 30*day - 11*time.Minute - time.Second},
+		{0, 0, 30*day - 11*time.Minute - time.Second}, // 0 is 10 minutes
+		{time.Hour, 6 * time.Minute, time.Hour - 6*time.Minute - 36*time.Second - time.Second},
+		{time.Hour, time.Hour, 0}, // never negative
+	} {
+		e := newEnv(t, func(c *upload.Config) { c.TTL = tc.ttl })
+		if got := e.svc.RetentionMaxAge(tc.interval); got != tc.want {
+			t.Errorf("TTL %v: RetentionMaxAge(%v) = %v, want %v", tc.ttl, tc.interval, got, tc.want)
+		}
+	}
+}
+
 func TestRequestSlotErrors(t *testing.T) {
 	e := newEnv(t, func(c *upload.Config) {
 		c.MaxFileSize = 1000
