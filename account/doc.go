@@ -63,23 +63,9 @@
 //
 // # Performance
 //
-// Measured on a shared, heavily loaded 2-core AMD EPYC (load average 7–13
-// from other jobs, so single figures vary by 2×), Go 1.26:
-//
-//	go test -run='^$' -bench='IDKey|Hash$|Verify$' -benchtime=5x -count=2 ./account/
-//	go test -run='^$' -bench=Authenticate100 -benchtime=1x ./account/
-//
-//	BenchmarkIDKey (baseline: argon2.IDKey alone)   94–156 ms/op
-//	BenchmarkHash   (default params)                 88–191 ms/op
-//	BenchmarkVerify (default params)                201–209 ms/op
-//	  Hash and Verify add only parsing, encoding and crypto/rand to IDKey:
-//	  their spread is the machine's, not theirs.
-//
-//	BenchmarkAuthenticate100 (100 concurrent logins, default params, limit 2)
-//	  2.40 auth/s against 2.01 plain IDKey/s at the same concurrency
-//	  (1.20× the baseline: the Hasher adds no measurable cost);
-//	  peak live heap 128.3 MiB ≤ bound limit × m + 64 MiB = 192 MiB
-//	  (unbounded, 100 × 64 MiB = 6400 MiB); peak of all heap objects,
-//	  garbage not yet collected included, 256.3 MiB (GOGC=100 lets the heap
-//	  reach twice the live size).
+// A login costs one Argon2id computation (about 0.1–0.2 s with the
+// defaults on a 2-core machine); Hash and Verify add nothing measurable to
+// argon2.IDKey. 100 concurrent logins peaked at 128 MiB of live heap with
+// MaxConcurrentHashes 2, within the bound limit × m + 64 MiB = 192 MiB. The
+// method and the full figures are in BENCHMARKS.md.
 package account
