@@ -22,7 +22,10 @@ import (
 	"chatbx.eu/privacy/upload/uploadtest"
 )
 
-// Compile-time checks of the cross-package contracts (DESIGN.md).
+// Compile-time checks that *Service has the methods of account.Holder and
+// retention.Expirer, declared here as those packages declare them (this
+// package does not import them), so that it is passed to both without an
+// adapter.
 var (
 	_ interface {
 		Name() string
