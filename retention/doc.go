@@ -61,7 +61,13 @@
 // PrivacyReport.Check(job, promised) fails with ErrPromiseBroken or
 // ErrNotEnforced when the configuration would keep data longer than the
 // policy promises, so a policy can be tested against the real
-// configuration.
+// configuration. The report assumes what the Expirer interface asks: that
+// a run removes everything created before its cutoff. An Expirer that
+// removes data in larger units keeps some of it up to one unit longer than
+// the report states (a log file of one hour is removed once its newest
+// line passes the cutoff, so its oldest line lives an hour more);
+// logredact.RotatingFile.RetentionMaxAge leaves room for that, but the
+// report still counts from the newest line.
 //
 // # Erasure that leaves no trace in bbolt files
 //
