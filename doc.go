@@ -45,7 +45,13 @@
 //
 // The archive and upload stores implement both, so a server registers them
 // with the account manager (deleting an account erases them) and with the
-// retention scheduler (old data expires). The XMPP side of each package is a
+// retention scheduler (old data expires). A retention job deletes data
+// older than its MaxAge each time it runs, so a package whose data has a
+// promised lifetime gives the MaxAge that keeps the promise between two
+// runs: upload.Service.RetentionMaxAge and
+// logredact.RotatingFile.RetentionMaxAge. This package's tests hold each
+// such job to the promise, in the privacy report and against the real
+// stores. The XMPP side of each package is a
 // set of mellium.im/xmpp mux options over a plain Go API; a server built on
 // another XMPP library calls the Go API directly.
 //
@@ -60,4 +66,9 @@
 // wires every package together:
 //
 //	go run ./examples/server
+//
+// examples/ is a module of its own (chatbx.eu/privacy/examples), so that
+// what only the example needs (a browser driver for its tests) stays out of
+// this module's requirements; the go.work file at the repository root joins
+// the two for development.
 package privacy

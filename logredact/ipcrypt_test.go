@@ -9,9 +9,8 @@ import (
 	"chatbx.eu/privacy/logredact"
 )
 
-// Vectors from SPECS.md, section "ipcrypt (draft-denis-ipcrypt)", which
-// reproduces the test vectors of draft-denis-ipcrypt (ipcrypt-pfx and
-// ipcrypt-deterministic).
+// Test vectors of the Internet-Draft draft-denis-ipcrypt for ipcrypt-pfx;
+// its ipcrypt-deterministic vector is in TestDeterministicVector.
 func TestPFXVectors(t *testing.T) {
 	const (
 		key1 = "0123456789abcdeffedcba98765432101032547698badcfeefcdab8967452301"
@@ -20,13 +19,13 @@ func TestPFXVectors(t *testing.T) {
 	tests := []struct {
 		source, key, ip, want string
 	}{
-		{"SPECS.md / draft-denis-ipcrypt pfx #1", key1, "0.0.0.0", "151.82.155.134"},
-		{"SPECS.md / draft-denis-ipcrypt pfx #2", key1, "255.255.255.255", "94.185.169.89"},
-		{"SPECS.md / draft-denis-ipcrypt pfx #3", key1, "192.0.2.1", "100.115.72.131"},
-		{"SPECS.md / draft-denis-ipcrypt pfx #4", key1, "2001:db8::1", "c180:5dd4:2587:3524:30ab:fa65:6ab6:f88"},
-		{"SPECS.md / draft-denis-ipcrypt pfx #5", key2, "10.0.0.47", "19.214.210.244"},
-		{"SPECS.md / draft-denis-ipcrypt pfx #6", key2, "10.0.0.129", "19.214.210.80"},
-		{"SPECS.md / draft-denis-ipcrypt pfx #7", key2, "172.16.5.193", "210.78.229.136"},
+		{"draft-denis-ipcrypt pfx #1", key1, "0.0.0.0", "151.82.155.134"},
+		{"draft-denis-ipcrypt pfx #2", key1, "255.255.255.255", "94.185.169.89"},
+		{"draft-denis-ipcrypt pfx #3", key1, "192.0.2.1", "100.115.72.131"},
+		{"draft-denis-ipcrypt pfx #4", key1, "2001:db8::1", "c180:5dd4:2587:3524:30ab:fa65:6ab6:f88"},
+		{"draft-denis-ipcrypt pfx #5", key2, "10.0.0.47", "19.214.210.244"},
+		{"draft-denis-ipcrypt pfx #6", key2, "10.0.0.129", "19.214.210.80"},
+		{"draft-denis-ipcrypt pfx #7", key2, "172.16.5.193", "210.78.229.136"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.source, func(t *testing.T) {
@@ -51,7 +50,7 @@ func TestPFXVectors(t *testing.T) {
 }
 
 func TestDeterministicVector(t *testing.T) {
-	// SPECS.md / draft-denis-ipcrypt, ipcrypt-deterministic vector #1.
+	// draft-denis-ipcrypt, ipcrypt-deterministic test vector #1.
 	key, _ := hex.DecodeString("0123456789abcdeffedcba9876543210")
 	d, err := logredact.NewDeterministic(key)
 	if err != nil {

@@ -195,12 +195,34 @@ func (r *RotatingFile) fileName(start time.Time) string {
 	return r.name + "-" + start.UTC().Format(r.layout) + ".log"
 }
 
-// Retention is MaxAge minus one Period: the cutoff age to give Expire (for
-// instance as the TTL of a retention scheduler) so that no record is kept
-// longer than MaxAge, since a file is deleted only once its newest record
-// passes the cutoff.
+// Retention is MaxAge minus one Period: the cutoff age at which Expire
+// deletes a file just as its oldest record reaches MaxAge, since a file is
+// deleted only once its newest record passes the cutoff. ExpireOld uses it.
+// A retention job needs RetentionMaxAge instead: with Retention as its
+// MaxAge, a record may outlive MaxAge by the time between two runs.
 func (r *RotatingFile) Retention() time.Duration {
 	return max(r.maxAge-r.period, 0)
+}
+
+// RetentionMaxAge returns the MaxAge to give a retention job that calls
+// Expire every interval, so that no record is kept longer than the
+// writer's MaxAge: Retention minus the longest time between two runs (the
+// interval plus the scheduler's random delay of up to 10 % of it, the
+// retention package's default jitter) and one second for the run itself.
+// interval 0 means 10 minutes, the retention package's default; the result
+// is never negative.
+//
+// A privacy report built from such a job states a deletion time one Period
+// shorter than MaxAge, because the report counts from a file's newest
+// record and a file also holds older ones: describe the promise (MaxAge) in
+// the job's Data.
+func (r *RotatingFile) RetentionMaxAge(interval time.Duration) time.Duration {
+	if interval <= 0 {
+		interval = 10 * time.Minute
+	}
+	const jitter = 0.1
+	gap := interval + time.Duration(jitter*float64(interval))
+	return max(r.Retention()-gap-time.Second, 0)
 }
 
 // ExpireOld deletes the files of records older than MaxAge: it is

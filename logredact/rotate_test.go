@@ -320,3 +320,27 @@ func TestRotatingFileSync(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestRetentionMaxAge(t *testing.T) {
+	const day = 24 * time.Hour
+	xmpp := openTestRotating(t, logredact.XMPPLogConfig(t.TempDir()))
+	httpLog := openTestRotating(t, logredact.HTTPErrorLogConfig(t.TempDir()))
+	short := openTestRotating(t, logredact.RotateConfig{Dir: t.TempDir(), Period: time.Hour, MaxAge: 2 * time.Hour})
+	for _, tc := range []struct {
+		name     string
+		r        *logredact.RotatingFile
+		interval time.Duration
+		want     time.Duration
+	}{
+		// MaxAge − Period − interval·1.1 − 1s.
+		{"xmpp, 10 min", xmpp, 10 * time.Minute, 22*time.Hour + 48*time.Minute + 59*time.Second},
+		{"xmpp, 0 is 10 min", xmpp, 0, 22*time.Hour + 48*time.Minute + 59*time.Second},
+		{"xmpp, 1 h", xmpp, time.Hour, 21*time.Hour + 53*time.Minute + 59*time.Second},
+		{"http, 1 h", httpLog, time.Hour, 29*day - 66*time.Minute - time.Second},
+		{"never negative", short, 2 * time.Hour, 0},
+	} {
+		if got := tc.r.RetentionMaxAge(tc.interval); got != tc.want {
+			t.Errorf("%s: RetentionMaxAge(%v) = %v, want %v", tc.name, tc.interval, got, tc.want)
+		}
+	}
+}

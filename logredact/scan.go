@@ -203,7 +203,19 @@ func scanRun[T ~string | ~[]byte](s T, a, b int, v6 bool, out []span) []span {
 			out = append(out, span{start: st, end: en, addr: addr, kind: kind})
 			pos = en
 		}
-		return scanV4(s, pos, b, out)
+		n := len(out)
+		out = scanV4(s, pos, b, out)
+		// A dotted address glued to hex digits in a run that has colons:
+		// its anonymized text, shorter or with other digits, could join
+		// them into an IPv6 address that the input did not hold
+		// ("::0A000.00.000.000A" would become "::0A0.0.0.0A", which holds
+		// ::a0). The rest of such a run is masked instead.
+		for _, sp := range out[n:] {
+			if (sp.start > pos && classes[s[sp.start-1]] == cHexLetter) || (sp.end < b && classes[s[sp.end]] == cHexLetter) {
+				return append(out[:n], span{start: pos, end: b, kind: spanMask})
+			}
+		}
+		return out
 	}
 	return scanV4(s, a, b, out)
 }

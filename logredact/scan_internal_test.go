@@ -40,6 +40,13 @@ func TestScanTruncate(t *testing.T) {
 		{"abc:2001:db8:1:2:3:4:5:6", "abc:2001:db8::"},
 		{"::", "::"},
 		{"", ""},
+		// A dotted address glued to hex digits in a run with colons: its
+		// anonymized text would join them into a new IPv6 address
+		// (::a0, ab::1), so the run is masked.
+		{"x ::0A000.00.000.000A y", "x [ip] y"},
+		{"x 1.2.3.255AB::1 y", "x [ip] y"},
+		// Without colons nothing can join: the address alone is anonymized.
+		{"x AB000.00.000.001 y", "x AB0.0.0.0 y"},
 	}
 	// Crafted runs too tangled to search are masked whole, quickly.
 	tests = append(tests,

@@ -65,35 +65,11 @@
 //
 // # Performance
 //
-// The Archiver sits on the routing hot path. It makes one streaming pass
-// over the stanza (decode, strip, re-serialize) and stamps the delivered
-// copy by splicing bytes, so its cost is a small multiple of merely decoding
-// the stanza with encoding/xml. Measured with a 1.2 KiB OMEMO message
-// stored in both archives (into a store that discards, to time the Archiver
-// alone), each iteration timing the baseline and Archive back to back:
-//
-//	go test ./mam -run XXX -bench 'BenchmarkArchive' -benchtime 20000x -count 4
-//
-//	BenchmarkArchiveRatio   1.42–1.50 x-decode  (Archive / decode-only baseline)
-//	BenchmarkArchive/Baseline/decode         134 allocs/op   6.0 KB/op
-//	BenchmarkArchive/Baseline/decode+encode  145 allocs/op  11.1 KB/op
-//	BenchmarkArchive/NotArchived             149 allocs/op   8.2 KB/op
-//	BenchmarkArchive/ArchivedTwice           150 allocs/op   9.6 KB/op
-//
-// Answering a query (last page of 50 such messages from a 1,000-message
-// in-memory archive) through mellium's mux costs 1.05–1.28× its floor: the
-// store call plus decoding and re-encoding the 50 stored stanzas, which any
-// handler writing tokens must do:
-//
-//	go test ./mam -run XXX -bench BenchmarkHandlerQuery -benchtime 300x -count 3
-//
-//	BenchmarkHandlerQuery   1.05–1.28 x-floor   40–90 µs per result
-//
-// (2 shared cores, load average ~7 while measuring: absolute ns/op drifted
-// by 2× between runs, the interleaved ratios much less.) Page latency over a
-// large bbolt archive is the store's (BenchmarkQuery, README.md): a page of
-// 50 from a 1,000,000-message BoltStore archive costs 1.5–1.9× a raw bbolt
-// cursor reading the same 50 values.
+// The Archiver sits on the routing hot path: it makes one streaming pass
+// over the stanza and costs 1.4–1.5× merely decoding it with encoding/xml.
+// A page of 50 from a 1,000,000-message BoltStore archive costs 1.5–1.9× a
+// raw bbolt cursor reading the same 50 values. The method, the full tables
+// and their history are in BENCHMARKS.md.
 //
 // # Errors
 //

@@ -25,13 +25,29 @@
 // once, in order (tools, the server's -purge flag, tests); RunJob runs one
 // job now (the purge jobs after an account's erasure).
 //
+//	const every = 10 * time.Minute
 //	s, err := retention.NewScheduler(retention.Config{Jobs: []retention.Job{
-//	    {Name: "uploads", Data: "uploaded files", MaxAge: 30 * 24 * time.Hour, Expirer: uploads},
-//	    {Name: "mam", Data: "archived messages", MaxAge: 365 * 24 * time.Hour, Expirer: archive},
-//	    retention.PurgeJob("purge-mam", mamDB, 10*time.Minute),
+//	    // uploads is an *upload.Service, xmppLog a *logredact.RotatingFile.
+//	    {Name: "uploads", Data: "uploaded files, deleted within 30 days", Expirer: uploads,
+//	        Interval: every, MaxAge: uploads.RetentionMaxAge(every)},
+//	    {Name: "xmpp-log", Data: "XMPP logs, no line kept over 24 hours", Expirer: xmppLog,
+//	        Interval: every, MaxAge: xmppLog.RetentionMaxAge(every)},
+//	    {Name: "mam", Data: "archived messages, kept a year", MaxAge: 365 * 24 * time.Hour, Expirer: archive},
+//	    retention.PurgeJob("purge-mam", mamDB, every),
 //	}})
 //	...
 //	go s.Run(ctx)
+//
+// MaxAge is the cutoff age, not the promise: a run removes what is older
+// than MaxAge, and the next run comes up to Interval·(1 + jitter) later, so
+// data may live MaxAge + Interval·(1 + jitter). To keep a promised
+// lifetime, take MaxAge from the package that stores the data, which
+// subtracts that gap and anything its own storage adds:
+// upload.Service.RetentionMaxAge (files deleted before their TTL ends) and
+// logredact.RotatingFile.RetentionMaxAge (log files hold an hour or a day of
+// lines, so a line is deleted with its file's newest one). A job with
+// MaxAge set to the promise itself keeps data up to about an interval too
+// long, and PrivacyReport.Check says so.
 //
 // # The privacy report
 //
@@ -45,7 +61,13 @@
 // PrivacyReport.Check(job, promised) fails with ErrPromiseBroken or
 // ErrNotEnforced when the configuration would keep data longer than the
 // policy promises, so a policy can be tested against the real
-// configuration.
+// configuration. The report assumes what the Expirer interface asks: that
+// a run removes everything created before its cutoff. An Expirer that
+// removes data in larger units keeps some of it up to one unit longer than
+// the report states (a log file of one hour is removed once its newest
+// line passes the cutoff, so its oldest line lives an hour more);
+// logredact.RotatingFile.RetentionMaxAge leaves room for that, but the
+// report still counts from the newest line.
 //
 // # Erasure that leaves no trace in bbolt files
 //
@@ -118,7 +140,7 @@
 // when the wipe is complete (a stale count can at worst leave pages pinned
 // by such a reader to the next run). The in-place wipe
 // needs no change in any store, keeps every handle valid, and costs about
-// what writing the free space once costs (see the benchmark below).
+// what writing the free space once costs (see Performance).
 //
 // Limits. The wipe works at the level of the file. Out of its reach:
 // copies in the OS page cache until they are evicted, physical blocks that
@@ -138,32 +160,13 @@
 //
 // # Performance
 //
-// A purge costs a write of every free page, in transactions of 1024 pages
-// (4 MiB) by default, so other writers wait at most one such transaction.
-// On the shared 2-core development VM (AMD EPYC, virtual disk), for a
-// database built from 1 GiB of values of 1 to 16 KiB of which every other
-// one was then deleted (file 1731 MiB, 1151 MiB of it free), two runs of
-//
-//	RETENTION_BIG=1 go test -run '^$' -bench Wipe1GiB -benchtime 1x -v ./internal/boltwipe/
-//
-// measured, against baselines in the same run:
-//
-//	                                     run 1                 run 2
-//	wipe, 1024 pages/tx (default)   9.0 s  128 MiB/s       12.4 s   93 MiB/s   longest tx 126 / 204 ms
-//	wipe, 8192 pages/tx            10.4 s  111 MiB/s       10.4 s  111 MiB/s   longest tx 928 / 495 ms
-//	wipe,  256 pages/tx                 —                  27.2 s   42 MiB/s   longest tx 329 ms
-//	write 1151 MiB of zeros + fsync 4.3 s  268 MiB/s        7.8 s  149 MiB/s
-//	bolt.Compact to a new file      5.4 s  (of 1731 MiB)    4.9 s
-//
-// so the default purge takes 1.6–2.1× the time of writing the free bytes
-// once (the floor for any wipe), and 1.7–2.5× a compaction of the same file
-// (which copies only the ~580 MiB live, then would still need the swap and
-// reopen described above). The disk is shared with other jobs, and figures
-// vary by up to 2× between runs. The cost scales with the free space, not
-// with the live data, and is paid on every run: bbolt hands out free pages
-// lowest first, so a purge cannot tell the pages freed since the last run
-// from those it already wiped, and rewrites them all. A file with 1 GiB
-// free, purged every 10 minutes, is rewritten about 144 times a day (about
-// 10 s of disk writes each time here): choose the interval with the free
-// space in mind (DB.Stats().FreePageN).
+// A purge writes every free page of the file, in transactions of 1024
+// pages (4 MiB), so other writers wait at most one such transaction. It
+// costs 1.6–2.1× writing the free bytes once: 9–12 s for a file with
+// 1151 MiB free on a shared 2-core machine. The cost follows the free
+// space, not the live data, and is paid on every run, since a purge cannot
+// tell the pages it already wiped from those freed since: a file with 1 GiB
+// free, purged every 10 minutes, is rewritten about 144 times a day, so
+// choose the interval with the free space (DB.Stats().FreePageN) in mind.
+// The method and the full figures are in BENCHMARKS.md.
 package retention

@@ -122,8 +122,7 @@ func TestPurgeLeavesNoResidue(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer accounts.Close()
-	clk := newFakeClock()
-	now := clk.Now()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	a := archive{db, accounts}
 
 	const (
@@ -167,7 +166,7 @@ func TestPurgeLeavesNoResidue(t *testing.T) {
 			retention.PurgeJob("purge-account", accounts, 0),
 		},
 		Logger: discard(),
-		Now:    clk.Now,
+		Now:    func() time.Time { return now },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -227,7 +226,6 @@ func TestPurgeJob(t *testing.T) {
 }
 
 func TestRunJob(t *testing.T) {
-	clk := newFakeClock()
 	boom := errors.New("boom")
 	var ran []string
 	mk := func(name string, err error) retention.Job {
@@ -236,7 +234,7 @@ func TestRunJob(t *testing.T) {
 			return 1, err
 		})}
 	}
-	s := newScheduler(t, clk, mk("a", nil), mk("b", boom))
+	s := newScheduler(t, mk("a", nil), mk("b", boom))
 	if r, err := s.RunJob(t.Context(), "a"); err != nil || r.Job != "a" || r.Removed != 1 {
 		t.Fatalf("RunJob(a) = %+v, %v", r, err)
 	}

@@ -47,7 +47,7 @@ func NewPrivacyReport(cfg Config, last []Report) PrivacyReport {
 // PrivacyReport returns the report for the scheduler's jobs, with the last
 // run of each job that has run.
 func (s *Scheduler) PrivacyReport() PrivacyReport {
-	return buildReport(s.Jobs(), s.jitter, s.LastReports())
+	return buildReport(s.configured(), s.jitter, s.LastReports())
 }
 
 func buildReport(jobs []Job, jitter float64, last []Report) PrivacyReport {

@@ -76,12 +76,12 @@ func TestPrivacyReportJitter(t *testing.T) {
 }
 
 func TestSchedulerPrivacyReportMatchesConfig(t *testing.T) {
-	clk := newFakeClock()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	cfg := reportConfig()
 	for i := range cfg.Jobs {
 		cfg.Jobs[i].Expirer = retention.ExpirerFunc(func(context.Context, time.Time) (int, error) { return 2, nil })
 	}
-	cfg.Now = clk.Now
+	cfg.Now = func() time.Time { return now }
 	cfg.Logger = discard()
 	s, err := retention.NewScheduler(cfg)
 	if err != nil {
@@ -95,7 +95,7 @@ func TestSchedulerPrivacyReportMatchesConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range s.PrivacyReport().Entries {
-		if e.Last == nil || e.Last.Removed != 2 || !e.Last.Start.Equal(clk.Now()) {
+		if e.Last == nil || e.Last.Removed != 2 || !e.Last.Start.Equal(now) {
 			t.Fatalf("entry %s: last = %+v", e.Job, e.Last)
 		}
 	}

@@ -66,15 +66,6 @@ type Job struct {
 	Interval time.Duration
 }
 
-// Timer is the part of *time.Timer that the scheduler uses, so that tests
-// can inject a fake clock.
-type Timer interface {
-	// C returns the channel on which the timer fires once.
-	C() <-chan time.Time
-	// Stop prevents the timer from firing; see time.Timer.Stop.
-	Stop() bool
-}
-
 // Config configures a Scheduler. Its zero value (plus Jobs) is the default.
 type Config struct {
 	// Jobs are run in this order by RunOnce, concurrently by Run. Put purge
@@ -87,12 +78,10 @@ type Config struct {
 	Logger *slog.Logger
 
 	// Now returns the current time; nil means time.Now. The cutoff passed to
-	// Expire is Now() − MaxAge.
+	// Expire is Now() − MaxAge. The waits between runs use the time
+	// package's timers, so tests of the schedule run in a testing/synctest
+	// bubble.
 	Now func() time.Time
-
-	// NewTimer starts a timer that fires after d; nil means a *time.Timer.
-	// Tests inject a fake clock.
-	NewTimer func(d time.Duration) Timer
 
 	// Jitter is the largest random fraction of a job's Interval added to
 	// each wait, so that jobs started together do not stay in step.
@@ -139,13 +128,12 @@ func (r Report) MarshalJSON() ([]byte, error) {
 // jitter), never two runs of one job at once, retrying failures with
 // exponential backoff. It is safe for concurrent use.
 type Scheduler struct {
-	jobs     []*job
-	log      *slog.Logger
-	now      func() time.Time
-	newTimer func(time.Duration) Timer
-	jitter   float64
-	backoff  time.Duration
-	maxBack  time.Duration
+	jobs    []*job
+	log     *slog.Logger
+	now     func() time.Time
+	jitter  float64
+	backoff time.Duration
+	maxBack time.Duration
 
 	mu      sync.Mutex
 	running bool
@@ -162,22 +150,18 @@ type job struct {
 // or a negative MaxAge or Interval.
 func NewScheduler(cfg Config) (*Scheduler, error) {
 	s := &Scheduler{
-		log:      cfg.Logger,
-		now:      cfg.Now,
-		newTimer: cfg.NewTimer,
-		jitter:   cfg.Jitter,
-		backoff:  cfg.Backoff,
-		maxBack:  cfg.MaxBackoff,
-		last:     make(map[string]Report),
+		log:     cfg.Logger,
+		now:     cfg.Now,
+		jitter:  cfg.Jitter,
+		backoff: cfg.Backoff,
+		maxBack: cfg.MaxBackoff,
+		last:    make(map[string]Report),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
 	if s.now == nil {
 		s.now = time.Now
-	}
-	if s.newTimer == nil {
-		s.newTimer = func(d time.Duration) Timer { return realTimer{time.NewTimer(d)} }
 	}
 	if s.jitter == 0 {
 		s.jitter = DefaultJitter
@@ -208,17 +192,14 @@ func NewScheduler(cfg Config) (*Scheduler, error) {
 	return s, nil
 }
 
-// Jobs returns the configured jobs, with defaults filled in.
-func (s *Scheduler) Jobs() []Job {
+// configured returns the jobs, with defaults filled in.
+func (s *Scheduler) configured() []Job {
 	out := make([]Job, len(s.jobs))
 	for i, j := range s.jobs {
 		out[i] = j.Job
 	}
 	return out
 }
-
-// Jitter returns the jitter fraction in effect (after defaults).
-func (s *Scheduler) Jitter() float64 { return s.jitter }
 
 // LastReports returns the latest report of each job that has run, in job
 // order.
@@ -323,12 +304,12 @@ func (s *Scheduler) loop(ctx context.Context, j *job) {
 				wait += time.Duration(rand.Float64() * s.jitter * float64(j.Interval))
 			}
 		}
-		t := s.newTimer(wait)
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
-		case <-t.C():
+		case <-t.C:
 		}
 	}
 }
@@ -392,8 +373,3 @@ func expire(ctx context.Context, e Expirer, before time.Time) (n int, err error)
 	}()
 	return e.Expire(ctx, before)
 }
-
-type realTimer struct{ t *time.Timer }
-
-func (r realTimer) C() <-chan time.Time { return r.t.C }
-func (r realTimer) Stop() bool          { return r.t.Stop() }

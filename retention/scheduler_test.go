@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,9 +17,10 @@ import (
 	"chatbx.eu/privacy/retention"
 )
 
-// call is one Expire call seen by a recordingExpirer.
+// call is one Expire call seen by a recordingExpirer: when it happened
+// (time.Now, fake inside a synctest bubble) and the cutoff it was given.
 type call struct {
-	before time.Time
+	at, before time.Time
 }
 
 // recordingExpirer reports every call on calls and returns the next result
@@ -32,7 +34,7 @@ type recordingExpirer struct {
 func newRecorder() *recordingExpirer { return &recordingExpirer{calls: make(chan call, 100)} }
 
 func (e *recordingExpirer) Expire(ctx context.Context, before time.Time) (int, error) {
-	e.calls <- call{before}
+	e.calls <- call{time.Now(), before}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if len(e.results) > 0 {
@@ -47,15 +49,16 @@ func (e *recordingExpirer) Expire(ctx context.Context, before time.Time) (int, e
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-func newScheduler(t *testing.T, clk *fakeClock, jobs ...retention.Job) *retention.Scheduler {
+// newScheduler returns a scheduler on the time package's clock without
+// jitter: tests of the schedule run it in a synctest bubble, where time
+// moves only when every goroutine of the bubble waits.
+func newScheduler(t *testing.T, jobs ...retention.Job) *retention.Scheduler {
 	t.Helper()
 	s, err := retention.NewScheduler(retention.Config{
-		Jobs:     jobs,
-		Logger:   discard(),
-		Now:      clk.Now,
-		NewTimer: clk.NewTimer,
-		Jitter:   -1,
-		Backoff:  time.Second,
+		Jobs:    jobs,
+		Logger:  discard(),
+		Jitter:  -1,
+		Backoff: time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -75,114 +78,123 @@ func startRun(t *testing.T, s *retention.Scheduler) (cancel func() error) {
 }
 
 func TestRunAtStartAndPeriodically(t *testing.T) {
-	clk := newFakeClock()
-	rec := newRecorder()
-	s := newScheduler(t, clk, retention.Job{Name: "uploads", MaxAge: 30 * 24 * time.Hour, Expirer: rec, Interval: time.Hour})
-	stop := startRun(t, s)
+	synctest.Test(t, func(t *testing.T) {
+		rec := newRecorder()
+		s := newScheduler(t, retention.Job{Name: "uploads", MaxAge: 30 * 24 * time.Hour, Expirer: rec, Interval: time.Hour})
+		start := time.Now()
+		stop := startRun(t, s)
 
-	// At start, with the cutoff now − MaxAge.
-	c := <-rec.calls
-	if want := clk.Now().Add(-30 * 24 * time.Hour); !c.before.Equal(want) {
-		t.Fatalf("first cutoff = %v, want %v", c.before, want)
-	}
-	if d := <-clk.armed; d != time.Hour {
-		t.Fatalf("next run in %v, want 1h", d)
-	}
-	select {
-	case <-rec.calls:
-		t.Fatal("job ran again before its interval")
-	default:
-	}
-	for i := range 3 {
-		clk.Advance(time.Hour)
-		c := <-rec.calls
-		if want := clk.Now().Add(-30 * 24 * time.Hour); !c.before.Equal(want) {
-			t.Fatalf("run %d: cutoff = %v, want %v", i+2, c.before, want)
+		// At start, with the cutoff now − MaxAge; then every hour, exactly.
+		prev := start
+		for i := range 4 {
+			c := <-rec.calls
+			if want := c.at.Add(-30 * 24 * time.Hour); !c.before.Equal(want) {
+				t.Fatalf("run %d: cutoff = %v, want %v", i+1, c.before, want)
+			}
+			want := time.Hour
+			if i == 0 {
+				want = 0
+			}
+			if d := c.at.Sub(prev); d != want {
+				t.Fatalf("run %d came %v after the previous one, want %v", i+1, d, want)
+			}
+			prev = c.at
 		}
-		<-clk.armed
+		if err := stop(); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run returned %v, want context.Canceled", err)
+		}
+		if got := s.LastReports(); len(got) != 1 || got[0].Job != "uploads" || got[0].Removed != 1 {
+			t.Fatalf("LastReports = %+v", got)
+		}
+	})
+}
+
+// waits runs s in a synctest bubble until rec has seen n+1 calls, and
+// returns the n waits between them.
+func waits(t *testing.T, s *retention.Scheduler, rec *recordingExpirer, n int) []time.Duration {
+	t.Helper()
+	stop := startRun(t, s)
+	defer stop()
+	prev := (<-rec.calls).at
+	out := make([]time.Duration, n)
+	for i := range out {
+		c := <-rec.calls
+		out[i] = c.at.Sub(prev)
+		prev = c.at
 	}
-	if err := stop(); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Run returned %v, want context.Canceled", err)
-	}
-	if got := s.LastReports(); len(got) != 1 || got[0].Job != "uploads" || got[0].Removed != 1 {
-		t.Fatalf("LastReports = %+v", got)
-	}
+	return out
 }
 
 func TestJitterWithinBounds(t *testing.T) {
-	clk := newFakeClock()
-	rec := newRecorder()
-	s, err := retention.NewScheduler(retention.Config{
-		Jobs:     []retention.Job{{Name: "j", Expirer: rec, Interval: time.Hour}},
-		Logger:   discard(),
-		Now:      clk.Now,
-		NewTimer: clk.NewTimer,
-		Jitter:   0.5,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop := startRun(t, s)
-	defer stop()
-	for range 20 {
-		<-rec.calls
-		d := <-clk.armed
-		if d < time.Hour || d > 90*time.Minute {
-			t.Fatalf("wait %v outside [1h, 1h30m]", d)
+	synctest.Test(t, func(t *testing.T) {
+		rec := newRecorder()
+		s, err := retention.NewScheduler(retention.Config{
+			Jobs:   []retention.Job{{Name: "j", Expirer: rec, Interval: time.Hour}},
+			Logger: discard(),
+			Jitter: 0.5,
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		clk.Advance(d)
-	}
+		varied := false
+		ws := waits(t, s, rec, 20)
+		for _, d := range ws {
+			if d < time.Hour || d > 90*time.Minute {
+				t.Fatalf("wait %v outside [1h, 1h30m]", d)
+			}
+			varied = varied || d != ws[0]
+		}
+		if !varied {
+			t.Fatalf("20 waits of %v: no jitter", ws[0])
+		}
+	})
 }
 
 func TestBackoffAfterFailure(t *testing.T) {
-	clk := newFakeClock()
-	rec := newRecorder()
-	boom := errors.New("disk full")
-	rec.results = []error{boom, boom, boom, boom, nil, boom}
-	s, err := retention.NewScheduler(retention.Config{
-		Jobs:       []retention.Job{{Name: "j", Expirer: rec, Interval: time.Hour}},
-		Logger:     discard(),
-		Now:        clk.Now,
-		NewTimer:   clk.NewTimer,
-		Jitter:     -1,
-		Backoff:    time.Second,
-		MaxBackoff: 5 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop := startRun(t, s)
-	defer stop()
-	// fail, fail, fail, fail, ok, fail: 1s 2s 4s 5s(capped) 1h 1s(reset)
-	for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, time.Hour, time.Second} {
-		<-rec.calls
-		if d := <-clk.armed; d != want {
-			t.Fatalf("wait %d = %v, want %v", i, d, want)
+	synctest.Test(t, func(t *testing.T) {
+		rec := newRecorder()
+		boom := errors.New("disk full")
+		rec.results = []error{boom, boom, boom, boom, nil, boom}
+		s, err := retention.NewScheduler(retention.Config{
+			Jobs:       []retention.Job{{Name: "j", Expirer: rec, Interval: time.Hour}},
+			Logger:     discard(),
+			Jitter:     -1,
+			Backoff:    time.Second,
+			MaxBackoff: 5 * time.Second,
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		if i == 0 {
-			if r := s.LastReports(); len(r) != 1 || !errors.Is(r[0].Err, boom) {
-				t.Fatalf("report after failure = %+v", r)
+		stop := startRun(t, s)
+		defer stop()
+		// fail, fail, fail, fail, ok, fail: 1s 2s 4s 5s(capped) 1h 1s(reset)
+		want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, time.Hour, time.Second}
+		prev := (<-rec.calls).at
+		synctest.Wait() // the failed first run is reported, its retry waits
+		if r := s.LastReports(); len(r) != 1 || !errors.Is(r[0].Err, boom) {
+			t.Fatalf("report after failure = %+v", r)
+		}
+		for i, w := range want {
+			c := <-rec.calls
+			if d := c.at.Sub(prev); d != w {
+				t.Fatalf("wait %d = %v, want %v", i, d, w)
 			}
+			prev = c.at
 		}
-		clk.Advance(want)
-	}
+	})
 }
 
 func TestBackoffCappedByInterval(t *testing.T) {
-	clk := newFakeClock()
-	rec := newRecorder()
-	boom := errors.New("boom")
-	rec.results = []error{boom, boom, boom, boom, boom}
-	s := newScheduler(t, clk, retention.Job{Name: "j", Expirer: rec, Interval: 3 * time.Second})
-	stop := startRun(t, s)
-	defer stop()
-	for i, want := range []time.Duration{time.Second, 2 * time.Second, 3 * time.Second, 3 * time.Second} {
-		<-rec.calls
-		if d := <-clk.armed; d != want {
-			t.Fatalf("wait %d = %v, want %v", i, d, want)
+	synctest.Test(t, func(t *testing.T) {
+		rec := newRecorder()
+		boom := errors.New("boom")
+		rec.results = []error{boom, boom, boom, boom, boom}
+		s := newScheduler(t, retention.Job{Name: "j", Expirer: rec, Interval: 3 * time.Second})
+		want := []time.Duration{time.Second, 2 * time.Second, 3 * time.Second, 3 * time.Second}
+		if got := waits(t, s, rec, len(want)); !slices.Equal(got, want) {
+			t.Fatalf("waits = %v, want %v", got, want)
 		}
-		clk.Advance(want)
-	}
+	})
 }
 
 // blockingExpirer blocks every call until release is closed or receives,
@@ -210,9 +222,8 @@ func (e *blockingExpirer) Expire(ctx context.Context, before time.Time) (int, er
 
 func TestNoConcurrentRunsOfOneJob(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		clk := newFakeClock()
 		exp := &blockingExpirer{release: make(chan struct{})}
-		s := newScheduler(t, clk, retention.Job{Name: "j", Expirer: exp, Interval: time.Second})
+		s := newScheduler(t, retention.Job{Name: "j", Expirer: exp, Interval: time.Second})
 		ctx, cancel := context.WithCancel(t.Context())
 		runDone := make(chan error, 1)
 		go func() { runDone <- s.Run(ctx) }()
@@ -252,10 +263,9 @@ func TestNoConcurrentRunsOfOneJob(t *testing.T) {
 
 func TestRunStopsWithContextAndWaitsForJobs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		clk := newFakeClock()
 		exp := &blockingExpirer{release: make(chan struct{})}
 		idle := newRecorder()
-		s := newScheduler(t, clk,
+		s := newScheduler(t,
 			retention.Job{Name: "busy", Expirer: exp},
 			retention.Job{Name: "idle", Expirer: idle},
 		)
@@ -286,9 +296,8 @@ func TestRunStopsWithContextAndWaitsForJobs(t *testing.T) {
 
 func TestRunTwiceConcurrently(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		clk := newFakeClock()
 		exp := &blockingExpirer{release: make(chan struct{})}
-		s := newScheduler(t, clk, retention.Job{Name: "j", Expirer: exp})
+		s := newScheduler(t, retention.Job{Name: "j", Expirer: exp})
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error, 1)
 		go func() { done <- s.Run(ctx) }()
@@ -302,21 +311,30 @@ func TestRunTwiceConcurrently(t *testing.T) {
 	})
 }
 
+// TestRunOnce also checks that Config.Now, not the time package, gives the
+// cutoff.
 func TestRunOnce(t *testing.T) {
-	clk := newFakeClock()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	boom := errors.New("boom")
 	var order []string
 	mk := func(name string, n int, err error) retention.Job {
 		return retention.Job{Name: name, MaxAge: time.Duration(n) * time.Hour, Expirer: retention.ExpirerFunc(
 			func(_ context.Context, before time.Time) (int, error) {
 				order = append(order, name)
-				if want := clk.Now().Add(-time.Duration(n) * time.Hour); !before.Equal(want) {
+				if want := now.Add(-time.Duration(n) * time.Hour); !before.Equal(want) {
 					t.Errorf("%s: cutoff %v, want %v", name, before, want)
 				}
 				return n, err
 			})}
 	}
-	s := newScheduler(t, clk, mk("a", 1, nil), mk("b", 2, boom), mk("c", 3, nil))
+	s, err := retention.NewScheduler(retention.Config{
+		Jobs:   []retention.Job{mk("a", 1, nil), mk("b", 2, boom), mk("c", 3, nil)},
+		Logger: discard(),
+		Now:    func() time.Time { return now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	reports, err := s.RunOnce(t.Context())
 	if !errors.Is(err, boom) {
 		t.Fatalf("err = %v, want boom", err)
@@ -331,7 +349,7 @@ func TestRunOnce(t *testing.T) {
 		t.Fatalf("%d reports", len(reports))
 	}
 	for i, r := range reports {
-		if r.Job != order[i] || r.Removed != i+1 || (r.Err != nil) != (i == 1) {
+		if r.Job != order[i] || r.Removed != i+1 || (r.Err != nil) != (i == 1) || !r.Start.Equal(now) {
 			t.Errorf("report %d = %+v", i, r)
 		}
 	}
@@ -345,8 +363,7 @@ func TestRunOnce(t *testing.T) {
 }
 
 func TestPanicIsRecovered(t *testing.T) {
-	clk := newFakeClock()
-	s := newScheduler(t, clk, retention.Job{Name: "p", Expirer: retention.ExpirerFunc(
+	s := newScheduler(t, retention.Job{Name: "p", Expirer: retention.ExpirerFunc(
 		func(context.Context, time.Time) (int, error) { panic("secret@example.org") })})
 	reports, err := s.RunOnce(t.Context())
 	if !errors.Is(err, retention.ErrPanic) || len(reports) != 1 || !errors.Is(reports[0].Err, retention.ErrPanic) {
@@ -379,24 +396,23 @@ func TestNewSchedulerValidates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := s.Jobs()[0].Interval; got != retention.DefaultInterval {
-		t.Fatalf("default interval = %v", got)
+	e := s.PrivacyReport().Entries[0]
+	if e.Interval != retention.DefaultInterval {
+		t.Fatalf("default interval = %v", e.Interval)
 	}
-	if got := s.Jitter(); got != retention.DefaultJitter {
-		t.Fatalf("default jitter = %v", got)
+	if want := retention.DefaultInterval + time.Duration(retention.DefaultJitter*float64(retention.DefaultInterval)); e.DeletedWithin != want {
+		t.Fatalf("DeletedWithin with the default jitter = %v, want %v", e.DeletedWithin, want)
 	}
 }
 
 func TestLogRecord(t *testing.T) {
 	var buf bytes.Buffer
-	clk := newFakeClock()
 	s, err := retention.NewScheduler(retention.Config{
 		Jobs: []retention.Job{
 			{Name: "ok", Expirer: retention.ExpirerFunc(func(context.Context, time.Time) (int, error) { return 7, nil })},
 			{Name: "bad", Expirer: retention.ExpirerFunc(func(context.Context, time.Time) (int, error) { return 0, errors.New("locked") })},
 		},
 		Logger: slog.New(slog.NewJSONHandler(&buf, nil)),
-		Now:    clk.Now,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -436,7 +452,7 @@ func TestReportJSON(t *testing.T) {
 
 func TestRunWithoutJobsLastsUntilCancelled(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s := newScheduler(t, newFakeClock())
+		s := newScheduler(t)
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error, 1)
 		go func() { done <- s.Run(ctx) }()

@@ -97,6 +97,30 @@ func (s *Service) MaxFileSize() int64 { return s.cfg.MaxFileSize }
 // TTL returns the effective lifetime of an uploaded file.
 func (s *Service) TTL() time.Duration { return s.cfg.TTL }
 
+// RetentionMaxAge returns the MaxAge to give a retention job that calls
+// Expire every interval, so that the bytes of every file are deleted before
+// TTL has passed. It is TTL minus the longest time between two runs (the
+// interval plus the scheduler's random delay of up to 10 % of it, the
+// retention package's default jitter) and one second for the run itself:
+// the first run after a file's upload + MaxAge, late as it may be, starts
+// before upload + TTL. A privacy report of such a job states a deletion
+// time within TTL, while a job with MaxAge TTL may keep a file up to an
+// interval and its jitter longer than promised.
+//
+// interval 0 means 10 minutes, the retention package's default. A scheduler
+// with a jitter above 10 % needs a smaller MaxAge. The result is never
+// negative: an interval close to TTL makes every run delete every file.
+func (s *Service) RetentionMaxAge(interval time.Duration) time.Duration {
+	if interval <= 0 {
+		interval = 10 * time.Minute
+	}
+	// The jitter is computed as the retention scheduler computes it, so that
+	// its report's deletion time is exactly TTL − 1s.
+	const jitter = 0.1
+	gap := interval + time.Duration(jitter*float64(interval))
+	return max(s.cfg.TTL-gap-time.Second, 0)
+}
+
 // normalizeType parses a client content type; "" stays "".
 func normalizeType(ct string) (string, error) {
 	ct = strings.TrimSpace(ct)

@@ -22,7 +22,10 @@ import (
 	"chatbx.eu/privacy/upload/uploadtest"
 )
 
-// Compile-time checks of the cross-package contracts (DESIGN.md).
+// Compile-time checks that *Service has the methods of account.Holder and
+// retention.Expirer, declared here as those packages declare them (this
+// package does not import them), so that it is passed to both without an
+// adapter.
 var (
 	_ interface {
 		Name() string
@@ -66,6 +69,24 @@ func TestNewConfig(t *testing.T) {
 	s, _ := upload.New(m, b, upload.Config{BaseURL: base})
 	if s.MaxFileSize() != 100<<20 || s.TTL() != 30*24*time.Hour || s.Name() != "upload" {
 		t.Fatalf("defaults: max %d, ttl %v, name %q", s.MaxFileSize(), s.TTL(), s.Name())
+	}
+}
+
+func TestRetentionMaxAge(t *testing.T) {
+	const day = 24 * time.Hour
+	for _, tc := range []struct {
+		ttl, interval, want time.Duration
+	}{
+		// TTL − interval·1.1 − 1s.
+		{0, 10 * time.Minute, 30*day - 11*time.Minute - time.Second},
+		{0, 0, 30*day - 11*time.Minute - time.Second}, // 0 is 10 minutes
+		{time.Hour, 6 * time.Minute, time.Hour - 6*time.Minute - 36*time.Second - time.Second},
+		{time.Hour, time.Hour, 0}, // never negative
+	} {
+		e := newEnv(t, func(c *upload.Config) { c.TTL = tc.ttl })
+		if got := e.svc.RetentionMaxAge(tc.interval); got != tc.want {
+			t.Errorf("TTL %v: RetentionMaxAge(%v) = %v, want %v", tc.ttl, tc.interval, got, tc.want)
+		}
 	}
 }
 
