@@ -13,14 +13,15 @@ import (
 	"strings"
 	"testing"
 
+	"chatbx.eu/privacy/mam"
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 )
 
 // Names of the namespaces the tests look for.
 var (
-	nameResult   = xml.Name{Space: nsMAM, Local: "result"}
-	nameStanzaID = xml.Name{Space: "urn:xmpp:sid:0", Local: "stanza-id"}
+	nameResult   = xml.Name{Space: mam.NS, Local: "result"}
+	nameStanzaID = xml.Name{Space: stanza.NSSid, Local: "stanza-id"}
 )
 
 // stanzaIDBy returns the id of the stanza-id stamped by the archive by.

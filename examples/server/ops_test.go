@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"chatbx.eu/privacy/account"
 	"mellium.im/xmpp/stream"
 )
 
@@ -80,7 +81,7 @@ func TestRateLimits(t *testing.T) {
 	ctx := context.Background()
 	limited := func(n int, f func() error) bool {
 		for range n {
-			if err := f(); errors.Is(err, errRateLimited) {
+			if err := f(); errors.Is(err, account.ErrRateLimited) {
 				return true
 			}
 		}
@@ -102,7 +103,7 @@ func TestRateLimits(t *testing.T) {
 				t.Fatal(err)
 			}
 			if bytes.Contains(out.Bytes(), []byte("resource-constraint")) {
-				return errRateLimited
+				return account.ErrRateLimited
 			}
 			return nil
 		}
@@ -118,7 +119,7 @@ func TestRateLimits(t *testing.T) {
 	}
 	ts.Register(t, "alice", "alice password")
 	login := func(key string) func() error {
-		return func() error { _, err := ts.accounts.Authenticate(ctx, key, "alice", "wrong password"); return err }
+		return func() error { return ts.manager.Authenticate(ctx, key, "alice", "wrong password") }
 	}
 	if !limited(12, login("127.0.0.1")) {
 		t.Error("failed logins from loopback not limited")
