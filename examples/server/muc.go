@@ -32,11 +32,14 @@ const (
 // mucService is a minimal XEP-0045 service at conference.<domain>.
 //
 // Rooms are semi-anonymous: occupants see each other's nicknames only; the
-// real JIDs are shown to the room owner alone. The room archive keeps the
-// sender's real JID apart from the stored stanza (shown to the owner only),
-// so that an account's deletion erases the user's room messages. A room is created by joining it; its creator is the owner, who
-// may turn archiving on in the owner configuration form (off in a new room)
-// and destroy the room. A user owns at most Config.MaxOwnedRooms rooms.
+// real JIDs are shown to the room owner alone. The room archive does store
+// real JIDs: each message with the sender's bare real JID beside the stored
+// stanza (archiveRoom passes anonymous false, so mam keeps
+// Message.RealJID). A query shows it to the owner only (roomAccess in
+// wire.go), and an account's deletion erases the user's room messages by
+// it (mam.BoltConfig.EraseGroupMessages). A room is created by joining it;
+// its creator is the owner, who may turn archiving on in the owner
+// configuration form (off in a new room) and destroy the room. A user owns at most Config.MaxOwnedRooms rooms.
 // Rooms are open (anyone on the server may join) and persistent: the owner
 // and the archiving switch survive a restart, occupants do not. Messages
 // are not replayed on join (no MUC history): archived rooms are read with

@@ -158,7 +158,7 @@ func TestShutdownAndRestart(t *testing.T) {
 	}
 }
 
-// TestParseFlags: the flag names of DESIGN.md, defaults and validation.
+// TestParseFlags: the flag names scripts rely on, defaults and validation.
 func TestParseFlags(t *testing.T) {
 	var out bytes.Buffer
 	c, err := parseFlags(nil, &out)
@@ -202,7 +202,7 @@ func TestClientKey(t *testing.T) {
 }
 
 // TestPrivacyPromisesKept: the configured jobs delete every kind of data
-// within the lifetime the server promises (DESIGN.md), whatever -upload-ttl.
+// within the lifetime the server promises (README.md), whatever -upload-ttl.
 func TestPrivacyPromisesKept(t *testing.T) {
 	for _, ttl := range []time.Duration{0, time.Hour, 7 * 24 * time.Hour} {
 		ts := startTestServer(t, withConfig(func(c *Config) { c.UploadTTL = ttl }))

@@ -229,7 +229,7 @@ func (st *serverStore) inRoster(user string, contact jid.JID) bool {
 // roomConfig is the persistent part of a room.
 type roomConfig struct {
 	Owner     string `json:"owner"`     // bare JID
-	Archiving bool   `json:"archiving"` // muc#roomconfig_enablearchiving
+	Archiving bool   `json:"archiving"` // mam.FieldEnableArchiving
 }
 
 // createRoom stores a new room owned by c.Owner. It fails with
