@@ -461,6 +461,35 @@ func TestWebBlockedAccount(t *testing.T) {
 	}
 }
 
+// TestWebAccountErrors: the /account pages answer account.Manager's own
+// errors: a refused new password (account.ErrPolicy) with the rules, a
+// wrong password (account.ErrAuth) as such, too many of them
+// (account.ErrRateLimited) with 429.
+func TestWebAccountErrors(t *testing.T) {
+	ts := startTestServer(t)
+	ts.Register(t, "alice", "alice password")
+	status, page := postAccount(t, ts, "/account/password", url.Values{"username": {"alice"}, "password": {"alice password"},
+		"new": {"password"}, "new2": {"password"}})
+	if status != http.StatusBadRequest || !strings.Contains(page, "does not meet this server&#39;s rules") {
+		t.Errorf("weak new password: %d, page:\n%s", status, page)
+	}
+	ts.Login(t, "alice", "alice password").Close() // unchanged
+	limited := false
+	for i := range 15 {
+		status, page = postAccount(t, ts, "/account/export", url.Values{"username": {"alice"}, "password": {"wrong password"}})
+		if status == http.StatusTooManyRequests {
+			limited = true
+			break
+		}
+		if status != http.StatusForbidden || !strings.Contains(page, "Wrong username or password") {
+			t.Fatalf("wrong password %d: %d, page:\n%s", i, status, page)
+		}
+	}
+	if !limited {
+		t.Error("15 wrong passwords, never 429")
+	}
+}
+
 // TestPrivacyPageJobsWithoutMaxAge: jobs that act on all they find (erasure
 // retries, page purges) read "until the next run", never "until you delete
 // it", which would promise the user a control they do not have.
