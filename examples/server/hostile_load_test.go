@@ -29,18 +29,7 @@ func fastLogins(c *Config) {
 // a password hash: only fastLogins lets them in.
 func createAccounts(t testing.TB, ts *testServer, names ...string) {
 	t.Helper()
-	var st *account.BoltStore
-	for _, d := range ts.dbs {
-		if d.name == "accounts.db" {
-			var err error
-			if st, err = account.NewBoltStore(d.db); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if st == nil {
-		t.Fatal("no accounts.db")
-	}
+	st := accountStore(t, ts)
 	for _, name := range names {
 		if err := st.Create(context.Background(), account.Record{Username: name, Hash: "-", Created: time.Now()}, nil); err != nil {
 			t.Fatal(err)

@@ -345,6 +345,7 @@ type accountPages struct {
 	srv *Server
 }
 
+// Delete ends the user's sessions, then erases the account.
 func (p accountPages) Delete(ctx context.Context, username string) error {
 	return p.srv.deleteAccount(ctx, username)
 }
