@@ -58,9 +58,9 @@ func (s *session) answerDisco(t xmlstream.TokenReadEncoder, iq stanza.IQ, payloa
 	var err error
 	if payload.Name.Space == disco.NSItems {
 		r, err = marshalReader(struct {
-			XMLName xml.Name    `xml:"http://jabber.org/protocol/disco#items query"`
+			XMLName xml.Name
 			Items   []discoItem `xml:"item"`
-		}{Items: info.Items})
+		}{XMLName: xml.Name{Space: disco.NSItems, Local: "query"}, Items: info.Items})
 	} else {
 		feats := append([]string{disco.NSInfo, disco.NSItems}, info.Features...)
 		sort.Strings(feats)
@@ -73,10 +73,10 @@ func (s *session) answerDisco(t xmlstream.TokenReadEncoder, iq stanza.IQ, payloa
 		}
 		var q xml.TokenReader
 		q, err = marshalReader(struct {
-			XMLName    xml.Name        `xml:"http://jabber.org/protocol/disco#info query"`
+			XMLName    xml.Name
 			Identities []discoIdentity `xml:"identity"`
 			Features   []xFeature      `xml:"feature"`
-		}{Identities: info.Identities, Features: fs})
+		}{XMLName: xml.Name{Space: disco.NSInfo, Local: "query"}, Identities: info.Identities, Features: fs})
 		if err == nil && len(info.Forms) > 0 {
 			// Splice the forms in before </query>.
 			toks, _ := xmlstream.ReadAll(q)

@@ -82,9 +82,9 @@ type xRosterItem struct {
 	Groups       []string `xml:"group"`
 }
 
+// xRoster is a roster set's query (the mux routed it by name).
 type xRoster struct {
-	XMLName xml.Name      `xml:"jabber:iq:roster query"`
-	Items   []xRosterItem `xml:"item"`
+	Items []xRosterItem `xml:"item"`
 }
 
 // handleRoster answers roster get and set. Subscriptions are not negotiated:
