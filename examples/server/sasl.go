@@ -13,7 +13,8 @@ import (
 	"mellium.im/xmpp"
 )
 
-// nsSASL is the namespace of SASL negotiation (RFC 6120 § 6).
+// nsSASL is the namespace of SASL negotiation (RFC 6120 § 6); mellium
+// keeps its constant in an internal package.
 const nsSASL = "urn:ietf:params:xml:ns:xmpp-sasl"
 
 // Errors of the PLAIN feature; each ends the negotiation after the
