@@ -196,7 +196,7 @@ func TestBrowserAccountPages(t *testing.T) {
 				shown[r[2]] = r
 			}
 		}
-		// The lifetimes the server promises (DESIGN.md), at most.
+		// The lifetimes the server promises (README.md), at most.
 		promised := map[string]time.Duration{
 			"uploads":        30 * 24 * time.Hour,
 			"xmpp-log":       24 * time.Hour,

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"chatbx.eu/privacy/account"
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -124,11 +125,11 @@ func (srv *Server) handleConn(conn net.Conn, directTLS bool, ticket *connTicket)
 		// Only offered after TLS (Necessary: Secure): no plaintext auth, ever.
 		saslPlainServer(func(ctx context.Context, authz, u, p string) error {
 			if authz != "" && authz != u && authz != u+"@"+srv.cfg.Domain {
-				return errBadCredentials // no proxy authorization
+				return account.ErrAuth // no proxy authorization
 			}
-			name, err := srv.accounts.Authenticate(ctx, clientKey(ip), u, p)
+			name, err := srv.authenticate(ctx, clientKey(ip), u, p)
 			if err == nil && srv.sessions.isBlocked(name) {
-				err = errBadCredentials // being deleted
+				err = account.ErrAuth // being deleted
 			}
 			if err != nil {
 				srv.connLog.Info("login failed", "ip", ip.String(), "reason", authReason(err))
@@ -152,7 +153,7 @@ func (srv *Server) handleConn(conn net.Conn, directTLS bool, ticket *connTicket)
 					// Checked after reserving: a deletion that began
 					// earlier is complete or visible here, and one that
 					// begins later finds and ends this session.
-					if !srv.accounts.Exists(ctx, user) {
+					if _, err := srv.manager.Get(ctx, user); err != nil { // deleted meanwhile
 						srv.sessions.remove(s)
 						return jid.JID{}, stanza.Error{Type: stanza.Auth, Condition: stanza.NotAuthorized}
 					}
@@ -306,10 +307,27 @@ func randomResource() string {
 	return hex.EncodeToString(b)
 }
 
+// authenticate checks an XMPP login with account.Manager (or the test
+// seam Config.authenticate) and returns the canonical username.
+func (srv *Server) authenticate(ctx context.Context, clientKey, username, password string) (string, error) {
+	name, err := srv.manager.Normalize(username)
+	if err != nil {
+		return "", account.ErrAuth // no account can have this name
+	}
+	check := srv.manager.Authenticate
+	if srv.cfg.authenticate != nil {
+		check = srv.cfg.authenticate
+	}
+	if err := check(ctx, clientKey, username, password); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
 // authReason names an authentication failure for the connection log
 // without saying whether the account exists.
 func authReason(err error) string {
-	if errors.Is(err, errRateLimited) {
+	if errors.Is(err, account.ErrRateLimited) {
 		return "rate-limited"
 	}
 	return "bad-credentials"

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,7 +11,7 @@ import (
 )
 
 // Config is the server configuration. Each field but the last group maps to
-// one command-line flag (see DESIGN.md: scripts rely on the flag names). The
+// one command-line flag (scripts rely on the flag names). The
 // zero value of a field means its documented default, which is always the
 // private choice.
 type Config struct {
@@ -59,9 +60,11 @@ type Config struct {
 	// is refused (not-allowed). 0 (or less) means 100.
 	MaxOwnedRooms int
 
-	// wrapAccounts, if set, wraps the account backend (tests inject
-	// failures with it).
-	wrapAccounts func(accountBackend) accountBackend
+	// authenticate, if set, replaces account.Manager.Authenticate for XMPP
+	// logins. A test-only seam: the load tests log in without Argon2id
+	// (they measure the stream layer), and TestBindRefusedEndsStream lets
+	// in a user whose account is gone by the time it binds.
+	authenticate func(ctx context.Context, clientKey, username, password string) error
 
 	// httpBodyTimeout, if set, replaces the 15 s within which an HTTPS
 	// request body (a form) must arrive (https.go; tests shorten it).

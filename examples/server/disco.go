@@ -4,8 +4,13 @@ import (
 	"encoding/xml"
 	"sort"
 
+	"chatbx.eu/privacy/account"
+	"chatbx.eu/privacy/mam"
 	"mellium.im/xmlstream"
+	"mellium.im/xmpp/disco"
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/ping"
+	"mellium.im/xmpp/roster"
 	"mellium.im/xmpp/stanza"
 )
 
@@ -51,13 +56,13 @@ func (s *session) answerDisco(t xmlstream.TokenReadEncoder, iq stanza.IQ, payloa
 	}
 	var r xml.TokenReader
 	var err error
-	if payload.Name.Space == nsDiscoItems {
+	if payload.Name.Space == disco.NSItems {
 		r, err = marshalReader(struct {
-			XMLName xml.Name    `xml:"http://jabber.org/protocol/disco#items query"`
+			XMLName xml.Name
 			Items   []discoItem `xml:"item"`
-		}{Items: info.Items})
+		}{XMLName: xml.Name{Space: disco.NSItems, Local: "query"}, Items: info.Items})
 	} else {
-		feats := append([]string{nsDiscoInfo, nsDiscoItems}, info.Features...)
+		feats := append([]string{disco.NSInfo, disco.NSItems}, info.Features...)
 		sort.Strings(feats)
 		var fs []xFeature
 		for i, f := range feats {
@@ -68,10 +73,10 @@ func (s *session) answerDisco(t xmlstream.TokenReadEncoder, iq stanza.IQ, payloa
 		}
 		var q xml.TokenReader
 		q, err = marshalReader(struct {
-			XMLName    xml.Name        `xml:"http://jabber.org/protocol/disco#info query"`
+			XMLName    xml.Name
 			Identities []discoIdentity `xml:"identity"`
 			Features   []xFeature      `xml:"feature"`
-		}{Identities: info.Identities, Features: fs})
+		}{XMLName: xml.Name{Space: disco.NSInfo, Local: "query"}, Identities: info.Identities, Features: fs})
 		if err == nil && len(info.Forms) > 0 {
 			// Splice the forms in before </query>.
 			toks, _ := xmlstream.ReadAll(q)
@@ -99,14 +104,14 @@ func (srv *Server) serverInfo() discoInfo {
 	d := srv.cfg.Domain
 	info := discoInfo{
 		Identities: []discoIdentity{{Category: "server", Type: "im", Name: "chatbx privacy example"}},
-		Features:   []string{nsPing, nsRoster, "urn:xmpp:sid:0"},
+		Features:   []string{ping.NS, roster.NS, stanza.NSSid},
 		Items: []discoItem{
 			{JID: uploadHost(d), Name: "HTTP file upload"},
 			{JID: conferenceHost(d), Name: "Group chats"},
 		},
 	}
 	if srv.cfg.OpenRegistration {
-		info.Features = append(info.Features, nsRegister)
+		info.Features = append(info.Features, account.NS)
 	}
 	return info
 }
@@ -114,12 +119,8 @@ func (srv *Server) serverInfo() discoInfo {
 // accountInfo is the disco of a user's bare JID, answered to its owner:
 // the account and its archive.
 func (srv *Server) accountInfo(_ jid.JID) discoInfo {
-	info := discoInfo{
+	return discoInfo{
 		Identities: []discoIdentity{{Category: "account", Type: "registered"}},
-		Features:   []string{nsRegister},
+		Features:   append([]string{account.NS}, mam.Features()...),
 	}
-	if srv.archive != nil {
-		info.Features = append(info.Features, srv.archive.features()...)
-	}
-	return info
 }

@@ -13,14 +13,15 @@ import (
 	"strings"
 	"testing"
 
+	"chatbx.eu/privacy/mam"
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 )
 
 // Names of the namespaces the tests look for.
 var (
-	nameResult   = xml.Name{Space: nsMAM, Local: "result"}
-	nameStanzaID = xml.Name{Space: "urn:xmpp:sid:0", Local: "stanza-id"}
+	nameResult   = xml.Name{Space: mam.NS, Local: "result"}
+	nameStanzaID = xml.Name{Space: stanza.NSSid, Local: "stanza-id"}
 )
 
 // stanzaIDBy returns the id of the stanza-id stamped by the archive by.
@@ -457,6 +458,35 @@ func TestWebBlockedAccount(t *testing.T) {
 	if c, err := ts.login("alice", "alice password", false); err == nil {
 		c.Close()
 		t.Error("XMPP login of a blocked account")
+	}
+}
+
+// TestWebAccountErrors: the /account pages answer account.Manager's own
+// errors: a refused new password (account.ErrPolicy) with the rules, a
+// wrong password (account.ErrAuth) as such, too many of them
+// (account.ErrRateLimited) with 429.
+func TestWebAccountErrors(t *testing.T) {
+	ts := startTestServer(t)
+	ts.Register(t, "alice", "alice password")
+	status, page := postAccount(t, ts, "/account/password", url.Values{"username": {"alice"}, "password": {"alice password"},
+		"new": {"password"}, "new2": {"password"}})
+	if status != http.StatusBadRequest || !strings.Contains(page, "does not meet this server&#39;s rules") {
+		t.Errorf("weak new password: %d, page:\n%s", status, page)
+	}
+	ts.Login(t, "alice", "alice password").Close() // unchanged
+	limited := false
+	for i := range 15 {
+		status, page = postAccount(t, ts, "/account/export", url.Values{"username": {"alice"}, "password": {"wrong password"}})
+		if status == http.StatusTooManyRequests {
+			limited = true
+			break
+		}
+		if status != http.StatusForbidden || !strings.Contains(page, "Wrong username or password") {
+			t.Fatalf("wrong password %d: %d, page:\n%s", i, status, page)
+		}
+	}
+	if !limited {
+		t.Error("15 wrong passwords, never 429")
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"chatbx.eu/privacy/mam"
 	"chatbx.eu/privacy/mam/mamtest"
+	"mellium.im/xmpp/stanza"
 )
 
 // TestElementRoundTrip: buffered stanzas serialize without duplicate xmlns
@@ -89,16 +90,16 @@ func FuzzElement(f *testing.F) {
 	})
 }
 
-// TestArchiveHooksUnreadableMessage: a message the archiver cannot read
+// TestArchiveUnreadableMessage: a message the archiver cannot read
 // (here unbalanced inner tokens) is still delivered, but without the
 // stanza-ids forged in the name of either user's or the room's archive.
-func TestArchiveHooksUnreadableMessage(t *testing.T) {
+func TestArchiveUnreadableMessage(t *testing.T) {
 	t.Parallel()
-	h := &mamHooks{a: mam.NewArchiver(mamtest.NewMemStore(), mam.Config{})}
+	a := mam.NewArchiver(mamtest.NewMemStore(), mam.Config{})
 	alice, bob := jid.MustParse("alice@localhost/phone"), jid.MustParse("bob@localhost")
 	room := jid.MustParse("room@conference.localhost")
 	sid := func(by string) xml.StartElement {
-		return xml.StartElement{Name: xml.Name{Space: "urn:xmpp:sid:0", Local: "stanza-id"},
+		return xml.StartElement{Name: xml.Name{Space: stanza.NSSid, Local: "stanza-id"},
 			Attr: []xml.Attr{{Name: xml.Name{Local: "id"}, Value: "forged"}, {Name: xml.Name{Local: "by"}, Value: by}}}
 	}
 	e := element{start: xml.StartElement{Name: xml.Name{Space: "jabber:client", Local: "message"}}}
@@ -121,7 +122,7 @@ func TestArchiveHooksUnreadableMessage(t *testing.T) {
 		}
 		return got
 	}
-	out, stored := h.chat(context.Background(), alice, bob, e)
+	out, stored := archiveChat(context.Background(), a, alice, bob, e)
 	if stored {
 		t.Error("unreadable message reported stored")
 	}
@@ -134,7 +135,7 @@ func TestArchiveHooksUnreadableMessage(t *testing.T) {
 	}) {
 		t.Error("chat: body lost")
 	}
-	out = h.room(context.Background(), room, jid.MustParse("room@conference.localhost/alice"), alice, e)
+	out = archiveRoom(context.Background(), a, room, jid.MustParse("room@conference.localhost/alice"), alice, e)
 	if got := by(out); !slices.Equal(got, []string{"bob@localhost", "alice@localhost", "other@example.org"}) {
 		t.Errorf("room: stanza-ids by %q kept, want all but the room's", got)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"chatbx.eu/privacy/account"
 	"context"
 	"fmt"
 	"os"
@@ -9,20 +10,32 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
-// fastAccounts lets every user "uNNN" in with the password "pw-uNNN"
-// without hashing: the load test measures the stream layer, not Argon2id.
-type fastAccounts struct{ accountBackend }
-
-func (fastAccounts) Authenticate(_ context.Context, _, user, password string) (string, error) {
-	if strings.HasPrefix(user, "u") && password == "pw-"+user {
-		return user, nil
+// fastLogins lets every user "uNNN" in with the password "pw-uNNN"
+// without hashing (Config.authenticate): the load test measures the stream
+// layer, not Argon2id. The accounts must exist (createAccounts).
+func fastLogins(c *Config) {
+	c.authenticate = func(_ context.Context, _, user, password string) error {
+		if strings.HasPrefix(user, "u") && password == "pw-"+user {
+			return nil
+		}
+		return account.ErrAuth
 	}
-	return "", errBadCredentials
 }
 
-func (fastAccounts) Exists(_ context.Context, user string) bool { return strings.HasPrefix(user, "u") }
+// createAccounts writes accounts straight into the account store, without
+// a password hash: only fastLogins lets them in.
+func createAccounts(t testing.TB, ts *testServer, names ...string) {
+	t.Helper()
+	st := accountStore(t, ts)
+	for _, name := range names {
+		if err := st.Create(context.Background(), account.Record{Username: name, Hash: "-", Created: time.Now()}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
 
 // vmRSS returns the process's resident set in bytes (Linux), or 0.
 func vmRSS() uint64 {
@@ -48,9 +61,7 @@ func TestLoadHostileNegotiation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test")
 	}
-	ts := startTestServer(t, withConfig(func(c *Config) {
-		c.wrapAccounts = func(b accountBackend) accountBackend { return fastAccounts{b} }
-	}))
+	ts := startTestServer(t, withConfig(fastLogins))
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -87,9 +98,14 @@ func TestLoadHostileNegotiation(t *testing.T) {
 	}
 
 	const sessions, perSession = 500, 10
+	names := make([]string, sessions)
+	for i := range names {
+		names[i] = fmt.Sprintf("u%03d", i)
+	}
+	createAccounts(t, ts, names...)
 	clients := make([]*testClient, sessions)
 	for i := range clients {
-		name := fmt.Sprintf("u%03d", i)
+		name := names[i]
 		c, err := ts.login(name, "pw-"+name, i%2 == 0)
 		if err != nil {
 			t.Fatalf("login %s with hostile connections open: %v", name, err)

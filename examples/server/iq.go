@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"strings"
 
+	"chatbx.eu/privacy/mam"
 	"mellium.im/xmlstream"
+	"mellium.im/xmpp/disco"
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/roster"
 	"mellium.im/xmpp/stanza"
 )
 
@@ -35,7 +38,7 @@ func (s *session) handleIQ(t xmlstream.TokenReadEncoder, e element, to jid.JID) 
 		return s.replyError(t, e, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest})
 	}
 	domain := srv.cfg.Domain
-	isDisco := payload.Name.Space == nsDiscoInfo || payload.Name.Space == nsDiscoItems
+	isDisco := payload.Name.Space == disco.NSInfo || payload.Name.Space == disco.NSItems
 	rw := readWriter{TokenReader: e.innerReader(), Encoder: t}
 	start := e.start.Copy()
 
@@ -51,7 +54,7 @@ func (s *session) handleIQ(t xmlstream.TokenReadEncoder, e element, to jid.JID) 
 		}
 		return srv.userMux.HandleXMPP(rw, &start)
 	case to.String() == uploadHost(domain):
-		if payload.Name.Space == nsDiscoItems {
+		if payload.Name.Space == disco.NSItems {
 			return s.answerDisco(t, iq, payload, discoInfo{})
 		}
 		if srv.uploadMux != nil { // slots and disco#info
@@ -63,7 +66,7 @@ func (s *session) handleIQ(t xmlstream.TokenReadEncoder, e element, to jid.JID) 
 		}
 	case to.Domainpart() == conferenceHost(domain) && to.Resourcepart() == "":
 		return srv.muc.handleIQ(s, t, e, iq, payload, to)
-	case srv.isLocalUser(to) && to.Resourcepart() == "" && payload.Name.Space == nsMAM:
+	case srv.isLocalUser(to) && to.Resourcepart() == "" && payload.Name.Space == mam.NS:
 		// Another user's archive: the mam handler answers forbidden.
 		return srv.userMux.HandleXMPP(rw, &start)
 	}
@@ -79,9 +82,9 @@ type xRosterItem struct {
 	Groups       []string `xml:"group"`
 }
 
+// xRoster is a roster set's query (the mux routed it by name).
 type xRoster struct {
-	XMLName xml.Name      `xml:"jabber:iq:roster query"`
-	Items   []xRosterItem `xml:"item"`
+	Items []xRosterItem `xml:"item"`
 }
 
 // handleRoster answers roster get and set. Subscriptions are not negotiated:
@@ -184,11 +187,11 @@ func rosterSetError(err error, limit int) stanza.Error {
 // get of a big roster answer internal-server-error.
 func rosterQuery(items []xRosterItem) xml.TokenReader {
 	attr := func(name, value string) xml.Attr { return xml.Attr{Name: xml.Name{Local: name}, Value: value} }
-	q := xml.StartElement{Name: xml.Name{Space: nsRoster, Local: "query"}}
+	q := xml.StartElement{Name: xml.Name{Space: roster.NS, Local: "query"}}
 	toks := make([]xml.Token, 0, 2+4*len(items))
 	toks = append(toks, q)
 	for _, it := range items {
-		item := xml.StartElement{Name: xml.Name{Space: nsRoster, Local: "item"}, Attr: []xml.Attr{attr("jid", it.JID)}}
+		item := xml.StartElement{Name: xml.Name{Space: roster.NS, Local: "item"}, Attr: []xml.Attr{attr("jid", it.JID)}}
 		if it.Name != "" {
 			item.Attr = append(item.Attr, attr("name", it.Name))
 		}
@@ -197,7 +200,7 @@ func rosterQuery(items []xRosterItem) xml.TokenReader {
 		}
 		toks = append(toks, item)
 		for _, g := range it.Groups {
-			group := xml.StartElement{Name: xml.Name{Space: nsRoster, Local: "group"}}
+			group := xml.StartElement{Name: xml.Name{Space: roster.NS, Local: "group"}}
 			toks = append(toks, group, xml.CharData(g), group.End())
 		}
 		toks = append(toks, item.End())

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/xml"
 	"fmt"
+	"mellium.im/xmpp/ping"
 	"strings"
 	"testing"
 	"time"
@@ -226,7 +227,7 @@ func TestShutdownDuringNegotiation(t *testing.T) {
 
 // isPing matches the server's XEP-0199 pings.
 func isPing(e element) bool {
-	_, ok := e.child(xml.Name{Space: nsPing, Local: "ping"})
+	_, ok := e.child(xml.Name{Space: ping.NS, Local: "ping"})
 	return e.start.Name.Local == "iq" && e.attr("type") == "get" && ok
 }
 
@@ -238,8 +239,9 @@ func TestIdleTimeout(t *testing.T) {
 		c.NegotiationTimeout = time.Second // bound sessions outlive it
 		c.IdleTimeout = 100 * time.Millisecond
 		c.PingTimeout = time.Second
-		c.wrapAccounts = func(b accountBackend) accountBackend { return fastAccounts{b} }
+		fastLogins(c)
 	}))
+	createAccounts(t, ts, "u1", "u2")
 
 	a := ts.Login(t, "u1", "pw-u1")
 	// Answered, the pings go on past the negotiation timeout: the bound

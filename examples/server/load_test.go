@@ -212,18 +212,7 @@ func registerLoadAccounts(ctx context.Context, t *testing.T, ts *testServer, n i
 	if err := ts.manager.Register(ctx, exemptKey, "load0", password); err != nil {
 		t.Fatal(err)
 	}
-	var st *account.BoltStore
-	for _, d := range ts.dbs {
-		if d.name == "accounts.db" {
-			var err error
-			if st, err = account.NewBoltStore(d.db); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if st == nil {
-		t.Fatal("no accounts.db")
-	}
+	st := accountStore(t, ts)
 	rec, err := st.Get(ctx, "load0")
 	if err != nil {
 		t.Fatal(err)
@@ -234,6 +223,23 @@ func registerLoadAccounts(ctx context.Context, t *testing.T, ts *testServer, n i
 			t.Fatal(err)
 		}
 	}
+}
+
+// accountStore is the account store of the running server (accounts.db),
+// for tests that write accounts without the Manager.
+func accountStore(t testing.TB, ts *testServer) *account.BoltStore {
+	t.Helper()
+	for _, d := range ts.dbs {
+		if d.name == "accounts.db" {
+			st, err := account.NewBoltStore(d.db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st
+		}
+	}
+	t.Fatal("no accounts.db")
+	return nil
 }
 
 // openHostile opens the hostile connections: a quarter connect to the

@@ -9,21 +9,18 @@ import (
 	"strings"
 	"sync"
 
+	"chatbx.eu/privacy/mam"
 	"mellium.im/xmlstream"
+	"mellium.im/xmpp/disco"
+	"mellium.im/xmpp/form"
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/muc"
 	"mellium.im/xmpp/stanza"
 )
 
-// XEP-0045 namespaces and the archiving field (Prosody's name, SPECS.md).
+// The XEP-0045 names that neither mellium's muc package nor mam exports.
 const (
-	nsMUC           = "http://jabber.org/protocol/muc"
-	nsMUCUser       = "http://jabber.org/protocol/muc#user"
-	nsMUCOwner      = "http://jabber.org/protocol/muc#owner"
-	nsRoomConfig    = "http://jabber.org/protocol/muc#roomconfig"
-	nsDataForms     = "jabber:x:data"
-	nsMAM           = "urn:xmpp:mam:2"
-	nsMAMExt        = "urn:xmpp:mam:2#extended"
-	fieldArchiving  = "muc#roomconfig_enablearchiving"
+	nsRoomConfig    = "http://jabber.org/protocol/muc#roomconfig" // FORM_TYPE of the owner's form
 	fieldFormType   = "FORM_TYPE"
 	statusSelf      = "110"
 	statusCreated   = "201"
@@ -35,11 +32,14 @@ const (
 // mucService is a minimal XEP-0045 service at conference.<domain>.
 //
 // Rooms are semi-anonymous: occupants see each other's nicknames only; the
-// real JIDs are shown to the room owner alone. The room archive keeps the
-// sender's real JID apart from the stored stanza (shown to the owner only),
-// so that an account's deletion erases the user's room messages. A room is created by joining it; its creator is the owner, who
-// may turn archiving on in the owner configuration form (off in a new room)
-// and destroy the room. A user owns at most Config.MaxOwnedRooms rooms.
+// real JIDs are shown to the room owner alone. The room archive does store
+// real JIDs: each message with the sender's bare real JID beside the stored
+// stanza (archiveRoom passes anonymous false, so mam keeps
+// Message.RealJID). A query shows it to the owner only (roomAccess in
+// wire.go), and an account's deletion erases the user's room messages by
+// it (mam.BoltConfig.EraseGroupMessages). A room is created by joining it;
+// its creator is the owner, who may turn archiving on in the owner
+// configuration form (off in a new room) and destroy the room. A user owns at most Config.MaxOwnedRooms rooms.
 // Rooms are open (anyone on the server may join) and persistent: the owner
 // and the archiving switch survive a restart, occupants do not. Messages
 // are not replayed on join (no MUC history): archived rooms are read with
@@ -115,7 +115,7 @@ func (r *room) occupantPresence(nick string, occ, viewer *session, typ string, c
 	if typ == "unavailable" {
 		role = "none"
 	}
-	item := xml.StartElement{Name: xml.Name{Space: nsMUCUser, Local: "item"}, Attr: []xml.Attr{
+	item := xml.StartElement{Name: xml.Name{Space: muc.NSUser, Local: "item"}, Attr: []xml.Attr{
 		{Name: xml.Name{Local: "affiliation"}, Value: affiliation},
 		{Name: xml.Name{Local: "role"}, Value: role},
 	}}
@@ -126,10 +126,10 @@ func (r *room) occupantPresence(nick string, occ, viewer *session, typ string, c
 	if newNick != "" {
 		item.Attr = append(item.Attr, xml.Attr{Name: xml.Name{Local: "nick"}, Value: newNick})
 	}
-	x := xml.StartElement{Name: xml.Name{Space: nsMUCUser, Local: "x"}}
+	x := xml.StartElement{Name: xml.Name{Space: muc.NSUser, Local: "x"}}
 	toks := []xml.Token{x, item, item.End()}
 	for _, c := range codes {
-		st := xml.StartElement{Name: xml.Name{Space: nsMUCUser, Local: "status"},
+		st := xml.StartElement{Name: xml.Name{Space: muc.NSUser, Local: "status"},
 			Attr: []xml.Attr{{Name: xml.Name{Local: "code"}, Value: c}}}
 		toks = append(toks, st, st.End())
 	}
@@ -345,8 +345,8 @@ func (m *mucService) handleMessage(s *session, t xmlstream.TokenReadEncoder, e e
 	m.mu.Unlock()
 
 	out := e.withAttr("from", from.String())
-	if archiving && m.srv.archive != nil {
-		out = m.srv.archive.room(context.Background(), roomJID, from, s.jid, out)
+	if archiving {
+		out = archiveRoom(context.Background(), m.srv.archiver, roomJID, from, s.jid, out)
 	} else {
 		out = out.withInner(stripStanzaIDs(out.inner, roomJID.String()))
 	}
@@ -354,6 +354,21 @@ func (m *mucService) handleMessage(s *session, t xmlstream.TokenReadEncoder, e e
 		o.send(out.withAttr("to", o.jid.String()))
 	}
 	return nil
+}
+
+// archiveRoom stores a message of a room with archiving on, from occupant
+// (sent by realJID), and returns the copy to broadcast, stamped with the
+// room's stanza-id. Not anonymous for the archive: it keeps the sender's
+// real JID apart from the stored stanza (shown to the owner only), so that
+// the account's erasure finds the user's room messages.
+func archiveRoom(ctx context.Context, a *mam.Archiver, room, occupant, realJID jid.JID, e element) element {
+	res, _ := a.ArchiveGroupchatTokens(ctx, room, occupant, realJID, false, e.start, e.inner)
+	if d, err := parseElement(res.Deliver); res.Deliver != nil && err == nil {
+		return d
+	}
+	// Unreadable for the archiver: broadcast unarchived, without any
+	// stanza-id forged in the room's name.
+	return e.withInner(stripStanzaIDs(e.inner, room.Bare().String()))
 }
 
 // stripStanzaIDs removes XEP-0359 stanza-ids claiming to be by, which only
@@ -371,7 +386,7 @@ func stripStanzaIDs(inner []xml.Token, by string) []xml.Token {
 			}
 			continue
 		}
-		if st, ok := tok.(xml.StartElement); ok && st.Name == (xml.Name{Space: "urn:xmpp:sid:0", Local: "stanza-id"}) {
+		if st, ok := tok.(xml.StartElement); ok && st.Name == (xml.Name{Space: stanza.NSSid, Local: "stanza-id"}) {
 			for _, a := range st.Attr {
 				if a.Name.Local == "by" && a.Value == by {
 					skip = 1
@@ -390,7 +405,7 @@ func stripStanzaIDs(inner []xml.Token, by string) []xml.Token {
 func (m *mucService) serviceInfo() discoInfo {
 	info := discoInfo{
 		Identities: []discoIdentity{{Category: "conference", Type: "text", Name: "Group chats"}},
-		Features:   []string{nsMUC},
+		Features:   []string{muc.NS},
 	}
 	m.mu.Lock()
 	jids := make([]string, 0, len(m.rooms))
@@ -417,16 +432,14 @@ func (m *mucService) serviceInfo() discoInfo {
 // with 25-byte JIDs); the others are still joined by name.
 const maxListedRoomBytes = 64 << 10
 
-// roomInfo is a room's disco: urn:xmpp:mam:2 only while archiving is on.
+// roomInfo is a room's disco: the archive's features only while archiving
+// is on.
 func roomInfo(r *room) discoInfo {
-	info := discoInfo{
+	return discoInfo{
 		Identities: []discoIdentity{{Category: "conference", Type: "text", Name: r.jid.Localpart()}},
-		Features:   []string{nsMUC, "muc_semianonymous", "muc_open", "muc_persistent", "muc_unmoderated", "muc_unsecured"},
+		Features: append([]string{muc.NS, "muc_semianonymous", "muc_open", "muc_persistent", "muc_unmoderated", "muc_unsecured"},
+			mam.RoomFeatures(r.archiving)...),
 	}
-	if r.archiving {
-		info.Features = append(info.Features, nsMAM, nsMAMExt)
-	}
-	return info
 }
 
 // handleIQ answers IQs to a room: disco, owner configuration, archive.
@@ -444,68 +457,52 @@ func (m *mucService) handleIQ(s *session, t xmlstream.TokenReadEncoder, e elemen
 	m.mu.Unlock()
 
 	switch payload.Name.Space {
-	case nsDiscoInfo, nsDiscoItems:
+	case disco.NSInfo, disco.NSItems:
 		return s.answerDisco(t, iq, payload, info)
-	case nsMUCOwner:
+	case muc.NSOwner:
 		if !isOwner {
 			return s.replyError(t, e, stanza.Error{Type: stanza.Auth, Condition: stanza.Forbidden})
 		}
 		if iq.Type == stanza.GetIQ {
 			return m.sendConfigForm(t, iq, archiving)
 		}
-		if q, ok := e.child(xml.Name{Space: nsMUCOwner, Local: "query"}); ok {
-			if d, ok := q.child(xml.Name{Space: nsMUCOwner, Local: "destroy"}); ok {
+		if q, ok := e.child(xml.Name{Space: muc.NSOwner, Local: "query"}); ok {
+			if d, ok := q.child(xml.Name{Space: muc.NSOwner, Local: "destroy"}); ok {
 				return m.destroy(s, t, e, to, d)
 			}
 		}
 		return m.setConfig(s, t, e, to)
-	case nsMAM:
-		if m.srv.archive == nil || !archiving {
+	case mam.NS:
+		if !archiving {
 			return s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
 		}
 		if !joined && !isOwner {
 			return s.replyError(t, e, stanza.Error{Type: stanza.Auth, Condition: stanza.Forbidden})
 		}
 		start := e.start.Copy()
-		return m.srv.archive.roomQuery(readWriter{TokenReader: e.innerReader(), Encoder: t}, &start)
+		// mam's Handler answers it, authorized by roomAccess (wire.go).
+		return m.srv.userMux.HandleXMPP(readWriter{TokenReader: e.innerReader(), Encoder: t}, &start)
 	}
 	return s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.FeatureNotImplemented})
 }
 
-// sendConfigForm answers the owner's configuration request.
+// sendConfigForm answers the owner's configuration request: a form with
+// the archiving switch (mam.RoomConfigField).
 func (m *mucService) sendConfigForm(t xmlstream.TokenReadEncoder, iq stanza.IQ, archiving bool) error {
-	val := "0"
-	if archiving {
-		val = "1"
+	field := func(name, typ, value string) xml.TokenReader {
+		return xmlstream.Wrap(
+			xmlstream.Wrap(xmlstream.Token(xml.CharData(value)), xml.StartElement{Name: xml.Name{Space: form.NS, Local: "value"}}),
+			xml.StartElement{Name: xml.Name{Space: form.NS, Local: "field"}, Attr: []xml.Attr{
+				{Name: xml.Name{Local: "var"}, Value: name}, {Name: xml.Name{Local: "type"}, Value: typ}}})
 	}
-	type xField struct {
-		Var   string `xml:"var,attr"`
-		Type  string `xml:"type,attr,omitempty"`
-		Label string `xml:"label,attr,omitempty"`
-		Value string `xml:"value"`
-	}
-	r, err := marshalReader(struct {
-		XMLName xml.Name `xml:"http://jabber.org/protocol/muc#owner query"`
-		X       struct {
-			XMLName xml.Name `xml:"jabber:x:data x"`
-			Type    string   `xml:"type,attr"`
-			Title   string   `xml:"title"`
-			Fields  []xField `xml:"field"`
-		}
-	}{X: struct {
-		XMLName xml.Name `xml:"jabber:x:data x"`
-		Type    string   `xml:"type,attr"`
-		Title   string   `xml:"title"`
-		Fields  []xField `xml:"field"`
-	}{Type: "form", Title: "Room configuration", Fields: []xField{
-		{Var: fieldFormType, Type: "hidden", Value: nsRoomConfig},
-		{Var: fieldArchiving, Type: "boolean", Label: "Archive messages on the server (MAM)", Value: val},
-	}}})
-	if err != nil {
-		_, err = xmlstream.Copy(t, iq.Error(stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError}))
-		return err
-	}
-	_, err = xmlstream.Copy(t, iq.Result(r))
+	title := xml.StartElement{Name: xml.Name{Space: form.NS, Local: "title"}}
+	x := xml.StartElement{Name: xml.Name{Space: form.NS, Local: "x"}, Attr: []xml.Attr{{Name: xml.Name{Local: "type"}, Value: "form"}}}
+	q := xml.StartElement{Name: xml.Name{Space: muc.NSOwner, Local: "query"}}
+	_, err := xmlstream.Copy(t, iq.Result(xmlstream.Wrap(xmlstream.Wrap(xmlstream.MultiReader(
+		xmlstream.Wrap(xmlstream.Token(xml.CharData("Room configuration")), title),
+		field(fieldFormType, "hidden", nsRoomConfig),
+		mam.RoomConfigField(archiving),
+	), x), q)))
 	return err
 }
 
@@ -519,13 +516,13 @@ func (m *mucService) destroy(s *session, t xmlstream.TokenReadEncoder, e element
 	name := to.Localpart()
 	// The notice to occupants: the alternate room only if it is a JID,
 	// the reason as text.
-	notice := xml.StartElement{Name: xml.Name{Space: nsMUCUser, Local: "destroy"}}
+	notice := xml.StartElement{Name: xml.Name{Space: muc.NSUser, Local: "destroy"}}
 	if alt, err := jid.Parse(d.attr("jid")); err == nil && d.attr("jid") != "" {
 		notice.Attr = []xml.Attr{{Name: xml.Name{Local: "jid"}, Value: alt.Bare().String()}}
 	}
 	noticeToks := []xml.Token{notice}
-	if rs, ok := d.child(xml.Name{Space: nsMUCOwner, Local: "reason"}); ok && rs.text() != "" {
-		reason := xml.StartElement{Name: xml.Name{Space: nsMUCUser, Local: "reason"}}
+	if rs, ok := d.child(xml.Name{Space: muc.NSOwner, Local: "reason"}); ok && rs.text() != "" {
+		reason := xml.StartElement{Name: xml.Name{Space: muc.NSUser, Local: "reason"}}
 		noticeToks = append(noticeToks, reason, xml.CharData(rs.text()), reason.End())
 	}
 	noticeToks = append(noticeToks, notice.End())
@@ -544,8 +541,8 @@ func (m *mucService) destroy(s *session, t xmlstream.TokenReadEncoder, e element
 	}
 	delete(m.rooms, name)
 	for nick, o := range r.occupants {
-		x := xml.StartElement{Name: xml.Name{Space: nsMUCUser, Local: "x"}}
-		item := xml.StartElement{Name: xml.Name{Space: nsMUCUser, Local: "item"}, Attr: []xml.Attr{
+		x := xml.StartElement{Name: xml.Name{Space: muc.NSUser, Local: "x"}}
+		item := xml.StartElement{Name: xml.Name{Space: muc.NSUser, Local: "item"}, Attr: []xml.Attr{
 			{Name: xml.Name{Local: "affiliation"}, Value: affiliationNone},
 			{Name: xml.Name{Local: "role"}, Value: "none"},
 		}}
@@ -564,11 +561,11 @@ func (m *mucService) destroy(s *session, t xmlstream.TokenReadEncoder, e element
 // setConfig applies a submitted configuration form (or a cancel).
 func (m *mucService) setConfig(s *session, t xmlstream.TokenReadEncoder, e element, to jid.JID) error {
 	iq, _ := stanza.NewIQ(e.start)
-	q, ok := e.child(xml.Name{Space: nsMUCOwner, Local: "query"})
+	q, ok := e.child(xml.Name{Space: muc.NSOwner, Local: "query"})
 	if !ok {
 		return s.replyError(t, e, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest})
 	}
-	x, ok := q.child(xml.Name{Space: nsDataForms, Local: "x"})
+	x, ok := q.child(xml.Name{Space: form.NS, Local: "x"})
 	if !ok {
 		return s.replyError(t, e, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest})
 	}
@@ -585,14 +582,14 @@ func (m *mucService) setConfig(s *session, t xmlstream.TokenReadEncoder, e eleme
 		if f.start.Name.Local != "field" {
 			continue
 		}
-		v, _ := f.child(xml.Name{Space: nsDataForms, Local: "value"})
+		v, _ := f.child(xml.Name{Space: form.NS, Local: "value"})
 		val := strings.TrimSpace(v.text())
 		switch f.attr("var") {
 		case fieldFormType:
 			if val != nsRoomConfig {
 				return s.replyError(t, e, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest})
 			}
-		case fieldArchiving:
+		case mam.FieldEnableArchiving:
 			b, ok := parseBool(val)
 			if !ok {
 				return s.replyError(t, e, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest})
@@ -615,7 +612,9 @@ func (m *mucService) setConfig(s *session, t xmlstream.TokenReadEncoder, e eleme
 	return err
 }
 
-// parseBool parses an XEP-0004 boolean.
+// parseBool parses an XEP-0004 boolean (mam.FieldEnableArchiving's
+// value). mellium's form package reads a boolean only from a field whose
+// submission says type='boolean', which clients leave out.
 func parseBool(s string) (v, ok bool) {
 	switch s {
 	case "1", "true":

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"chatbx.eu/privacy/account"
 	"mellium.im/xmpp/stream"
 )
 
@@ -80,7 +81,7 @@ func TestRateLimits(t *testing.T) {
 	ctx := context.Background()
 	limited := func(n int, f func() error) bool {
 		for range n {
-			if err := f(); errors.Is(err, errRateLimited) {
+			if err := f(); errors.Is(err, account.ErrRateLimited) {
 				return true
 			}
 		}
@@ -102,7 +103,7 @@ func TestRateLimits(t *testing.T) {
 				t.Fatal(err)
 			}
 			if bytes.Contains(out.Bytes(), []byte("resource-constraint")) {
-				return errRateLimited
+				return account.ErrRateLimited
 			}
 			return nil
 		}
@@ -118,7 +119,7 @@ func TestRateLimits(t *testing.T) {
 	}
 	ts.Register(t, "alice", "alice password")
 	login := func(key string) func() error {
-		return func() error { _, err := ts.accounts.Authenticate(ctx, key, "alice", "wrong password"); return err }
+		return func() error { return ts.manager.Authenticate(ctx, key, "alice", "wrong password") }
 	}
 	if !limited(12, login("127.0.0.1")) {
 		t.Error("failed logins from loopback not limited")
@@ -157,7 +158,7 @@ func TestShutdownAndRestart(t *testing.T) {
 	}
 }
 
-// TestParseFlags: the flag names of DESIGN.md, defaults and validation.
+// TestParseFlags: the flag names scripts rely on, defaults and validation.
 func TestParseFlags(t *testing.T) {
 	var out bytes.Buffer
 	c, err := parseFlags(nil, &out)
@@ -201,7 +202,7 @@ func TestClientKey(t *testing.T) {
 }
 
 // TestPrivacyPromisesKept: the configured jobs delete every kind of data
-// within the lifetime the server promises (DESIGN.md), whatever -upload-ttl.
+// within the lifetime the server promises (README.md), whatever -upload-ttl.
 func TestPrivacyPromisesKept(t *testing.T) {
 	for _, ttl := range []time.Duration{0, time.Hour, 7 * 24 * time.Hour} {
 		ts := startTestServer(t, withConfig(func(c *Config) { c.UploadTTL = ttl }))

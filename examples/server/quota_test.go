@@ -14,6 +14,7 @@ import (
 
 	"chatbx.eu/privacy/mam"
 	bolt "go.etcd.io/bbolt"
+	"mellium.im/xmpp/disco"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 )
@@ -668,7 +669,7 @@ func TestRoomListBounded(t *testing.T) {
 	if resp.attr("type") != "result" {
 		t.Fatalf("disco#items: %s", stanzaErrorCondition(resp))
 	}
-	q, _ := resp.child(xml.Name{Space: nsDiscoItems, Local: "query"})
+	q, _ := resp.child(xml.Name{Space: disco.NSItems, Local: "query"})
 	items := q.children()
 	if len(items) == 0 || len(items) >= n {
 		t.Fatalf("%d items listed of %d", len(items), n)

@@ -18,9 +18,6 @@ import (
 	"chatbx.eu/privacy/account"
 )
 
-// nsRegisterFeature is the stream feature advertising XEP-0077.
-const nsRegisterFeature = "http://jabber.org/features/iq-register"
-
 // registerFeature is XEP-0077 in-band registration before authentication.
 //
 // mellium's negotiator selects a stream feature by the namespace of the
@@ -36,11 +33,11 @@ const nsRegisterFeature = "http://jabber.org/features/iq-register"
 // Each register IQ gets a fresh wire budget of maxNegotiationBytes from lc.
 func (srv *Server) registerFeature(ip netip.Addr, lc *limitConn) xmpp.StreamFeature {
 	return xmpp.StreamFeature{
-		Name:       xml.Name{Space: nsRegister, Local: "query"},
+		Name:       xml.Name{Space: account.NS, Local: "query"},
 		Necessary:  xmpp.Secure,
 		Prohibited: xmpp.Authn,
 		List: func(_ context.Context, e xmlstream.TokenWriter, _ xml.StartElement) (bool, error) {
-			start := xml.StartElement{Name: xml.Name{Space: nsRegisterFeature, Local: "register"}}
+			start := xml.StartElement{Name: xml.Name{Space: account.NSFeature, Local: "register"}}
 			if err := e.EncodeToken(start); err != nil {
 				return false, err
 			}
@@ -61,7 +58,7 @@ func (srv *Server) registerFeature(ip netip.Addr, lc *limitConn) xmpp.StreamFeat
 					return 0, nil, err
 				}
 				p, ok := e.payload()
-				if e.start.Name.Local != "iq" || !ok || p.Name.Space != nsRegister {
+				if e.start.Name.Local != "iq" || !ok || p.Name.Space != account.NS {
 					// Only registration IQs may follow a registration
 					// form request on this stream.
 					return 0, nil, stream.PolicyViolation
@@ -110,7 +107,7 @@ func (srv *Server) answerRegistration(ctx context.Context, w xmlstream.TokenWrit
 		return false, err
 	}
 	iq.From, iq.To = jid.JID{}, jid.JID{} // no addresses before binding
-	q, ok := e.child(xml.Name{Space: nsRegister, Local: "query"})
+	q, ok := e.child(xml.Name{Space: account.NS, Local: "query"})
 	if !ok {
 		_, err := xmlstream.Copy(w, iq.Error(stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest}))
 		return false, err
@@ -184,6 +181,9 @@ func (srv *Server) handleRegister(iq stanza.IQ, t xmlstream.TokenReadEncoder, st
 // account and all its data. The account package journals the erasure:
 // Resume at start finishes an interrupted one.
 func (srv *Server) deleteAccount(ctx context.Context, user string) error {
+	if name, err := srv.manager.Normalize(user); err == nil {
+		user = name // sessions are registered under the canonical name
+	}
 	srv.sessions.block(user)
 	defer srv.sessions.unblock(user)
 	srv.sessions.kick(user)
@@ -193,7 +193,7 @@ func (srv *Server) deleteAccount(ctx context.Context, user string) error {
 	if j, err := jid.New(user, srv.cfg.Domain, ""); err == nil {
 		srv.muc.forgetOwner(j)
 	}
-	err := srv.accounts.Delete(ctx, user)
+	err := srv.manager.Delete(ctx, user)
 	if err != nil {
 		srv.log.Error("account deletion incomplete; retried every hour and at start", "err", err)
 	}

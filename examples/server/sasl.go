@@ -8,11 +8,13 @@ import (
 	"errors"
 	"io"
 
+	"chatbx.eu/privacy/account"
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp"
 )
 
-// nsSASL is the namespace of SASL negotiation (RFC 6120 § 6).
+// nsSASL is the namespace of SASL negotiation (RFC 6120 § 6); mellium
+// keeps its constant in an internal package.
 const nsSASL = "urn:ietf:params:xml:ns:xmpp-sasl"
 
 // Errors of the PLAIN feature; each ends the negotiation after the
@@ -24,7 +26,7 @@ var (
 )
 
 // plainAuth checks PLAIN credentials (authzid may be empty). It returns nil
-// to let the client in, errRateLimited for a client that failed too often
+// to let the client in, account.ErrRateLimited for a client that failed too often
 // (answered temporary-auth-failure, RFC 6120 § 6.5.10) and any other error
 // for wrong credentials (not-authorized).
 type plainAuth func(ctx context.Context, authzid, user, password string) error
@@ -68,7 +70,7 @@ func saslPlainServer(check plainAuth) xmpp.StreamFeature {
 			}
 			switch err := check(ctx, authzid, user, password); {
 			case err == nil:
-			case errors.Is(err, errRateLimited):
+			case errors.Is(err, account.ErrRateLimited):
 				return 0, nil, saslFailure(w, "temporary-auth-failure", errSASLFailed)
 			default:
 				return 0, nil, saslFailure(w, "not-authorized", errSASLFailed)

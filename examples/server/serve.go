@@ -12,6 +12,7 @@ import (
 
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp"
+	"mellium.im/xmpp/ping"
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 )
@@ -232,7 +233,7 @@ func (s *session) watchIdle(idle, grace time.Duration) {
 
 // ping is a XEP-0199 ping from the server to the client.
 func (s *session) ping() element {
-	p := xml.Name{Space: nsPing, Local: "ping"}
+	p := xml.Name{Space: ping.NS, Local: "ping"}
 	return element{
 		start: xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "iq"}, Attr: []xml.Attr{
 			{Name: xml.Name{Local: "type"}, Value: "get"},

@@ -56,8 +56,7 @@ type Server struct {
 	store    *serverStore
 	sessions *registry
 	muc      *mucService
-	accounts accountBackend
-	archive  archiveHooks
+	archiver *mam.Archiver // every routed message goes through it
 
 	userMux   *mux.ServeMux // IQs to the account, the server or a room archive
 	uploadMux *mux.ServeMux // IQs to upload.<domain>

@@ -4,20 +4,11 @@ import (
 	"context"
 	"encoding/xml"
 
+	"chatbx.eu/privacy/mam"
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
-)
-
-// Namespaces used by the server itself.
-const (
-	nsDiscoInfo  = "http://jabber.org/protocol/disco#info"
-	nsDiscoItems = "http://jabber.org/protocol/disco#items"
-	nsRoster     = "jabber:iq:roster"
-	nsRegister   = "jabber:iq:register"
-	nsPing       = "urn:xmpp:ping"
-	nsStanzas    = "urn:ietf:params:xml:ns:xmpp-stanzas"
 )
 
 // handle processes one stanza from the client. Answers to the client's own
@@ -98,8 +89,8 @@ func (s *session) handleMessage(t xmlstream.TokenReadEncoder, e element, to jid.
 func (srv *Server) deliverMessage(ctx context.Context, s *session, t xmlstream.TokenReadEncoder, e element, to jid.JID) error {
 	typ := e.attr("type")
 	out, storedForRecipient := e, false
-	if srv.archive != nil && typ != "error" {
-		out, storedForRecipient = srv.archive.chat(ctx, s.jid, to, e)
+	if typ != "error" {
+		out, storedForRecipient = archiveChat(ctx, srv.archiver, s.jid, to, e)
 	}
 	targets := srv.sessions.lookup(to)
 	if len(targets) == 0 && to.Resourcepart() != "" && (typ == "" || typ == "chat" || typ == "normal") {
@@ -115,4 +106,17 @@ func (srv *Server) deliverMessage(ctx context.Context, s *session, t xmlstream.T
 		r.send(out)
 	}
 	return nil
+}
+
+// archiveChat stores a 1:1 message per both users' preferences and returns
+// the copy to deliver: every stanza-id forged in either archive's name
+// removed, the recipient's stamped when stored for the recipient.
+func archiveChat(ctx context.Context, a *mam.Archiver, from, to jid.JID, e element) (out element, storedForRecipient bool) {
+	res, _ := a.ArchiveTokens(ctx, from, to, e.start, e.inner)
+	if d, err := parseElement(res.Deliver); res.Deliver != nil && err == nil {
+		return d, res.RecipientID != ""
+	}
+	// Unreadable for the archiver: delivered unarchived, never with a
+	// stanza-id that claims to be from either archive.
+	return e.withInner(stripStanzaIDs(stripStanzaIDs(e.inner, to.Bare().String()), from.Bare().String())), false
 }

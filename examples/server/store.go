@@ -15,6 +15,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/roster"
 )
 
 // serverStore keeps the example server's own data in one bbolt file: each
@@ -229,7 +230,7 @@ func (st *serverStore) inRoster(user string, contact jid.JID) bool {
 // roomConfig is the persistent part of a room.
 type roomConfig struct {
 	Owner     string `json:"owner"`     // bare JID
-	Archiving bool   `json:"archiving"` // muc#roomconfig_enablearchiving
+	Archiving bool   `json:"archiving"` // mam.FieldEnableArchiving
 }
 
 // createRoom stores a new room owned by c.Owner. It fails with
@@ -383,10 +384,11 @@ func (st *serverStore) Export(_ context.Context, user jid.JID, w io.Writer) erro
 		Archiving bool   `xml:"archiving,attr"`
 	}
 	var out struct {
-		XMLName xml.Name `xml:"jabber:iq:roster query"`
-		Items   []xItem  `xml:"item"`
-		Rooms   []xRoom  `xml:"urn:example:owned-rooms room"`
+		XMLName xml.Name
+		Items   []xItem `xml:"item"`
+		Rooms   []xRoom `xml:"urn:example:owned-rooms room"`
 	}
+	out.XMLName = xml.Name{Space: roster.NS, Local: "query"}
 	for _, it := range items {
 		out.Items = append(out.Items, xItem{JID: it.JID, Name: it.Name, Subscription: "both", Groups: it.Groups})
 	}

@@ -33,6 +33,7 @@ import (
 	"testing"
 	"time"
 
+	"chatbx.eu/privacy/account"
 	"mellium.im/sasl"
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp"
@@ -202,7 +203,7 @@ func (ts *testServer) register(user, password string) error {
 // and Gajim do.
 func registerClientFeature(user, password string, getFirst bool, result *error) xmpp.StreamFeature {
 	return xmpp.StreamFeature{
-		Name: xml.Name{Space: nsRegisterFeature, Local: "register"},
+		Name: xml.Name{Space: account.NSFeature, Local: "register"},
 		Parse: func(_ context.Context, d *xml.Decoder, _ *xml.StartElement) (bool, any, error) {
 			return false, nil, d.Skip()
 		},
@@ -223,9 +224,9 @@ func registerClientFeature(user, password string, getFirst bool, result *error) 
 				if err != nil {
 					return 0, nil, err
 				}
-				q, _ := form.child(xml.Name{Space: nsRegister, Local: "query"})
-				_, u := q.child(xml.Name{Space: nsRegister, Local: "username"})
-				_, p := q.child(xml.Name{Space: nsRegister, Local: "password"})
+				q, _ := form.child(xml.Name{Space: account.NS, Local: "query"})
+				_, u := q.child(xml.Name{Space: account.NS, Local: "username"})
+				_, p := q.child(xml.Name{Space: account.NS, Local: "password"})
 				if form.attr("type") != "result" || !u || !p {
 					return 0, nil, errors.New("registration form without username and password")
 				}
@@ -503,7 +504,7 @@ func stanzaErrorCondition(e element) string {
 		return ""
 	}
 	for _, c := range errEl.children() {
-		if c.start.Name.Space == nsStanzas && c.start.Name.Local != "text" {
+		if c.start.Name.Space == stanza.NSError && c.start.Name.Local != "text" {
 			return c.start.Name.Local
 		}
 	}

@@ -24,10 +24,10 @@ import (
 	"chatbx.eu/privacy/retention"
 	"chatbx.eu/privacy/upload"
 	bolt "go.etcd.io/bbolt"
-	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/mux"
 	"mellium.im/xmpp/ping"
+	"mellium.im/xmpp/roster"
 	"mellium.im/xmpp/stanza"
 )
 
@@ -96,9 +96,8 @@ func (srv *Server) wire(ctx context.Context) error {
 		Logger:  srv.log,
 		Now:     cfg.Now,
 	}
-	archiver := mam.NewArchiver(srv.mamStore, mamCfg)
+	srv.archiver = mam.NewArchiver(srv.mamStore, mamCfg)
 	mamHandler := mam.NewHandler(srv.mamStore, mamCfg)
-	srv.archive = &mamHooks{a: archiver, userMux: func() *mux.ServeMux { return srv.userMux }}
 
 	// Uploads (upload.db and the uploads directory).
 	upDB, err := srv.openDB("upload.db")
@@ -151,10 +150,6 @@ func (srv *Server) wire(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("account: %w", err)
 	}
-	srv.accounts = managerBackend{srv.manager}
-	if cfg.wrapAccounts != nil {
-		srv.accounts = cfg.wrapAccounts(srv.accounts)
-	}
 	if err := srv.manager.Resume(ctx); err != nil {
 		srv.log.Error("resuming interrupted account deletions", "err", err)
 	}
@@ -162,10 +157,10 @@ func (srv *Server) wire(ctx context.Context) error {
 	srv.userMux = mux.New(stanza.NSClient,
 		ping.Handle(),
 		mam.Handle(mamHandler),
-		mux.IQFunc(stanza.GetIQ, xml.Name{Space: nsRoster, Local: "query"}, srv.handleRoster),
-		mux.IQFunc(stanza.SetIQ, xml.Name{Space: nsRoster, Local: "query"}, srv.handleRoster),
-		mux.IQFunc(stanza.GetIQ, xml.Name{Space: nsRegister, Local: "query"}, srv.handleRegister),
-		mux.IQFunc(stanza.SetIQ, xml.Name{Space: nsRegister, Local: "query"}, srv.handleRegister),
+		mux.IQFunc(stanza.GetIQ, xml.Name{Space: roster.NS, Local: "query"}, srv.handleRoster),
+		mux.IQFunc(stanza.SetIQ, xml.Name{Space: roster.NS, Local: "query"}, srv.handleRoster),
+		mux.IQFunc(stanza.GetIQ, xml.Name{Space: account.NS, Local: "query"}, srv.handleRegister),
+		mux.IQFunc(stanza.SetIQ, xml.Name{Space: account.NS, Local: "query"}, srv.handleRegister),
 	)
 
 	if srv.scheduler, err = retention.NewScheduler(retention.Config{
@@ -182,16 +177,18 @@ func (srv *Server) wire(ctx context.Context) error {
 
 // retentionJobs are the lifetimes the server promises, each enforced by a
 // job: uploads, the two logs, tombstones of deleted names, the retry of
-// interrupted erasures and, last, the purge of freed bbolt pages.
+// interrupted erasures and, last, the purge of freed bbolt pages. The
+// uploads and logs get their MaxAge from their package (RetentionMaxAge),
+// which leaves room for a late run: no file or line outlives its promise.
 func (srv *Server) retentionJobs() []retention.Job {
+	uploadsEvery := min(10*time.Minute, srv.uploads.TTL()/10)
 	jobs := []retention.Job{
-		srv.uploadJob(),
-		// A log file is deleted once its newest line reaches MaxAge − one
-		// period (Retention), so no line lives longer than MaxAge.
+		{Name: "uploads", Data: "uploaded files",
+			MaxAge: srv.uploads.RetentionMaxAge(uploadsEvery), Expirer: srv.uploads, Interval: uploadsEvery},
 		{Name: "xmpp-log", Data: "XMPP connection log (time, user, anonymized IP), hourly files: no line kept over 24 hours",
-			MaxAge: srv.xmppLog.Retention(), Expirer: srv.xmppLog, Interval: 10 * time.Minute},
+			MaxAge: srv.xmppLog.RetentionMaxAge(10 * time.Minute), Expirer: srv.xmppLog, Interval: 10 * time.Minute},
 		{Name: "http-error-log", Data: "HTTP error log (anonymized IPs), daily files: no line kept over 30 days",
-			MaxAge: srv.httpLog.Retention(), Expirer: srv.httpLog, Interval: time.Hour},
+			MaxAge: srv.httpLog.RetentionMaxAge(time.Hour), Expirer: srv.httpLog, Interval: time.Hour},
 		{Name: "tombstones", Data: "keyed hashes of deleted usernames (block their re-registration)",
 			MaxAge: 365 * 24 * time.Hour, Expirer: retention.ExpirerFunc(srv.manager.ExpireTombstones), Interval: 24 * time.Hour},
 		{Name: "erasure-retry", Data: "data of deleted accounts whose erasure was interrupted",
@@ -202,29 +199,12 @@ func (srv *Server) retentionJobs() []retention.Job {
 	return append(jobs, srv.purgeJobs()...)
 }
 
-// uploadJob deletes uploaded files so that none outlives -upload-ttl:
-// a file's URL stops working at its TTL (the upload service checks), and
-// its bytes go on the first run after TTL − (interval + jitter), so even a
-// late run deletes them before the promised lifetime ends.
-func (srv *Server) uploadJob() retention.Job {
-	ttl := srv.uploads.TTL()
-	interval := min(10*time.Minute, ttl/10)
-	slack := interval + time.Duration(retention.DefaultJitter*float64(interval)) + time.Second
-	return retention.Job{
-		Name:     "uploads",
-		Data:     "uploaded files",
-		MaxAge:   max(ttl-slack, 0),
-		Expirer:  srv.uploads,
-		Interval: interval,
-	}
-}
-
 // wireHTTP builds the HTTPS handlers: uploads, /account, /privacy.
 func (srv *Server) wireHTTP() {
 	srv.httpMux = http.NewServeMux()
 	srv.httpMux.Handle("/upload/", srv.uploads)
 	pages := web.New(web.Config{
-		Backend: webBackend{srv},
+		Backend: accountPages{srv.manager, srv},
 		Privacy: srv.privacyItems,
 		Domain:  srv.cfg.Domain,
 		Logger:  srv.log,
@@ -357,97 +337,17 @@ func compactFile(db *bolt.DB) error {
 // Config.Exempt lets through; every other key is a client IP.
 const exemptKey = "loopback"
 
-// managerBackend adapts account.Manager to accountBackend.
-type managerBackend struct{ m *account.Manager }
-
-func (b managerBackend) Authenticate(ctx context.Context, key, username, password string) (string, error) {
-	name, err := b.m.Normalize(username)
-	if err != nil {
-		return "", errBadCredentials
-	}
-	if err := b.m.Authenticate(ctx, key, username, password); err != nil {
-		return "", mapAccountErr(err)
-	}
-	return name, nil
+// accountPages is what the /account pages act on: the account.Manager,
+// except that deleting an account first ends the user's sessions, exactly
+// like <remove/> (deleteAccount).
+type accountPages struct {
+	*account.Manager
+	srv *Server
 }
 
-func (b managerBackend) ChangePassword(ctx context.Context, username, pw string) error {
-	return mapAccountErr(b.m.ChangePassword(ctx, username, pw))
-}
-
-func (b managerBackend) Delete(ctx context.Context, username string) error {
-	return b.m.Delete(ctx, username)
-}
-
-func (b managerBackend) Exists(ctx context.Context, username string) bool {
-	_, err := b.m.Get(ctx, username)
-	return err == nil
-}
-
-func (b managerBackend) Export(ctx context.Context, username string, w io.Writer) error {
-	return b.m.Export(ctx, username, w)
-}
-
-// mapAccountErr wraps account errors with the server's sentinels.
-func mapAccountErr(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, account.ErrRateLimited):
-		return fmt.Errorf("%w: %w", errRateLimited, err)
-	case errors.Is(err, account.ErrPolicy):
-		return fmt.Errorf("%w: %w", errNotAcceptable, err)
-	case errors.Is(err, account.ErrAuth), errors.Is(err, account.ErrBlocked), errors.Is(err, account.ErrNotFound):
-		return fmt.Errorf("%w: %w", errBadCredentials, err)
-	}
-	return err
-}
-
-// webBackend adapts the server to the pages' Backend: deletion ends the
-// user's sessions first, exactly like <remove/>.
-type webBackend struct{ srv *Server }
-
-func (b webBackend) Authenticate(ctx context.Context, key, username, password string) error {
-	_, err := b.srv.accounts.Authenticate(ctx, key, username, password)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, account.ErrBlocked):
-		// Only said after the right password (account.Manager checks it
-		// first), so it reveals nothing to a guesser.
-		return fmt.Errorf("%w", web.ErrAccountBlocked)
-	case errors.Is(err, errRateLimited):
-		return fmt.Errorf("%w", web.ErrRateLimited)
-	case errors.Is(err, errBadCredentials):
-		return fmt.Errorf("%w", web.ErrBadCredentials)
-	}
-	return err
-}
-
-func (b webBackend) ChangePassword(ctx context.Context, username, pw string) error {
-	err := b.srv.accounts.ChangePassword(ctx, b.normalize(username), pw)
-	if errors.Is(err, errNotAcceptable) {
-		return fmt.Errorf("%w", web.ErrPasswordRejected)
-	}
-	return err
-}
-
-func (b webBackend) Export(ctx context.Context, username string, w io.Writer) error {
-	return b.srv.accounts.Export(ctx, b.normalize(username), w)
-}
-
-func (b webBackend) Delete(ctx context.Context, username string) error {
-	return b.srv.deleteAccount(ctx, b.normalize(username))
-}
-
-func (b webBackend) normalize(username string) string {
-	if b.srv.manager == nil {
-		return username
-	}
-	if n, err := b.srv.manager.Normalize(username); err == nil {
-		return n
-	}
-	return username
+// Delete ends the user's sessions, then erases the account.
+func (p accountPages) Delete(ctx context.Context, username string) error {
+	return p.srv.deleteAccount(ctx, username)
 }
 
 // logHolder makes the log files a Holder: account deletion removes every
@@ -505,43 +405,6 @@ func (a roomAccess) Access(_ context.Context, roomJID, requester jid.JID) (allow
 	}
 	return isOwner, isOwner, nil
 }
-
-// mamHooks adapts mam.Archiver to the routing code.
-type mamHooks struct {
-	a       *mam.Archiver
-	userMux func() *mux.ServeMux
-}
-
-func (h *mamHooks) chat(ctx context.Context, from, to jid.JID, e element) (element, bool) {
-	res, _ := h.a.ArchiveTokens(ctx, from, to, e.start, e.inner)
-	if res.Deliver != nil {
-		if out, err := parseElement(res.Deliver); err == nil {
-			return out, res.RecipientID != ""
-		}
-	}
-	// The archiver could not read the message (it strips forged
-	// stanza-ids as it reads): deliver it unarchived, but never with a
-	// stanza-id that claims to be from either user's archive.
-	return e.withInner(stripStanzaIDs(stripStanzaIDs(e.inner, to.Bare().String()), from.Bare().String())), false
-}
-
-func (h *mamHooks) room(ctx context.Context, room, occupant, realJID jid.JID, e element) element {
-	res, _ := h.a.ArchiveGroupchatTokens(ctx, room, occupant, realJID, false, e.start, e.inner)
-	if res.Deliver != nil {
-		if out, err := parseElement(res.Deliver); err == nil {
-			return out
-		}
-	}
-	// Unreadable for the archiver: deliver unarchived, without any
-	// stanza-id forged in the room's name.
-	return e.withInner(stripStanzaIDs(e.inner, room.Bare().String()))
-}
-
-func (h *mamHooks) roomQuery(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
-	return h.userMux().HandleXMPP(t, start)
-}
-
-func (h *mamHooks) features() []string { return mam.Features() }
 
 // purgeJobs wipe the free pages of every bbolt file (retention.BoltPurge),
 // so that erased and expired records do not linger in the files. They come

@@ -17,10 +17,10 @@
 // http.ResponseController, and cleared once the form is read).
 //
 // Errors never reveal whether a username exists: an unknown name and a wrong
-// password get the same page (ErrBadCredentials), and so do rate-limited
-// attempts (ErrRateLimited, answered 429). The pages keep no limiter of their
-// own: the Backend limits failed logins per client key, the same budget as
-// XMPP logins. Deleting asks for the username a second time; it must match
+// password get the same page (account.ErrAuth), and so do rate-limited
+// attempts (account.ErrRateLimited, answered 429). The pages keep no
+// limiter of their own: the Backend limits failed logins per client key,
+// the same budget as XMPP logins. Deleting asks for the username a second time; it must match
 // the first exactly (after trimming spaces and a "@Domain" suffix) or nothing
 // is deleted. An export streams the Backend's zip as an attachment; if the
 // Backend fails halfway, the connection is aborted so that the browser

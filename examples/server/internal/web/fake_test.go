@@ -8,8 +8,12 @@ import (
 	"io"
 	"sync"
 
+	"chatbx.eu/privacy/account"
 	"chatbx.eu/privacy/examples/server/internal/web"
 )
+
+// The pages act on an account.Manager as it is.
+var _ web.Backend = (*account.Manager)(nil)
 
 // fakeBackend keeps accounts in memory and limits failed logins per client
 // key, like account.Manager.
@@ -43,14 +47,14 @@ func (b *fakeBackend) Authenticate(_ context.Context, clientKey, username, passw
 		limit = 5
 	}
 	if b.failures[clientKey] >= limit {
-		return fmt.Errorf("fake: %w", web.ErrRateLimited)
+		return fmt.Errorf("fake: %w", account.ErrRateLimited)
 	}
 	if pw, ok := b.passwords[username]; !ok || pw != password {
 		b.failures[clientKey]++
-		return fmt.Errorf("fake: %w", web.ErrBadCredentials)
+		return fmt.Errorf("fake: %w", account.ErrAuth)
 	}
 	if b.blocked[username] {
-		return fmt.Errorf("fake: %w", web.ErrAccountBlocked)
+		return fmt.Errorf("fake: %w", account.ErrBlocked)
 	}
 	return nil
 }
@@ -59,7 +63,7 @@ func (b *fakeBackend) ChangePassword(_ context.Context, username, newPassword st
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if len(newPassword) < 4 {
-		return fmt.Errorf("fake: %w", web.ErrPasswordRejected)
+		return &account.PolicyError{Reason: "too short"}
 	}
 	if _, ok := b.passwords[username]; !ok {
 		return errors.New("fake: no such user")

@@ -14,6 +14,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"chatbx.eu/privacy/account"
 )
 
 //go:embed templates
@@ -223,12 +225,14 @@ func (h *handler) authenticate(w http.ResponseWriter, r *http.Request, username,
 	switch {
 	case err == nil:
 		return true
-	case errors.Is(err, ErrRateLimited):
+	case errors.Is(err, account.ErrRateLimited):
 		w.Header().Set("Retry-After", "60")
 		h.fail(w, http.StatusTooManyRequests, "Too many failed attempts. Wait a few minutes, then try again. "+nothing)
-	case errors.Is(err, ErrBadCredentials):
+	case errors.Is(err, account.ErrAuth), errors.Is(err, account.ErrNotFound):
 		h.fail(w, http.StatusForbidden, "Wrong username or password. "+nothing)
-	case errors.Is(err, ErrAccountBlocked):
+	case errors.Is(err, account.ErrBlocked):
+		// Only said after the right password (account.Manager checks it
+		// first), so it reveals nothing to a guesser.
 		h.fail(w, http.StatusForbidden, "This account is blocked: its data is kept but not processed. "+nothing+" Contact the provider to lift the block.")
 	default:
 		h.internal(w, "authenticate", err, nothing)
@@ -256,7 +260,7 @@ func (h *handler) changePassword(w http.ResponseWriter, r *http.Request) {
 	}
 	switch err := h.backend.ChangePassword(r.Context(), v["username"], v["new"]); {
 	case err == nil:
-	case errors.Is(err, ErrPasswordRejected):
+	case errors.Is(err, account.ErrPolicy):
 		h.fail(w, http.StatusBadRequest, "The new password does not meet this server's rules: it is too short or too long, "+
 			"only spaces, your username, or one of the most common passwords (such as \"password\" or \"123456789\", "+
 			"in any case). Choose a longer one that others are unlikely to use. "+nothing)

@@ -8,23 +8,22 @@ import (
 	"time"
 )
 
-// Backend is what the pages need from the account store. Its methods are
-// called concurrently. Every error a page shows comes from the sentinels in
-// this package (ErrBadCredentials, ErrRateLimited, ErrAccountBlocked,
-// ErrPasswordRejected);
-// any other error is shown as an internal failure and logged.
+// Backend is what the pages need from the account store: the method set of
+// *account.Manager, which the server hands in (with Delete ending the
+// user's sessions first). Its methods are called concurrently. The pages
+// answer the account package's sentinel errors: account.ErrAuth (and
+// account.ErrNotFound) as one "wrong username or password",
+// account.ErrRateLimited with 429, account.ErrBlocked (said only after the
+// right password) and, from ChangePassword, account.ErrPolicy; any other
+// error is shown as an internal failure and logged.
 type Backend interface {
-	// Authenticate checks the password of username. clientKey identifies
-	// the client for rate limiting (its IP address); it is never logged or
-	// shown. It returns an error wrapping ErrBadCredentials when the
-	// username is unknown or the password wrong, one wrapping
-	// ErrRateLimited when the client made too many failed attempts, and
-	// one wrapping ErrAccountBlocked for the right password of a blocked
-	// account.
+	// Authenticate checks the password of username, as
+	// account.Manager.Authenticate. clientKey identifies the client for
+	// rate limiting (its IP address); it is never logged or shown.
 	Authenticate(ctx context.Context, clientKey, username, password string) error
-	// ChangePassword replaces the password of an authenticated user. It
-	// returns an error wrapping ErrPasswordRejected when newPassword is not
-	// acceptable.
+	// ChangePassword replaces the password of an authenticated user, as
+	// account.Manager.ChangePassword (account.ErrPolicy for a refused
+	// password).
 	ChangePassword(ctx context.Context, username, newPassword string) error
 	// Export writes every piece of data held about username to w as a zip
 	// archive.
