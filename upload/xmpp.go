@@ -19,7 +19,7 @@ import (
 // Namespaces.
 const (
 	NS      = "urn:xmpp:http:upload:0"                // XEP-0363
-	NSDisco = "http://jabber.org/protocol/disco#info" // XEP-0030
+	nsDisco = "http://jabber.org/protocol/disco#info" // XEP-0030
 	nsForm  = "jabber:x:data"                         // XEP-0004
 )
 
@@ -72,7 +72,7 @@ func ParseRequest(start xml.StartElement) (Request, error) {
 func Handle(s *Service) mux.Option {
 	return func(m *mux.ServeMux) {
 		mux.IQ(stanza.GetIQ, xml.Name{Space: NS, Local: "request"}, s)(m)
-		mux.IQ(stanza.GetIQ, xml.Name{Space: NSDisco, Local: "query"}, s)(m)
+		mux.IQ(stanza.GetIQ, xml.Name{Space: nsDisco, Local: "query"}, s)(m)
 	}
 }
 
@@ -93,7 +93,7 @@ func (s *Service) HandleIQ(iq stanza.IQ, t xmlstream.TokenReadEncoder, start *xm
 		return writeIQError(t, iq, stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}, nil)
 	}
 	switch start.Name {
-	case xml.Name{Space: NSDisco, Local: "query"}:
+	case xml.Name{Space: nsDisco, Local: "query"}:
 		for _, a := range start.Attr {
 			if a.Name.Local == "node" && a.Value != "" {
 				return writeIQError(t, iq, stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound}, nil)
@@ -193,7 +193,7 @@ func (s *Service) ForFeatures(node string, f func(info.Feature) error) error {
 	if node != "" {
 		return nil
 	}
-	if err := f(info.Feature{Var: NSDisco}); err != nil {
+	if err := f(info.Feature{Var: nsDisco}); err != nil {
 		return err
 	}
 	return f(info.Feature{Var: NS})
@@ -243,10 +243,10 @@ func (s *Service) DiscoInfo() xml.TokenReader {
 	return xmlstream.Wrap(
 		xmlstream.MultiReader(
 			identity().TokenReader(),
-			info.Feature{Var: NSDisco}.TokenReader(),
+			info.Feature{Var: nsDisco}.TokenReader(),
 			info.Feature{Var: NS}.TokenReader(),
 			x,
 		),
-		xml.StartElement{Name: xml.Name{Space: NSDisco, Local: "query"}},
+		xml.StartElement{Name: xml.Name{Space: nsDisco, Local: "query"}},
 	)
 }

@@ -105,15 +105,15 @@ func (srv *Server) wire(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	meta, err := upload.NewBoltMeta(upDB)
+	meta, err := upload.NewBoltMetaStore(upDB)
 	if err != nil {
 		return fmt.Errorf("upload: %w", err)
 	}
-	blobs, err := upload.NewFSBlobs(filepath.Join(cfg.DataDir, "uploads"))
+	blobs, err := upload.NewFSBlobStore(filepath.Join(cfg.DataDir, "uploads"))
 	if err != nil {
 		return fmt.Errorf("upload: %w", err)
 	}
-	srv.uploads, err = upload.New(meta, blobs, upload.Config{
+	srv.uploads, err = upload.NewService(meta, blobs, upload.Config{
 		BaseURL:     srv.baseURL + "/upload",
 		MaxFileSize: cfg.UploadMax,
 		TTL:         cfg.UploadTTL,
