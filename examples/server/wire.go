@@ -543,7 +543,7 @@ func (h *mamHooks) roomQuery(t xmlstream.TokenReadEncoder, start *xml.StartEleme
 
 func (h *mamHooks) features() []string { return mam.Features() }
 
-// purgeJobs wipe the free pages of every bbolt file (retention.BoltPurge),
+// purgeJobs wipe the free pages of every bbolt file (retention.PurgeJob),
 // so that erased and expired records do not linger in the files. They come
 // last, after the expiry jobs whose deletions they wipe.
 func (srv *Server) purgeJobs() []retention.Job {
