@@ -26,7 +26,7 @@ const (
 // stretch the window either. A duration longer than Options.MaxReveal (default 24 h) is
 // refused with ErrRevealTooLong rather than shortened, so that the operator
 // never believes in a window other than the real one; a non-positive
-// duration or an empty reason yields ErrRevealInvalid. An IP address in the
+// duration or an empty reason yields ErrBadRequest. An IP address in the
 // reason is anonymized in the audit records, which outlive the window.
 //
 // The start is logged at once as an audit record (level WARN, message
@@ -43,7 +43,7 @@ const (
 func (h *Handler) Reveal(d time.Duration, reason string) error {
 	s := h.st
 	if d <= 0 || strings.TrimSpace(reason) == "" {
-		return ErrRevealInvalid
+		return fmt.Errorf("%w: reveal needs a positive duration and a reason", ErrBadRequest)
 	}
 	if d > s.an.maxReveal {
 		return fmt.Errorf("logredact: reveal for %v, at most %v: %w", d, s.an.maxReveal, ErrRevealTooLong)
