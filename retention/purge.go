@@ -32,7 +32,13 @@ func (p boltPurge) Expire(ctx context.Context, before time.Time) (int, error) {
 // they have just deleted. A run fails while read transactions that began
 // before the last deletion stay open; the scheduler retries it. See the
 // package documentation for the guarantees and limits.
+//
+// A nil db gives a job without an Expirer, which NewScheduler refuses with
+// ErrConfig.
 func PurgeJob(name string, db *bolt.DB, interval time.Duration) Job {
+	if db == nil {
+		return Job{Name: name, Interval: interval}
+	}
 	return Job{
 		Name:     name,
 		Data:     "bytes of deleted data left in the free pages of " + filepath.Base(db.Path()),

@@ -29,8 +29,11 @@ type BoltMetaStore struct {
 var _ MetaStore = (*BoltMetaStore)(nil)
 
 // NewBoltMetaStore creates the buckets if needed and returns the store. The
-// caller owns db and closes it.
+// caller owns db and closes it. A nil db is an error wrapping ErrConfig.
 func NewBoltMetaStore(db *bolt.DB) (*BoltMetaStore, error) {
+	if db == nil {
+		return nil, fmt.Errorf("%w: nil database", ErrConfig)
+	}
 	err := db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketFiles, bucketOwner, bucketExpiry, bucketCreated} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {

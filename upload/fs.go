@@ -28,8 +28,12 @@ var _ BlobStore = (*FSBlobStore)(nil)
 // tmpPrefix starts the name of every in-progress upload.
 const tmpPrefix = ".tmp-"
 
-// NewFSBlobStore returns a store in dir, creating it (0700) if needed.
+// NewFSBlobStore returns a store in dir, creating it (0700) if needed. An
+// empty dir is an error wrapping ErrConfig.
 func NewFSBlobStore(dir string) (*FSBlobStore, error) {
+	if dir == "" {
+		return nil, fmt.Errorf("%w: no blob directory", ErrConfig)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("upload: blob dir: %w", err)
 	}
