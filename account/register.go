@@ -14,7 +14,8 @@ const (
 	// also the disco#info feature.
 	NS = "jabber:iq:register"
 	// NSFeature is the namespace of the stream feature
-	// <register xmlns='http://jabber.org/features/iq-register'/>.
+	// <register xmlns='http://jabber.org/features/iq-register'/>, which a
+	// server that offers in-band registration lists before authentication.
 	NSFeature = "http://jabber.org/features/iq-register"
 )
 
@@ -28,6 +29,8 @@ const maxQueryDepth = 16
 // Query is a parsed XEP-0077 <query xmlns='jabber:iq:register'/> payload.
 // Only the fields this package acts on are kept; others (email, name, data
 // forms…) are ignored: no personal data beyond a username is asked for.
+// A server that wants to know what a request asked (examples/server logs
+// the name of a new account) parses it with ParseQuery beside the Handler.
 type Query struct {
 	Username    string
 	Password    string

@@ -8,7 +8,9 @@ import (
 	"time"
 )
 
-// Messages of the audit records written by the maintenance window.
+// Messages of the audit records written by the maintenance window, for
+// monitoring that alerts when a window opens and for an auditor who looks
+// for the windows in the logs.
 const (
 	AuditRevealStart = "logredact: maintenance window opened, IP addresses are logged in full"
 	AuditRevealEnd   = "logredact: maintenance window closed, IP addresses are anonymized again"

@@ -31,6 +31,8 @@ func (f ExpirerFunc) Expire(ctx context.Context, before time.Time) (int, error) 
 }
 
 // DefaultInterval is the time between two runs of a job whose Interval is 0.
+// A package whose data has a promised lifetime computes the MaxAge of its
+// job from it (upload.Service.RetentionMaxAge does).
 const DefaultInterval = 10 * time.Minute
 
 // defaultBackoff is the first retry delay after a failed run when
@@ -38,7 +40,8 @@ const DefaultInterval = 10 * time.Minute
 const defaultBackoff = 30 * time.Second
 
 // DefaultJitter is the fraction of the interval added at random to each wait
-// when Config.Jitter is 0.
+// when Config.Jitter is 0. A job's MaxAge that must keep a promise leaves
+// room for Interval·(1+DefaultJitter) between two runs.
 const DefaultJitter = 0.1
 
 // Job is one retention rule: data of one kind, its lifetime, and the

@@ -23,7 +23,10 @@ const (
 	nsForm  = "jabber:x:data"                         // XEP-0004
 )
 
-// Request is a parsed slot request.
+// Request is a parsed slot request. With ParseRequest and SlotXML it serves
+// a server that does not route IQs through mellium's mux (Handle does all
+// three): it parses the request, calls Service.RequestSlot and writes the
+// slot.
 type Request struct {
 	Filename    string // as sent (sanitized later by RequestSlot)
 	Size        int64
@@ -152,7 +155,9 @@ func writeIQError(t xmlstream.TokenWriter, iq stanza.IQ, se stanza.Error, payloa
 	return err
 }
 
-// SlotXML returns the <slot xmlns='urn:xmpp:http:upload:0'/> payload for s.
+// SlotXML returns the <slot xmlns='urn:xmpp:http:upload:0'/> payload for s,
+// the answer to a slot request for a server that writes its IQ results
+// itself (see Request).
 // Only the header names XEP-0363 allows (Authorization, Cookie, Expires)
 // are written.
 func SlotXML(s Slot) xml.TokenReader {
