@@ -36,16 +36,8 @@ func newFSBlobs(t testing.TB) *upload.FSBlobStore {
 	return b
 }
 
-func TestMemMeta(t *testing.T) {
-	uploadtest.TestMetaStore(t, func(*testing.T) upload.MetaStore { return uploadtest.NewMemMeta() })
-}
-
 func TestBoltMeta(t *testing.T) {
 	uploadtest.TestMetaStore(t, func(t *testing.T) upload.MetaStore { return newBoltMeta(t) })
-}
-
-func TestMemBlobs(t *testing.T) {
-	uploadtest.TestBlobStore(t, func(*testing.T) upload.BlobStore { return uploadtest.NewMemBlobs() })
 }
 
 func TestFSBlobs(t *testing.T) {
