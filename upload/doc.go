@@ -19,7 +19,7 @@
 //	})
 //	httpsMux.Handle("/upload/", svc)                          // HTTPS side
 //	uploadMux := mux.New(stanza.NSClient, upload.Handle(svc)) // IQs to upload.example.org
-//	account.Holders = append(..., svc)                        // Name, Export, Erase
+//	accountCfg.Holders = append(accountCfg.Holders, svc)      // account.Config: Name, Export, Erase
 //	jobs = append(jobs, retention.Job{Name: "uploads", Data: "uploaded files",
 //		Expirer: svc, Interval: 10 * time.Minute, MaxAge: svc.RetentionMaxAge(10 * time.Minute)})
 //
