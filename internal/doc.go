@@ -1,6 +1,8 @@
 // Package internal holds no code itself. Its sub-directories hold what only
 // this module may import:
 //
+//   - apitest holds the check of each package's api_test.go: at most so
+//     many exported names (the measure of tools/exports);
 //   - argon hashes and verifies passwords with Argon2id in the PHC string
 //     format, with a bound on computations in flight (account uses it);
 //   - boltwipe overwrites the free pages of an open bbolt database, so that
