@@ -57,8 +57,32 @@
 //
 // Storage defaults to go.etcd.io/bbolt, one database handed in by the
 // integrator; every store is an interface with a conformance suite in the
-// package's "test" sub-package, so another backend proves itself by passing
-// it.
+// package's "test" sub-package (mamtest, accounttest, uploadtest: one named
+// subtest per clause of the contract, and an in-memory store whose zero
+// value is ready to use), so another backend proves itself by passing it.
+//
+// # Names the packages share
+//
+// A service is built by a constructor that takes its stores and a Config
+// whose zero fields are the private defaults: mam.NewArchiver(store, cfg),
+// upload.NewService(meta, blobs, cfg), account.NewManager(store, cfg),
+// retention.NewScheduler(cfg). A bbolt store is built from an open
+// database: mam.NewBoltStore(db), account.NewBoltStore(db),
+// upload.NewBoltMetaStore(db) (upload keeps file contents apart, in
+// upload.NewFSBlobStore(dir)). logredact follows log/slog instead:
+// logredact.NewHandler(next, *Options), with nil for the defaults.
+//
+// Every package names its errors alike: ErrConfig for a configuration a
+// constructor refuses (a nil store or database included: never a panic),
+// ErrBadRequest for malformed input (an XMPP payload, an argument), and
+// ErrNotFound where a lookup can miss. Errors that carry data are structs
+// that unwrap to their sentinel (upload.TooLargeError to
+// upload.ErrTooLarge, account.PolicyError to account.ErrPolicy), so
+// callers branch with errors.Is and read the data with errors.As.
+//
+// Each package's API is held to a bound (its api_test.go counts the
+// exported names); what only the package itself needs stays unexported or
+// in internal/ (the Argon2id toolkit is internal/argon).
 //
 // # The example server
 //

@@ -167,7 +167,7 @@ type stored struct {
 func storeUpload(ttl time.Duration) func(*testing.T, *clock) stored {
 	return func(t *testing.T, clk *clock) stored {
 		blobs := uploadtest.NewMemBlobs()
-		svc, err := upload.New(uploadtest.NewMemMeta(), blobs, upload.Config{
+		svc, err := upload.NewService(uploadtest.NewMemMeta(), blobs, upload.Config{
 			BaseURL: "https://upload.example.org/upload", TTL: ttl, Now: clk.Now,
 		})
 		if err != nil {

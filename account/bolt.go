@@ -52,7 +52,11 @@ var _ Store = (*BoltStore)(nil)
 // another SkeletonVersion, gets them (re)computed for every account, in
 // the same transaction that records the version: a crash leaves either
 // the old state, done again at the next open, or the complete index.
+// A nil db is an error wrapping ErrConfig.
 func NewBoltStore(db *bolt.DB) (*BoltStore, error) {
+	if db == nil {
+		return nil, fmt.Errorf("%w: nil database", ErrConfig)
+	}
 	err := db.Update(func(tx *bolt.Tx) error {
 		root, err := tx.CreateBucketIfNotExists(bktRoot)
 		if err != nil {

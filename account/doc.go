@@ -96,8 +96,8 @@
 //
 // # Memory
 //
-// Each Argon2id computation holds m KiB (64 MiB by default). The Manager's
-// Hasher runs at most MaxConcurrentHashes (default GOMAXPROCS) at once, so
+// Each Argon2id computation holds m KiB (64 MiB by default). The Manager
+// runs at most MaxConcurrentHashes (default GOMAXPROCS) at once, so
 // a burst of logins holds limit × m of hash memory instead of burst × m.
 //
 // # Performance

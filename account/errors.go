@@ -45,29 +45,18 @@ var (
 	// Latin with Cyrillic or Greek (Unicode TR39, Highly Restrictive).
 	ErrMixedScripts = errors.New("account: username mixes scripts")
 
-	// ErrMalformedHash is returned when a stored password hash is not a
-	// valid Argon2id PHC string within the accepted parameter ranges.
-	ErrMalformedHash = errors.New("account: malformed password hash")
-
-	// ErrWeakParams is returned when Argon2id parameters are below the OWASP
-	// floor (m=19 MiB, t=2, p=1).
-	ErrWeakParams = errors.New("account: Argon2id parameters below the minimum")
-
-	// ErrParamsTooHigh is returned when Argon2id parameters exceed the
-	// maxima this package accepts (see MaxParams).
-	ErrParamsTooHigh = errors.New("account: Argon2id parameters above the maximum")
-
 	// ErrErasureIncomplete is returned by Delete and Resume when at least one
 	// Holder could not erase a user's data. The erasure stays in the journal
 	// and is retried by the next Delete of the same name or by Resume.
 	ErrErasureIncomplete = errors.New("account: erasure incomplete")
 
-	// ErrBadQuery is returned by ParseQuery for a malformed XEP-0077
-	// query.
-	ErrBadQuery = errors.New("account: malformed registration query")
+	// ErrBadRequest is returned by ParseQuery for a malformed XEP-0077
+	// query (bad input, as upload's and mam's ErrBadRequest).
+	ErrBadRequest = errors.New("account: malformed registration query")
 
 	// ErrConfig is returned by NewManager for an invalid Config (for
-	// example two Holders with the same name).
+	// example two Holders with the same name, or Params outside the
+	// accepted range).
 	ErrConfig = errors.New("account: invalid configuration")
 )
 
@@ -84,11 +73,14 @@ type PolicyError struct {
 // Error implements error.
 func (e *PolicyError) Error() string { return "account: refused by policy: " + e.Reason }
 
-// Is reports whether target is ErrPolicy.
-func (e *PolicyError) Is(target error) bool { return target == ErrPolicy }
-
-// Unwrap returns Err.
-func (e *PolicyError) Unwrap() error { return e.Err }
+// Unwrap returns ErrPolicy and, when set, Err, so that errors.Is finds
+// both (as upload's TooLargeError unwraps to its sentinel).
+func (e *PolicyError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{ErrPolicy}
+	}
+	return []error{ErrPolicy, e.Err}
+}
 
 func policy(reason string) error { return &PolicyError{Reason: reason} }
 

@@ -14,9 +14,9 @@ import (
 	"mellium.im/xmpp/stanza"
 )
 
-// DefaultInstructions is the text of a registration form when
+// defaultInstructions is the text of a registration form when
 // HandlerConfig.Instructions is empty.
-const DefaultInstructions = "Choose a username and a password. A pseudonym is welcome; no e-mail address or real name is needed."
+const defaultInstructions = "Choose a username and a password. A pseudonym is welcome; no e-mail address or real name is needed."
 
 // handlerTimeout bounds the work of one IQ (hashing, deletion).
 const handlerTimeout = time.Minute
@@ -55,7 +55,8 @@ type HandlerConfig struct {
 	// Manager.Resume).
 	Remove func(user jid.JID)
 	// Instructions is the text of the registration form. "" means
-	// DefaultInstructions.
+	// "Choose a username and a password. A pseudonym is welcome; no
+	// e-mail address or real name is needed."
 	Instructions string
 }
 
@@ -76,7 +77,7 @@ var (
 // NewHandler returns a Handler answering for the session described by c.
 func NewHandler(m *Manager, c HandlerConfig) *Handler {
 	if c.Instructions == "" {
-		c.Instructions = DefaultInstructions
+		c.Instructions = defaultInstructions
 	}
 	return &Handler{m: m, c: c}
 }

@@ -317,8 +317,8 @@ func TestParseQuery(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			q, err := account.ParseQuery(xml.NewDecoder(strings.NewReader(tc.in)))
 			if tc.bad {
-				if !errors.Is(err, account.ErrBadQuery) {
-					t.Fatalf("ParseQuery = %+v, %v; want ErrBadQuery", q, err)
+				if !errors.Is(err, account.ErrBadRequest) {
+					t.Fatalf("ParseQuery = %+v, %v; want ErrBadRequest", q, err)
 				}
 				return
 			}
@@ -337,8 +337,8 @@ func FuzzRegisterQuery(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in string) {
 		q, err := account.ParseQuery(xml.NewDecoder(strings.NewReader(in)))
 		if err != nil {
-			if !errors.Is(err, account.ErrBadQuery) {
-				t.Fatalf("error %v does not wrap ErrBadQuery", err)
+			if !errors.Is(err, account.ErrBadRequest) {
+				t.Fatalf("error %v does not wrap ErrBadRequest", err)
 			}
 			return
 		}

@@ -18,6 +18,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"chatbx.eu/privacy/internal/argon"
 	"golang.org/x/text/secure/precis"
 	"golang.org/x/time/rate"
 	"mellium.im/xmpp/jid"
@@ -38,8 +39,8 @@ type Holder interface {
 
 // Limits that are not configurable.
 const (
-	// MaxPasswordLen is the largest accepted password, in bytes.
-	MaxPasswordLen = 1024
+	// maxPasswordLen is the largest accepted password, in bytes.
+	maxPasswordLen = 1024
 	// maxNicknameLen is the largest accepted Profile.Nickname, in
 	// characters.
 	maxNicknameLen = 64
@@ -61,7 +62,7 @@ type Config struct {
 	MaxConcurrentHashes int
 
 	// MinPasswordLen is the shortest accepted password, in characters.
-	// 0 means 8. Passwords longer than MaxPasswordLen bytes are refused.
+	// 0 means 8. Passwords longer than 1024 bytes are refused.
 	MinPasswordLen int
 	// MaxUsernameLen is the longest accepted username, in characters after
 	// normalization. 0 means 64.
@@ -128,7 +129,7 @@ type Manager struct {
 	store   Store
 	cfg     Config
 	domain  jid.JID
-	hasher  *Hasher
+	hasher  *argon.Hasher
 	dummy   func() (string, error) // hash verified for unknown users
 	reg     *limiters
 	login   *limiters
@@ -147,8 +148,9 @@ const (
 	maxTombstoneTTL = 100 * 365 * 24 * time.Hour
 )
 
-// NewManager returns a Manager over store. It fails with ErrConfig, or
-// ErrWeakParams/ErrParamsTooHigh, for an invalid Config.
+// NewManager returns a Manager over store. It fails with an error wrapping
+// ErrConfig for an invalid Config, Params outside the accepted range
+// included.
 func NewManager(store Store, c Config) (*Manager, error) {
 	if store == nil {
 		return nil, fmt.Errorf("%w: nil Store", ErrConfig)
@@ -216,16 +218,16 @@ func NewManager(store Store, c Config) (*Manager, error) {
 		}
 		seen[n] = true
 	}
-	hasher, err := NewHasher(c.Params, c.MaxConcurrentHashes)
+	hasher, err := argon.NewHasher(argon.Params(c.Params), c.MaxConcurrentHashes)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: Params: %w", ErrConfig, err)
 	}
 	// The dummy hash is made at the first Authenticate, whoever logs in, so
 	// that the extra cost says nothing about whether the user exists.
 	dummy := sync.OnceValues(func() (string, error) {
 		var pw [16]byte
 		rand.Read(pw[:])
-		return Hash(hex.EncodeToString(pw[:]), c.Params)
+		return argon.Hash(hex.EncodeToString(pw[:]), argon.Params(c.Params))
 	})
 	return &Manager{
 		store:   store,
@@ -277,8 +279,8 @@ func (m *Manager) checkPassword(pw, username string) (string, error) {
 	switch {
 	case pw == "":
 		return "", policy("password is empty")
-	case len(pw) > MaxPasswordLen:
-		return "", policy(fmt.Sprintf("password longer than %d bytes", MaxPasswordLen))
+	case len(pw) > maxPasswordLen:
+		return "", policy(fmt.Sprintf("password longer than %d bytes", maxPasswordLen))
 	case !utf8.ValidString(pw):
 		return "", policy("password is not valid UTF-8")
 	case onlyWhiteSpace(pw):
@@ -293,8 +295,8 @@ func (m *Manager) checkPassword(pw, username string) (string, error) {
 	if utf8.RuneCountInString(prepared) < m.cfg.MinPasswordLen {
 		return "", policy(fmt.Sprintf("password shorter than %d characters", m.cfg.MinPasswordLen))
 	}
-	if len(prepared) > MaxPasswordLen {
-		return "", policy(fmt.Sprintf("password longer than %d bytes", MaxPasswordLen))
+	if len(prepared) > maxPasswordLen {
+		return "", policy(fmt.Sprintf("password longer than %d bytes", maxPasswordLen))
 	}
 	if reason := weakPassword(prepared, username); reason != "" {
 		return "", weak(reason)
@@ -305,7 +307,7 @@ func (m *Manager) checkPassword(pw, username string) (string, error) {
 // preparePassword prepares a password for verification; ok is false when
 // no registered password could match it.
 func preparePassword(pw string) (string, bool) {
-	if pw == "" || len(pw) > MaxPasswordLen || !utf8.ValidString(pw) {
+	if pw == "" || len(pw) > maxPasswordLen || !utf8.ValidString(pw) {
 		return "", false
 	}
 	p, err := precis.OpaqueString.String(pw)
@@ -455,7 +457,7 @@ func (m *Manager) Authenticate(ctx context.Context, clientKey, username, passwor
 		target = rec.Hash
 	}
 	match, err := m.hasher.Verify(ctx, pw, target)
-	if errors.Is(err, ErrMalformedHash) {
+	if errors.Is(err, argon.ErrMalformedHash) {
 		m.log.LogAttrs(ctx, slog.LevelError, "stored password hash is malformed; the account cannot log in until its password is reset")
 		return ErrAuth
 	}

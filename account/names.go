@@ -18,7 +18,9 @@ import (
 // the release notes.
 const SkeletonVersion = "tr39-skeleton/unicode-13.0.0/lower/1"
 
-// Skeleton returns the confusable skeleton of a normalized username: the
+// Skeleton returns the confusable skeleton of a normalized username (a
+// Store backend needs it to fill in the skeletons of accounts written
+// before they existed, see Store): the
 // Unicode TR39 skeleton (NFD, every character replaced by the prototype
 // of its confusables class, NFD again; data of confusables.txt, Unicode
 // 13.0.0, as packaged by github.com/mtibben/confusables), then lowercased,

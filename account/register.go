@@ -14,7 +14,8 @@ const (
 	// also the disco#info feature.
 	NS = "jabber:iq:register"
 	// NSFeature is the namespace of the stream feature
-	// <register xmlns='http://jabber.org/features/iq-register'/>.
+	// <register xmlns='http://jabber.org/features/iq-register'/>, which a
+	// server that offers in-band registration lists before authentication.
 	NSFeature = "http://jabber.org/features/iq-register"
 )
 
@@ -28,6 +29,8 @@ const maxQueryDepth = 16
 // Query is a parsed XEP-0077 <query xmlns='jabber:iq:register'/> payload.
 // Only the fields this package acts on are kept; others (email, name, data
 // forms…) are ignored: no personal data beyond a username is asked for.
+// A server that wants to know what a request asked (examples/server logs
+// the name of a new account) parses it with ParseQuery beside the Handler.
 type Query struct {
 	Username    string
 	Password    string
@@ -39,7 +42,7 @@ type Query struct {
 // ParseQuery reads one <query xmlns='jabber:iq:register'> element, start to
 // end, from r. Duplicate or nested username/password fields, text over 4 KiB
 // per field, nesting deeper than 16 levels and truncated input are errors
-// wrapping ErrBadQuery. ParseQuery never panics.
+// wrapping ErrBadRequest. ParseQuery never panics.
 func ParseQuery(r xml.TokenReader) (Query, error) {
 	var q Query
 	r = &splitEOF{r: r}
@@ -48,7 +51,7 @@ func ParseQuery(r xml.TokenReader) (Query, error) {
 		return q, err
 	}
 	if start.Name != (xml.Name{Space: NS, Local: "query"}) {
-		return q, fmt.Errorf("%w: not a %s query", ErrBadQuery, NS)
+		return q, fmt.Errorf("%w: not a %s query", ErrBadRequest, NS)
 	}
 	for {
 		tok, err := r.Token()
@@ -69,7 +72,7 @@ func ParseQuery(r xml.TokenReader) (Query, error) {
 			case "username", "password":
 				isUser := tok.Name.Local == "username"
 				if (isUser && q.HasUsername) || (!isUser && q.HasPassword) {
-					return q, fmt.Errorf("%w: duplicate <%s/>", ErrBadQuery, tok.Name.Local)
+					return q, fmt.Errorf("%w: duplicate <%s/>", ErrBadRequest, tok.Name.Local)
 				}
 				text, err := readText(r)
 				if err != nil {
@@ -103,10 +106,10 @@ func firstStart(r xml.TokenReader) (xml.StartElement, error) {
 				return tok, nil
 			case xml.CharData:
 				if strings.TrimSpace(string(tok)) != "" {
-					return xml.StartElement{}, fmt.Errorf("%w: text before the query", ErrBadQuery)
+					return xml.StartElement{}, fmt.Errorf("%w: text before the query", ErrBadRequest)
 				}
 			case xml.EndElement:
-				return xml.StartElement{}, fmt.Errorf("%w: no query element", ErrBadQuery)
+				return xml.StartElement{}, fmt.Errorf("%w: no query element", ErrBadRequest)
 			}
 		}
 		if err != nil {
@@ -117,9 +120,9 @@ func firstStart(r xml.TokenReader) (xml.StartElement, error) {
 
 func truncated(err error) error {
 	if errors.Is(err, io.EOF) {
-		return fmt.Errorf("%w: truncated query", ErrBadQuery)
+		return fmt.Errorf("%w: truncated query", ErrBadRequest)
 	}
-	return fmt.Errorf("%w: %v", ErrBadQuery, err)
+	return fmt.Errorf("%w: %v", ErrBadRequest, err)
 }
 
 // readText reads the character data of an element whose start was just
@@ -134,11 +137,11 @@ func readText(r xml.TokenReader) (string, error) {
 		switch tok := tok.(type) {
 		case xml.CharData:
 			if b.Len()+len(tok) > maxFieldLen {
-				return "", fmt.Errorf("%w: field longer than %d bytes", ErrBadQuery, maxFieldLen)
+				return "", fmt.Errorf("%w: field longer than %d bytes", ErrBadRequest, maxFieldLen)
 			}
 			b.Write(tok)
 		case xml.StartElement:
-			return "", fmt.Errorf("%w: element inside a text field", ErrBadQuery)
+			return "", fmt.Errorf("%w: element inside a text field", ErrBadRequest)
 		case xml.EndElement:
 			return b.String(), nil
 		}
@@ -157,7 +160,7 @@ func skip(r xml.TokenReader, depth int) error {
 		case xml.StartElement:
 			depth++
 			if depth > maxQueryDepth {
-				return fmt.Errorf("%w: nested too deeply", ErrBadQuery)
+				return fmt.Errorf("%w: nested too deeply", ErrBadRequest)
 			}
 		case xml.EndElement:
 			depth--

@@ -1,8 +1,12 @@
 // Package internal holds no code itself. Its sub-directories hold what only
 // this module may import:
 //
+//   - apitest holds the check of each package's api_test.go: at most so
+//     many exported names (the measure of tools/exports);
+//   - argon hashes and verifies passwords with Argon2id in the PHC string
+//     format, with a bound on computations in flight (account uses it);
 //   - boltwipe overwrites the free pages of an open bbolt database, so that
-//     deleted data no longer exists in the file (retention.BoltPurge runs
+//     deleted data no longer exists in the file (retention.PurgeJob runs
 //     it);
 //   - tools/exports is a command that counts the exported identifiers of
 //     the library's packages: go run ./internal/tools/exports.

@@ -35,8 +35,8 @@ func (m Mode) String() string {
 	return "unknown"
 }
 
-// DefaultMarker replaces addresses in Drop mode when Options.Marker is empty.
-const DefaultMarker = "[ip]"
+// defaultMarker replaces addresses when Options.Marker is empty.
+const defaultMarker = "[ip]"
 
 // Options configures a Handler and a Scrubber. The zero value is the private
 // default: truncate to IPv4 /24 and IPv6 /48, maintenance windows of at most
@@ -55,7 +55,7 @@ type Options struct {
 	// Marker replaces addresses in Drop mode, and, in every mode, the
 	// stretches of free text that cannot be anonymized otherwise (dotted
 	// chains of more than four numbers outside Truncate, runs too tangled
-	// to search): "" means DefaultMarker.
+	// to search): "" means "[ip]".
 	Marker string
 
 	// Keys supplies the daily ipcrypt-pfx keys for Pseudonymize. nil means a
@@ -120,7 +120,7 @@ func newAnonymizer(o *Options) *anonymizer {
 	}
 	an.v6 = min(an.v6, 128)
 	if an.marker == "" {
-		an.marker = DefaultMarker
+		an.marker = defaultMarker
 	}
 	if an.maxReveal <= 0 {
 		an.maxReveal = 24 * time.Hour

@@ -29,8 +29,8 @@
 //	// {"time":...,"msg":"c2s connection","user":"alice@example.org","remote":"192.0.2.0:53211"}
 //
 // Options.Mode selects Pseudonymize instead: each address is replaced by its
-// ipcrypt-pfx encryption (draft-denis-ipcrypt; PFX, which also passes the
-// draft's test vectors, and Deterministic are exported) under a key drawn
+// ipcrypt-pfx encryption (draft-denis-ipcrypt, whose test vectors the
+// implementation passes) under a key drawn
 // from crypto/rand for each UTC day and destroyed at the end of it
 // (KeyRing): within a day a client keeps one pseudonym and networks keep
 // their shape (same /24 in, same /24 out), but pseudonyms of different days

@@ -2,33 +2,36 @@ package logredact
 
 import "errors"
 
+// Sentinel errors; callers branch on them with errors.Is. No message holds
+// an IP address or a log line.
 var (
-	// ErrKeySize is returned when an ipcrypt key has the wrong length
-	// (ipcrypt-pfx: 32 bytes, ipcrypt-deterministic: 16 bytes).
-	ErrKeySize = errors.New("logredact: wrong key size")
-
-	// ErrWeakKey is returned when the two halves of an ipcrypt-pfx key are
-	// equal, which draft-denis-ipcrypt forbids.
-	ErrWeakKey = errors.New("logredact: the two halves of the key are equal")
-
 	// ErrRevealTooLong is returned by Handler.Reveal when the requested
 	// maintenance window is longer than Options.MaxReveal.
 	ErrRevealTooLong = errors.New("logredact: reveal window longer than the allowed maximum")
 
-	// ErrRevealInvalid is returned by Handler.Reveal for a duration that is
-	// not positive or a reason that is empty.
-	ErrRevealInvalid = errors.New("logredact: reveal needs a positive duration and a reason")
+	// ErrBadRequest is returned for unusable arguments: by Handler.Reveal
+	// for a duration that is not positive or a reason that is empty, and by
+	// RotatingFile.EraseLines when asked to erase the lines containing the
+	// empty string (which would erase every line).
+	ErrBadRequest = errors.New("logredact: bad request")
 
 	// ErrClosed is returned when writing to a Scrubber or RotatingFile that
 	// was closed.
 	ErrClosed = errors.New("logredact: closed")
 
-	// ErrEmptyPattern is returned by RotatingFile.EraseLines when asked to
-	// erase lines containing the empty string (which would erase every line).
-	ErrEmptyPattern = errors.New("logredact: empty erase pattern")
+	// ErrConfig is returned by OpenRotating when a RotateConfig cannot be
+	// used (no directory, a period that is not a whole number of minutes, a
+	// name prefix with a path separator).
+	ErrConfig = errors.New("logredact: invalid configuration")
+)
 
-	// ErrBadConfig is returned when a RotateConfig cannot be used (no
-	// directory, a period that is not a whole number of minutes, a name
-	// prefix with a path separator).
-	ErrBadConfig = errors.New("logredact: invalid configuration")
+// Errors of the ipcrypt-pfx key schedule; KeyRing draws keys that avoid
+// them, so they never leave the package.
+var (
+	// errKeySize is returned when an ipcrypt-pfx key is not 32 bytes.
+	errKeySize = errors.New("logredact: wrong key size")
+
+	// errWeakKey is returned when the two halves of an ipcrypt-pfx key are
+	// equal, which draft-denis-ipcrypt forbids.
+	errWeakKey = errors.New("logredact: the two halves of the key are equal")
 )

@@ -8,7 +8,7 @@ import (
 	"net/netip"
 )
 
-// PFX is ipcrypt-pfx, the prefix-preserving instantiation of
+// pfx is ipcrypt-pfx, the prefix-preserving instantiation of
 // draft-denis-ipcrypt (section "ipcrypt-pfx"): two addresses that share an
 // n-bit prefix are encrypted to two addresses that share an n-bit prefix, and
 // nothing more is revealed. IPv4 addresses are encrypted in their IPv4-mapped
@@ -16,21 +16,21 @@ import (
 // split into two independent AES-128 keys whose XOR-combined outputs form the
 // pseudorandom function.
 //
-// A PFX is safe for concurrent use.
-type PFX struct {
+// A pfx is safe for concurrent use.
+type pfx struct {
 	k1, k2 cipher.Block
 }
 
-// NewPFX returns an ipcrypt-pfx cipher for a 32-byte key. It returns
-// ErrKeySize for a key of any other length and ErrWeakKey when both halves of
+// newPFX returns an ipcrypt-pfx cipher for a 32-byte key. It returns
+// errKeySize for a key of any other length and errWeakKey when both halves of
 // the key are equal (the draft forbids it: the PRF would be constant zero).
 // The key bytes are not retained; the caller may zero them afterwards.
-func NewPFX(key []byte) (*PFX, error) {
+func newPFX(key []byte) (*pfx, error) {
 	if len(key) != 32 {
-		return nil, fmt.Errorf("logredact: ipcrypt-pfx key of %d bytes: %w", len(key), ErrKeySize)
+		return nil, fmt.Errorf("logredact: ipcrypt-pfx key of %d bytes: %w", len(key), errKeySize)
 	}
 	if subtle.ConstantTimeCompare(key[:16], key[16:]) == 1 {
-		return nil, fmt.Errorf("logredact: ipcrypt-pfx: %w", ErrWeakKey)
+		return nil, fmt.Errorf("logredact: ipcrypt-pfx: %w", errWeakKey)
 	}
 	k1, err := aes.NewCipher(key[:16])
 	if err != nil {
@@ -40,15 +40,15 @@ func NewPFX(key []byte) (*PFX, error) {
 	if err != nil {
 		return nil, fmt.Errorf("logredact: ipcrypt-pfx: %w", err)
 	}
-	return &PFX{k1: k1, k2: k2}, nil
+	return &pfx{k1: k1, k2: k2}, nil
 }
 
 // Encrypt returns the ipcrypt-pfx pseudonym of a. A zone is dropped. An
 // invalid Addr is returned unchanged.
-func (p *PFX) Encrypt(a netip.Addr) netip.Addr { return p.crypt(a, true) }
+func (p *pfx) Encrypt(a netip.Addr) netip.Addr { return p.crypt(a, true) }
 
 // Decrypt inverts Encrypt.
-func (p *PFX) Decrypt(a netip.Addr) netip.Addr { return p.crypt(a, false) }
+func (p *pfx) Decrypt(a netip.Addr) netip.Addr { return p.crypt(a, false) }
 
 // crypt implements both directions. Bits are numbered as in the draft:
 // position 0 is the least significant bit of byte 15, position 127 the most
@@ -57,7 +57,7 @@ func (p *PFX) Decrypt(a netip.Addr) netip.Addr { return p.crypt(a, false) }
 // for IPv6), the already processed prefix of the plaintext is padded as
 // zeros || 1 || prefix, run through AES(K1) xor AES(K2), and the least
 // significant output bit (position 0) is XORed onto the address bit.
-func (p *PFX) crypt(a netip.Addr, encrypt bool) netip.Addr {
+func (p *pfx) crypt(a netip.Addr, encrypt bool) netip.Addr {
 	if !a.IsValid() {
 		return a
 	}
@@ -108,55 +108,4 @@ func shiftLeft(b *[16]byte) {
 		b[i] = b[i]<<1 | b[i+1]>>7
 	}
 	b[15] <<= 1
-}
-
-// Deterministic is ipcrypt-deterministic from draft-denis-ipcrypt: AES-128 of
-// the 16-byte (IPv4-mapped for IPv4) form of an address. The result is a
-// 16-byte value shown as an IPv6 address (or as IPv4 when it happens to be
-// IPv4-mapped). It is not prefix-preserving. Safe for concurrent use.
-type Deterministic struct {
-	b cipher.Block
-}
-
-// NewDeterministic returns an ipcrypt-deterministic cipher for a 16-byte key,
-// or ErrKeySize.
-func NewDeterministic(key []byte) (*Deterministic, error) {
-	if len(key) != 16 {
-		return nil, fmt.Errorf("logredact: ipcrypt-deterministic key of %d bytes: %w", len(key), ErrKeySize)
-	}
-	b, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, fmt.Errorf("logredact: ipcrypt-deterministic: %w", err)
-	}
-	return &Deterministic{b: b}, nil
-}
-
-// Encrypt returns the ipcrypt-deterministic encryption of a (zone dropped).
-// An invalid Addr is returned unchanged.
-func (d *Deterministic) Encrypt(a netip.Addr) netip.Addr {
-	if !a.IsValid() {
-		return a
-	}
-	in := a.WithZone("").As16()
-	var out [16]byte
-	d.b.Encrypt(out[:], in[:])
-	return unmapIfMapped(netip.AddrFrom16(out))
-}
-
-// Decrypt inverts Encrypt.
-func (d *Deterministic) Decrypt(a netip.Addr) netip.Addr {
-	if !a.IsValid() {
-		return a
-	}
-	in := a.WithZone("").As16()
-	var out [16]byte
-	d.b.Decrypt(out[:], in[:])
-	return unmapIfMapped(netip.AddrFrom16(out))
-}
-
-func unmapIfMapped(a netip.Addr) netip.Addr {
-	if a.Is4In6() {
-		return a.Unmap()
-	}
-	return a
 }

@@ -1,16 +1,13 @@
-package logredact_test
+package logredact
 
 import (
 	"encoding/hex"
 	"errors"
 	"net/netip"
 	"testing"
-
-	"chatbx.eu/privacy/logredact"
 )
 
-// Test vectors of the Internet-Draft draft-denis-ipcrypt for ipcrypt-pfx;
-// its ipcrypt-deterministic vector is in TestDeterministicVector.
+// Test vectors of the Internet-Draft draft-denis-ipcrypt for ipcrypt-pfx.
 func TestPFXVectors(t *testing.T) {
 	const (
 		key1 = "0123456789abcdeffedcba98765432101032547698badcfeefcdab8967452301"
@@ -33,7 +30,7 @@ func TestPFXVectors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := logredact.NewPFX(key)
+			p, err := newPFX(key)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -49,26 +46,9 @@ func TestPFXVectors(t *testing.T) {
 	}
 }
 
-func TestDeterministicVector(t *testing.T) {
-	// draft-denis-ipcrypt, ipcrypt-deterministic test vector #1.
-	key, _ := hex.DecodeString("0123456789abcdeffedcba9876543210")
-	d, err := logredact.NewDeterministic(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := netip.MustParseAddr("0.0.0.0")
-	got := d.Encrypt(in)
-	if want := "bde9:6789:d353:824c:d7c6:f58a:6bd2:26eb"; got.String() != want {
-		t.Errorf("Encrypt(0.0.0.0) = %s, want %s", got, want)
-	}
-	if back := d.Decrypt(got); back != in {
-		t.Errorf("Decrypt = %s, want %s", back, in)
-	}
-}
-
 func TestPFXPreservesPrefixes(t *testing.T) {
 	key, _ := hex.DecodeString("2b7e151628aed2a6abf7158809cf4f3ca9f5ba40db214c3798f2e1c23456789a")
-	p, _ := logredact.NewPFX(key)
+	p, _ := newPFX(key)
 	tests := []struct {
 		a, b string
 		bits int
@@ -98,21 +78,18 @@ func TestPFXPreservesPrefixes(t *testing.T) {
 }
 
 func TestIPCryptKeyErrors(t *testing.T) {
-	if _, err := logredact.NewPFX(make([]byte, 31)); !errors.Is(err, logredact.ErrKeySize) {
-		t.Errorf("31-byte pfx key: err = %v, want ErrKeySize", err)
+	if _, err := newPFX(make([]byte, 31)); !errors.Is(err, errKeySize) {
+		t.Errorf("31-byte pfx key: err = %v, want errKeySize", err)
 	}
 	same := make([]byte, 32)
 	copy(same, "0123456789abcdef0123456789abcdef")
-	if _, err := logredact.NewPFX(same); !errors.Is(err, logredact.ErrWeakKey) {
-		t.Errorf("equal halves: err = %v, want ErrWeakKey", err)
+	if _, err := newPFX(same); !errors.Is(err, errWeakKey) {
+		t.Errorf("equal halves: err = %v, want errWeakKey", err)
 	}
-	if _, err := logredact.NewDeterministic(make([]byte, 32)); !errors.Is(err, logredact.ErrKeySize) {
-		t.Errorf("32-byte deterministic key: err = %v, want ErrKeySize", err)
-	}
-	var p *logredact.PFX
+	var p *pfx
 	_ = p
 	k, _ := hex.DecodeString("0123456789abcdeffedcba98765432101032547698badcfeefcdab8967452301")
-	p, _ = logredact.NewPFX(k)
+	p, _ = newPFX(k)
 	if got := p.Encrypt(netip.Addr{}); got.IsValid() {
 		t.Errorf("invalid Addr encrypted to %s", got)
 	}
@@ -129,7 +106,7 @@ func FuzzPFX(f *testing.F) {
 	f.Add([]byte("0123456789abcdeffedcba9876543210"), []byte{192, 0, 2, 1}, []byte{192, 0, 2, 200})
 	f.Add([]byte("2b7e151628aed2a6abf7158809cf4f3c"), []byte("\x20\x01\x0d\xb8\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01"), []byte("\x20\x01\x0d\xb8\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01"))
 	f.Fuzz(func(t *testing.T, key, ra, rb []byte) {
-		p, err := logredact.NewPFX(key)
+		p, err := newPFX(key)
 		if err != nil {
 			return
 		}

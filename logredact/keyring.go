@@ -32,7 +32,7 @@ type KeyRing struct {
 // produced (ipcrypt-pfx costs two AES blocks per address bit, and a log
 // names the same clients again and again).
 type dayKey struct {
-	pfx   *PFX
+	pfx   *pfx
 	mu    sync.Mutex
 	cache map[netip.Addr]netip.Addr
 }
@@ -99,13 +99,13 @@ func (k *KeyRing) rotate(start time.Time) {
 		k.day = nil
 	}
 	var key [32]byte
-	var pfx *PFX
-	for pfx == nil {
+	var c *pfx
+	for c == nil {
 		rand.Read(key[:]) // never fails (crypto/rand, Go 1.24+)
-		pfx, _ = NewPFX(key[:])
+		c, _ = newPFX(key[:])
 	}
-	k.day = &dayKey{pfx: pfx, cache: make(map[netip.Addr]netip.Addr)}
-	// NewPFX expanded the key; the raw bytes are not kept anywhere.
+	k.day = &dayKey{pfx: c, cache: make(map[netip.Addr]netip.Addr)}
+	// newPFX expanded the key; the raw bytes are not kept anywhere.
 	clear(key[:])
 	k.start = start
 	k.gen++

@@ -8,7 +8,9 @@ import (
 	"time"
 )
 
-// Messages of the audit records written by the maintenance window.
+// Messages of the audit records written by the maintenance window, for
+// monitoring that alerts when a window opens and for an auditor who looks
+// for the windows in the logs.
 const (
 	AuditRevealStart = "logredact: maintenance window opened, IP addresses are logged in full"
 	AuditRevealEnd   = "logredact: maintenance window closed, IP addresses are anonymized again"
@@ -26,7 +28,7 @@ const (
 // stretch the window either. A duration longer than Options.MaxReveal (default 24 h) is
 // refused with ErrRevealTooLong rather than shortened, so that the operator
 // never believes in a window other than the real one; a non-positive
-// duration or an empty reason yields ErrRevealInvalid. An IP address in the
+// duration or an empty reason yields ErrBadRequest. An IP address in the
 // reason is anonymized in the audit records, which outlive the window.
 //
 // The start is logged at once as an audit record (level WARN, message
@@ -43,7 +45,7 @@ const (
 func (h *Handler) Reveal(d time.Duration, reason string) error {
 	s := h.st
 	if d <= 0 || strings.TrimSpace(reason) == "" {
-		return ErrRevealInvalid
+		return fmt.Errorf("%w: reveal needs a positive duration and a reason", ErrBadRequest)
 	}
 	if d > s.an.maxReveal {
 		return fmt.Errorf("logredact: reveal for %v, at most %v: %w", d, s.an.maxReveal, ErrRevealTooLong)

@@ -77,9 +77,9 @@ func TestRevealLimits(t *testing.T) {
 		{"default cap 24h ok", 0, 24 * time.Hour, "r", nil},
 		{"default cap exceeded", 0, 24*time.Hour + time.Second, "r", logredact.ErrRevealTooLong},
 		{"custom cap", time.Hour, 2 * time.Hour, "r", logredact.ErrRevealTooLong},
-		{"zero duration", 0, 0, "r", logredact.ErrRevealInvalid},
-		{"negative duration", 0, -time.Hour, "r", logredact.ErrRevealInvalid},
-		{"no reason", 0, time.Hour, "  ", logredact.ErrRevealInvalid},
+		{"zero duration", 0, 0, "r", logredact.ErrBadRequest},
+		{"negative duration", 0, -time.Hour, "r", logredact.ErrBadRequest},
+		{"no reason", 0, time.Hour, "  ", logredact.ErrBadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -82,19 +82,19 @@ func OpenRotating(cfg RotateConfig) (*RotatingFile, error) {
 		now:    cfg.Now,
 	}
 	if r.dir == "" {
-		return nil, fmt.Errorf("logredact: rotating file: no directory: %w", ErrBadConfig)
+		return nil, fmt.Errorf("logredact: rotating file: no directory: %w", ErrConfig)
 	}
 	if r.name == "" {
 		r.name = "log"
 	}
 	if strings.ContainsAny(r.name, `/\`) || r.name == "." || r.name == ".." {
-		return nil, fmt.Errorf("logredact: rotating file: name %q: %w", r.name, ErrBadConfig)
+		return nil, fmt.Errorf("logredact: rotating file: name %q: %w", r.name, ErrConfig)
 	}
 	if r.period == 0 {
 		r.period = time.Hour
 	}
 	if r.period < time.Minute || r.period%time.Minute != 0 {
-		return nil, fmt.Errorf("logredact: rotating file: period %v is not a whole number of minutes: %w", r.period, ErrBadConfig)
+		return nil, fmt.Errorf("logredact: rotating file: period %v is not a whole number of minutes: %w", r.period, ErrConfig)
 	}
 	if r.maxAge <= 0 {
 		r.maxAge = 24 * time.Hour
@@ -312,7 +312,7 @@ func (r *RotatingFile) Expire(ctx context.Context, before time.Time) (removed in
 // are overwritten; the file that held them no longer exists.
 func (r *RotatingFile) EraseLines(ctx context.Context, contains string) (removed int, err error) {
 	if contains == "" {
-		return 0, ErrEmptyPattern
+		return 0, fmt.Errorf("%w: empty erase pattern", ErrBadRequest)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -128,8 +128,8 @@ func TestRotatingFileBadConfig(t *testing.T) {
 		{Dir: t.TempDir(), Period: time.Second},
 		{Dir: t.TempDir(), Name: "../x"},
 	} {
-		if _, err := logredact.OpenRotating(cfg); !errors.Is(err, logredact.ErrBadConfig) {
-			t.Errorf("OpenRotating(%+v) = %v, want ErrBadConfig", cfg, err)
+		if _, err := logredact.OpenRotating(cfg); !errors.Is(err, logredact.ErrConfig) {
+			t.Errorf("OpenRotating(%+v) = %v, want ErrConfig", cfg, err)
 		}
 	}
 }
@@ -250,7 +250,7 @@ func TestRotatingFileEraseLines(t *testing.T) {
 			t.Errorf("%s was lost: %q", who, all)
 		}
 	}
-	if _, err := r.EraseLines(context.Background(), ""); !errors.Is(err, logredact.ErrEmptyPattern) {
+	if _, err := r.EraseLines(context.Background(), ""); !errors.Is(err, logredact.ErrBadRequest) {
 		t.Errorf("empty pattern: %v", err)
 	}
 	n, err = r.EraseLines(context.Background(), "nobody")

@@ -79,8 +79,8 @@
 // test in internal/boltwipe shows it on every run: after an ordinary delete,
 // the deleted user's name, message bodies and tokens are still in the file.
 //
-// BoltPurge (and PurgeJob, a Job around it) removes that residue in place,
-// while the database stays open and in use. It runs internal/boltwipe.Wipe,
+// PurgeJob (a Job whose Expirer wipes a bbolt file) removes that residue
+// in place, while the database stays open and in use. It runs internal/boltwipe.Wipe,
 // which in a few ordinary write transactions puts zero-filled values into a
 // scratch bucket, sized so that each leaf fills one page, until every free
 // page has been taken; then it deletes the scratch bucket. This relies on
@@ -149,8 +149,8 @@
 // backups — full-disk encryption, TRIM, and the retention of backups
 // answer those. A read transaction that began before the deletion pins the
 // deleted pages: the purge waits briefly (up to 50 times, 1 to 100 ms) and
-// then fails with ErrReadersOpen, and the scheduler retries it with
-// backoff; stores should keep read transactions short. Like any bbolt
+// then fails (its error says read transactions stayed open), and the
+// scheduler retries it with backoff; stores should keep read transactions short. Like any bbolt
 // writer, a purge that has to grow the memory map waits for open readers,
 // so it must never be called by a goroutine that holds a read transaction.
 // The file does not shrink: wiped pages stay in the freelist and are

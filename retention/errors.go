@@ -1,15 +1,11 @@
 package retention
 
-import (
-	"errors"
-
-	"chatbx.eu/privacy/internal/boltwipe"
-)
+import "errors"
 
 var (
-	// ErrInvalidJob is returned by NewScheduler when a job has no name, a
-	// duplicate name, no Expirer, or a negative duration.
-	ErrInvalidJob = errors.New("retention: invalid job")
+	// ErrConfig is returned by NewScheduler for an unusable Config: a job
+	// with no name, a duplicate name, no Expirer, or a negative duration.
+	ErrConfig = errors.New("retention: invalid configuration")
 
 	// ErrRunning is returned by Run when the scheduler is already running.
 	ErrRunning = errors.New("retention: scheduler already running")
@@ -31,8 +27,3 @@ var (
 	// configuration may keep data longer than promised.
 	ErrPromiseBroken = errors.New("retention: configuration keeps data longer than promised")
 )
-
-// ErrReadersOpen is returned (wrapped) by BoltPurge.Expire when read
-// transactions that began before the last deletion stayed open through
-// every attempt, keeping the deleted pages pinned; retry later.
-var ErrReadersOpen = boltwipe.ErrReadersOpen

@@ -174,7 +174,8 @@ func (r PrivacyReport) MarshalJSON() ([]byte, error) {
 
 // HumanDuration formats d in days, hours, minutes and seconds ("30 days",
 // "1 day 2 hours", "10 minutes"), rounded up to the second so that a
-// promise is never understated.
+// promise is never understated. Markdown uses it; a server that renders the
+// report its own way (examples/server's privacy page) does too.
 func HumanDuration(d time.Duration) string {
 	if d <= 0 {
 		return "0 seconds"

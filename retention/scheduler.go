@@ -31,14 +31,17 @@ func (f ExpirerFunc) Expire(ctx context.Context, before time.Time) (int, error) 
 }
 
 // DefaultInterval is the time between two runs of a job whose Interval is 0.
+// A package whose data has a promised lifetime computes the MaxAge of its
+// job from it (upload.Service.RetentionMaxAge does).
 const DefaultInterval = 10 * time.Minute
 
-// DefaultBackoff is the first retry delay after a failed run when
+// defaultBackoff is the first retry delay after a failed run when
 // Config.Backoff is 0.
-const DefaultBackoff = 30 * time.Second
+const defaultBackoff = 30 * time.Second
 
 // DefaultJitter is the fraction of the interval added at random to each wait
-// when Config.Jitter is 0.
+// when Config.Jitter is 0. A job's MaxAge that must keep a promise leaves
+// room for Interval·(1+DefaultJitter) between two runs.
 const DefaultJitter = 0.1
 
 // Job is one retention rule: data of one kind, its lifetime, and the
@@ -89,7 +92,7 @@ type Config struct {
 	Jitter float64
 
 	// Backoff is the wait before the first retry of a failed run; each
-	// further failure doubles it. 0 means DefaultBackoff.
+	// further failure doubles it. 0 means 30 seconds.
 	Backoff time.Duration
 
 	// MaxBackoff caps the retry wait; 0 means the job's Interval, so that a
@@ -146,7 +149,7 @@ type job struct {
 }
 
 // NewScheduler checks the jobs and returns a Scheduler. It returns an error
-// wrapping ErrInvalidJob if a job has no name, a duplicate name, no Expirer
+// wrapping ErrConfig if a job has no name, a duplicate name, no Expirer
 // or a negative MaxAge or Interval.
 func NewScheduler(cfg Config) (*Scheduler, error) {
 	s := &Scheduler{
@@ -169,19 +172,19 @@ func NewScheduler(cfg Config) (*Scheduler, error) {
 		s.jitter = 0
 	}
 	if s.backoff <= 0 {
-		s.backoff = DefaultBackoff
+		s.backoff = defaultBackoff
 	}
 	seen := make(map[string]bool, len(cfg.Jobs))
 	for i, j := range cfg.Jobs {
 		switch {
 		case j.Name == "":
-			return nil, fmt.Errorf("%w: job %d has no name", ErrInvalidJob, i)
+			return nil, fmt.Errorf("%w: job %d has no name", ErrConfig, i)
 		case seen[j.Name]:
-			return nil, fmt.Errorf("%w: duplicate job name %q", ErrInvalidJob, j.Name)
+			return nil, fmt.Errorf("%w: duplicate job name %q", ErrConfig, j.Name)
 		case j.Expirer == nil:
-			return nil, fmt.Errorf("%w: job %q has no Expirer", ErrInvalidJob, j.Name)
+			return nil, fmt.Errorf("%w: job %q has no Expirer", ErrConfig, j.Name)
 		case j.MaxAge < 0 || j.Interval < 0:
-			return nil, fmt.Errorf("%w: job %q has a negative duration", ErrInvalidJob, j.Name)
+			return nil, fmt.Errorf("%w: job %q has a negative duration", ErrConfig, j.Name)
 		}
 		seen[j.Name] = true
 		if j.Interval == 0 {

@@ -387,8 +387,8 @@ func TestNewSchedulerValidates(t *testing.T) {
 		{"negative interval", []retention.Job{{Name: "a", Expirer: ok, Interval: -1}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := retention.NewScheduler(retention.Config{Jobs: tc.jobs}); !errors.Is(err, retention.ErrInvalidJob) {
-				t.Fatalf("err = %v, want ErrInvalidJob", err)
+			if _, err := retention.NewScheduler(retention.Config{Jobs: tc.jobs}); !errors.Is(err, retention.ErrConfig) {
+				t.Fatalf("err = %v, want ErrConfig", err)
 			}
 		})
 	}

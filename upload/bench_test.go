@@ -57,7 +57,7 @@ func (d *discardWriter) WriteHeader(code int)        { d.code = code }
 
 func benchService(b *testing.B, blobs upload.BlobStore) *upload.Service {
 	b.Helper()
-	svc, err := upload.New(uploadtest.NewMemMeta(), blobs, upload.Config{
+	svc, err := upload.NewService(uploadtest.NewMemMeta(), blobs, upload.Config{
 		BaseURL: base, MaxFileSize: 2 << 30, DailyQuota: -1, StoredQuota: -1,
 	})
 	if err != nil {
@@ -103,7 +103,7 @@ func (discardBlobWriter) Abort() error                    { return nil }
 // BenchmarkPut256MiB: a 256 MiB PUT through the handler, against a raw
 // io.Copy of the same source file in the same run, alternating which goes
 // first. "discard": into a store that drops the bytes, vs io.Copy to
-// io.Discard (the handler's own overhead). "fs": into FSBlobs (temp file,
+// io.Discard (the handler's own overhead). "fs": into FSBlobStore (temp file,
 // fsync, rename, dir fsync), vs io.Copy into a new file + fsync, on the
 // test's temporary directory (a disk). "tmpfs": the same in /dev/shm, which
 // takes the disk's noise out.
@@ -127,7 +127,7 @@ func benchPut(b *testing.B, store string) {
 	src := sourceFile(b, dir, size)
 	var blobs upload.BlobStore = discardBlobs{}
 	if store == "fs" {
-		fs, err := upload.NewFSBlobs(filepath.Join(dir, "blobs"))
+		fs, err := upload.NewFSBlobStore(filepath.Join(dir, "blobs"))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -201,7 +201,7 @@ func benchPut(b *testing.B, store string) {
 func BenchmarkGet256MiB(b *testing.B) {
 	const size = 256 << 20
 	dir := b.TempDir()
-	blobs, err := upload.NewFSBlobs(filepath.Join(dir, "blobs"))
+	blobs, err := upload.NewFSBlobStore(filepath.Join(dir, "blobs"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -251,7 +251,7 @@ func BenchmarkGet256MiB(b *testing.B) {
 // every 16 MiB during the upload, and the bytes allocated per PUT.
 func BenchmarkPutMemory1GiB(b *testing.B) {
 	const size = 1 << 30
-	blobs, err := upload.NewFSBlobs(filepath.Join(b.TempDir(), "blobs"))
+	blobs, err := upload.NewFSBlobStore(filepath.Join(b.TempDir(), "blobs"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -306,13 +306,13 @@ func BenchmarkExpire100k(b *testing.B) {
 			b.Fatal(err)
 		}
 		db.NoSync = true // fast fill
-		meta, err := upload.NewBoltMeta(db)
+		meta, err := upload.NewBoltMetaStore(db)
 		if err != nil {
 			b.Fatal(err)
 		}
 		blobs := uploadtest.NewMemBlobs()
 		clk := newClock()
-		svc, err := upload.New(meta, blobs, upload.Config{BaseURL: base, DailyQuota: -1, StoredQuota: -1, Now: clk.Now})
+		svc, err := upload.NewService(meta, blobs, upload.Config{BaseURL: base, DailyQuota: -1, StoredQuota: -1, Now: clk.Now})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -397,7 +397,7 @@ func BenchmarkGetTLSRate(b *testing.B) {
 	var sides []*side
 	for _, rate := range []int64{0, -1} {
 		blobs := uploadtest.NewMemBlobs()
-		svc, err := upload.New(uploadtest.NewMemMeta(), blobs, upload.Config{
+		svc, err := upload.NewService(uploadtest.NewMemMeta(), blobs, upload.Config{
 			BaseURL: base, MaxFileSize: 2 << 30, DailyQuota: -1, StoredQuota: -1, MinRate: rate,
 		})
 		if err != nil {

@@ -18,19 +18,22 @@ var (
 	bucketCreated = []byte("upload/created") // uint64 BE UnixNano(Created) id → empty
 )
 
-// BoltMeta is a MetaStore in a bbolt database, in four buckets prefixed
+// BoltMetaStore is a MetaStore in a bbolt database, in four buckets prefixed
 // "upload/": the records by ID, an owner index, an expiry index and a
 // creation index. It is
 // safe for concurrent use; each method is one bbolt transaction.
-type BoltMeta struct {
+type BoltMetaStore struct {
 	db *bolt.DB
 }
 
-var _ MetaStore = (*BoltMeta)(nil)
+var _ MetaStore = (*BoltMetaStore)(nil)
 
-// NewBoltMeta creates the buckets if needed and returns the store. The
-// caller owns db and closes it.
-func NewBoltMeta(db *bolt.DB) (*BoltMeta, error) {
+// NewBoltMetaStore creates the buckets if needed and returns the store. The
+// caller owns db and closes it. A nil db is an error wrapping ErrConfig.
+func NewBoltMetaStore(db *bolt.DB) (*BoltMetaStore, error) {
+	if db == nil {
+		return nil, fmt.Errorf("%w: nil database", ErrConfig)
+	}
 	err := db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketFiles, bucketOwner, bucketExpiry, bucketCreated} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -42,7 +45,7 @@ func NewBoltMeta(db *bolt.DB) (*BoltMeta, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upload: bolt: %w", err)
 	}
-	return &BoltMeta{db: db}, nil
+	return &BoltMetaStore{db: db}, nil
 }
 
 func ownerKey(owner, id string) []byte {
@@ -143,7 +146,7 @@ func ownerRecords(tx *bolt.Tx, owner string) ([]Record, error) {
 }
 
 // Reserve implements MetaStore.
-func (m *BoltMeta) Reserve(ctx context.Context, r Record, admit func([]Record) error) error {
+func (m *BoltMetaStore) Reserve(ctx context.Context, r Record, admit func([]Record) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -172,7 +175,7 @@ func (m *BoltMeta) Reserve(ctx context.Context, r Record, admit func([]Record) e
 }
 
 // Claim implements MetaStore.
-func (m *BoltMeta) Claim(ctx context.Context, id string, deadline time.Time) (Record, error) {
+func (m *BoltMetaStore) Claim(ctx context.Context, id string, deadline time.Time) (Record, error) {
 	var r Record
 	err := m.db.Update(func(tx *bolt.Tx) error {
 		var err error
@@ -199,7 +202,7 @@ func (m *BoltMeta) Claim(ctx context.Context, id string, deadline time.Time) (Re
 }
 
 // Commit implements MetaStore.
-func (m *BoltMeta) Commit(ctx context.Context, id string, created, expires time.Time) error {
+func (m *BoltMetaStore) Commit(ctx context.Context, id string, created, expires time.Time) error {
 	return m.db.Update(func(tx *bolt.Tx) error {
 		r, err := getRecord(tx, id)
 		if err != nil {
@@ -226,7 +229,7 @@ func (m *BoltMeta) Commit(ctx context.Context, id string, created, expires time.
 }
 
 // Get implements MetaStore.
-func (m *BoltMeta) Get(ctx context.Context, id string) (Record, error) {
+func (m *BoltMetaStore) Get(ctx context.Context, id string) (Record, error) {
 	var r Record
 	err := m.db.View(func(tx *bolt.Tx) error {
 		var err error
@@ -237,7 +240,7 @@ func (m *BoltMeta) Get(ctx context.Context, id string) (Record, error) {
 }
 
 // Delete implements MetaStore.
-func (m *BoltMeta) Delete(ctx context.Context, ids ...string) error {
+func (m *BoltMetaStore) Delete(ctx context.Context, ids ...string) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -268,7 +271,7 @@ func (m *BoltMeta) Delete(ctx context.Context, ids ...string) error {
 }
 
 // ByOwner implements MetaStore.
-func (m *BoltMeta) ByOwner(ctx context.Context, owner string) ([]Record, error) {
+func (m *BoltMetaStore) ByOwner(ctx context.Context, owner string) ([]Record, error) {
 	var out []Record
 	err := m.db.View(func(tx *bolt.Tx) error {
 		var err error
@@ -279,17 +282,17 @@ func (m *BoltMeta) ByOwner(ctx context.Context, owner string) ([]Record, error) 
 }
 
 // Expiring implements MetaStore.
-func (m *BoltMeta) Expiring(ctx context.Context, t time.Time, limit int) ([]Record, error) {
+func (m *BoltMetaStore) Expiring(ctx context.Context, t time.Time, limit int) ([]Record, error) {
 	return m.scan(bucketExpiry, t, limit)
 }
 
 // Older implements MetaStore.
-func (m *BoltMeta) Older(ctx context.Context, t time.Time, limit int) ([]Record, error) {
+func (m *BoltMetaStore) Older(ctx context.Context, t time.Time, limit int) ([]Record, error) {
 	return m.scan(bucketCreated, t, limit)
 }
 
 // scan walks a time index from its start up to (excluding) t.
-func (m *BoltMeta) scan(bucket []byte, t time.Time, limit int) ([]Record, error) {
+func (m *BoltMetaStore) scan(bucket []byte, t time.Time, limit int) ([]Record, error) {
 	var out []Record
 	end := uint64(max(t.UnixNano(), 0))
 	err := m.db.View(func(tx *bolt.Tx) error {

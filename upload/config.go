@@ -6,21 +6,22 @@ import (
 	"mellium.im/xmpp/jid"
 )
 
-// Defaults applied for zero Config fields. Each is the private choice.
+// Defaults applied for zero Config fields, each the private choice; the
+// Config fields document them.
 const (
-	DefaultMaxFileSize = 100 << 20           // 100 MiB
-	DefaultTTL         = 30 * 24 * time.Hour // files live 30 days
-	DefaultDailyQuota  = 1 << 30             // 1 GiB uploaded per user per 24 h
-	DefaultStoredQuota = 2 << 30             // 2 GiB stored per user
-	DefaultDailyFiles  = 500                 // slots per user per 24 h
-	DefaultSlotTTL     = 300 * time.Second   // a slot must be used within 5 min
-	DefaultUploadTime  = time.Hour           // a started upload must end within 1 h
-	DefaultMinRate     = 32 << 10            // bytes per RateWindow (about 1 KiB/s)
-	DefaultRateWindow  = 30 * time.Second    // the window of MinRate
+	defaultMaxFileSize = 100 << 20           // 100 MiB
+	defaultTTL         = 30 * 24 * time.Hour // files live 30 days
+	defaultDailyQuota  = 1 << 30             // 1 GiB uploaded per user per 24 h
+	defaultStoredQuota = 2 << 30             // 2 GiB stored per user
+	defaultDailyFiles  = 500                 // slots per user per 24 h
+	defaultSlotTTL     = 300 * time.Second   // a slot must be used within 5 min
+	defaultUploadTime  = time.Hour           // a started upload must end within 1 h
+	defaultMinRate     = 32 << 10            // bytes per RateWindow (about 1 KiB/s)
+	defaultRateWindow  = 30 * time.Second    // the window of MinRate
 )
 
 // Config configures a Service. The zero value is the private default except
-// for BaseURL, which New requires.
+// for BaseURL, which NewService requires.
 type Config struct {
 	// BaseURL is the HTTPS URL under which the Service's http.Handler is
 	// mounted, e.g. "https://upload.example.org:5443/upload". PUT and GET
@@ -84,7 +85,7 @@ type Config struct {
 	RateWindow time.Duration
 
 	// Key signs upload tokens with HMAC-SHA256. It must be at least 32 bytes.
-	// nil means New generates a random key: slots then do not survive a
+	// nil means NewService generates a random key: slots then do not survive a
 	// restart (they live 300 s anyway) and cannot be shared by several
 	// nodes; a cluster must configure one shared key.
 	Key []byte

@@ -4,22 +4,22 @@
 //
 // # Wiring
 //
-// A Service is built from a MetaStore (metadata: BoltMeta, or any backend
-// passing uploadtest.TestMetaStore), a BlobStore (contents: FSBlobs, or any
+// A Service is built from a MetaStore (metadata: BoltMetaStore, or any backend
+// passing uploadtest.TestMetaStore), a BlobStore (contents: FSBlobStore, or any
 // backend passing uploadtest.TestBlobStore) and a Config whose zero fields are
 // the private defaults (100 MiB per file, files kept 30 days, 1 GiB and 500
 // slots per user per day, 2 GiB stored per user, slots valid 300 s):
 //
 //	db, _ := bolt.Open("data/upload.db", 0o600, nil)
-//	meta, _ := upload.NewBoltMeta(db)
-//	blobs, _ := upload.NewFSBlobs("data/upload")
-//	svc, err := upload.New(meta, blobs, upload.Config{
+//	meta, _ := upload.NewBoltMetaStore(db)
+//	blobs, _ := upload.NewFSBlobStore("data/upload")
+//	svc, err := upload.NewService(meta, blobs, upload.Config{
 //		BaseURL: "https://example.org:5443/upload",
 //		Key:     key, // ≥ 32 bytes, shared by every node; nil: random per process
 //	})
 //	httpsMux.Handle("/upload/", svc)                          // HTTPS side
 //	uploadMux := mux.New(stanza.NSClient, upload.Handle(svc)) // IQs to upload.example.org
-//	account.Holders = append(..., svc)                        // Name, Export, Erase
+//	accountCfg.Holders = append(accountCfg.Holders, svc)      // account.Config: Name, Export, Erase
 //	jobs = append(jobs, retention.Job{Name: "uploads", Data: "uploaded files",
 //		Expirer: svc, Interval: 10 * time.Minute, MaxAge: svc.RetentionMaxAge(10 * time.Minute)})
 //
@@ -46,7 +46,8 @@
 // two concurrent requests cannot together exceed a quota (ErrQuota, answered
 // resource-constraint with <retry stamp/>), and returns a slot whose PUT and
 // GET URL is BaseURL/<id>/<name>: id is 144 random bits, name is
-// SanitizeFilename's output. A reserved slot that is never used stops
+// the file name made safe (path separators, control and bidi characters
+// removed, at most 255 bytes). A reserved slot that is never used stops
 // counting when it expires; a failed upload releases its quota at once. A PUT
 // must start within the slot's 300 s and finish within Config.UploadTimeout
 // (1 h).
@@ -74,7 +75,7 @@
 // 'none'; frame-ancestors 'none'", Content-Disposition inline for image/*
 // (except SVG), audio/*, video/* and text/plain, attachment otherwise, with
 // the file name encoded by mime.FormatMediaType; Range via http.ServeContent
-// (206/416) for a Range of at most MaxRanges (8) ranges that do not overlap
+// (206/416) for a Range of at most 8 ranges that do not overlap
 // (so they add up to at most the file's size); any other Range header (more
 // ranges, overlapping or malformed ones, any Range on an empty file) is
 // ignored as RFC 9110 §14.2 allows, and the whole file is served with 200:
@@ -105,13 +106,13 @@
 //
 // # Storage and expiry
 //
-// FSBlobs writes each upload to a temporary file in its directory, fsyncs,
+// FSBlobStore writes each upload to a temporary file in its directory, fsyncs,
 // renames it to the random id and fsyncs the directory; an aborted or failed
 // upload removes its temporary file, and Expire removes temporary files a
 // crash left behind for over an hour. Files are 0600, the directory 0700,
 // and keys that are not ids are refused, so no path can be formed.
 //
-// BoltMeta keeps records by id plus owner, expiry and creation indexes.
+// BoltMetaStore keeps records by id plus owner, expiry and creation indexes.
 // Expire(ctx, before) deletes, contents first and then metadata, every file
 // past its lifetime, every slot that expired unused, every upload that
 // outlived UploadTimeout (a crash mid-upload), and every record

@@ -36,16 +36,8 @@ var (
 	// claimed by another upload (a slot is single-use).
 	ErrSlotUsed = errors.New("upload: slot already used")
 
-	// ErrBadToken is returned when an upload token is malformed, forged,
-	// signed with an unknown key or bound to another slot.
-	ErrBadToken = errors.New("upload: invalid token")
-
-	// ErrExpired is returned when an upload token or slot is past its
-	// validity.
-	ErrExpired = errors.New("upload: slot expired")
-
-	// ErrConfig is returned by New when the Config is unusable (bad BaseURL,
-	// short key).
+	// ErrConfig is returned by NewService when the Config is unusable (bad
+	// BaseURL, short key).
 	ErrConfig = errors.New("upload: invalid config")
 )
 
@@ -76,3 +68,8 @@ func (e *QuotaError) Error() string {
 
 // Unwrap returns ErrQuota.
 func (e *QuotaError) Unwrap() error { return ErrQuota }
+
+// errBadToken is returned when an upload token is malformed, forged,
+// signed with an unknown key or bound to another slot. The HTTP handler
+// answers it with 403; it never leaves the package.
+var errBadToken = errors.New("upload: invalid token")

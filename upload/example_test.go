@@ -21,7 +21,7 @@ import (
 // and after 30 days Expire deletes it.
 func Example() {
 	now := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
-	svc, err := upload.New(uploadtest.NewMemMeta(), uploadtest.NewMemBlobs(), upload.Config{
+	svc, err := upload.NewService(uploadtest.NewMemMeta(), uploadtest.NewMemBlobs(), upload.Config{
 		BaseURL: "https://upload.example.org/upload",
 		Now:     func() time.Time { return now },
 	})

@@ -13,7 +13,9 @@ import (
 	"mellium.im/xmpp/jid"
 )
 
-// ExportEntry describes one file in an export's manifest.
+// ExportEntry describes one file in an export's manifest: a tool that reads
+// the zip Export writes (a provider's data-portability page, a user's
+// archive viewer) decodes manifest.json into a []ExportEntry.
 type ExportEntry struct {
 	Path        string    `json:"path"` // the entry holding the contents in the zip
 	Filename    string    `json:"filename"`

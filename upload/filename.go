@@ -6,25 +6,25 @@ import (
 	"unicode/utf8"
 )
 
-// MaxFilenameLen is the longest sanitized file name, in bytes.
-const MaxFilenameLen = 255
+// maxFilenameLen is the longest sanitized file name, in bytes.
+const maxFilenameLen = 255
 
 // maxExtLen bounds the extension kept when a long name is shortened.
 const maxExtLen = 16
 
-// SanitizeFilename returns a file name that is safe to show in a URL path and
+// sanitizeFilename returns a file name that is safe to show in a URL path and
 // in a Content-Disposition header: valid UTF-8, no path separators ('/' or
 // '\'), no "..", no control or format characters (NUL, newlines, bidi
-// overrides), no leading or trailing dots or spaces, at most MaxFilenameLen
+// overrides), no leading or trailing dots or spaces, at most maxFilenameLen
 // bytes cut on a rune boundary keeping a short extension, and never empty
 // ("file" instead). It is idempotent.
-func SanitizeFilename(name string) string {
+func sanitizeFilename(name string) string {
 	if len(name) > 4096 {
 		// Bound the work on absurd input; keep the end for the extension.
 		name = name[:2048] + name[len(name)-64:]
 	}
 	var b strings.Builder
-	b.Grow(min(len(name), MaxFilenameLen*2))
+	b.Grow(min(len(name), maxFilenameLen*2))
 	for _, r := range name { // invalid UTF-8 yields utf8.RuneError
 		switch {
 		case r == '/' || r == '\\':
@@ -45,12 +45,12 @@ func SanitizeFilename(name string) string {
 		s = strings.ReplaceAll(s, "..", ".")
 	}
 	s = strings.Trim(s, ". ")
-	if len(s) > MaxFilenameLen {
+	if len(s) > maxFilenameLen {
 		ext := ""
 		if i := strings.LastIndexByte(s, '.'); i > 0 && len(s)-i <= maxExtLen {
 			ext = s[i:]
 		}
-		s = truncateRunes(s[:len(s)-len(ext)], MaxFilenameLen-len(ext))
+		s = truncateRunes(s[:len(s)-len(ext)], maxFilenameLen-len(ext))
 		s = strings.TrimRight(s, ". ") + ext
 		s = strings.Trim(s, ". ")
 	}

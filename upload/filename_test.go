@@ -1,12 +1,10 @@
-package upload_test
+package upload
 
 import (
 	"strings"
 	"testing"
 	"unicode"
 	"unicode/utf8"
-
-	"chatbx.eu/privacy/upload"
 )
 
 func TestSanitizeFilename(t *testing.T) {
@@ -36,8 +34,8 @@ func TestSanitizeFilename(t *testing.T) {
 		{longUTF, strings.Repeat("é", 125) + ".jpeg"},
 		{long, strings.Repeat("a", 255)},
 	} {
-		if got := upload.SanitizeFilename(tc.in); got != tc.want {
-			t.Errorf("SanitizeFilename(%.40q) = %.60q, want %.60q", tc.in, got, tc.want)
+		if got := sanitizeFilename(tc.in); got != tc.want {
+			t.Errorf("sanitizeFilename(%.40q) = %.60q, want %.60q", tc.in, got, tc.want)
 		}
 	}
 }
@@ -47,7 +45,7 @@ func checkSafeName(t *testing.T, in, s string) {
 	switch {
 	case s == "":
 		t.Fatalf("%q: empty", in)
-	case len(s) > upload.MaxFilenameLen:
+	case len(s) > maxFilenameLen:
 		t.Fatalf("%q: %d bytes", in, len(s))
 	case !utf8.ValidString(s):
 		t.Fatalf("%q → %q: invalid UTF-8", in, s)
@@ -70,9 +68,9 @@ func FuzzSanitizeFilename(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
-		s := upload.SanitizeFilename(in)
+		s := sanitizeFilename(in)
 		checkSafeName(t, in, s)
-		if again := upload.SanitizeFilename(s); again != s {
+		if again := sanitizeFilename(s); again != s {
 			t.Fatalf("not idempotent: %q → %q → %q", in, s, again)
 		}
 	})

@@ -12,31 +12,35 @@ import (
 	"time"
 )
 
-// FSBlobs is a BlobStore in one directory of the local file system. Each
+// FSBlobStore is a BlobStore in one directory of the local file system. Each
 // blob is one file named by its key (keys must be 16–64 characters of
 // [A-Za-z0-9_-], so no path can be formed from them). Uploads are written to
 // a temporary file in the same directory, fsynced, renamed into place, and
 // the directory is fsynced; a failed or aborted upload removes its temporary
 // file. Files are created 0600 and the directory 0700. It is safe for
 // concurrent use.
-type FSBlobs struct {
+type FSBlobStore struct {
 	dir string
 }
 
-var _ BlobStore = (*FSBlobs)(nil)
+var _ BlobStore = (*FSBlobStore)(nil)
 
 // tmpPrefix starts the name of every in-progress upload.
 const tmpPrefix = ".tmp-"
 
-// NewFSBlobs returns a store in dir, creating it (0700) if needed.
-func NewFSBlobs(dir string) (*FSBlobs, error) {
+// NewFSBlobStore returns a store in dir, creating it (0700) if needed. An
+// empty dir is an error wrapping ErrConfig.
+func NewFSBlobStore(dir string) (*FSBlobStore, error) {
+	if dir == "" {
+		return nil, fmt.Errorf("%w: no blob directory", ErrConfig)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("upload: blob dir: %w", err)
 	}
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("upload: blob dir: %w", err)
 	}
-	return &FSBlobs{dir: dir}, nil
+	return &FSBlobStore{dir: dir}, nil
 }
 
 func validKey(k string) bool {
@@ -52,7 +56,7 @@ func validKey(k string) bool {
 	return true
 }
 
-func (f *FSBlobs) path(key string) (string, error) {
+func (f *FSBlobStore) path(key string) (string, error) {
 	if !validKey(key) {
 		return "", errors.New("upload: invalid blob key")
 	}
@@ -60,7 +64,7 @@ func (f *FSBlobs) path(key string) (string, error) {
 }
 
 // Create implements BlobStore.
-func (f *FSBlobs) Create(ctx context.Context, key string) (BlobWriter, error) {
+func (f *FSBlobStore) Create(ctx context.Context, key string) (BlobWriter, error) {
 	final, err := f.path(key)
 	if err != nil {
 		return nil, err
@@ -135,7 +139,7 @@ func syncDir(dir string) error {
 }
 
 // Open implements BlobStore. The returned value is an *os.File.
-func (f *FSBlobs) Open(ctx context.Context, key string) (io.ReadSeekCloser, int64, error) {
+func (f *FSBlobStore) Open(ctx context.Context, key string) (io.ReadSeekCloser, int64, error) {
 	p, err := f.path(key)
 	if err != nil {
 		return nil, 0, ErrNotFound
@@ -156,7 +160,7 @@ func (f *FSBlobs) Open(ctx context.Context, key string) (io.ReadSeekCloser, int6
 }
 
 // Delete implements BlobStore.
-func (f *FSBlobs) Delete(ctx context.Context, key string) error {
+func (f *FSBlobStore) Delete(ctx context.Context, key string) error {
 	p, err := f.path(key)
 	if err != nil {
 		return nil // no such blob can exist
@@ -170,7 +174,7 @@ func (f *FSBlobs) Delete(ctx context.Context, key string) error {
 // RemoveStale deletes temporary files of uploads that started before t and
 // were never finished (the process died mid-upload). Service.Expire calls it
 // with now − Config.UploadTimeout. It returns how many files it removed.
-func (f *FSBlobs) RemoveStale(ctx context.Context, t time.Time) (int, error) {
+func (f *FSBlobStore) RemoveStale(ctx context.Context, t time.Time) (int, error) {
 	ents, err := os.ReadDir(f.dir)
 	if err != nil {
 		return 0, fmt.Errorf("upload: scan blob dir: %w", err)

@@ -63,7 +63,7 @@ func newEnv(t testing.TB, edit func(*upload.Config)) *env {
 	if edit != nil {
 		edit(&cfg)
 	}
-	svc, err := upload.New(e.meta, e.blobs, cfg)
+	svc, err := upload.NewService(e.meta, e.blobs, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

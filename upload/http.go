@@ -29,7 +29,7 @@ const copyBufSize = 256 << 10
 //     ETag, immutable caching for its remaining lifetime, nosniff, a CSP that
 //     forbids everything, and Content-Disposition (inline only for images,
 //     audio, video and text/plain). Range requests are honored (206/416)
-//     when they ask for at most MaxRanges ranges that do not overlap; any
+//     when they ask for at most 8 ranges that do not overlap; any
 //     other Range header is ignored (200 with the whole file).
 //     404 for missing, expired or erased files. A GET whose client reads
 //     slower than Config.MinRate is cut.

@@ -308,7 +308,7 @@ func TestDiskWriteError(t *testing.T) {
 	} {
 		fb.MemBlobs = uploadtest.NewMemBlobs()
 		meta := uploadtest.NewMemMeta()
-		svc, err := upload.New(meta, fb, upload.Config{BaseURL: base})
+		svc, err := upload.NewService(meta, fb, upload.Config{BaseURL: base})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -336,11 +336,11 @@ func TestDiskWriteError(t *testing.T) {
 // file is removed and the directory stays empty.
 func TestDiskWriteErrorFS(t *testing.T) {
 	dir := t.TempDir()
-	fs, err := upload.NewFSBlobs(dir)
+	fs, err := upload.NewFSBlobStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := upload.New(uploadtest.NewMemMeta(), &failingFS{FSBlobs: fs}, upload.Config{BaseURL: base})
+	svc, err := upload.NewService(uploadtest.NewMemMeta(), &failingFS{FSBlobStore: fs}, upload.Config{BaseURL: base})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,10 +361,10 @@ func TestDiskWriteErrorFS(t *testing.T) {
 	}
 }
 
-type failingFS struct{ *upload.FSBlobs }
+type failingFS struct{ *upload.FSBlobStore }
 
 func (f *failingFS) Create(ctx context.Context, key string) (upload.BlobWriter, error) {
-	w, err := f.FSBlobs.Create(ctx, key)
+	w, err := f.FSBlobStore.Create(ctx, key)
 	return &failingWriter{BlobWriter: w, left: 1000}, err
 }
 
@@ -450,11 +450,11 @@ func TestKeyRotation(t *testing.T) {
 	e := newEnv(t, nil) // signs with key1
 	s := e.slot(t, alice, "a.txt", 1, "")
 	s2 := e.slot(t, alice, "b.txt", 1, "")
-	rotated, err := upload.New(e.meta, e.blobs, upload.Config{BaseURL: base, Key: key2, PreviousKey: key1, Now: e.clock.Now})
+	rotated, err := upload.NewService(e.meta, e.blobs, upload.Config{BaseURL: base, Key: key2, PreviousKey: key1, Now: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dropped, err := upload.New(e.meta, e.blobs, upload.Config{BaseURL: base, Key: key2, Now: e.clock.Now})
+	dropped, err := upload.NewService(e.meta, e.blobs, upload.Config{BaseURL: base, Key: key2, Now: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -490,7 +490,7 @@ func TestTLSServer(t *testing.T) {
 	mux := http.NewServeMux()
 	srv := httptest.NewTLSServer(mux)
 	defer srv.Close()
-	svc, err := upload.New(newBoltMeta(t), newFSBlobs(t), upload.Config{BaseURL: srv.URL + "/upload", Now: clk.Now})
+	svc, err := upload.NewService(newBoltMeta(t), newFSBlobs(t), upload.Config{BaseURL: srv.URL + "/upload", Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,19 +6,19 @@ import (
 	"strings"
 )
 
-// MaxRanges is the largest number of ranges a GET may ask for in one Range
+// maxRanges is the largest number of ranges a GET may ask for in one Range
 // header. A request for more is answered 200 with the whole file.
-const MaxRanges = 8
+const maxRanges = 8
 
 // byteRange is a satisfiable range of a file: bytes [start, start+length).
 type byteRange struct{ start, length int64 }
 
 // allowRange reports whether the Range header value h may be handed to
 // http.ServeContent for a file of size bytes. It may when h is empty, or when
-// h is a well-formed bytes range set (RFC 9110 §14.1.2) of at most MaxRanges
+// h is a well-formed bytes range set (RFC 9110 §14.1.2) of at most maxRanges
 // ranges whose satisfiable parts do not overlap and add up to at most size.
 // Anything else (another unit, a malformed or zero-length range, more than
-// MaxRanges ranges, overlapping ranges) is ignored as RFC 9110 §14.2 allows:
+// maxRanges ranges, overlapping ranges) is ignored as RFC 9110 §14.2 allows:
 // the caller serves the whole file with 200. So is any Range of an empty
 // file. A well-formed set none of whose
 // ranges is satisfiable is allowed, so that ServeContent answers 416.
@@ -59,10 +59,10 @@ func allowRange(h string, size int64) bool {
 // is unsatisfiable and dropped, a last position past the end is clipped, and
 // a suffix longer than the file is the whole file. Empty list elements are
 // skipped. ok is false for anything but "bytes=" followed by at most
-// MaxRanges range specs of the forms first-last, first- and -suffix, with
+// maxRanges range specs of the forms first-last, first- and -suffix, with
 // decimal digits only, first ≤ last and suffix > 0, and optional spaces or
 // tabs around the commas. Parsing stops at the first error, so its cost is
-// bounded by MaxRanges specs whatever the header's length.
+// bounded by maxRanges specs whatever the header's length.
 func parseRanges(h string, size int64) (rs []byteRange, ok bool) {
 	set, ok := strings.CutPrefix(h, "bytes=")
 	if !ok {
@@ -74,7 +74,7 @@ func parseRanges(h string, size int64) (rs []byteRange, ok bool) {
 		if elem == "" {
 			continue
 		}
-		if specs++; specs > MaxRanges {
+		if specs++; specs > maxRanges {
 			return nil, false
 		}
 		first, last, ok := strings.Cut(elem, "-")

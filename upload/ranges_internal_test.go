@@ -66,7 +66,7 @@ func naiveAllow(h string, size int64) bool {
 			specs = append(specs, e)
 		}
 	}
-	if len(specs) == 0 || len(specs) > MaxRanges {
+	if len(specs) == 0 || len(specs) > maxRanges {
 		return false
 	}
 	num := func(s string) (int64, bool) {

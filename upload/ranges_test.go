@@ -14,6 +14,9 @@ import (
 	"chatbx.eu/privacy/upload"
 )
 
+// maxRanges is the most ranges a GET may ask for (upload/doc.go: 8).
+const maxRanges = 8
+
 // fileOf returns n bytes that differ from their neighbours, so that a wrong
 // offset shows.
 func fileOf(n int) string {
@@ -31,7 +34,7 @@ type part struct {
 }
 
 // rangeAnswer checks a GET answer against the promise: 200 with the whole
-// file, 416, or 206 with at most MaxRanges non-overlapping parts, each the
+// file, 416, or 206 with at most maxRanges non-overlapping parts, each the
 // file's bytes at its Content-Range, adding up to at most the file's size.
 // It returns the parts of a 206.
 func rangeAnswer(t testing.TB, w *httptest.ResponseRecorder, file string) []part {
@@ -72,7 +75,7 @@ func rangeAnswer(t testing.TB, w *httptest.ResponseRecorder, file string) []part
 			parts = append(parts, parsePart(t, p.Header.Get("Content-Range"), string(b), file))
 		}
 	}
-	if len(parts) == 0 || len(parts) > upload.MaxRanges {
+	if len(parts) == 0 || len(parts) > maxRanges {
 		t.Fatalf("206 with %d parts", len(parts))
 	}
 	var total int64
@@ -104,7 +107,7 @@ func parsePart(t testing.TB, cr, body, file string) part {
 	return p
 }
 
-// TestRangeLimits: at most MaxRanges ranges, none overlapping, else the
+// TestRangeLimits: at most maxRanges ranges, none overlapping, else the
 // whole file with 200 (RFC 9110 §14.2 lets a server ignore Range).
 func TestRangeLimits(t *testing.T) {
 	file := fileOf(1000)

@@ -54,10 +54,10 @@ func (d *rateDeadline) clear() {
 func (s *Service) rate() (int64, time.Duration) {
 	minBytes, window := s.cfg.MinRate, s.cfg.RateWindow
 	if minBytes == 0 {
-		minBytes = DefaultMinRate
+		minBytes = defaultMinRate
 	}
 	if window <= 0 {
-		window = DefaultRateWindow
+		window = defaultRateWindow
 	}
 	return minBytes, window
 }

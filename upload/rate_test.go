@@ -261,7 +261,7 @@ func TestSlowGetCut(t *testing.T) {
 func TestGetPlainAndTLS(t *testing.T) {
 	for _, useTLS := range []bool{true, false} {
 		e := newEnv(t, func(c *upload.Config) { c.MinRate = 1000 })
-		fsEnv, err := upload.New(uploadtest.NewMemMeta(), newFSBlobs(t), upload.Config{BaseURL: base, Key: key1, MinRate: 1000})
+		fsEnv, err := upload.NewService(uploadtest.NewMemMeta(), newFSBlobs(t), upload.Config{BaseURL: base, Key: key1, MinRate: 1000})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -37,10 +37,10 @@ type Slot struct {
 	Expires time.Time   // the PUT must start before this time
 }
 
-// New returns a Service storing metadata in meta and contents in blobs.
+// NewService returns a Service storing metadata in meta and contents in blobs.
 // Zero fields of cfg take the documented defaults; BaseURL is required and
-// must be an https URL. A nil cfg.Key makes New generate a random key.
-func New(meta MetaStore, blobs BlobStore, cfg Config) (*Service, error) {
+// must be an https URL. A nil cfg.Key makes NewService generate a random key.
+func NewService(meta MetaStore, blobs BlobStore, cfg Config) (*Service, error) {
 	if meta == nil || blobs == nil {
 		return nil, fmt.Errorf("%w: nil store", ErrConfig)
 	}
@@ -51,25 +51,25 @@ func New(meta MetaStore, blobs BlobStore, cfg Config) (*Service, error) {
 	u.Path = strings.TrimRight(u.Path, "/")
 	u.RawPath = ""
 	if cfg.MaxFileSize <= 0 {
-		cfg.MaxFileSize = DefaultMaxFileSize
+		cfg.MaxFileSize = defaultMaxFileSize
 	}
 	if cfg.TTL <= 0 {
-		cfg.TTL = DefaultTTL
+		cfg.TTL = defaultTTL
 	}
 	if cfg.DailyQuota == 0 {
-		cfg.DailyQuota = DefaultDailyQuota
+		cfg.DailyQuota = defaultDailyQuota
 	}
 	if cfg.DailyFiles == 0 {
-		cfg.DailyFiles = DefaultDailyFiles
+		cfg.DailyFiles = defaultDailyFiles
 	}
 	if cfg.StoredQuota == 0 {
-		cfg.StoredQuota = DefaultStoredQuota
+		cfg.StoredQuota = defaultStoredQuota
 	}
 	if cfg.SlotTTL <= 0 {
-		cfg.SlotTTL = DefaultSlotTTL
+		cfg.SlotTTL = defaultSlotTTL
 	}
 	if cfg.UploadTimeout <= 0 {
-		cfg.UploadTimeout = DefaultUploadTime
+		cfg.UploadTimeout = defaultUploadTime
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -171,7 +171,7 @@ func (s *Service) RequestSlot(ctx context.Context, owner jid.JID, filename strin
 	r := Record{
 		ID:          newID(),
 		Owner:       owner.String(),
-		Filename:    SanitizeFilename(filename),
+		Filename:    sanitizeFilename(filename),
 		ContentType: ct,
 		Size:        size,
 		Created:     now,

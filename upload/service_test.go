@@ -54,19 +54,19 @@ func TestNewConfig(t *testing.T) {
 		{"keys", upload.Config{BaseURL: base, Key: key1, PreviousKey: key2}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := upload.New(m, b, tc.cfg)
+			_, err := upload.NewService(m, b, tc.cfg)
 			if (err == nil) != tc.ok {
-				t.Fatalf("New = %v, want ok=%v", err, tc.ok)
+				t.Fatalf("NewService = %v, want ok=%v", err, tc.ok)
 			}
 			if err != nil && !errors.Is(err, upload.ErrConfig) {
 				t.Fatalf("error %v does not wrap ErrConfig", err)
 			}
 		})
 	}
-	if _, err := upload.New(nil, b, upload.Config{BaseURL: base}); err == nil {
-		t.Fatal("New accepted a nil MetaStore")
+	if _, err := upload.NewService(nil, b, upload.Config{BaseURL: base}); err == nil {
+		t.Fatal("NewService accepted a nil MetaStore")
 	}
-	s, _ := upload.New(m, b, upload.Config{BaseURL: base})
+	s, _ := upload.NewService(m, b, upload.Config{BaseURL: base})
 	if s.MaxFileSize() != 100<<20 || s.TTL() != 30*24*time.Hour || s.Name() != "upload" {
 		t.Fatalf("defaults: max %d, ttl %v, name %q", s.MaxFileSize(), s.TTL(), s.Name())
 	}
@@ -222,7 +222,7 @@ func TestConcurrentSlotsOverQuota(t *testing.T) {
 		"bolt": func(t *testing.T) upload.MetaStore { return newBoltMeta(t) },
 	} {
 		t.Run(name, func(t *testing.T) {
-			svc, err := upload.New(meta(t), uploadtest.NewMemBlobs(), upload.Config{BaseURL: base, DailyQuota: 100})
+			svc, err := upload.NewService(meta(t), uploadtest.NewMemBlobs(), upload.Config{BaseURL: base, DailyQuota: 100})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -294,7 +294,7 @@ func TestExpire(t *testing.T) {
 func TestExpireShortenedTTL(t *testing.T) {
 	e := newEnv(t, func(c *upload.Config) { c.TTL = 60 * 24 * time.Hour })
 	s := e.upload(t, alice, "a.txt", "text/plain", "x")
-	svc2, err := upload.New(e.meta, e.blobs, upload.Config{BaseURL: base, Key: key1, Now: e.clock.Now})
+	svc2, err := upload.NewService(e.meta, e.blobs, upload.Config{BaseURL: base, Key: key1, Now: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,7 +409,7 @@ func (f *flakyDelete) Delete(ctx context.Context, key string) error {
 func TestEraseResumes(t *testing.T) {
 	blobs := &flakyDelete{MemBlobs: uploadtest.NewMemBlobs()}
 	meta := uploadtest.NewMemMeta()
-	svc, err := upload.New(meta, blobs, upload.Config{BaseURL: base})
+	svc, err := upload.NewService(meta, blobs, upload.Config{BaseURL: base})
 	if err != nil {
 		t.Fatal(err)
 	}

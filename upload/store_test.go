@@ -13,39 +13,31 @@ import (
 	"chatbx.eu/privacy/upload/uploadtest"
 )
 
-func newBoltMeta(t testing.TB) *upload.BoltMeta {
+func newBoltMeta(t testing.TB) *upload.BoltMetaStore {
 	t.Helper()
 	db, err := bolt.Open(filepath.Join(t.TempDir(), "upload.db"), 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	m, err := upload.NewBoltMeta(db)
+	m, err := upload.NewBoltMetaStore(db)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return m
 }
 
-func newFSBlobs(t testing.TB) *upload.FSBlobs {
+func newFSBlobs(t testing.TB) *upload.FSBlobStore {
 	t.Helper()
-	b, err := upload.NewFSBlobs(filepath.Join(t.TempDir(), "blobs"))
+	b, err := upload.NewFSBlobStore(filepath.Join(t.TempDir(), "blobs"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
 }
 
-func TestMemMeta(t *testing.T) {
-	uploadtest.TestMetaStore(t, func(*testing.T) upload.MetaStore { return uploadtest.NewMemMeta() })
-}
-
 func TestBoltMeta(t *testing.T) {
 	uploadtest.TestMetaStore(t, func(t *testing.T) upload.MetaStore { return newBoltMeta(t) })
-}
-
-func TestMemBlobs(t *testing.T) {
-	uploadtest.TestBlobStore(t, func(*testing.T) upload.BlobStore { return uploadtest.NewMemBlobs() })
 }
 
 func TestFSBlobs(t *testing.T) {
@@ -57,7 +49,7 @@ func TestFSBlobs(t *testing.T) {
 func TestFSBlobsFiles(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "blobs")
-	s, err := upload.NewFSBlobs(dir)
+	s, err := upload.NewFSBlobStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

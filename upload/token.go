@@ -82,11 +82,11 @@ func signToken(key []byte, r Record, exp time.Time) string {
 // claims and the key that verified it. It never panics on any input.
 func parseToken(keys [][]byte, tok string) (claims, []byte, error) {
 	if len(tok) != b64.EncodedLen(tokenLen) {
-		return claims{}, nil, fmt.Errorf("%w: bad length", ErrBadToken)
+		return claims{}, nil, fmt.Errorf("%w: bad length", errBadToken)
 	}
 	raw, err := b64.DecodeString(tok)
 	if err != nil || len(raw) != tokenLen {
-		return claims{}, nil, fmt.Errorf("%w: bad encoding", ErrBadToken)
+		return claims{}, nil, fmt.Errorf("%w: bad encoding", errBadToken)
 	}
 	payload, mac := raw[:tokenPayloadLen], raw[tokenPayloadLen:]
 	var key []byte
@@ -102,10 +102,10 @@ func parseToken(keys [][]byte, tok string) (claims, []byte, error) {
 		}
 	}
 	if key == nil {
-		return claims{}, nil, fmt.Errorf("%w: bad signature", ErrBadToken)
+		return claims{}, nil, fmt.Errorf("%w: bad signature", errBadToken)
 	}
 	if payload[0] != tokenVersion {
-		return claims{}, nil, fmt.Errorf("%w: unknown version", ErrBadToken)
+		return claims{}, nil, fmt.Errorf("%w: unknown version", errBadToken)
 	}
 	p := payload[1:]
 	var c claims
@@ -114,7 +114,7 @@ func parseToken(keys [][]byte, tok string) (claims, []byte, error) {
 	size := binary.BigEndian.Uint64(p)
 	exp := binary.BigEndian.Uint64(p[8:])
 	if size > 1<<62 || exp > 1<<40 {
-		return claims{}, nil, fmt.Errorf("%w: out of range", ErrBadToken)
+		return claims{}, nil, fmt.Errorf("%w: out of range", errBadToken)
 	}
 	c.Size = int64(size)
 	c.Expires = time.Unix(int64(exp), 0)

@@ -19,11 +19,14 @@ import (
 // Namespaces.
 const (
 	NS      = "urn:xmpp:http:upload:0"                // XEP-0363
-	NSDisco = "http://jabber.org/protocol/disco#info" // XEP-0030
+	nsDisco = "http://jabber.org/protocol/disco#info" // XEP-0030
 	nsForm  = "jabber:x:data"                         // XEP-0004
 )
 
-// Request is a parsed slot request.
+// Request is a parsed slot request. With ParseRequest and SlotXML it serves
+// a server that does not route IQs through mellium's mux (Handle does all
+// three): it parses the request, calls Service.RequestSlot and writes the
+// slot.
 type Request struct {
 	Filename    string // as sent (sanitized later by RequestSlot)
 	Size        int64
@@ -72,7 +75,7 @@ func ParseRequest(start xml.StartElement) (Request, error) {
 func Handle(s *Service) mux.Option {
 	return func(m *mux.ServeMux) {
 		mux.IQ(stanza.GetIQ, xml.Name{Space: NS, Local: "request"}, s)(m)
-		mux.IQ(stanza.GetIQ, xml.Name{Space: NSDisco, Local: "query"}, s)(m)
+		mux.IQ(stanza.GetIQ, xml.Name{Space: nsDisco, Local: "query"}, s)(m)
 	}
 }
 
@@ -93,7 +96,7 @@ func (s *Service) HandleIQ(iq stanza.IQ, t xmlstream.TokenReadEncoder, start *xm
 		return writeIQError(t, iq, stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}, nil)
 	}
 	switch start.Name {
-	case xml.Name{Space: NSDisco, Local: "query"}:
+	case xml.Name{Space: nsDisco, Local: "query"}:
 		for _, a := range start.Attr {
 			if a.Name.Local == "node" && a.Value != "" {
 				return writeIQError(t, iq, stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound}, nil)
@@ -152,7 +155,9 @@ func writeIQError(t xmlstream.TokenWriter, iq stanza.IQ, se stanza.Error, payloa
 	return err
 }
 
-// SlotXML returns the <slot xmlns='urn:xmpp:http:upload:0'/> payload for s.
+// SlotXML returns the <slot xmlns='urn:xmpp:http:upload:0'/> payload for s,
+// the answer to a slot request for a server that writes its IQ results
+// itself (see Request).
 // Only the header names XEP-0363 allows (Authorization, Cookie, Expires)
 // are written.
 func SlotXML(s Slot) xml.TokenReader {
@@ -193,7 +198,7 @@ func (s *Service) ForFeatures(node string, f func(info.Feature) error) error {
 	if node != "" {
 		return nil
 	}
-	if err := f(info.Feature{Var: NSDisco}); err != nil {
+	if err := f(info.Feature{Var: nsDisco}); err != nil {
 		return err
 	}
 	return f(info.Feature{Var: NS})
@@ -243,10 +248,10 @@ func (s *Service) DiscoInfo() xml.TokenReader {
 	return xmlstream.Wrap(
 		xmlstream.MultiReader(
 			identity().TokenReader(),
-			info.Feature{Var: NSDisco}.TokenReader(),
+			info.Feature{Var: nsDisco}.TokenReader(),
 			info.Feature{Var: NS}.TokenReader(),
 			x,
 		),
-		xml.StartElement{Name: xml.Name{Space: NSDisco, Local: "query"}},
+		xml.StartElement{Name: xml.Name{Space: nsDisco, Local: "query"}},
 	)
 }

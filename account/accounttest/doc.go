@@ -1,6 +1,7 @@
 // Package accounttest checks implementations of account.Store against the
-// contract (TestStore) and provides MemStore, an in-memory reference Store
-// for tests and examples.
+// contract (TestStore: one named subtest per clause) and provides MemStore,
+// an in-memory reference Store for tests and examples whose zero value is
+// ready to use.
 //
 // A new backend proves itself with:
 //

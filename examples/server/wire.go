@@ -104,15 +104,15 @@ func (srv *Server) wire(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	meta, err := upload.NewBoltMeta(upDB)
+	meta, err := upload.NewBoltMetaStore(upDB)
 	if err != nil {
 		return fmt.Errorf("upload: %w", err)
 	}
-	blobs, err := upload.NewFSBlobs(filepath.Join(cfg.DataDir, "uploads"))
+	blobs, err := upload.NewFSBlobStore(filepath.Join(cfg.DataDir, "uploads"))
 	if err != nil {
 		return fmt.Errorf("upload: %w", err)
 	}
-	srv.uploads, err = upload.New(meta, blobs, upload.Config{
+	srv.uploads, err = upload.NewService(meta, blobs, upload.Config{
 		BaseURL:     srv.baseURL + "/upload",
 		MaxFileSize: cfg.UploadMax,
 		TTL:         cfg.UploadTTL,
@@ -406,7 +406,7 @@ func (a roomAccess) Access(_ context.Context, roomJID, requester jid.JID) (allow
 	return isOwner, isOwner, nil
 }
 
-// purgeJobs wipe the free pages of every bbolt file (retention.BoltPurge),
+// purgeJobs wipe the free pages of every bbolt file (retention.PurgeJob),
 // so that erased and expired records do not linger in the files. They come
 // last, after the expiry jobs whose deletions they wipe.
 func (srv *Server) purgeJobs() []retention.Job {

@@ -14,15 +14,16 @@ import (
 	"chatbx.eu/privacy/upload"
 )
 
-// MemMeta is an in-memory upload.MetaStore for tests. It is safe for
-// concurrent use. The zero value is not usable; call NewMemMeta.
+// MemMeta is an in-memory upload.MetaStore, the reference implementation of
+// the contract TestMetaStore checks, for tests. The zero value is ready to
+// use and safe for concurrent use.
 type MemMeta struct {
 	mu   sync.Mutex
 	recs map[string]upload.Record
 }
 
-// NewMemMeta returns an empty in-memory MetaStore.
-func NewMemMeta() *MemMeta { return &MemMeta{recs: map[string]upload.Record{}} }
+// NewMemMeta returns an empty MemMeta.
+func NewMemMeta() *MemMeta { return &MemMeta{} }
 
 // Reserve implements upload.MetaStore.
 func (m *MemMeta) Reserve(ctx context.Context, r upload.Record, admit func([]upload.Record) error) error {
@@ -33,6 +34,9 @@ func (m *MemMeta) Reserve(ctx context.Context, r upload.Record, admit func([]upl
 	}
 	if err := admit(m.byOwner(r.Owner)); err != nil {
 		return err
+	}
+	if m.recs == nil {
+		m.recs = map[string]upload.Record{}
 	}
 	m.recs[r.ID] = r
 	return nil
@@ -137,16 +141,17 @@ func (m *MemMeta) scan(key func(upload.Record) time.Time, t time.Time, limit int
 	return out
 }
 
-// MemBlobs is an in-memory upload.BlobStore for tests. It is safe for
-// concurrent use. The zero value is not usable; call NewMemBlobs.
+// MemBlobs is an in-memory upload.BlobStore, the reference implementation of
+// the contract TestBlobStore checks, for tests. The zero value is ready to
+// use and safe for concurrent use.
 type MemBlobs struct {
 	mu    sync.Mutex
 	blobs map[string][]byte
 	open  int // writers not yet committed or aborted
 }
 
-// NewMemBlobs returns an empty in-memory BlobStore.
-func NewMemBlobs() *MemBlobs { return &MemBlobs{blobs: map[string][]byte{}} }
+// NewMemBlobs returns an empty MemBlobs.
+func NewMemBlobs() *MemBlobs { return &MemBlobs{} }
 
 // Len returns the number of committed blobs.
 func (b *MemBlobs) Len() int {
@@ -193,6 +198,9 @@ func (w *memWriter) Commit() error {
 	w.s.mu.Lock()
 	defer w.s.mu.Unlock()
 	w.s.open--
+	if w.s.blobs == nil {
+		w.s.blobs = map[string][]byte{}
+	}
 	w.s.blobs[w.key] = bytes.Clone(w.buf.Bytes())
 	return nil
 }

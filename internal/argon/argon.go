@@ -1,16 +1,37 @@
-package account
+// Package argon hashes and verifies passwords with Argon2id (RFC 9106) in
+// the PHC string format, and bounds the computations in flight (Hasher).
+// It serves package account, which stores only these hashes; its parser of
+// stored hashes accepts only canonical strings within MinParams..MaxParams,
+// so a hostile or corrupt hash cannot make a login cost more than MaxParams.
+package argon
 
 import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"runtime"
 	"strconv"
 	"strings"
 
 	"golang.org/x/crypto/argon2"
+)
+
+// Errors. Their messages never hold a password or a hash.
+var (
+	// ErrMalformedHash is returned when a stored password hash is not a
+	// valid Argon2id PHC string within the accepted parameter ranges.
+	ErrMalformedHash = errors.New("argon2id: malformed password hash")
+
+	// ErrWeakParams is returned when Argon2id parameters are below the
+	// OWASP floor (m=19 MiB, t=2, p=1).
+	ErrWeakParams = errors.New("argon2id: parameters below the minimum")
+
+	// ErrParamsTooHigh is returned when Argon2id parameters exceed
+	// MaxParams.
+	ErrParamsTooHigh = errors.New("argon2id: parameters above the maximum")
 )
 
 // Params are Argon2id cost parameters (RFC 9106).
@@ -176,7 +197,7 @@ func Hash(password string, p Params) (string, error) {
 	}
 	salt := make([]byte, saltLen)
 	if _, err := rand.Read(salt); err != nil {
-		return "", fmt.Errorf("account: reading salt: %w", err)
+		return "", fmt.Errorf("argon2id: reading salt: %w", err)
 	}
 	key := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, keyLen)
 	return PHC{Params: p, Salt: salt, Key: key}.String(), nil
@@ -244,7 +265,7 @@ func (h *Hasher) acquire(ctx context.Context) error {
 	case h.sem <- struct{}{}:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("account: waiting to hash: %w", ctx.Err())
+		return fmt.Errorf("argon2id: waiting to hash: %w", ctx.Err())
 	}
 }
 

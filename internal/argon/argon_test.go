@@ -1,4 +1,4 @@
-package account_test
+package argon_test
 
 import (
 	"context"
@@ -9,17 +9,17 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"chatbx.eu/privacy/account"
+	"chatbx.eu/privacy/internal/argon"
 	"golang.org/x/crypto/argon2"
 )
 
 // fast are the cheapest parameters the package accepts (the OWASP floor);
 // tests use them to stay quick.
-var fast = account.MinParams()
+var fast = argon.MinParams()
 
 func TestDefaultParams(t *testing.T) {
-	p := account.DefaultParams()
-	if p != (account.Params{Time: 3, Memory: 65536, Threads: 4}) {
+	p := argon.DefaultParams()
+	if p != (argon.Params{Time: 3, Memory: 65536, Threads: 4}) {
 		t.Fatalf("DefaultParams() = %+v, want RFC 9106 t=3 m=64MiB p=4", p)
 	}
 	if err := p.Validate(); err != nil {
@@ -27,28 +27,28 @@ func TestDefaultParams(t *testing.T) {
 	}
 	// Mutating the returned value must not change the default.
 	p.Time = 1
-	if account.DefaultParams().Time != 3 {
+	if argon.DefaultParams().Time != 3 {
 		t.Fatal("DefaultParams is mutable")
 	}
 }
 
 func TestParamsValidate(t *testing.T) {
-	min := account.MinParams()
+	min := argon.MinParams()
 	for _, tc := range []struct {
 		name string
-		p    account.Params
+		p    argon.Params
 		want error
 	}{
 		{"floor", min, nil},
-		{"default", account.DefaultParams(), nil},
-		{"max", account.MaxParams(), nil},
-		{"zero", account.Params{}, account.ErrWeakParams},
-		{"t=1", account.Params{Time: 1, Memory: min.Memory, Threads: 1}, account.ErrWeakParams},
-		{"m below 19MiB", account.Params{Time: 2, Memory: 19*1024 - 1, Threads: 1}, account.ErrWeakParams},
-		{"p=0", account.Params{Time: 2, Memory: min.Memory, Threads: 0}, account.ErrWeakParams},
-		{"m above max", account.Params{Time: 2, Memory: 1<<20 + 1, Threads: 1}, account.ErrParamsTooHigh},
-		{"t above max", account.Params{Time: 65, Memory: min.Memory, Threads: 1}, account.ErrParamsTooHigh},
-		{"p above max", account.Params{Time: 2, Memory: min.Memory, Threads: 65}, account.ErrParamsTooHigh},
+		{"default", argon.DefaultParams(), nil},
+		{"max", argon.MaxParams(), nil},
+		{"zero", argon.Params{}, argon.ErrWeakParams},
+		{"t=1", argon.Params{Time: 1, Memory: min.Memory, Threads: 1}, argon.ErrWeakParams},
+		{"m below 19MiB", argon.Params{Time: 2, Memory: 19*1024 - 1, Threads: 1}, argon.ErrWeakParams},
+		{"p=0", argon.Params{Time: 2, Memory: min.Memory, Threads: 0}, argon.ErrWeakParams},
+		{"m above max", argon.Params{Time: 2, Memory: 1<<20 + 1, Threads: 1}, argon.ErrParamsTooHigh},
+		{"t above max", argon.Params{Time: 65, Memory: min.Memory, Threads: 1}, argon.ErrParamsTooHigh},
+		{"p above max", argon.Params{Time: 2, Memory: min.Memory, Threads: 65}, argon.ErrParamsTooHigh},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.p.Validate()
@@ -58,7 +58,7 @@ func TestParamsValidate(t *testing.T) {
 			if tc.name == "max" || tc.name == "default" {
 				return // valid but slow to hash
 			}
-			_, herr := account.Hash("password", tc.p)
+			_, herr := argon.Hash("password", tc.p)
 			if (tc.want == nil) != (herr == nil) {
 				t.Fatalf("Hash() error = %v, want %v", herr, tc.want)
 			}
@@ -67,7 +67,7 @@ func TestParamsValidate(t *testing.T) {
 }
 
 func TestHashFormat(t *testing.T) {
-	s, err := account.Hash("correct horse", fast)
+	s, err := argon.Hash("correct horse", fast)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestHashFormat(t *testing.T) {
 	if err != nil || len(key) != 32 {
 		t.Fatalf("hash %q: %d bytes, err %v; want 32 bytes raw base64", fields[1], len(key), err)
 	}
-	s2, err := account.Hash("correct horse", fast)
+	s2, err := argon.Hash("correct horse", fast)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,10 +107,10 @@ func TestVerifyIndependentKey(t *testing.T) {
 	key := argon2.IDKey([]byte("password"), salt, 2, 19456, 1, 32)
 	enc := base64.RawStdEncoding
 	s := "$argon2id$v=19$m=19456,t=2,p=1$" + enc.EncodeToString(salt) + "$" + enc.EncodeToString(key)
-	if ok, err := account.Verify("password", s); !ok || err != nil {
+	if ok, err := argon.Verify("password", s); !ok || err != nil {
 		t.Fatalf("Verify = %v, %v; want true", ok, err)
 	}
-	h, err := account.ParsePHC(s)
+	h, err := argon.ParsePHC(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,13 +119,13 @@ func TestVerifyIndependentKey(t *testing.T) {
 	}
 	ikey := argon2.Key([]byte("password"), salt, 2, 19456, 1, 32) // argon2i
 	si := "$argon2id$v=19$m=19456,t=2,p=1$" + enc.EncodeToString(salt) + "$" + enc.EncodeToString(ikey)
-	if ok, _ := account.Verify("password", si); ok {
+	if ok, _ := argon.Verify("password", si); ok {
 		t.Fatal("an argon2i key verified as argon2id")
 	}
 }
 
 func TestVerify(t *testing.T) {
-	s, err := account.Hash("correct horse", fast)
+	s, err := argon.Hash("correct horse", fast)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,25 +139,25 @@ func TestVerify(t *testing.T) {
 		{"Correct horse", false},
 		{"", false},
 	} {
-		ok, err := account.Verify(tc.pw, s)
+		ok, err := argon.Verify(tc.pw, s)
 		if err != nil || ok != tc.want {
 			t.Errorf("Verify(%q) = %v, %v; want %v", tc.pw, ok, err, tc.want)
 		}
 	}
 	// A modified key must not verify.
-	h, _ := account.ParsePHC(s)
+	h, _ := argon.ParsePHC(s)
 	h.Key[0] ^= 1
-	if ok, err := account.Verify("correct horse", h.String()); ok || err != nil {
+	if ok, err := argon.Verify("correct horse", h.String()); ok || err != nil {
 		t.Fatalf("tampered hash verified: %v, %v", ok, err)
 	}
 }
 
 func TestParsePHCRoundTrip(t *testing.T) {
-	s, err := account.Hash("x", fast)
+	s, err := argon.Hash("x", fast)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := account.ParsePHC(s)
+	h, err := argon.ParsePHC(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestParsePHCMalformed(t *testing.T) {
 	const salt = "c29tZXNhbHRzb21lc2FsdA"                     // 16 bytes
 	const key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" // 32 bytes
 	ok := "$argon2id$v=19$m=19456,t=2,p=1$" + salt + "$" + key
-	if _, err := account.ParsePHC(ok); err != nil {
+	if _, err := argon.ParsePHC(ok); err != nil {
 		t.Fatalf("control case: %v", err)
 	}
 	for name, s := range map[string]string{
@@ -217,14 +217,14 @@ func TestParsePHCMalformed(t *testing.T) {
 		"CR in salt":        "$argon2id$v=19$m=19456,t=2,p=1$" + salt[:5] + "\r" + salt[5:] + "$" + key,
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := account.ParsePHC(s)
-			if !errors.Is(err, account.ErrMalformedHash) {
+			_, err := argon.ParsePHC(s)
+			if !errors.Is(err, argon.ErrMalformedHash) {
 				t.Fatalf("ParsePHC = %v, want ErrMalformedHash", err)
 			}
-			if ok, err := account.Verify("password", s); ok || !errors.Is(err, account.ErrMalformedHash) {
+			if ok, err := argon.Verify("password", s); ok || !errors.Is(err, argon.ErrMalformedHash) {
 				t.Fatalf("Verify = %v, %v; want false, ErrMalformedHash", ok, err)
 			}
-			if !account.NeedsRehash(s, fast) {
+			if !argon.NeedsRehash(s, fast) {
 				t.Fatal("NeedsRehash(malformed) = false")
 			}
 			if strings.Contains(err.Error(), salt) || strings.Contains(err.Error(), key[:10]) {
@@ -235,26 +235,26 @@ func TestParsePHCMalformed(t *testing.T) {
 }
 
 func TestNeedsRehash(t *testing.T) {
-	s, err := account.Hash("pw", fast)
+	s, err := argon.Hash("pw", fast)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if account.NeedsRehash(s, fast) {
+	if argon.NeedsRehash(s, fast) {
 		t.Error("NeedsRehash with the same params = true")
 	}
 	stronger := fast
 	stronger.Time++
-	if !account.NeedsRehash(s, stronger) {
+	if !argon.NeedsRehash(s, stronger) {
 		t.Error("NeedsRehash with more passes = false")
 	}
 	more := fast
 	more.Memory *= 2
-	if !account.NeedsRehash(s, more) {
+	if !argon.NeedsRehash(s, more) {
 		t.Error("NeedsRehash with more memory = false")
 	}
-	h, _ := account.ParsePHC(s)
+	h, _ := argon.ParsePHC(s)
 	h.Key = append(h.Key, make([]byte, 8)...) // 40-byte key from another tool
-	if !account.NeedsRehash(h.String(), fast) {
+	if !argon.NeedsRehash(h.String(), fast) {
 		t.Error("NeedsRehash with a non-standard key length = false")
 	}
 }
@@ -264,7 +264,7 @@ func TestHasherBoundsConcurrency(t *testing.T) {
 	// cannot observe argon2 directly, so we observe the semaphore through a
 	// blocked context: with the limit taken, a further call must wait and
 	// give up when its context ends.
-	h, err := account.NewHasher(fast, 2)
+	h, err := argon.NewHasher(fast, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,10 +290,10 @@ func TestHasherBoundsConcurrency(t *testing.T) {
 	if okCount.Load() != 4 {
 		t.Fatalf("%d of 4 concurrent verifications succeeded", okCount.Load())
 	}
-	if _, err := h.Verify(context.Background(), "pw", "garbage"); !errors.Is(err, account.ErrMalformedHash) {
+	if _, err := h.Verify(context.Background(), "pw", "garbage"); !errors.Is(err, argon.ErrMalformedHash) {
 		t.Fatalf("Verify(malformed) = %v", err)
 	}
-	if _, err := account.NewHasher(account.Params{Time: 1, Memory: 8, Threads: 1}, 1); !errors.Is(err, account.ErrWeakParams) {
+	if _, err := argon.NewHasher(argon.Params{Time: 1, Memory: 8, Threads: 1}, 1); !errors.Is(err, argon.ErrWeakParams) {
 		t.Fatalf("NewHasher(weak) = %v", err)
 	}
 }
@@ -305,9 +305,9 @@ func FuzzParsePHC(f *testing.F) {
 	f.Add("$argon2i$v=19$m=65536,t=3,p=4$c29tZQ$AAAA")
 	f.Add("")
 	f.Fuzz(func(t *testing.T, s string) {
-		h, err := account.ParsePHC(s)
+		h, err := argon.ParsePHC(s)
 		if err != nil {
-			if !errors.Is(err, account.ErrMalformedHash) {
+			if !errors.Is(err, argon.ErrMalformedHash) {
 				t.Fatalf("error %v does not wrap ErrMalformedHash", err)
 			}
 			return
