@@ -81,6 +81,35 @@ func BenchmarkArchive(b *testing.B) {
 	})
 }
 
+// BenchmarkArchiveTokens measures the call a mellium server makes: the
+// message held as tokens in, the message to deliver as tokens out.
+func BenchmarkArchiveTokens(b *testing.B) {
+	start, inner, err := decodeElement(benchStanza)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name string
+		opt  bool
+	}{{"NotArchived", false}, {"ArchivedTwice", true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := newStore()
+			if bc.opt {
+				setPrefs(b, s, romeo, always)
+				setPrefs(b, s, juliet, always)
+			}
+			a := mam.NewArchiver(discardStore{s}, mam.Config{})
+			b.ReportAllocs()
+			b.SetBytes(int64(len(benchStanza)))
+			for b.Loop() {
+				if _, _, err := archiveTokensDeliver(a, romeo, juliet.Bare(), start, inner); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // discardStore drops appended messages, so that benchmarks measure the
 // Archiver and not a store.
 type discardStore struct{ mam.Store }
