@@ -513,11 +513,10 @@ type mamHooks struct {
 }
 
 func (h *mamHooks) chat(ctx context.Context, from, to jid.JID, e element) (element, bool) {
-	res, _ := h.a.ArchiveTokens(ctx, from, to, e.start, e.inner)
-	if res.Deliver != nil {
-		if out, err := parseElement(res.Deliver); err == nil {
-			return out, res.RecipientID != ""
-		}
+	res, _ := h.a.Archive(ctx, mam.Chat{From: from, To: to, Stanza: mam.Stanza{Start: e.start, Inner: e.inner}})
+	if !res.Deliver.IsZero() {
+		// Tokens in, tokens out: the archiver built them as it read.
+		return element{start: res.Deliver.Start, inner: res.Deliver.Inner}, res.RecipientID != ""
 	}
 	// The archiver could not read the message (it strips forged
 	// stanza-ids as it reads): deliver it unarchived, but never with a
@@ -526,11 +525,14 @@ func (h *mamHooks) chat(ctx context.Context, from, to jid.JID, e element) (eleme
 }
 
 func (h *mamHooks) room(ctx context.Context, room, occupant, realJID jid.JID, e element) element {
-	res, _ := h.a.ArchiveGroupchatTokens(ctx, room, occupant, realJID, false, e.start, e.inner)
-	if res.Deliver != nil {
-		if out, err := parseElement(res.Deliver); err == nil {
-			return out
-		}
+	res, _ := h.a.ArchiveRoom(ctx, mam.RoomMessage{
+		Room:     room,
+		Occupant: occupant,
+		RealJID:  realJID, // semi-anonymous rooms: kept apart, shown to the owner
+		Stanza:   mam.Stanza{Start: e.start, Inner: e.inner},
+	})
+	if !res.Deliver.IsZero() {
+		return element{start: res.Deliver.Start, inner: res.Deliver.Inner}
 	}
 	// Unreadable for the archiver: deliver unarchived, without any
 	// stanza-id forged in the room's name.
