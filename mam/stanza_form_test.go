@@ -145,6 +145,9 @@ func TestArchiveFormsAgree(t *testing.T) {
 				t.Fatalf("stored %d copies from bytes, %d from tokens", len(storedB), len(storedT))
 			}
 			for i := range storedB {
+				if !storedB[i].RealJID.Equal(storedT[i].RealJID) || !storedB[i].With.Equal(storedT[i].With) {
+					t.Errorf("stored real JID or peer differ: %+v, %+v", storedB[i], storedT[i])
+				}
 				if !bytes.Equal(storedB[i].Stanza, storedT[i].Stanza) {
 					t.Errorf("stored copies differ:\n%s\n%s", storedB[i].Stanza, storedT[i].Stanza)
 				}
@@ -286,5 +289,51 @@ func TestStanzaTokenReader(t *testing.T) {
 	}
 	if !(mam.Stanza{}).IsZero() || (mam.Stanza{Bytes: []byte(chat)}).IsZero() || toks.IsZero() {
 		t.Error("IsZero wrong")
+	}
+}
+
+// An archiving failure never loses the message, in either form: Deliver is
+// set, in the form given, when the stanza is too large to store or the
+// store fails.
+func TestArchiveFailureStillDelivers(t *testing.T) {
+	toks, _ := tokensOf(t, []byte(roomMsg))
+	chatToks, _ := tokensOf(t, []byte(chat))
+	for _, tc := range []struct {
+		name  string
+		store func() mam.Store
+		cfg   mam.Config
+		want  error
+	}{
+		{"too large", func() mam.Store { return newStore() }, mam.Config{MaxStanzaSize: 60}, mam.ErrTooLarge},
+		{"store fails", func() mam.Store { return failStore{newStore()} }, mam.Config{}, nil},
+	} {
+		for _, form := range []string{"bytes", "tokens"} {
+			t.Run(tc.name+"/"+form, func(t *testing.T) {
+				s := tc.store()
+				setPrefs(t, s, juliet, always)
+				a := mam.NewArchiver(s, tc.cfg)
+				c := mam.Chat{From: romeo, To: juliet.Bare(), Stanza: mam.Stanza{Bytes: []byte(chat)}}
+				r := mam.RoomMessage{Room: mucRoom, Occupant: mucOccupant, RealJID: mucWitch, Stanza: mam.Stanza{Bytes: []byte(roomMsg)}}
+				if form == "tokens" {
+					c.Stanza, r.Stanza = chatToks, toks
+				}
+				rc, errC := a.Archive(ctx, c)
+				rr, errR := a.ArchiveRoom(ctx, r)
+				for _, x := range []struct {
+					res mam.Result
+					err error
+				}{{rc, errC}, {rr, errR}} {
+					if x.err == nil || (tc.want != nil && !errors.Is(x.err, tc.want)) {
+						t.Errorf("err = %v, want %v", x.err, tc.want)
+					}
+					if x.res.Deliver.IsZero() || (form == "tokens") != (x.res.Deliver.Bytes == nil) || x.res.RecipientID != "" {
+						t.Errorf("result %+v", x.res)
+					}
+					if m := parseOne(t, encodeStanza(t, x.res.Deliver)); m.child(stanza.NSClient, "body") == nil {
+						t.Errorf("body lost: %+v", x.res.Deliver)
+					}
+				}
+			})
+		}
 	}
 }
