@@ -128,8 +128,11 @@ func Example() {
 	if err := archive.SetPrefs(ctx, alice, mam.Prefs{Default: mam.DefaultAlways}); err != nil {
 		log.Fatal(err)
 	}
-	res, err := archiver.Archive(ctx, jid.MustParse("alice@example.org/phone"), bob,
-		[]byte(`<message xmlns='jabber:client' type='chat'><body>Hello Bob</body></message>`))
+	res, err := archiver.Archive(ctx, mam.Chat{
+		From:   jid.MustParse("alice@example.org/phone"),
+		To:     bob,
+		Stanza: mam.Stanza{Bytes: []byte(`<message xmlns='jabber:client' type='chat'><body>Hello Bob</body></message>`)},
+	})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 
 	"chatbx.eu/privacy/internal/xmlutil"
+	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/muc"
 	"mellium.im/xmpp/stanza"
@@ -27,16 +28,94 @@ func NewArchiver(store Store, cfg Config) *Archiver {
 	return &Archiver{store: store, cfg: cfg}
 }
 
+// Stanza is a <message/> element in one of the two forms a server holds it
+// in: serialized (Bytes), or decoded into tokens (Start and Inner), as a
+// mellium.im/xmpp server reads it. Exactly one form is set. The Archiver
+// returns the message to deliver in the form it was given, built during
+// its one pass over the stanza, so a caller never parses it again.
+//
+// A struct rather than an xml.TokenReader: the Archiver must know the form
+// to answer in it, and a caller keeps the original to fall back on when the
+// stanza cannot be read, which a consumed reader would not allow.
+type Stanza struct {
+	// Bytes is the whole serialized element.
+	Bytes []byte
+
+	// Start is the <message/> start element and Inner its content as read
+	// by xmlstream.ReadAll(xmlstream.Inner(r)); the closing end element may
+	// be included or not. In a Result, Inner never holds the end element,
+	// names carry their namespace in Name.Space (no xmlns attributes are
+	// added), and its tokens may be shared with the caller's Inner, which
+	// the Archiver never modifies.
+	Start xml.StartElement
+	Inner []xml.Token
+}
+
+// IsZero reports whether s holds no element: neither Bytes nor Start is
+// set. A Result's Deliver is zero only when the stanza could not be read.
+func (s Stanza) IsZero() bool {
+	return len(s.Bytes) == 0 && s.Start.Name.Local == ""
+}
+
+// TokenReader returns the element's tokens, whichever form s holds, for
+// example for a mellium session's Send. Bytes are decoded lazily: a
+// malformed element is reported by the reader.
+func (s Stanza) TokenReader() xml.TokenReader {
+	if s.Start.Name.Local == "" {
+		return xml.NewDecoder(bytes.NewReader(s.Bytes))
+	}
+	inner := s.Inner
+	if n := len(inner); n > 0 {
+		if _, ok := inner[n-1].(xml.EndElement); ok && balanced(inner[:n-1]) {
+			inner = inner[:n-1]
+		}
+	}
+	return xmlstream.Wrap(&sliceReader{toks: inner}, s.Start)
+}
+
+// balanced reports whether toks closes every element it opens.
+func balanced(toks []xml.Token) bool {
+	depth := 0
+	for _, t := range toks {
+		switch t.(type) {
+		case xml.StartElement:
+			depth++
+		case xml.EndElement:
+			depth--
+		}
+	}
+	return depth == 0
+}
+
+// Chat is a routed one-to-one message, as Archiver.Archive takes it.
+type Chat struct {
+	// From is the sender's full JID as the server authenticated it (the
+	// server overwrites any client-supplied from before routing).
+	// Required.
+	From jid.JID
+
+	// To is the address the message was sent to. Required.
+	To jid.JID
+
+	// Stanza is the whole <message/> element. Its own from and to are
+	// ignored: From and To are written into the stored and delivered
+	// copies. Required.
+	Stanza Stanza
+}
+
 // Result tells what the Archiver did with a message.
 type Result struct {
-	// Deliver is the message to deliver to the recipient, serialized: the
-	// from and to the archiver was given, every stanza-id forged with the
-	// by of an archive we stamp removed, and, when the recipient's (or
-	// room's) archive stored it, <stanza-id id=RecipientID by=archive/>.
-	// It is set whenever the stanza could be parsed, even with an error: an
+	// Deliver is the message to deliver, in the form the caller gave
+	// (Bytes in, Bytes out; tokens in, tokens out): the from and to the
+	// Archiver was given, every stanza-id forged with the by of an archive
+	// we stamp removed, and, when the recipient's (or room's) archive
+	// stored it, <stanza-id id=RecipientID by=archive/> as its last child.
+	// It is set whenever the stanza could be read, even with an error: an
 	// archiving failure must not lose the message. A mellium server sends
-	// it with sess.Send(ctx, xml.NewDecoder(bytes.NewReader(Deliver))).
-	Deliver []byte
+	// it with sess.Send(ctx, res.Deliver.TokenReader()). It is zero when
+	// the stanza was not a well-formed <message/>: drop or bounce it then,
+	// never forward the original, which may carry forged stanza-ids.
+	Deliver Stanza
 
 	// SenderID is the archive id in the sender's archive ("" if not stored
 	// there). A server stamps the sender's carbon copies with it (by = the
@@ -44,7 +123,7 @@ type Result struct {
 	SenderID string
 
 	// RecipientID is the archive id in the recipient's archive, or in the
-	// room's archive for ArchiveGroupchat ("" if not stored).
+	// room's archive for ArchiveRoom ("" if not stored).
 	RecipientID string
 }
 
@@ -52,13 +131,9 @@ type Result struct {
 // recipient's archives, each by its own owner's preferences, and returns
 // the message to deliver.
 //
-// from must be the sender's full JID as the server authenticated it (the
-// server overwrites any client-supplied from before routing); to is the
-// address the message was sent to. Both are required (ErrBadRequest).
-// Archive writes both into the stored and delivered copies and ignores the
-// stanza's own from and to. stanza is the whole <message/> element; one
-// that is not a well-formed <message/> is an error wrapping ErrBadRequest
-// and leaves Deliver nil.
+// A Chat without From, To or Stanza, or with both forms of Stanza set, is
+// an error wrapping ErrBadRequest and leaves Deliver zero; so is a stanza
+// that is not a well-formed <message/>.
 //
 // A message is archived only when it is of type chat or normal (or has no
 // type), carries a <body/> or an encrypted payload (OMEMO, OpenPGP) or an
@@ -66,45 +141,32 @@ type Result struct {
 // <no-store/> or <no-permanent-store/> hint, and the archive owner's
 // preferences allow the peer (see Prefs.Allows: users who never set
 // preferences archive nothing). A message larger than Config.MaxStanzaSize
-// is not stored: the error wraps ErrTooLarge and Deliver is still set.
-func (a *Archiver) Archive(ctx context.Context, from, to jid.JID, stanza []byte) (Result, error) {
-	d := xml.NewDecoder(bytes.NewReader(stanza))
-	start, err := messageStart(d)
-	if err != nil {
-		return Result{}, err
-	}
-	return a.archive(ctx, from, to, start, d, len(stanza))
-}
-
-// ArchiveTokens is Archive for a server that holds the message as tokens:
-// start is the <message/> start element and inner its content as read by
-// xmlstream.ReadAll(xmlstream.Inner(t)) (the closing end element may be
-// included or not).
-func (a *Archiver) ArchiveTokens(ctx context.Context, from, to jid.JID, start xml.StartElement, inner []xml.Token) (Result, error) {
-	if !isMessage(start.Name) {
-		return Result{}, fmt.Errorf("%w: not a message", ErrBadRequest)
-	}
-	return a.archive(ctx, from, to, start, &sliceReader{toks: inner}, 512)
-}
-
-func (a *Archiver) archive(ctx context.Context, from, to jid.JID, start xml.StartElement, r xml.TokenReader, sizeHint int) (Result, error) {
+// (serialized as stored) is not stored: the error wraps ErrTooLarge and
+// Deliver is still set.
+func (a *Archiver) Archive(ctx context.Context, c Chat) (Result, error) {
 	var res Result
-	if from.Domainpart() == "" || to.Domainpart() == "" {
-		// The router always knows both ends of a routed message.
-		return res, fmt.Errorf("%w: no sender or recipient", ErrBadRequest)
+	switch {
+	case c.From.Domainpart() == "":
+		return res, fmt.Errorf("%w: Chat.From missing", ErrBadRequest)
+	case c.To.Domainpart() == "":
+		return res, fmt.Errorf("%w: Chat.To missing", ErrBadRequest)
 	}
+	from, to := c.From, c.To
 	sender, recipient := from.Bare(), to.Bare()
-	w := xmlWriter{buf: make([]byte, 0, sizeHint+160)}
-	f, err := scan(r, start, scanOptions{
+	var sc scanner
+	if err := sc.init(c.Stanza, scanOptions{
 		strip: [2]jid.JID{sender, recipient},
 		from:  from,
 		to:    to,
-	}, &w)
+	}); err != nil {
+		return res, err
+	}
+	f, err := sc.scan()
 	if err != nil {
 		return res, err
 	}
-	stored := w.buf
-	res.Deliver = stored
+	stored := sc.w.buf
+	res.Deliver = sc.deliver(false)
 	if f.typ == "groupchat" || !f.archivable() {
 		return res, nil
 	}
@@ -138,10 +200,10 @@ func (a *Archiver) archive(ctx context.Context, from, to jid.JID, start xml.Star
 	}
 	switch {
 	case res.RecipientID != "":
-		res.Deliver = stamp(stored, res.RecipientID, recipient)
+		res.Deliver = sc.stamp(res.RecipientID, recipient)
 	case res.SenderID != "":
 		// The store may keep stored; the caller owns Deliver.
-		res.Deliver = bytes.Clone(stored)
+		res.Deliver = sc.deliver(true)
 	}
 	return res, errors.Join(errs...)
 }
@@ -158,13 +220,11 @@ func (a *Archiver) allows(ctx context.Context, owner, peer jid.JID) (bool, error
 	return p.Allows(ctx, owner, peer, a.cfg.Roster)
 }
 
-// stamp returns a copy of the serialized message with
-// <stanza-id xmlns='urn:xmpp:sid:0' id=id by=by/> before its end tag.
-func stamp(msg []byte, id string, by jid.JID) []byte {
+// appendStamp appends <stanza-id xmlns='urn:xmpp:sid:0' id=id by=by/>
+// before the end tag of the serialized message msg, into out.
+func appendStamp(out, msg []byte, id string, by jid.JID) []byte {
 	const end = "</message>"
-	body := msg[:len(msg)-len(end)]
-	out := make([]byte, 0, len(msg)+len(id)+96)
-	out = append(out, body...)
+	out = append(out, msg[:len(msg)-len(end)]...)
 	out = append(out, `<stanza-id xmlns="`+stanza.NSSid+`" id="`...)
 	out = appendEscaped(out, []byte(id), true)
 	out = append(out, `" by="`...)
@@ -202,15 +262,68 @@ type scanOptions struct {
 	from, to     jid.JID    // written over the stanza's from and to
 }
 
+// scanner makes the Archiver's one pass over a stanza: it writes the copy
+// to store into w and, for a stanza given as tokens, collects the tokens to
+// deliver on the way.
+type scanner struct {
+	r      xml.TokenReader
+	start  xml.StartElement // the stanza's own start element
+	o      scanOptions
+	w      xmlWriter
+	tokens bool             // given as tokens: answer with out and inner
+	out    xml.StartElement // the start element written
+	inner  []xml.Token      // the children written, when tokens
+}
+
+// init checks that s holds exactly one form of a <message/> and prepares
+// to read it.
+func (sc *scanner) init(s Stanza, o scanOptions) error {
+	sc.o = o
+	switch {
+	case len(s.Bytes) > 0 && (s.Start.Name.Local != "" || len(s.Inner) > 0):
+		return fmt.Errorf("%w: Stanza has both Bytes and Start/Inner", ErrBadRequest)
+	case len(s.Bytes) > 0:
+		d := xml.NewDecoder(bytes.NewReader(s.Bytes))
+		start, err := messageStart(d)
+		if err != nil {
+			return err
+		}
+		sc.r, sc.start = d, start
+		sc.w.buf = make([]byte, 0, len(s.Bytes)+160)
+	case s.Start.Name.Local != "":
+		if !isMessage(s.Start.Name) {
+			return fmt.Errorf("%w: not a message", ErrBadRequest)
+		}
+		sc.r, sc.start, sc.tokens = &sliceReader{toks: s.Inner}, s.Start, true
+		sc.w.buf = make([]byte, 0, 512+160)
+		sc.inner = make([]xml.Token, 0, len(s.Inner)+2) // room for a stamp
+	case len(s.Inner) > 0:
+		return fmt.Errorf("%w: Stanza.Inner without Stanza.Start", ErrBadRequest)
+	default:
+		return fmt.Errorf("%w: Stanza missing (neither Bytes nor Start set)", ErrBadRequest)
+	}
+	return nil
+}
+
+// collect adds tok to the tokens to deliver, for a stanza given as tokens.
+// Callers pass the token as read when unchanged, so that it is not boxed
+// again.
+func (sc *scanner) collect(tok xml.Token) {
+	if sc.tokens {
+		sc.inner = append(sc.inner, tok)
+	}
+}
+
 // scan copies the message (start, then r up to start's end element) into w
 // as it will be stored, with from/to replaced and forged stanza-ids (and
 // optionally muc#user elements) removed, and classifies its children.
-func scan(r xml.TokenReader, start xml.StartElement, o scanOptions, w *xmlWriter) (facts, error) {
+func (sc *scanner) scan() (facts, error) {
 	var f facts
-	f.typ, _ = startAttr(start, "type")
-	out := xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "message"}, Attr: make([]xml.Attr, 0, len(start.Attr)+2)}
-	for _, at := range start.Attr {
-		if at.Name.Space == "" && (at.Name.Local == "from" || at.Name.Local == "to") {
+	o, r := sc.o, sc.r
+	f.typ, _ = startAttr(sc.start, "type")
+	out := xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "message"}, Attr: make([]xml.Attr, 0, len(sc.start.Attr)+2)}
+	for _, at := range sc.start.Attr {
+		if at.Name.Space == "xmlns" || at.Name.Space == "" && (at.Name.Local == "from" || at.Name.Local == "to" || at.Name.Local == "xmlns") {
 			continue
 		}
 		out.Attr = append(out.Attr, at)
@@ -221,7 +334,8 @@ func scan(r xml.TokenReader, start xml.StartElement, o scanOptions, w *xmlWriter
 	if s := o.to.String(); s != "" {
 		out.Attr = append(out.Attr, xml.Attr{Name: xml.Name{Local: "to"}, Value: s})
 	}
-	w.start(out)
+	sc.out = out
+	sc.w.start(out)
 	depth := 0
 	for {
 		tok, err := r.Token()
@@ -240,9 +354,11 @@ func scan(r xml.TokenReader, start xml.StartElement, o scanOptions, w *xmlWriter
 		switch t := tok.(type) {
 		case xml.StartElement:
 			if depth == 0 {
-				if t.Name.Space == "" || t.Name.Space == stanza.NSServer {
-					// Stored and delivered as jabber:client.
-					t.Name.Space = stanza.NSClient
+				if sp := childSpace(t.Name.Space); sp != t.Name.Space {
+					t.Name.Space = sp
+					if sc.tokens {
+						tok = t
+					}
 				}
 				if o.drop(t) {
 					if err := xmlutil.Skip(r); err != nil {
@@ -253,12 +369,23 @@ func scan(r xml.TokenReader, start xml.StartElement, o scanOptions, w *xmlWriter
 				f.classify(t.Name)
 			}
 			depth++
-			w.start(t)
+			sc.w.start(t)
+			sc.collect(tok)
 		case xml.EndElement:
 			depth--
-			w.end(t)
+			if depth == 0 {
+				if sp := childSpace(t.Name.Space); sp != t.Name.Space {
+					t.Name.Space = sp
+					if sc.tokens {
+						tok = t
+					}
+				}
+			}
+			sc.w.end(t)
+			sc.collect(tok)
 		case xml.CharData:
-			w.token(t)
+			sc.w.buf = appendEscaped(sc.w.buf, t, false)
+			sc.collect(tok)
 		}
 		if err == io.EOF {
 			if depth != 0 {
@@ -267,8 +394,47 @@ func scan(r xml.TokenReader, start xml.StartElement, o scanOptions, w *xmlWriter
 			break
 		}
 	}
-	w.end(xml.EndElement{Name: out.Name})
+	sc.w.end(xml.EndElement{Name: out.Name})
 	return f, nil
+}
+
+// childSpace is the namespace a direct child of the message is stored and
+// delivered in: a child in the stream's default namespace (none given, or
+// jabber:server) is in jabber:client.
+func childSpace(space string) string {
+	if space == "" || space == stanza.NSServer {
+		return stanza.NSClient
+	}
+	return space
+}
+
+// deliver returns the scanned message, unstamped, in the form it was
+// given; with clone, serialized bytes are copied (the store may keep them).
+func (sc *scanner) deliver(clone bool) Stanza {
+	switch {
+	case sc.tokens:
+		return Stanza{Start: sc.out, Inner: sc.inner}
+	case clone:
+		return Stanza{Bytes: bytes.Clone(sc.w.buf)}
+	}
+	return Stanza{Bytes: sc.w.buf}
+}
+
+// stamp returns the scanned message, in the form it was given, with
+// <stanza-id xmlns='urn:xmpp:sid:0' id=id by=by/> as its last child.
+func (sc *scanner) stamp(id string, by jid.JID) Stanza {
+	if !sc.tokens {
+		msg := sc.w.buf
+		return Stanza{Bytes: appendStamp(make([]byte, 0, len(msg)+len(id)+96), msg, id, by)}
+	}
+	sid := xml.StartElement{
+		Name: xml.Name{Space: stanza.NSSid, Local: "stanza-id"},
+		Attr: []xml.Attr{
+			{Name: xml.Name{Local: "id"}, Value: id},
+			{Name: xml.Name{Local: "by"}, Value: by.String()},
+		},
+	}
+	return Stanza{Start: sc.out, Inner: append(sc.inner, sid, sid.End())}
 }
 
 // drop reports whether a direct child of the message is to be removed.

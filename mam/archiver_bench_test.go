@@ -61,7 +61,7 @@ func BenchmarkArchive(b *testing.B) {
 		b.ReportAllocs()
 		b.SetBytes(int64(len(benchStanza)))
 		for b.Loop() {
-			if _, err := a.Archive(ctx, romeo, juliet.Bare(), benchStanza); err != nil {
+			if _, err := a.Archive(ctx, mam.Chat{From: romeo, To: juliet.Bare(), Stanza: mam.Stanza{Bytes: benchStanza}}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -74,11 +74,41 @@ func BenchmarkArchive(b *testing.B) {
 		b.ReportAllocs()
 		b.SetBytes(int64(len(benchStanza)))
 		for b.Loop() {
-			if _, err := a.Archive(ctx, romeo, juliet.Bare(), benchStanza); err != nil {
+			if _, err := a.Archive(ctx, mam.Chat{From: romeo, To: juliet.Bare(), Stanza: mam.Stanza{Bytes: benchStanza}}); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
+}
+
+// BenchmarkArchiveTokens measures the call a mellium server makes: the
+// message held as tokens in, the message to deliver as tokens out (before
+// Stanza, this meant parsing the delivered bytes again).
+func BenchmarkArchiveTokens(b *testing.B) {
+	toks, ok := tokensOf(b, benchStanza)
+	if !ok {
+		b.Fatal("benchStanza does not decode")
+	}
+	for _, bc := range []struct {
+		name string
+		opt  bool
+	}{{"NotArchived", false}, {"ArchivedTwice", true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := newStore()
+			if bc.opt {
+				setPrefs(b, s, romeo, always)
+				setPrefs(b, s, juliet, always)
+			}
+			a := mam.NewArchiver(discardStore{s}, mam.Config{})
+			b.ReportAllocs()
+			b.SetBytes(int64(len(benchStanza)))
+			for b.Loop() {
+				if _, err := a.Archive(ctx, mam.Chat{From: romeo, To: juliet.Bare(), Stanza: toks}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
 
 // discardStore drops appended messages, so that benchmarks measure the
@@ -111,7 +141,7 @@ func BenchmarkArchiveRatio(b *testing.B) {
 			}
 		}
 		t1 := time.Now()
-		if _, err := a.Archive(ctx, romeo, juliet.Bare(), benchStanza); err != nil {
+		if _, err := a.Archive(ctx, mam.Chat{From: romeo, To: juliet.Bare(), Stanza: mam.Stanza{Bytes: benchStanza}}); err != nil {
 			b.Fatal(err)
 		}
 		t2 := time.Now()

@@ -1,9 +1,11 @@
 package mam_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/xml"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -24,7 +26,7 @@ func testArchiveOptIn(t *testing.T, newStore func() mam.Store) {
 	a := mam.NewArchiver(s, mam.Config{Now: clock()})
 
 	// Nobody set preferences: nothing is stored, nothing stamped.
-	res, err := a.Archive(ctx, romeo, juliet.Bare(), []byte(chat))
+	res, err := a.Archive(ctx, mam.Chat{From: romeo, To: juliet.Bare(), Stanza: mam.Stanza{Bytes: []byte(chat)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,13 +36,13 @@ func testArchiveOptIn(t *testing.T, newStore func() mam.Store) {
 	if n := len(archived(t, s, romeo)) + len(archived(t, s, juliet)); n != 0 {
 		t.Fatalf("%d messages archived before anyone opted in", n)
 	}
-	if ids := parseOne(t, res.Deliver).all(stanza.NSSid, "stanza-id"); len(ids) != 0 {
-		t.Errorf("unarchived message stamped: %s", res.Deliver)
+	if ids := parseOne(t, res.Deliver.Bytes).all(stanza.NSSid, "stanza-id"); len(ids) != 0 {
+		t.Errorf("unarchived message stamped: %s", res.Deliver.Bytes)
 	}
 
 	// Juliet opts in: her archive stores it, Romeo's still does not.
 	setPrefs(t, s, juliet, always)
-	res, err = a.Archive(ctx, romeo, juliet.Bare(), []byte(chat))
+	res, err = a.Archive(ctx, mam.Chat{From: romeo, To: juliet.Bare(), Stanza: mam.Stanza{Bytes: []byte(chat)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,16 +60,16 @@ func testArchiveOptIn(t *testing.T, newStore func() mam.Store) {
 	if !m.Time.Equal(epoch.Add(2 * 1e9)) {
 		t.Errorf("stored time %v, want the injected clock", m.Time)
 	}
-	msg := parseOne(t, res.Deliver)
+	msg := parseOne(t, res.Deliver.Bytes)
 	ids := msg.all(stanza.NSSid, "stanza-id")
 	if len(ids) != 1 || ids[0].Attr["id"] != res.RecipientID || ids[0].Attr["by"] != "juliet@example.org" {
-		t.Errorf("deliver stamped wrongly: %s", res.Deliver)
+		t.Errorf("deliver stamped wrongly: %s", res.Deliver.Bytes)
 	}
 	if msg.Attr["from"] != romeo.String() || msg.Attr["to"] != "juliet@example.org" || msg.Attr["id"] != "m1" || msg.Attr["type"] != "chat" {
 		t.Errorf("deliver attributes %v", msg.Attr)
 	}
 	if b := msg.child("jabber:client", "body"); b == nil || b.Text != "Wherefore art thou" {
-		t.Errorf("body lost: %s", res.Deliver)
+		t.Errorf("body lost: %s", res.Deliver.Bytes)
 	}
 	// The stored copy has no stanza-id of ours (the result id carries it)
 	// and keeps the body.
@@ -81,7 +83,7 @@ func TestArchiveSenderArchiveNotLeakedToRecipient(t *testing.T) {
 	s := newStore()
 	setPrefs(t, s, romeo, always)
 	a := mam.NewArchiver(s, mam.Config{})
-	res, err := a.Archive(ctx, romeo, juliet.Bare(), []byte(chat))
+	res, err := a.Archive(ctx, mam.Chat{From: romeo, To: juliet.Bare(), Stanza: mam.Stanza{Bytes: []byte(chat)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,8 +96,8 @@ func TestArchiveSenderArchiveNotLeakedToRecipient(t *testing.T) {
 	}
 	// XEP-0313 §3.5: the recipient, who cannot read Romeo's archive, must
 	// not get its stanza-id.
-	if strings.Contains(string(res.Deliver), "stanza-id") || strings.Contains(string(res.Deliver), res.SenderID) {
-		t.Errorf("sender's archive id delivered to the recipient: %s", res.Deliver)
+	if strings.Contains(string(res.Deliver.Bytes), "stanza-id") || strings.Contains(string(res.Deliver.Bytes), res.SenderID) {
+		t.Errorf("sender's archive id delivered to the recipient: %s", res.Deliver.Bytes)
 	}
 }
 
@@ -104,16 +106,16 @@ func TestArchiveBothArchivesIndependentIDs(t *testing.T) {
 	setPrefs(t, s, romeo, always)
 	setPrefs(t, s, juliet, always)
 	a := mam.NewArchiver(s, mam.Config{})
-	res, err := a.Archive(ctx, romeo, juliet.Bare(), []byte(chat))
+	res, err := a.Archive(ctx, mam.Chat{From: romeo, To: juliet.Bare(), Stanza: mam.Stanza{Bytes: []byte(chat)}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.SenderID == "" || res.RecipientID == "" || res.SenderID == res.RecipientID {
 		t.Fatalf("ids %+v", res)
 	}
-	ids := parseOne(t, res.Deliver).all(stanza.NSSid, "stanza-id")
+	ids := parseOne(t, res.Deliver.Bytes).all(stanza.NSSid, "stanza-id")
 	if len(ids) != 1 || ids[0].Attr["id"] != res.RecipientID {
-		t.Errorf("deliver: %s", res.Deliver)
+		t.Errorf("deliver: %s", res.Deliver.Bytes)
 	}
 }
 
@@ -140,7 +142,7 @@ func testArchiveEachOwnerOwnPrefs(t *testing.T, newStore func() mam.Store) {
 			setPrefs(t, s, romeo, tc.romeo)
 			setPrefs(t, s, juliet, tc.juliet)
 			a := mam.NewArchiver(s, mam.Config{})
-			res, err := a.Archive(ctx, romeo, juliet.Bare(), []byte(chat))
+			res, err := a.Archive(ctx, mam.Chat{From: romeo, To: juliet.Bare(), Stanza: mam.Stanza{Bytes: []byte(chat)}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -161,22 +163,22 @@ func TestArchiveRosterDefault(t *testing.T) {
 		return owner.Equal(juliet.Bare()) && contact.Equal(romeo.Bare())
 	})
 	a := mam.NewArchiver(s, mam.Config{Roster: roster})
-	if res, err := a.Archive(ctx, romeo, juliet.Bare(), []byte(chat)); err != nil || res.RecipientID == "" {
+	if res, err := a.Archive(ctx, mam.Chat{From: romeo, To: juliet.Bare(), Stanza: mam.Stanza{Bytes: []byte(chat)}}); err != nil || res.RecipientID == "" {
 		t.Fatalf("contact in roster not archived: %+v %v", res, err)
 	}
-	if res, err := a.Archive(ctx, mallory, juliet.Bare(), []byte(chat)); err != nil || res.RecipientID != "" {
+	if res, err := a.Archive(ctx, mam.Chat{From: mallory, To: juliet.Bare(), Stanza: mam.Stanza{Bytes: []byte(chat)}}); err != nil || res.RecipientID != "" {
 		t.Fatalf("stranger archived: %+v %v", res, err)
 	}
 	// Without a roster lookup the roster default archives nothing.
 	a = mam.NewArchiver(s, mam.Config{})
-	if res, err := a.Archive(ctx, romeo, juliet.Bare(), []byte(chat)); err != nil || res.RecipientID != "" {
+	if res, err := a.Archive(ctx, mam.Chat{From: romeo, To: juliet.Bare(), Stanza: mam.Stanza{Bytes: []byte(chat)}}); err != nil || res.RecipientID != "" {
 		t.Fatalf("archived without roster: %+v %v", res, err)
 	}
 	// A failing lookup is reported, not guessed, and the message still
 	// delivered.
 	a = mam.NewArchiver(s, mam.Config{Roster: failingRoster{}})
-	res, err := a.Archive(ctx, romeo, juliet.Bare(), []byte(chat))
-	if err == nil || res.RecipientID != "" || len(res.Deliver) == 0 {
+	res, err := a.Archive(ctx, mam.Chat{From: romeo, To: juliet.Bare(), Stanza: mam.Stanza{Bytes: []byte(chat)}})
+	if err == nil || res.RecipientID != "" || len(res.Deliver.Bytes) == 0 {
 		t.Fatalf("failing roster: %+v %v", res, err)
 	}
 }
@@ -229,7 +231,7 @@ func testArchiveWhatIsStored(t *testing.T, newStore func() mam.Store) {
 			setPrefs(t, s, romeo, always)
 			setPrefs(t, s, juliet, always)
 			a := mam.NewArchiver(s, mam.Config{})
-			res, err := a.Archive(ctx, romeo, juliet.Bare(), []byte(tc.in))
+			res, err := a.Archive(ctx, mam.Chat{From: romeo, To: juliet.Bare(), Stanza: mam.Stanza{Bytes: []byte(tc.in)}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -240,7 +242,7 @@ func testArchiveWhatIsStored(t *testing.T, newStore func() mam.Store) {
 			if !tc.want && (n != 0 || res.SenderID != "" || res.RecipientID != "") {
 				t.Errorf("stored %d times: %+v", n, res)
 			}
-			parseOne(t, res.Deliver) // always deliverable, well-formed
+			parseOne(t, res.Deliver.Bytes) // always deliverable, well-formed
 		})
 	}
 }
@@ -250,7 +252,7 @@ func TestArchiveStoreHintDoesNotOverridePrefs(t *testing.T) {
 	setPrefs(t, s, juliet, mam.Prefs{Default: mam.DefaultNever})
 	a := mam.NewArchiver(s, mam.Config{})
 	in := `<message xmlns='jabber:client' type='chat'><body>keep me</body><store xmlns='urn:xmpp:hints'/></message>`
-	res, err := a.Archive(ctx, romeo, juliet.Bare(), []byte(in))
+	res, err := a.Archive(ctx, mam.Chat{From: romeo, To: juliet.Bare(), Stanza: mam.Stanza{Bytes: []byte(in)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,14 +282,14 @@ func testArchiveStripsForgedStanzaIDs(t *testing.T, newStore func() mam.Store) {
 			setPrefs(t, s, romeo, always)
 		}
 		a := mam.NewArchiver(s, mam.Config{})
-		res, err := a.Archive(ctx, romeo, juliet.Bare(), []byte(in))
+		res, err := a.Archive(ctx, mam.Chat{From: romeo, To: juliet.Bare(), Stanza: mam.Stanza{Bytes: []byte(in)}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.Contains(string(res.Deliver), "FORGED") {
-			t.Errorf("optIn=%v: forged stanza-id delivered: %s", optIn, res.Deliver)
+		if strings.Contains(string(res.Deliver.Bytes), "FORGED") {
+			t.Errorf("optIn=%v: forged stanza-id delivered: %s", optIn, res.Deliver.Bytes)
 		}
-		msg := parseOne(t, res.Deliver)
+		msg := parseOne(t, res.Deliver.Bytes)
 		var kept, ours int
 		for _, e := range msg.all(stanza.NSSid, "stanza-id") {
 			switch {
@@ -298,13 +300,13 @@ func testArchiveStripsForgedStanzaIDs(t *testing.T, newStore func() mam.Store) {
 			}
 		}
 		if kept != 1 {
-			t.Errorf("optIn=%v: foreign stanza-id not kept: %s", optIn, res.Deliver)
+			t.Errorf("optIn=%v: foreign stanza-id not kept: %s", optIn, res.Deliver.Bytes)
 		}
 		if optIn != (ours == 1) {
-			t.Errorf("optIn=%v: %d stanza-ids of ours in %s", optIn, ours, res.Deliver)
+			t.Errorf("optIn=%v: %d stanza-ids of ours in %s", optIn, ours, res.Deliver.Bytes)
 		}
 		if o := msg.child(stanza.NSSid, "origin-id"); o == nil || o.Attr["id"] != "origin-1" {
-			t.Errorf("origin-id lost: %s", res.Deliver)
+			t.Errorf("origin-id lost: %s", res.Deliver.Bytes)
 		}
 		for _, owner := range []jid.JID{romeo, juliet} {
 			for _, m := range archived(t, s, owner) {
@@ -325,7 +327,7 @@ func TestArchiveUsesGivenFrom(t *testing.T) {
 	setPrefs(t, s, mallory, always)
 	a := mam.NewArchiver(s, mam.Config{})
 	in := `<message xmlns='jabber:client' type='chat' from='mallory@example.net/evil' to='mallory@example.net'><body>I am Mallory</body></message>`
-	res, err := a.Archive(ctx, romeo, juliet.Bare(), []byte(in))
+	res, err := a.Archive(ctx, mam.Chat{From: romeo, To: juliet.Bare(), Stanza: mam.Stanza{Bytes: []byte(in)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +338,7 @@ func TestArchiveUsesGivenFrom(t *testing.T) {
 	if len(got) != 1 || !got[0].With.Equal(romeo) {
 		t.Fatalf("juliet's archive: %+v", got)
 	}
-	for _, b := range [][]byte{got[0].Stanza, res.Deliver} {
+	for _, b := range [][]byte{got[0].Stanza, res.Deliver.Bytes} {
 		m := parseOne(t, b)
 		if m.Attr["from"] != romeo.String() || m.Attr["to"] != "juliet@example.org" {
 			t.Errorf("from/to not the given ones: %s", b)
@@ -349,24 +351,24 @@ func TestArchiveTooLarge(t *testing.T) {
 	setPrefs(t, s, juliet, always)
 	a := mam.NewArchiver(s, mam.Config{MaxStanzaSize: 200})
 	big := `<message xmlns='jabber:client' type='chat'><body>` + strings.Repeat("x", 300) + `</body><stanza-id xmlns='urn:xmpp:sid:0' by='juliet@example.org' id='FORGED'/></message>`
-	res, err := a.Archive(ctx, romeo, juliet.Bare(), []byte(big))
+	res, err := a.Archive(ctx, mam.Chat{From: romeo, To: juliet.Bare(), Stanza: mam.Stanza{Bytes: []byte(big)}})
 	if !errors.Is(err, mam.ErrTooLarge) {
 		t.Fatalf("err = %v, want ErrTooLarge", err)
 	}
 	if len(archived(t, s, juliet)) != 0 || res.RecipientID != "" {
 		t.Error("oversize message archived")
 	}
-	if len(res.Deliver) == 0 || strings.Contains(string(res.Deliver), "FORGED") {
-		t.Errorf("oversize message not deliverable or not cleaned: %s", res.Deliver)
+	if len(res.Deliver.Bytes) == 0 || strings.Contains(string(res.Deliver.Bytes), "FORGED") {
+		t.Errorf("oversize message not deliverable or not cleaned: %s", res.Deliver.Bytes)
 	}
 	// The default cap is 64 KiB.
 	a = mam.NewArchiver(s, mam.Config{})
 	big = `<message xmlns='jabber:client' type='chat'><body>` + strings.Repeat("x", 64<<10) + `</body></message>`
-	if _, err := a.Archive(ctx, romeo, juliet.Bare(), []byte(big)); !errors.Is(err, mam.ErrTooLarge) {
+	if _, err := a.Archive(ctx, mam.Chat{From: romeo, To: juliet.Bare(), Stanza: mam.Stanza{Bytes: []byte(big)}}); !errors.Is(err, mam.ErrTooLarge) {
 		t.Fatalf("default cap: err = %v", err)
 	}
 	small := `<message xmlns='jabber:client' type='chat'><body>` + strings.Repeat("x", 60<<10) + `</body></message>`
-	if _, err := a.Archive(ctx, romeo, juliet.Bare(), []byte(small)); err != nil {
+	if _, err := a.Archive(ctx, mam.Chat{From: romeo, To: juliet.Bare(), Stanza: mam.Stanza{Bytes: []byte(small)}}); err != nil {
 		t.Fatalf("60 KiB refused: %v", err)
 	}
 }
@@ -375,7 +377,7 @@ func TestArchiveToSelfOnce(t *testing.T) {
 	s := newStore()
 	setPrefs(t, s, romeo, always)
 	a := mam.NewArchiver(s, mam.Config{})
-	res, err := a.Archive(ctx, romeo, romeo.Bare(), []byte(chat))
+	res, err := a.Archive(ctx, mam.Chat{From: romeo, To: romeo.Bare(), Stanza: mam.Stanza{Bytes: []byte(chat)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +392,7 @@ func TestArchiveIsLocal(t *testing.T) {
 	setPrefs(t, s, mallory, always)
 	local := func(j jid.JID) bool { return j.Domainpart() == "example.org" }
 	a := mam.NewArchiver(s, mam.Config{IsLocal: local})
-	if _, err := a.Archive(ctx, juliet, mallory.Bare(), []byte(chat)); err != nil {
+	if _, err := a.Archive(ctx, mam.Chat{From: juliet, To: mallory.Bare(), Stanza: mam.Stanza{Bytes: []byte(chat)}}); err != nil {
 		t.Fatal(err)
 	}
 	if len(archived(t, s, mallory)) != 0 {
@@ -405,15 +407,15 @@ func TestArchiveStoreFailureStillDelivers(t *testing.T) {
 	s := newStore()
 	setPrefs(t, s, juliet, always)
 	a := mam.NewArchiver(failStore{s}, mam.Config{})
-	res, err := a.Archive(ctx, romeo, juliet.Bare(), []byte(chat))
+	res, err := a.Archive(ctx, mam.Chat{From: romeo, To: juliet.Bare(), Stanza: mam.Stanza{Bytes: []byte(chat)}})
 	if err == nil || res.RecipientID != "" {
 		t.Fatalf("store failure hidden: %+v %v", res, err)
 	}
 	if strings.Contains(err.Error(), "Wherefore") {
 		t.Error("error message leaks the body")
 	}
-	if m := parseOne(t, res.Deliver); m.child("jabber:client", "body") == nil {
-		t.Errorf("message lost on store failure: %s", res.Deliver)
+	if m := parseOne(t, res.Deliver.Bytes); m.child("jabber:client", "body") == nil {
+		t.Errorf("message lost on store failure: %s", res.Deliver.Bytes)
 	}
 }
 
@@ -426,15 +428,15 @@ func TestArchiveMalformed(t *testing.T) {
 		`<iq xmlns='jabber:client' type='get'/>`,
 		`<message xmlns='jabber:client'><body>x</wrong></message>`,
 	} {
-		if _, err := a.Archive(ctx, romeo, juliet.Bare(), []byte(in)); !errors.Is(err, mam.ErrBadRequest) {
+		if _, err := a.Archive(ctx, mam.Chat{From: romeo, To: juliet.Bare(), Stanza: mam.Stanza{Bytes: []byte(in)}}); !errors.Is(err, mam.ErrBadRequest) {
 			t.Errorf("%q: err = %v, want ErrBadRequest", in, err)
 		}
 	}
 	// The router must say who sent it and to whom.
-	if _, err := a.Archive(ctx, jid.JID{}, juliet.Bare(), []byte(chat)); !errors.Is(err, mam.ErrBadRequest) {
+	if _, err := a.Archive(ctx, mam.Chat{From: jid.JID{}, To: juliet.Bare(), Stanza: mam.Stanza{Bytes: []byte(chat)}}); !errors.Is(err, mam.ErrBadRequest) {
 		t.Errorf("no from: err = %v", err)
 	}
-	if _, err := a.Archive(ctx, romeo, jid.JID{}, []byte(chat)); !errors.Is(err, mam.ErrBadRequest) {
+	if _, err := a.Archive(ctx, mam.Chat{From: romeo, To: jid.JID{}, Stanza: mam.Stanza{Bytes: []byte(chat)}}); !errors.Is(err, mam.ErrBadRequest) {
 		t.Errorf("no to: err = %v", err)
 	}
 }
@@ -454,30 +456,30 @@ func TestArchiveTokensMatchesBytes(t *testing.T) {
 	s1, s2 := newStore(), newStore()
 	setPrefs(t, s1, juliet, always)
 	setPrefs(t, s2, juliet, always)
-	r1, err := mam.NewArchiver(s1, mam.Config{}).Archive(ctx, romeo, juliet.Bare(), []byte(in))
+	r1, err := mam.NewArchiver(s1, mam.Config{}).Archive(ctx, mam.Chat{From: romeo, To: juliet.Bare(), Stanza: mam.Stanza{Bytes: []byte(in)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r2, err := mam.NewArchiver(s2, mam.Config{}).ArchiveTokens(ctx, romeo, juliet.Bare(), start, inner)
+	r2, err := mam.NewArchiver(s2, mam.Config{}).Archive(ctx, mam.Chat{From: romeo, To: juliet.Bare(), Stanza: mam.Stanza{Start: start, Inner: inner}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r2.RecipientID == "" {
 		t.Fatal("tokens path did not archive")
 	}
-	norm := func(b []byte, id string) string { return strings.ReplaceAll(string(b), id, "ID") }
-	if a, b := norm(r1.Deliver, r1.RecipientID), norm(r2.Deliver, r2.RecipientID); a != b {
-		t.Errorf("bytes and tokens paths differ:\n%s\n%s", a, b)
+	norm := func(b []byte, id string) *elem { return parseOne(t, bytes.ReplaceAll(b, []byte(id), []byte("ID"))) }
+	if a, b := norm(r1.Deliver.Bytes, r1.RecipientID), norm(encodeStanza(t, r2.Deliver), r2.RecipientID); !reflect.DeepEqual(a, b) {
+		t.Errorf("bytes and tokens paths differ:\n%s\n%s", r1.Deliver.Bytes, encodeStanza(t, r2.Deliver))
 	}
 	if a, b := string(archived(t, s1, juliet)[0].Stanza), string(archived(t, s2, juliet)[0].Stanza); a != b {
 		t.Errorf("stored copies differ:\n%s\n%s", a, b)
 	}
-	msg := parseOne(t, r1.Deliver)
+	msg := parseOne(t, r1.Deliver.Bytes)
 	if msg.child("jabber:client", "body").Text != "a & b <3" || msg.Attr["lang"] != "en" {
-		t.Errorf("content or xml:lang lost: %s", r1.Deliver)
+		t.Errorf("content or xml:lang lost: %s", r1.Deliver.Bytes)
 	}
 	if k := msg.child("urn:xmpp:omemo:2", "encrypted"); k == nil || len(k.Children) != 1 || k.Children[0].Attr["sid"] != "7" {
-		t.Errorf("OMEMO payload mangled: %s", r1.Deliver)
+		t.Errorf("OMEMO payload mangled: %s", r1.Deliver.Bytes)
 	}
 }
 
@@ -499,13 +501,13 @@ func TestArchiveDeliverIsNotAliased(t *testing.T) {
 		s := &retainStore{Store: newStore()}
 		setPrefs(t, s, who, always)
 		a := mam.NewArchiver(s, mam.Config{})
-		res, err := a.Archive(ctx, romeo, juliet.Bare(), []byte(chat))
+		res, err := a.Archive(ctx, mam.Chat{From: romeo, To: juliet.Bare(), Stanza: mam.Stanza{Bytes: []byte(chat)}})
 		if err != nil || len(s.kept) != 1 {
 			t.Fatal(res, err)
 		}
 		before := string(s.kept[0])
-		for i := range res.Deliver {
-			res.Deliver[i] = 'X'
+		for i := range res.Deliver.Bytes {
+			res.Deliver.Bytes[i] = 'X'
 		}
 		if after := string(s.kept[0]); after != before {
 			t.Errorf("archive of %v: kept stanza changed with Deliver: %s", who, after)

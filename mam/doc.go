@@ -43,25 +43,30 @@
 //	m := mux.New(stanza.NSClient, mam.Handle(handler), disco.Handle())
 //
 // The router calls the archiver for each one-to-one message, after it has
-// overwritten the client's from with the session's JID, and delivers what
-// comes back (also when err is not nil: archiving failures never lose a
-// message):
+// overwritten the client's from with the session's JID, giving the message
+// in the form it holds it ([Stanza]: bytes, or a start element and its
+// inner tokens), and delivers what comes back in that same form (also when
+// err is not nil: archiving failures never lose a message):
 //
-//	res, err := archiver.ArchiveTokens(ctx, boundJID, msg.To, start, children)
+//	res, err := archiver.Archive(ctx, mam.Chat{
+//		From:   boundJID,
+//		To:     to,
+//		Stanza: mam.Stanza{Start: start, Inner: children},
+//	})
 //	if err != nil {
 //		log.Printf("mam: %v", err) // no message content in errors
 //	}
-//	if res.Deliver != nil {
-//		recipient.Send(ctx, xml.NewDecoder(bytes.NewReader(res.Deliver)))
+//	if !res.Deliver.IsZero() {
+//		recipient.Send(ctx, res.Deliver.TokenReader())
 //	}
 //
-// A nil Deliver means the stanza was not a well-formed message: drop or
+// A zero Deliver means the stanza was not a well-formed message: drop or
 // bounce it, never forward the original, which may carry forged stanza-ids.
 //
-// A MUC calls [Archiver.ArchiveGroupchat] for each accepted groupchat
-// message of a room with archiving on and broadcasts res.Deliver (setting
-// to per occupant), and implements [Rooms] so that the Handler can authorize
-// room archive queries addressed to the room JID.
+// A MUC calls [Archiver.ArchiveRoom] with a [RoomMessage] for each accepted
+// groupchat message of a room with archiving on and broadcasts res.Deliver
+// (setting to per occupant), and implements [Rooms] so that the Handler can
+// authorize room archive queries addressed to the room JID.
 //
 // # Performance
 //

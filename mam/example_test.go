@@ -9,6 +9,7 @@ import (
 
 	"chatbx.eu/privacy/mam"
 	"chatbx.eu/privacy/mam/mamtest"
+	"mellium.im/xmlstream"
 	"mellium.im/xmpp/disco/info"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/mux"
@@ -27,13 +28,13 @@ func Example() {
 	juliet := jid.MustParse("juliet@example.org")
 	msg := []byte(`<message xmlns='jabber:client' type='chat'><body>Hi</body></message>`)
 
-	res, _ := archiver.Archive(ctx, romeo, juliet, msg)
+	res, _ := archiver.Archive(ctx, mam.Chat{From: romeo, To: juliet, Stanza: mam.Stanza{Bytes: msg}})
 	fmt.Println("before opting in, stored:", res.RecipientID != "")
 
 	// What the Handler does for <prefs xmlns='urn:xmpp:mam:2' default='always'/>.
 	_ = store.SetPrefs(ctx, juliet, mam.Prefs{Default: mam.DefaultAlways})
 
-	res, _ = archiver.Archive(ctx, romeo, juliet, msg)
+	res, _ = archiver.Archive(ctx, mam.Chat{From: romeo, To: juliet, Stanza: mam.Stanza{Bytes: msg}})
 	fmt.Println("after opting in, stored:", res.RecipientID != "")
 
 	page, _ := store.Query(ctx, juliet, mam.Query{})
@@ -97,10 +98,52 @@ func ExampleHandle() {
 	// [urn:xmpp:mam:2 urn:xmpp:mam:2#extended urn:xmpp:mam:2#groupchat-field]
 }
 
+// A mellium server holds each routed message as tokens (a start element
+// and the tokens inside it) and gets the message to deliver back as tokens,
+// without parsing it again: forged stanza-ids removed, from and to set, and
+// the recipient's archive id stamped when her archive stored it.
+func ExampleArchiver_Archive() {
+	ctx := context.Background()
+	store := mamtest.NewMemStore()
+	archiver := mam.NewArchiver(store, mam.Config{})
+	juliet := jid.MustParse("juliet@example.org")
+	_ = store.SetPrefs(ctx, juliet, mam.Prefs{Default: mam.DefaultAlways})
+
+	// What the server read from romeo's stream.
+	d := xml.NewDecoder(strings.NewReader(`<message xmlns='jabber:client' type='chat' to='juliet@example.org'>` +
+		`<body>Hi</body><stanza-id xmlns='urn:xmpp:sid:0' by='juliet@example.org' id='forged'/></message>`))
+	tok, _ := d.Token()
+	inner, _ := xmlstream.ReadAll(xmlstream.Inner(d))
+
+	res, err := archiver.Archive(ctx, mam.Chat{
+		From:   jid.MustParse("romeo@example.org/orchard"), // as authenticated
+		To:     juliet,
+		Stanza: mam.Stanza{Start: tok.(xml.StartElement), Inner: inner},
+	})
+	if err != nil {
+		fmt.Println(err)
+	}
+	// A session sends it with sess.Send(ctx, res.Deliver.TokenReader()).
+	for _, t := range res.Deliver.Inner {
+		if s, ok := t.(xml.StartElement); ok {
+			id := ""
+			for _, a := range s.Attr {
+				if a.Name.Local == "id" {
+					id = a.Value
+				}
+			}
+			fmt.Println(s.Name.Local, id == res.RecipientID)
+		}
+	}
+	// Output:
+	// body false
+	// stanza-id true
+}
+
 // A room with archiving on stores each groupchat message under the room's
 // JID, from the occupant JID, without to and without the muc#user element;
 // the real JID is kept apart (non-anonymous room).
-func ExampleArchiver_ArchiveGroupchat() {
+func ExampleArchiver_ArchiveRoom() {
 	ctx := context.Background()
 	store := mamtest.NewMemStore()
 	archiver := mam.NewArchiver(store, mam.Config{})
@@ -112,7 +155,12 @@ func ExampleArchiver_ArchiveGroupchat() {
 		`<body>Thrice the brinded cat hath mew'd.</body>` +
 		`<x xmlns='http://jabber.org/protocol/muc#user'><item jid='spoofed@example.net'/></x></message>`)
 
-	res, err := archiver.ArchiveGroupchat(ctx, room, occupant, realJID, false, msg)
+	res, err := archiver.ArchiveRoom(ctx, mam.RoomMessage{
+		Room:     room,
+		Occupant: occupant,
+		RealJID:  realJID, // kept apart: the room is not Anonymous
+		Stanza:   mam.Stanza{Bytes: msg},
+	})
 	if err != nil {
 		fmt.Println(err)
 		return

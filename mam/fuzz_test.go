@@ -1,8 +1,10 @@
 package mam_test
 
 import (
+	"bytes"
 	"encoding/xml"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -84,27 +86,49 @@ func FuzzArchive(f *testing.F) {
 			by := "juliet@example.org"
 			if group {
 				by = "coven@muc.example.org"
-				res, err = a.ArchiveGroupchat(ctx, mucRoom, mucOccupant, mucWitch, false, []byte(in))
+				res, err = a.ArchiveRoom(ctx, mam.RoomMessage{Room: mucRoom, Occupant: mucOccupant, RealJID: mucWitch, Stanza: mam.Stanza{Bytes: []byte(in)}})
 			} else {
-				res, err = a.Archive(ctx, romeo, juliet.Bare(), []byte(in))
+				res, err = a.Archive(ctx, mam.Chat{From: romeo, To: juliet.Bare(), Stanza: mam.Stanza{Bytes: []byte(in)}})
 			}
-			if err != nil && res.Deliver == nil {
+			if err != nil && res.Deliver.IsZero() {
 				continue // unparsable: nothing to deliver
+			}
+			// The same message as tokens delivers the same message, as
+			// tokens.
+			if toks, ok := tokensOf(t, []byte(in)); ok {
+				var rt mam.Result
+				if group {
+					rt, _ = a.ArchiveRoom(ctx, mam.RoomMessage{Room: mucRoom, Occupant: mucOccupant, RealJID: mucWitch, Stanza: toks})
+				} else {
+					rt, _ = a.Archive(ctx, mam.Chat{From: romeo, To: juliet.Bare(), Stanza: toks})
+				}
+				if rt.Deliver.Bytes != nil || rt.Deliver.IsZero() || (rt.RecipientID == "") != (res.RecipientID == "") {
+					t.Fatalf("tokens path: %+v, bytes path: %+v", rt, res)
+				}
+				norm := func(b []byte, id string) *elem {
+					if id != "" {
+						b = bytes.ReplaceAll(b, []byte(id), []byte("ID"))
+					}
+					return parseOne(t, b)
+				}
+				if x, y := norm(res.Deliver.Bytes, res.RecipientID), norm(encodeStanza(t, rt.Deliver), rt.RecipientID); !reflect.DeepEqual(x, y) {
+					t.Fatalf("forms deliver different messages:\n%s\n%s", res.Deliver.Bytes, encodeStanza(t, rt.Deliver))
+				}
 			}
 			// Whatever is delivered is well-formed and holds exactly our
 			// stanza-id, if any.
-			msg := parseOne(t, res.Deliver)
+			msg := parseOne(t, res.Deliver.Bytes)
 			n := 0
 			for _, e := range msg.all(stanza.NSSid, "stanza-id") {
 				if e.Attr["by"] == by || (!group && e.Attr["by"] == "romeo@example.org") {
 					if e.Attr["id"] != res.RecipientID {
-						t.Fatalf("forged stanza-id survived: %s", res.Deliver)
+						t.Fatalf("forged stanza-id survived: %s", res.Deliver.Bytes)
 					}
 					n++
 				}
 			}
 			if n > 1 || (n == 1) != (res.RecipientID != "") {
-				t.Fatalf("%d stanza-ids of ours, RecipientID %q: %s", n, res.RecipientID, res.Deliver)
+				t.Fatalf("%d stanza-ids of ours, RecipientID %q: %s", n, res.RecipientID, res.Deliver.Bytes)
 			}
 		}
 		for _, owner := range []jid.JID{romeo, juliet, mucRoom} {

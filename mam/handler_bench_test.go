@@ -24,7 +24,7 @@ func BenchmarkHandlerQuery(b *testing.B) {
 	setPrefs(b, s, juliet, always)
 	a := mam.NewArchiver(s, mam.Config{Now: clock()})
 	for range 1000 {
-		if _, err := a.Archive(ctx, romeo, juliet.Bare(), benchStanza); err != nil {
+		if _, err := a.Archive(ctx, mam.Chat{From: romeo, To: juliet.Bare(), Stanza: mam.Stanza{Bytes: benchStanza}}); err != nil {
 			b.Fatal(err)
 		}
 	}

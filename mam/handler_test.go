@@ -102,7 +102,7 @@ func fill(t *testing.T, s mam.Store, n int) []string {
 	a := mam.NewArchiver(s, mam.Config{Now: clock()})
 	var ids []string
 	for i := range n {
-		res, err := a.Archive(ctx, romeo, juliet.Bare(), []byte(`<message xmlns='jabber:client' type='chat'><body>msg `+strconv.Itoa(i)+`</body></message>`))
+		res, err := a.Archive(ctx, mam.Chat{From: romeo, To: juliet.Bare(), Stanza: mam.Stanza{Bytes: []byte(`<message xmlns='jabber:client' type='chat'><body>msg ` + strconv.Itoa(i) + `</body></message>`)}})
 		if err != nil || res.RecipientID == "" {
 			t.Fatalf("fill: %+v %v", res, err)
 		}
@@ -334,7 +334,7 @@ func testHandlerFilters(t *testing.T, newStore func() mam.Store) {
 	from := []jid.JID{romeo, jid.MustParse("romeo@example.org/phone"), jid.MustParse("nurse@example.org/kitchen")}
 	var ids []string
 	for i, f := range from {
-		res, err := a.Archive(ctx, f, juliet.Bare(), []byte(`<message xmlns='jabber:client' type='chat'><body>`+strconv.Itoa(i)+`</body></message>`))
+		res, err := a.Archive(ctx, mam.Chat{From: f, To: juliet.Bare(), Stanza: mam.Stanza{Bytes: []byte(`<message xmlns='jabber:client' type='chat'><body>` + strconv.Itoa(i) + `</body></message>`)}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -610,7 +610,7 @@ func testHandlerStampRoundTrip(t *testing.T, newStore func() mam.Store) {
 	now := epoch.Add(123456789) // .123456789
 	a := mam.NewArchiver(s, mam.Config{Now: func() time.Time { now = now.Add(1001); return now }})
 	for range 3 {
-		if _, err := a.Archive(ctx, romeo, juliet.Bare(), []byte(chat)); err != nil {
+		if _, err := a.Archive(ctx, mam.Chat{From: romeo, To: juliet.Bare(), Stanza: mam.Stanza{Bytes: []byte(chat)}}); err != nil {
 			t.Fatal(err)
 		}
 	}

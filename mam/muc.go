@@ -1,7 +1,6 @@
 package mam
 
 import (
-	"bytes"
 	"context"
 	"encoding/xml"
 	"fmt"
@@ -18,80 +17,99 @@ import (
 // ("1" or "true", "0" or "false").
 const FieldEnableArchiving = "muc#roomconfig_enablearchiving"
 
-// ArchiveGroupchat archives a message a room broadcasts. The server's MUC
-// calls it only for rooms whose owner enabled archiving
-// (FieldEnableArchiving) and only for messages the room accepted.
+// RoomMessage is a message a room broadcasts, as Archiver.ArchiveRoom
+// takes it.
+type RoomMessage struct {
+	// Room is the room's bare JID: the archive. Required.
+	Room jid.JID
+
+	// Occupant is the sender's occupant JID (room@service/nick). Required,
+	// in Room.
+	Occupant jid.JID
+
+	// RealJID is the sender's real JID. Required unless Anonymous; it is
+	// kept (bare) only for a room that is not anonymous.
+	RealJID jid.JID
+
+	// Anonymous tells that the room hides its occupants' real JIDs: RealJID
+	// is then neither required nor stored.
+	Anonymous bool
+
+	// Stanza is the whole <message type='groupchat'/> element. Required.
+	Stanza Stanza
+}
+
+// ArchiveRoom archives a message a room broadcasts. The server's MUC calls
+// it only for rooms whose owner enabled archiving (FieldEnableArchiving)
+// and only for messages the room accepted.
 //
-// room is the room's bare JID (the archive), occupant the sender's occupant
-// JID (room@service/nick) and realJID the sender's real JID. The stored copy
-// has from = occupant and no to, with any muc#user <x/> and any stanza-id
-// forged with by = room removed; realJID is kept apart (Message.RealJID,
-// bare) only when the room is not anonymous, and shown in query results
-// only to those Config.Rooms allows to see real JIDs.
+// The stored copy has from = m.Occupant and no to, with any muc#user <x/>
+// and any stanza-id forged with by = m.Room removed; the real JID is kept
+// apart (Message.RealJID, bare) only when the room is not anonymous, and
+// shown in query results only to those Config.Rooms allows to see real
+// JIDs.
 //
-// stanza is the whole <message type='groupchat'/> element; messages of
-// another type, without a body, subject or encrypted payload, or with a
-// <no-store/> or <no-permanent-store/> hint are not stored. Result.Deliver
-// is the message to broadcast (from = occupant, no to: the MUC sets to per
+// Messages of another type than groupchat, without a body, subject or
+// encrypted payload, or with a <no-store/> or <no-permanent-store/> hint
+// are not stored. Result.Deliver is the message to broadcast, in the form
+// m.Stanza was given (from = occupant, no to: the MUC sets to per
 // occupant; muc#user <x/> removed: the MUC adds its own if it wants) with
 // <stanza-id by=room/> when stored; Result.RecipientID is the archive id.
-func (a *Archiver) ArchiveGroupchat(ctx context.Context, room, occupant, realJID jid.JID, anonymous bool, stanza []byte) (Result, error) {
-	d := xml.NewDecoder(bytes.NewReader(stanza))
-	start, err := messageStart(d)
-	if err != nil {
-		return Result{}, err
-	}
-	return a.archiveGroupchat(ctx, room, occupant, realJID, anonymous, start, d, len(stanza))
-}
-
-// ArchiveGroupchatTokens is ArchiveGroupchat for a message held as tokens
-// (see ArchiveTokens).
-func (a *Archiver) ArchiveGroupchatTokens(ctx context.Context, room, occupant, realJID jid.JID, anonymous bool, start xml.StartElement, inner []xml.Token) (Result, error) {
-	if !isMessage(start.Name) {
-		return Result{}, fmt.Errorf("%w: not a message", ErrBadRequest)
-	}
-	return a.archiveGroupchat(ctx, room, occupant, realJID, anonymous, start, &sliceReader{toks: inner}, 512)
-}
-
-func (a *Archiver) archiveGroupchat(ctx context.Context, room, occupant, realJID jid.JID, anonymous bool, start xml.StartElement, r xml.TokenReader, sizeHint int) (Result, error) {
+//
+// A RoomMessage without Room, Stanza, an Occupant in Room, or (unless
+// Anonymous) RealJID is an error wrapping ErrBadRequest and leaves Deliver
+// zero, as does a stanza that is not a well-formed <message/>. A message
+// larger than Config.MaxStanzaSize is not stored (ErrTooLarge) and Deliver
+// is still set.
+func (a *Archiver) ArchiveRoom(ctx context.Context, m RoomMessage) (Result, error) {
 	var res Result
-	room = room.Bare()
-	if room.Domainpart() == "" || occupant.Resourcepart() == "" || !occupant.Bare().Equal(room) {
-		return res, fmt.Errorf("%w: occupant JID not in room", ErrBadRequest)
+	room := m.Room.Bare()
+	switch {
+	case room.Domainpart() == "":
+		return res, fmt.Errorf("%w: RoomMessage.Room missing", ErrBadRequest)
+	case m.Occupant.Domainpart() == "":
+		return res, fmt.Errorf("%w: RoomMessage.Occupant missing", ErrBadRequest)
+	case m.Occupant.Resourcepart() == "" || !m.Occupant.Bare().Equal(room):
+		return res, fmt.Errorf("%w: RoomMessage.Occupant not in Room", ErrBadRequest)
+	case !m.Anonymous && m.RealJID.Domainpart() == "":
+		return res, fmt.Errorf("%w: RoomMessage.RealJID missing in a room that is not Anonymous", ErrBadRequest)
 	}
-	w := xmlWriter{buf: make([]byte, 0, sizeHint+160)}
-	f, err := scan(r, start, scanOptions{
+	var sc scanner
+	if err := sc.init(m.Stanza, scanOptions{
 		strip:        [2]jid.JID{room},
 		stripMUCUser: true,
-		from:         occupant,
-	}, &w)
+		from:         m.Occupant,
+	}); err != nil {
+		return res, err
+	}
+	f, err := sc.scan()
 	if err != nil {
 		return res, err
 	}
-	stored := w.buf
-	res.Deliver = stored
+	stored := sc.w.buf
+	res.Deliver = sc.deliver(false)
 	if !f.archivableGroupchat() {
 		return res, nil
 	}
 	if len(stored) > a.cfg.maxStanzaSize() {
 		return res, fmt.Errorf("%w: %d bytes", ErrTooLarge, len(stored))
 	}
-	m := Message{
+	msg := Message{
 		Archive:   room,
-		With:      occupant,
+		With:      m.Occupant,
 		Time:      a.cfg.now(),
 		Groupchat: true,
 		Stanza:    stored,
 	}
-	if !anonymous {
-		m.RealJID = realJID.Bare()
+	if !m.Anonymous {
+		msg.RealJID = m.RealJID.Bare()
 	}
-	m, err = a.store.Append(ctx, m)
+	msg, err = a.store.Append(ctx, msg)
 	if err != nil {
 		return res, fmt.Errorf("mam: append: %w", err)
 	}
-	res.RecipientID = m.ID
-	res.Deliver = stamp(stored, m.ID, room)
+	res.RecipientID = msg.ID
+	res.Deliver = sc.stamp(msg.ID, room)
 	return res, nil
 }
 

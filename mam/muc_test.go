@@ -31,7 +31,7 @@ func testArchiveGroupchat(t *testing.T, newStore func() mam.Store) {
 	for _, anonymous := range []bool{false, true} {
 		s := newStore()
 		a := mam.NewArchiver(s, mam.Config{Now: clock()})
-		res, err := a.ArchiveGroupchat(ctx, mucRoom, mucOccupant, mucWitch, anonymous, []byte(roomMsg))
+		res, err := a.ArchiveRoom(ctx, mam.RoomMessage{Room: mucRoom, Occupant: mucOccupant, RealJID: mucWitch, Anonymous: anonymous, Stanza: mam.Stanza{Bytes: []byte(roomMsg)}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,16 +62,16 @@ func testArchiveGroupchat(t *testing.T, newStore func() mam.Store) {
 		if strings.Contains(string(m.Stanza), "witch1") {
 			t.Errorf("real JID inside the stored stanza: %s", m.Stanza)
 		}
-		deliver := parseOne(t, res.Deliver)
+		deliver := parseOne(t, res.Deliver.Bytes)
 		ids := deliver.all(stanza.NSSid, "stanza-id")
 		if len(ids) != 1 || ids[0].Attr["by"] != mucRoom.String() || ids[0].Attr["id"] != res.RecipientID {
-			t.Errorf("broadcast stamp wrong: %s", res.Deliver)
+			t.Errorf("broadcast stamp wrong: %s", res.Deliver.Bytes)
 		}
 		if deliver.child(stanza.NSSid, "origin-id") == nil {
-			t.Errorf("origin-id lost: %s", res.Deliver)
+			t.Errorf("origin-id lost: %s", res.Deliver.Bytes)
 		}
-		if strings.Contains(string(res.Deliver), "FORGED") {
-			t.Errorf("forged stanza-id broadcast: %s", res.Deliver)
+		if strings.Contains(string(res.Deliver.Bytes), "FORGED") {
+			t.Errorf("forged stanza-id broadcast: %s", res.Deliver.Bytes)
 		}
 	}
 }
@@ -92,7 +92,7 @@ func TestArchiveGroupchatWhatIsStored(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore()
-			res, err := mam.NewArchiver(s, mam.Config{}).ArchiveGroupchat(ctx, mucRoom, mucOccupant, mucWitch, false, []byte(tc.in))
+			res, err := mam.NewArchiver(s, mam.Config{}).ArchiveRoom(ctx, mam.RoomMessage{Room: mucRoom, Occupant: mucOccupant, RealJID: mucWitch, Stanza: mam.Stanza{Bytes: []byte(tc.in)}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -105,14 +105,14 @@ func TestArchiveGroupchatWhatIsStored(t *testing.T) {
 
 func TestArchiveGroupchatErrors(t *testing.T) {
 	a := mam.NewArchiver(newStore(), mam.Config{MaxStanzaSize: 100})
-	if _, err := a.ArchiveGroupchat(ctx, mucRoom, jid.MustParse("other@muc.example.org/nick"), mucWitch, false, []byte(roomMsg)); !errors.Is(err, mam.ErrBadRequest) {
+	if _, err := a.ArchiveRoom(ctx, mam.RoomMessage{Room: mucRoom, Occupant: jid.MustParse("other@muc.example.org/nick"), RealJID: mucWitch, Stanza: mam.Stanza{Bytes: []byte(roomMsg)}}); !errors.Is(err, mam.ErrBadRequest) {
 		t.Errorf("occupant of another room: %v", err)
 	}
-	if _, err := a.ArchiveGroupchat(ctx, mucRoom, mucRoom, mucWitch, false, []byte(roomMsg)); !errors.Is(err, mam.ErrBadRequest) {
+	if _, err := a.ArchiveRoom(ctx, mam.RoomMessage{Room: mucRoom, Occupant: mucRoom, RealJID: mucWitch, Stanza: mam.Stanza{Bytes: []byte(roomMsg)}}); !errors.Is(err, mam.ErrBadRequest) {
 		t.Errorf("occupant without nick: %v", err)
 	}
-	res, err := a.ArchiveGroupchat(ctx, mucRoom, mucOccupant, mucWitch, false, []byte(roomMsg))
-	if !errors.Is(err, mam.ErrTooLarge) || len(res.Deliver) == 0 {
+	res, err := a.ArchiveRoom(ctx, mam.RoomMessage{Room: mucRoom, Occupant: mucOccupant, RealJID: mucWitch, Stanza: mam.Stanza{Bytes: []byte(roomMsg)}})
+	if !errors.Is(err, mam.ErrTooLarge) || len(res.Deliver.Bytes) == 0 {
 		t.Errorf("oversize: %v", err)
 	}
 }
@@ -133,7 +133,7 @@ func TestRoomArchiveQuery(t *testing.T) { forEachStore(t, testRoomArchiveQuery) 
 func testRoomArchiveQuery(t *testing.T, newStore func() mam.Store) {
 	s := newStore()
 	a := mam.NewArchiver(s, mam.Config{Now: clock()})
-	res, err := a.ArchiveGroupchat(ctx, mucRoom, mucOccupant, mucWitch, false, []byte(roomMsg))
+	res, err := a.ArchiveRoom(ctx, mam.RoomMessage{Room: mucRoom, Occupant: mucOccupant, RealJID: mucWitch, Stanza: mam.Stanza{Bytes: []byte(roomMsg)}})
 	if err != nil {
 		t.Fatal(err)
 	}

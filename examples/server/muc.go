@@ -362,9 +362,14 @@ func (m *mucService) handleMessage(s *session, t xmlstream.TokenReadEncoder, e e
 // real JID apart from the stored stanza (shown to the owner only), so that
 // the account's erasure finds the user's room messages.
 func archiveRoom(ctx context.Context, a *mam.Archiver, room, occupant, realJID jid.JID, e element) element {
-	res, _ := a.ArchiveGroupchatTokens(ctx, room, occupant, realJID, false, e.start, e.inner)
-	if d, err := parseElement(res.Deliver); res.Deliver != nil && err == nil {
-		return d
+	res, _ := a.ArchiveRoom(ctx, mam.RoomMessage{
+		Room:     room,
+		Occupant: occupant,
+		RealJID:  realJID, // semi-anonymous rooms: kept apart, shown to the owner
+		Stanza:   mam.Stanza{Start: e.start, Inner: e.inner},
+	})
+	if !res.Deliver.IsZero() {
+		return element{start: res.Deliver.Start, inner: res.Deliver.Inner}
 	}
 	// Unreadable for the archiver: broadcast unarchived, without any
 	// stanza-id forged in the room's name.

@@ -112,9 +112,10 @@ func (srv *Server) deliverMessage(ctx context.Context, s *session, t xmlstream.T
 // the copy to deliver: every stanza-id forged in either archive's name
 // removed, the recipient's stamped when stored for the recipient.
 func archiveChat(ctx context.Context, a *mam.Archiver, from, to jid.JID, e element) (out element, storedForRecipient bool) {
-	res, _ := a.ArchiveTokens(ctx, from, to, e.start, e.inner)
-	if d, err := parseElement(res.Deliver); res.Deliver != nil && err == nil {
-		return d, res.RecipientID != ""
+	res, _ := a.Archive(ctx, mam.Chat{From: from, To: to, Stanza: mam.Stanza{Start: e.start, Inner: e.inner}})
+	if !res.Deliver.IsZero() {
+		// Tokens in, tokens out: the archiver built them as it read.
+		return element{start: res.Deliver.Start, inner: res.Deliver.Inner}, res.RecipientID != ""
 	}
 	// Unreadable for the archiver: delivered unarchived, never with a
 	// stanza-id that claims to be from either archive.
