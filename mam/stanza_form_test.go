@@ -92,7 +92,7 @@ var formsCases = []formsCase{
 	{"room, not archivable", true, nil, `<message xmlns='jabber:client' type='groupchat'><active xmlns='http://jabber.org/protocol/chatstates'/></message>`},
 }
 
-func (c formsCase) run(t *testing.T, st mam.Stanza) (mam.Result, error, []mam.Message) {
+func (c formsCase) run(t *testing.T, st mam.Stanza) (mam.Result, []mam.Message, error) {
 	s := newStore()
 	for _, j := range c.optIn {
 		setPrefs(t, s, j, always)
@@ -100,10 +100,10 @@ func (c formsCase) run(t *testing.T, st mam.Stanza) (mam.Result, error, []mam.Me
 	a := mam.NewArchiver(s, mam.Config{})
 	if c.room {
 		res, err := a.ArchiveRoom(ctx, mam.RoomMessage{Room: mucRoom, Occupant: mucOccupant, RealJID: mucWitch, Stanza: st})
-		return res, err, archived(t, s, mucRoom)
+		return res, archived(t, s, mucRoom), err
 	}
 	res, err := a.Archive(ctx, mam.Chat{From: romeo, To: juliet.Bare(), Stanza: st})
-	return res, err, append(archived(t, s, romeo), archived(t, s, juliet)...)
+	return res, append(archived(t, s, romeo), archived(t, s, juliet)...), err
 }
 
 // The Archiver answers in the form it was given, and both forms deliver
@@ -115,8 +115,8 @@ func TestArchiveFormsAgree(t *testing.T) {
 			if !ok {
 				t.Fatal("test input does not decode")
 			}
-			rb, errB, storedB := c.run(t, mam.Stanza{Bytes: []byte(c.in)})
-			rt, errT, storedT := c.run(t, toks)
+			rb, storedB, errB := c.run(t, mam.Stanza{Bytes: []byte(c.in)})
+			rt, storedT, errT := c.run(t, toks)
 			if errB != nil || errT != nil {
 				t.Fatalf("bytes: %v, tokens: %v", errB, errT)
 			}
@@ -205,7 +205,7 @@ func TestArchiveTokensNotAliased(t *testing.T) {
 		toks, _ := tokensOf(t, []byte(in))
 		before, _ := tokensOf(t, []byte(in))
 		c := formsCase{room: room, optIn: []jid.JID{juliet}}
-		res, err, _ := c.run(t, toks)
+		res, _, err := c.run(t, toks)
 		if err != nil || res.RecipientID == "" {
 			t.Fatal(res, err)
 		}

@@ -17,17 +17,6 @@ type xmlWriter struct {
 	ns  []string // default namespace of each open element
 }
 
-func (w *xmlWriter) token(tok xml.Token) {
-	switch t := tok.(type) {
-	case xml.StartElement:
-		w.start(t)
-	case xml.EndElement:
-		w.end(t)
-	case xml.CharData:
-		w.buf = appendEscaped(w.buf, t, false)
-	}
-}
-
 func (w *xmlWriter) start(t xml.StartElement) {
 	parent := ""
 	if n := len(w.ns); n > 0 {
