@@ -311,6 +311,16 @@ func TestParseQuery(t *testing.T) {
 		{name: "truncated", in: `<query xmlns='jabber:iq:register'><username>bill`, bad: true},
 		{name: "oversized field", in: `<query xmlns='jabber:iq:register'><password>` + strings.Repeat("p", 5000) + `</password></query>`, bad: true},
 		{name: "deep nesting", in: `<query xmlns='jabber:iq:register'>` + strings.Repeat("<x>", 40) + strings.Repeat("</x>", 40) + `</query>`, bad: true},
+		{name: "16 levels below the query", in: `<query xmlns='jabber:iq:register'>` + strings.Repeat("<x>", 16) + strings.Repeat("</x>", 16) + `<remove/></query>`,
+			want: account.Query{Remove: true}},
+		{name: "17 levels below the query", in: `<query xmlns='jabber:iq:register'>` + strings.Repeat("<x>", 17) + strings.Repeat("</x>", 17) + `</query>`, bad: true},
+		{name: "deep inside remove", in: `<query xmlns='jabber:iq:register'><remove>` + strings.Repeat("<x>", 16) + strings.Repeat("</x>", 16) + `</remove></query>`, bad: true},
+		{name: "deep foreign element", in: `<query xmlns='jabber:iq:register'><x xmlns='urn:example'>` + strings.Repeat("<y>", 40) + strings.Repeat("</y>", 40) + `</x></query>`, bad: true},
+		{name: "very deep, unclosed", in: `<query xmlns='jabber:iq:register'>` + strings.Repeat("<x>", 100000), bad: true},
+		{name: "field at 4096 bytes", in: `<query xmlns='jabber:iq:register'><username>` + strings.Repeat("u", 4096) + `</username></query>`,
+			want: account.Query{Username: strings.Repeat("u", 4096), HasUsername: true}},
+		{name: "field at 4097 bytes", in: `<query xmlns='jabber:iq:register'><username>` + strings.Repeat("u", 4097) + `</username></query>`, bad: true},
+		{name: "truncated inside a skipped element", in: `<query xmlns='jabber:iq:register'><remove><x>`, bad: true},
 		{name: "nothing", in: ``, bad: true},
 		{name: "text only", in: `hello`, bad: true},
 	} {
@@ -334,6 +344,7 @@ func FuzzRegisterQuery(f *testing.F) {
 	f.Add(`<query xmlns='jabber:iq:register'><remove/></query>`)
 	f.Add(`<query xmlns='jabber:iq:register'><x xmlns='jabber:x:data'><field/></x><username/></query>`)
 	f.Add(`<query xmlns='jabber:iq:register'><username>a<b/></username>`)
+	f.Add(`<query xmlns='jabber:iq:register'>` + strings.Repeat("<x>", 17) + strings.Repeat("</x>", 17) + `</query>`)
 	f.Fuzz(func(t *testing.T, in string) {
 		q, err := account.ParseQuery(xml.NewDecoder(strings.NewReader(in)))
 		if err != nil {
