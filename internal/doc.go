@@ -8,6 +8,10 @@
 //   - boltwipe overwrites the free pages of an open bbolt database, so that
 //     deleted data no longer exists in the file (retention.PurgeJob runs
 //     it);
+//   - xmlutil reads element content from untrusted stanzas with bounds on
+//     text length and nesting (account, mam);
+//   - xmpptest drives handlers in tests as a mellium server does: a
+//     negotiator for a real session and a one-stanza driver;
 //   - tools/exports is a command that counts the exported identifiers of
 //     the library's packages: go run ./internal/tools/exports.
 package internal
