@@ -3,42 +3,19 @@ package mam_test
 import (
 	"bytes"
 	"context"
-	"encoding/xml"
 	"io"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"chatbx.eu/privacy/internal/xmpptest"
 	"chatbx.eu/privacy/mam"
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/mux"
 	"mellium.im/xmpp/stanza"
-	"mellium.im/xmpp/stream"
 )
-
-// acceptNegotiator reads the client's stream header and declares the
-// session ready, without TLS or SASL: enough to run a real mellium
-// session's Serve loop in tests.
-func acceptNegotiator(ctx context.Context, in, out *stream.Info, s *xmpp.Session, _ interface{}) (xmpp.SessionState, io.ReadWriter, interface{}, error) {
-	r := s.TokenReader()
-	defer r.Close()
-	for {
-		tok, err := r.Token()
-		if err != nil {
-			return 0, nil, nil, err
-		}
-		if se, ok := tok.(xml.StartElement); ok {
-			if err := in.FromStartElement(se); err != nil {
-				return 0, nil, nil, err
-			}
-			break
-		}
-	}
-	out.XMLNS = stanza.NSClient
-	return xmpp.Ready, nil, nil, nil
-}
 
 // serveSession runs a server-side mellium session whose mux holds the MAM
 // handler, sends it the raw client stanzas and returns what the server
@@ -60,7 +37,7 @@ func serveSession(t *testing.T, s mam.Store, cfg mam.Config, stanzas ...string) 
 	cin, sin := net.Pipe()
 	defer cin.Close()
 	go func() {
-		io.WriteString(cin, `<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.org' version='1.0'>`)
+		io.WriteString(cin, xmpptest.StreamHeader)
 		for _, st := range stanzas {
 			io.WriteString(cin, st)
 		}
@@ -70,7 +47,7 @@ func serveSession(t *testing.T, s mam.Store, cfg mam.Config, stanzas ...string) 
 		io.Reader
 		io.Writer
 	}{sin, server}
-	sess, err := xmpp.NewSession(context.Background(), jid.MustParse("example.org"), jid.MustParse("juliet@example.org/balcony"), rw, xmpp.Received, acceptNegotiator)
+	sess, err := xmpp.NewSession(context.Background(), jid.MustParse("example.org"), jid.MustParse("juliet@example.org/balcony"), rw, xmpp.Received, xmpptest.Negotiator)
 	if err != nil {
 		t.Fatal(err)
 	}
