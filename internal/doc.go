@@ -8,6 +8,8 @@
 //   - boltwipe overwrites the free pages of an open bbolt database, so that
 //     deleted data no longer exists in the file (retention.PurgeJob runs
 //     it);
+//   - testclock is a manual clock for the tests' Config.Now (account,
+//     upload, the root promises test);
 //   - xmlutil reads element content from untrusted stanzas with bounds on
 //     text length and nesting (account, mam);
 //   - xmpptest drives handlers in tests as a mellium server does: a
