@@ -2,17 +2,11 @@ package mam_test
 
 import (
 	"bytes"
-	"context"
-	"io"
-	"net"
 	"strings"
 	"testing"
-	"time"
 
 	"chatbx.eu/privacy/internal/xmpptest"
 	"chatbx.eu/privacy/mam"
-	"mellium.im/xmpp"
-	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/mux"
 	"mellium.im/xmpp/stanza"
 )
@@ -22,43 +16,8 @@ import (
 // wrote back, parsed.
 func serveSession(t *testing.T, s mam.Store, cfg mam.Config, stanzas ...string) []*elem {
 	t.Helper()
-	client, server := net.Pipe()
-	defer client.Close()
-	if err := client.SetDeadline(time.Now().Add(20 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	copied := make(chan error, 1)
-	go func() {
-		_, err := io.Copy(&out, client)
-		copied <- err
-	}()
-	// The client writes through a second pipe into the server.
-	cin, sin := net.Pipe()
-	defer cin.Close()
-	go func() {
-		io.WriteString(cin, xmpptest.StreamHeader)
-		for _, st := range stanzas {
-			io.WriteString(cin, st)
-		}
-		io.WriteString(cin, `</stream:stream>`)
-	}()
-	rw := struct {
-		io.Reader
-		io.Writer
-	}{sin, server}
-	sess, err := xmpp.NewSession(context.Background(), jid.MustParse("example.org"), jid.MustParse("juliet@example.org/balcony"), rw, xmpp.Received, xmpptest.Negotiator)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := mux.New(stanza.NSClient, mam.Handle(mam.NewHandler(s, cfg)))
-	if err := sess.Serve(m); err != nil && err != io.EOF {
-		t.Fatalf("Serve: %v", err)
-	}
-	server.Close()
-	sin.Close()
-	<-copied
-	b := bytes.TrimSpace(out.Bytes())
+	out := xmpptest.ServeSession(t, mux.New(stanza.NSClient, mam.Handle(mam.NewHandler(s, cfg))), stanzas...)
+	b := bytes.TrimSpace([]byte(out))
 	b = bytes.TrimSuffix(b, []byte("</stream:stream>"))
 	return parse(t, b)
 }

@@ -1,18 +1,22 @@
 // Package xmpptest holds what the library's tests need to drive a handler
 // the way a mellium server does: a negotiator that makes a real
 // xmpp.Session ready without TLS or SASL, the client's stream header, and
-// a driver that passes one stanza through a handler and writes its answer.
-// Only tests import it.
+// drivers that pass one stanza through a handler, or a few through a real
+// session, and return the answer. Only tests import it.
 package xmpptest
 
 import (
+	"bytes"
 	"context"
 	"encoding/xml"
 	"io"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 )
@@ -73,6 +77,51 @@ func Handle(t testing.TB, h xmpp.Handler, in string, out io.Writer) error {
 		t.Fatalf("xmpptest: writing the answer: %v", err)
 	}
 	return herr
+}
+
+// ServeSession runs h in the Serve loop of a real mellium session on the
+// receiving side, server example.org and client juliet@example.org/balcony,
+// over an in-memory connection with the Negotiator. The client sends
+// StreamHeader, the stanzas (XML text) and the end of its stream; the
+// session answers and ends. ServeSession returns what the server wrote,
+// and ends the test with t.Fatal when the session fails. A deadline of one
+// minute on the connection guards against a hang; it measures nothing.
+func ServeSession(t testing.TB, h xmpp.Handler, stanzas ...string) string {
+	t.Helper()
+	toServer, fromClient := net.Pipe()
+	fromServer, toClient := net.Pipe()
+	deadline := time.Now().Add(time.Minute)
+	for _, c := range []net.Conn{toServer, fromClient, fromServer, toClient} {
+		c.SetDeadline(deadline)
+		defer c.Close()
+	}
+	var out bytes.Buffer
+	read := make(chan struct{})
+	go func() {
+		io.Copy(&out, toClient)
+		close(read)
+	}()
+	go func() {
+		io.WriteString(fromClient, StreamHeader)
+		for _, st := range stanzas {
+			io.WriteString(fromClient, st)
+		}
+		io.WriteString(fromClient, `</stream:stream>`)
+	}()
+	sess, err := xmpp.NewSession(context.Background(), jid.MustParse("example.org"), jid.MustParse("juliet@example.org/balcony"), struct {
+		io.Reader
+		io.Writer
+	}{toServer, fromServer}, xmpp.Received, Negotiator)
+	if err != nil {
+		t.Fatalf("xmpptest: session: %v", err)
+	}
+	if err := sess.Serve(h); err != nil && err != io.EOF {
+		t.Fatalf("xmpptest: Serve: %v", err)
+	}
+	fromServer.Close()
+	toServer.Close()
+	<-read
+	return out.String()
 }
 
 // flushing is an xmlstream.Encoder that flushes after every token.

@@ -6,10 +6,8 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
-	"net"
 	"strings"
 	"testing"
-	"time"
 
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp"
@@ -72,44 +70,20 @@ func TestHandle(t *testing.T) {
 	}
 }
 
-// TestNegotiator runs a real session's Serve loop with the Negotiator: the
-// session reads the client's stream, routes its IQ and writes the answer.
-func TestNegotiator(t *testing.T) {
-	toServer, fromClient := net.Pipe()
-	fromServer, toClient := net.Pipe()
-	deadline := time.Now().Add(time.Minute) // a guard against hanging, not timing
-	for _, c := range []net.Conn{toServer, fromClient, fromServer, toClient} {
-		c.SetDeadline(deadline)
-		defer c.Close()
-	}
-	var out bytes.Buffer
-	read := make(chan struct{})
-	go func() {
-		io.Copy(&out, toClient)
-		close(read)
-	}()
-	go func() {
-		io.WriteString(fromClient, xmpptest.StreamHeader)
-		io.WriteString(fromClient, `<iq type='set' id='e2'><echo xmlns='urn:example'>over a session</echo></iq></stream:stream>`)
-	}()
-	sess, err := xmpp.NewSession(context.Background(), jid.MustParse("example.org"), jid.MustParse("juliet@example.org/balcony"), struct {
-		io.Reader
-		io.Writer
-	}{toServer, fromServer}, xmpp.Received, xmpptest.Negotiator)
-	if err != nil {
-		t.Fatal(err)
-	}
+// TestServeSession runs a real session's Serve loop with the Negotiator:
+// the session reads the client's stream, routes each IQ in order, answers
+// and ends with the client's stream.
+func TestServeSession(t *testing.T) {
 	m := mux.New(stanza.NSClient, mux.IQ(stanza.SetIQ, xml.Name{Space: "urn:example", Local: "echo"}, &echo{}))
-	if err := sess.Serve(m); err != nil && err != io.EOF {
-		t.Fatalf("Serve: %v", err)
+	out := xmpptest.ServeSession(t, m,
+		`<iq type='set' id='e2'><echo xmlns='urn:example'>over a session</echo></iq>`,
+		`<iq type='set' id='e3'><echo xmlns='urn:example'>second</echo></iq>`)
+	first, second := strings.Index(out, `id="e2"`), strings.Index(out, `id="e3"`)
+	if first < 0 || second < first || !strings.Contains(out, ">over a session</echo>") || !strings.Contains(out, ">second</echo>") {
+		t.Fatalf("client got %q", out)
 	}
-	fromServer.Close()
-	<-read
-	if !strings.Contains(out.String(), `id="e2"`) || !strings.Contains(out.String(), ">over a session</echo>") {
-		t.Fatalf("client got %q", out.String())
-	}
-	if sess.In().XMLNS != stanza.NSClient {
-		t.Errorf("stream namespace %q", sess.In().XMLNS)
+	if !strings.HasSuffix(out, "</stream:stream>") {
+		t.Errorf("the session did not end its stream: %q", out)
 	}
 }
 
