@@ -13,7 +13,8 @@
 //   - xmlutil reads element content from untrusted stanzas with bounds on
 //     text length and nesting (account, mam);
 //   - xmpptest drives handlers in tests as a mellium server does: a
-//     negotiator for a real session and a one-stanza driver;
+//     negotiator for a real session, a session driver and a one-stanza
+//     driver;
 //   - tools/exports is a command that counts the exported identifiers of
 //     the library's packages: go run ./internal/tools/exports.
 package internal
