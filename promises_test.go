@@ -7,12 +7,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"mellium.im/xmpp/jid"
 
+	"chatbx.eu/privacy/internal/testclock"
 	"chatbx.eu/privacy/logredact"
 	"chatbx.eu/privacy/retention"
 	"chatbx.eu/privacy/upload"
@@ -45,7 +45,7 @@ func TestDocumentedJobsKeepTheirPromise(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		promise time.Duration
-		setup   func(t *testing.T, clk *clock) stored
+		setup   func(t *testing.T, clk *testclock.Clock) stored
 		// job builds the job from what setup stored.
 		job       func(s stored) retention.Job
 		wantCheck error // nil: the report keeps the promise
@@ -113,7 +113,7 @@ func TestDocumentedJobsKeepTheirPromise(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := newClock()
+			clk := testclock.New()
 			s := tc.setup(t, clk)
 			t0 := clk.Now() // when the datum was stored
 			job := tc.job(s)
@@ -164,8 +164,8 @@ type stored struct {
 
 // storeUpload uploads one file through an upload.Service on in-memory
 // stores with the given TTL (0: the default, 30 days).
-func storeUpload(ttl time.Duration) func(*testing.T, *clock) stored {
-	return func(t *testing.T, clk *clock) stored {
+func storeUpload(ttl time.Duration) func(*testing.T, *testclock.Clock) stored {
+	return func(t *testing.T, clk *testclock.Clock) stored {
 		blobs := uploadtest.NewMemBlobs()
 		svc, err := upload.NewService(uploadtest.NewMemMeta(), blobs, upload.Config{
 			BaseURL: "https://upload.example.org/upload", TTL: ttl, Now: clk.Now,
@@ -198,8 +198,8 @@ func storeUpload(ttl time.Duration) func(*testing.T, *clock) stored {
 
 // storeLogLine writes one line at the start of a period of a RotatingFile
 // built from a preset: the oldest line its file can hold.
-func storeLogLine(preset func(dir string) logredact.RotateConfig) func(*testing.T, *clock) stored {
-	return func(t *testing.T, clk *clock) stored {
+func storeLogLine(preset func(dir string) logredact.RotateConfig) func(*testing.T, *testclock.Clock) stored {
+	return func(t *testing.T, clk *testclock.Clock) stored {
 		cfg := preset(t.TempDir())
 		cfg.Now = clk.Now
 		clk.Set(clk.Now().Truncate(cfg.Period))
@@ -224,24 +224,4 @@ func storeLogLine(preset func(dir string) logredact.RotateConfig) func(*testing.
 			eligible: func(maxAge time.Duration) time.Duration { return cfg.Period + maxAge },
 		}
 	}
-}
-
-// clock is a manual clock for Config.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
 }

@@ -38,7 +38,8 @@ var (
 // bbolt does not wipe the pages it frees: the record of a deleted account
 // (its name and hash) stays readable in the file until the page is reused.
 // Integrators schedule a wipe or compaction of the file after deletions
-// (this project's retention package does it), as DESIGN.md requires.
+// (this project's retention package does it): a deleted account must not
+// stay readable on disk.
 type BoltStore struct {
 	db *bolt.DB
 }

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"chatbx.eu/privacy/account"
+	"chatbx.eu/privacy/internal/xmpptest"
 	"golang.org/x/time/rate"
-	"mellium.im/xmlstream"
 	"mellium.im/xmpp/disco/info"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/mux"
@@ -62,24 +62,9 @@ func (r reply) condition() (typ, cond, text string) {
 // the raw answer.
 func serve(t *testing.T, h *account.Handler, in string) string {
 	t.Helper()
-	d := xml.NewDecoder(strings.NewReader(in))
-	tok, err := d.Token()
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := tok.(xml.StartElement)
 	var buf bytes.Buffer
-	e := xml.NewEncoder(&buf)
-	m := mux.New(stanza.NSClient, account.Handle(h))
-	rw := struct {
-		xml.TokenReader
-		xmlstream.Encoder
-	}{d, e}
-	if err := m.HandleXMPP(rw, &start); err != nil {
+	if err := xmpptest.Handle(t, mux.New(stanza.NSClient, account.Handle(h)), in, &buf); err != nil {
 		t.Fatalf("handler returned %v: it must answer with an IQ error instead", err)
-	}
-	if err := e.Flush(); err != nil {
-		t.Fatal(err)
 	}
 	return buf.String()
 }
@@ -232,16 +217,9 @@ func TestHandlerRemove(t *testing.T) {
 			kicked <- u
 		},
 	})
-	d := xml.NewDecoder(strings.NewReader(iq("set", "<remove/>")))
-	tok, _ := d.Token()
-	start := tok.(xml.StartElement)
-	enc := xml.NewEncoder(&out)
-	flushing := flushEncoder{enc}
-	m := mux.New(stanza.NSClient, account.Handle(h))
-	if err := m.HandleXMPP(struct {
-		xml.TokenReader
-		xmlstream.Encoder
-	}{d, flushing}, &start); err != nil {
+	// xmpptest.Handle flushes every token: out holds what a client
+	// would have received when Kick runs.
+	if err := xmpptest.Handle(t, mux.New(stanza.NSClient, account.Handle(h)), iq("set", "<remove/>"), &out); err != nil {
 		t.Fatal(err)
 	}
 	if r := parseReply(t, out.String()); r.Type != "result" {
@@ -262,17 +240,6 @@ func TestHandlerRemove(t *testing.T) {
 		t.Fatal("holder not erased for alice only")
 	}
 	e.noSecrets(t, "alice")
-}
-
-// flushEncoder flushes after every token so the test sees what reached
-// the wire.
-type flushEncoder struct{ *xml.Encoder }
-
-func (f flushEncoder) EncodeToken(tok xml.Token) error {
-	if err := f.Encoder.EncodeToken(tok); err != nil {
-		return err
-	}
-	return f.Encoder.Flush()
 }
 
 func TestHandlerFeature(t *testing.T) {
@@ -311,6 +278,16 @@ func TestParseQuery(t *testing.T) {
 		{name: "truncated", in: `<query xmlns='jabber:iq:register'><username>bill`, bad: true},
 		{name: "oversized field", in: `<query xmlns='jabber:iq:register'><password>` + strings.Repeat("p", 5000) + `</password></query>`, bad: true},
 		{name: "deep nesting", in: `<query xmlns='jabber:iq:register'>` + strings.Repeat("<x>", 40) + strings.Repeat("</x>", 40) + `</query>`, bad: true},
+		{name: "16 levels below the query", in: `<query xmlns='jabber:iq:register'>` + strings.Repeat("<x>", 16) + strings.Repeat("</x>", 16) + `<remove/></query>`,
+			want: account.Query{Remove: true}},
+		{name: "17 levels below the query", in: `<query xmlns='jabber:iq:register'>` + strings.Repeat("<x>", 17) + strings.Repeat("</x>", 17) + `</query>`, bad: true},
+		{name: "deep inside remove", in: `<query xmlns='jabber:iq:register'><remove>` + strings.Repeat("<x>", 16) + strings.Repeat("</x>", 16) + `</remove></query>`, bad: true},
+		{name: "deep foreign element", in: `<query xmlns='jabber:iq:register'><x xmlns='urn:example'>` + strings.Repeat("<y>", 40) + strings.Repeat("</y>", 40) + `</x></query>`, bad: true},
+		{name: "very deep, unclosed", in: `<query xmlns='jabber:iq:register'>` + strings.Repeat("<x>", 100000), bad: true},
+		{name: "field at 4096 bytes", in: `<query xmlns='jabber:iq:register'><username>` + strings.Repeat("u", 4096) + `</username></query>`,
+			want: account.Query{Username: strings.Repeat("u", 4096), HasUsername: true}},
+		{name: "field at 4097 bytes", in: `<query xmlns='jabber:iq:register'><username>` + strings.Repeat("u", 4097) + `</username></query>`, bad: true},
+		{name: "truncated inside a skipped element", in: `<query xmlns='jabber:iq:register'><remove><x>`, bad: true},
 		{name: "nothing", in: ``, bad: true},
 		{name: "text only", in: `hello`, bad: true},
 	} {
@@ -334,6 +311,7 @@ func FuzzRegisterQuery(f *testing.F) {
 	f.Add(`<query xmlns='jabber:iq:register'><remove/></query>`)
 	f.Add(`<query xmlns='jabber:iq:register'><x xmlns='jabber:x:data'><field/></x><username/></query>`)
 	f.Add(`<query xmlns='jabber:iq:register'><username>a<b/></username>`)
+	f.Add(`<query xmlns='jabber:iq:register'>` + strings.Repeat("<x>", 17) + strings.Repeat("</x>", 17) + `</query>`)
 	f.Fuzz(func(t *testing.T, in string) {
 		q, err := account.ParseQuery(xml.NewDecoder(strings.NewReader(in)))
 		if err != nil {
@@ -373,14 +351,7 @@ func TestHandlerRemoveHook(t *testing.T) {
 			removed <- u
 		},
 	})
-	d := xml.NewDecoder(strings.NewReader(iq("set", "<remove/>")))
-	tok, _ := d.Token()
-	start := tok.(xml.StartElement)
-	m := mux.New(stanza.NSClient, account.Handle(h))
-	if err := m.HandleXMPP(struct {
-		xml.TokenReader
-		xmlstream.Encoder
-	}{d, flushEncoder{xml.NewEncoder(&out)}}, &start); err != nil {
+	if err := xmpptest.Handle(t, mux.New(stanza.NSClient, account.Handle(h)), iq("set", "<remove/>"), &out); err != nil {
 		t.Fatal(err)
 	}
 	if r := parseReply(t, out.String()); r.Type != "result" {

@@ -19,6 +19,7 @@ import (
 	"chatbx.eu/privacy/account"
 	"chatbx.eu/privacy/account/accounttest"
 	"chatbx.eu/privacy/internal/argon"
+	"chatbx.eu/privacy/internal/testclock"
 	"golang.org/x/time/rate"
 	"mellium.im/xmpp/jid"
 )
@@ -28,18 +29,6 @@ import (
 var fast = account.MinParams()
 
 var ctx = context.Background()
-
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
-func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 // memHolder is a Holder keeping one string per user in memory.
 type memHolder struct {
@@ -91,7 +80,7 @@ func (h *memHolder) calls() int { h.mu.Lock(); defer h.mu.Unlock(); return len(h
 type env struct {
 	m     *account.Manager
 	store account.Store
-	clock *clock
+	clock *testclock.Clock
 	logs  *bytes.Buffer
 	logMu *sync.Mutex
 }
@@ -109,7 +98,7 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 
 func newEnv(t testing.TB, c account.Config) *env {
 	t.Helper()
-	e := &env{store: accounttest.NewMemStore(), clock: newClock(), logs: new(bytes.Buffer), logMu: new(sync.Mutex)}
+	e := &env{store: accounttest.NewMemStore(), clock: testclock.New(), logs: new(bytes.Buffer), logMu: new(sync.Mutex)}
 	return e.with(t, c)
 }
 

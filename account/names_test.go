@@ -12,6 +12,7 @@ import (
 
 	"chatbx.eu/privacy/account"
 	"chatbx.eu/privacy/account/accounttest"
+	"chatbx.eu/privacy/internal/testclock"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/time/rate"
 )
@@ -251,7 +252,7 @@ func TestBoltSkeletonBackfill(t *testing.T) {
 			t.Fatalf("Get(%q) = %+v, %v; want Skeleton %q", name, r, err, account.Skeleton(name))
 		}
 	}
-	clk := newClock()
+	clk := testclock.New()
 	m, err := account.NewManager(s, account.Config{Params: fast, RegisterRate: rate.Inf, TombstoneTTL: time.Hour, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"chatbx.eu/privacy/internal/xmlutil"
 )
 
 // Namespaces of XEP-0077: In-Band Registration.
@@ -23,7 +25,8 @@ const (
 // are a malformed query (the Manager's own limits are lower).
 const maxFieldLen = 4096
 
-// maxQueryDepth bounds element nesting inside a query.
+// maxQueryDepth bounds element nesting inside a query, in levels below the
+// <query/> element.
 const maxQueryDepth = 16
 
 // Query is a parsed XEP-0077 <query xmlns='jabber:iq:register'/> payload.
@@ -63,7 +66,7 @@ func ParseQuery(r xml.TokenReader) (Query, error) {
 			return q, nil
 		case xml.StartElement:
 			if tok.Name.Space != NS {
-				if err := skip(r, 1); err != nil {
+				if err := skip(r); err != nil {
 					return q, err
 				}
 				continue
@@ -74,9 +77,9 @@ func ParseQuery(r xml.TokenReader) (Query, error) {
 				if (isUser && q.HasUsername) || (!isUser && q.HasPassword) {
 					return q, fmt.Errorf("%w: duplicate <%s/>", ErrBadRequest, tok.Name.Local)
 				}
-				text, err := readText(r)
+				text, err := xmlutil.ReadText(r, maxFieldLen)
 				if err != nil {
-					return q, err
+					return q, parseErr(err)
 				}
 				if isUser {
 					q.Username, q.HasUsername = text, true
@@ -85,11 +88,11 @@ func ParseQuery(r xml.TokenReader) (Query, error) {
 				}
 			case "remove":
 				q.Remove = true
-				if err := skip(r, 1); err != nil {
+				if err := skip(r); err != nil {
 					return q, err
 				}
 			default:
-				if err := skip(r, 1); err != nil {
+				if err := skip(r); err != nil {
 					return q, err
 				}
 			}
@@ -125,46 +128,28 @@ func truncated(err error) error {
 	return fmt.Errorf("%w: %v", ErrBadRequest, err)
 }
 
-// readText reads the character data of an element whose start was just
-// consumed, through its end. Child elements are an error.
-func readText(r xml.TokenReader) (string, error) {
-	var b strings.Builder
-	for {
-		tok, err := r.Token()
-		if err != nil {
-			return "", truncated(err)
-		}
-		switch tok := tok.(type) {
-		case xml.CharData:
-			if b.Len()+len(tok) > maxFieldLen {
-				return "", fmt.Errorf("%w: field longer than %d bytes", ErrBadRequest, maxFieldLen)
-			}
-			b.Write(tok)
-		case xml.StartElement:
-			return "", fmt.Errorf("%w: element inside a text field", ErrBadRequest)
-		case xml.EndElement:
-			return b.String(), nil
-		}
+// parseErr turns an error of internal/xmlutil into one wrapping
+// ErrBadRequest.
+func parseErr(err error) error {
+	switch {
+	case errors.Is(err, xmlutil.ErrTooLong):
+		return fmt.Errorf("%w: field longer than %d bytes", ErrBadRequest, maxFieldLen)
+	case errors.Is(err, xmlutil.ErrNotText):
+		return fmt.Errorf("%w: element inside a text field", ErrBadRequest)
+	case errors.Is(err, xmlutil.ErrTooDeep):
+		return fmt.Errorf("%w: nested too deeply", ErrBadRequest)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return truncated(io.EOF)
 	}
+	return truncated(err)
 }
 
-// skip consumes tokens through the end of an element whose start was just
-// consumed, refusing nesting deeper than maxQueryDepth.
-func skip(r xml.TokenReader, depth int) error {
-	for depth > 0 {
-		tok, err := r.Token()
-		if err != nil {
-			return truncated(err)
-		}
-		switch tok.(type) {
-		case xml.StartElement:
-			depth++
-			if depth > maxQueryDepth {
-				return fmt.Errorf("%w: nested too deeply", ErrBadRequest)
-			}
-		case xml.EndElement:
-			depth--
-		}
+// skip consumes tokens through the end of a child of the query whose start
+// was just consumed, refusing nesting deeper than maxQueryDepth levels
+// below the query (the child being the first).
+func skip(r xml.TokenReader) error {
+	if err := xmlutil.SkipDepth(r, maxQueryDepth); err != nil {
+		return parseErr(err)
 	}
 	return nil
 }

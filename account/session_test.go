@@ -3,7 +3,6 @@ package account_test
 import (
 	"bytes"
 	"context"
-	"encoding/xml"
 	"errors"
 	"io"
 	"net"
@@ -12,32 +11,13 @@ import (
 	"time"
 
 	"chatbx.eu/privacy/account"
+	"chatbx.eu/privacy/internal/xmpptest"
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/mux"
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 )
-
-// readyNegotiator reads the client's stream header and declares the
-// session ready (no TLS, no SASL): enough to run a real mellium Serve loop.
-func readyNegotiator(_ context.Context, in, out *stream.Info, s *xmpp.Session, _ interface{}) (xmpp.SessionState, io.ReadWriter, interface{}, error) {
-	r := s.TokenReader()
-	defer r.Close()
-	for {
-		tok, err := r.Token()
-		if err != nil {
-			return 0, nil, nil, err
-		}
-		if se, ok := tok.(xml.StartElement); ok {
-			if err := in.FromStartElement(se); err != nil {
-				return 0, nil, nil, err
-			}
-			out.XMLNS = stanza.NSClient
-			return xmpp.Ready, nil, nil, nil
-		}
-	}
-}
 
 // TestRemoveOverMelliumSession sends <remove/> through a real mellium
 // session whose Kick sends a not-authorized stream error on that same
@@ -63,7 +43,7 @@ func TestRemoveOverMelliumSession(t *testing.T) {
 		close(read)
 	}()
 	go func() {
-		io.WriteString(fromClient, `<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.org' version='1.0'>`)
+		io.WriteString(fromClient, xmpptest.StreamHeader)
 		io.WriteString(fromClient, `<iq type='set' id='rm1'><query xmlns='jabber:iq:register'><remove/></query></iq>`)
 		// The client keeps its stream open: the server must end it.
 	}()
@@ -90,7 +70,7 @@ func TestRemoveOverMelliumSession(t *testing.T) {
 		io.Writer
 	}{toServer, fromServer}
 	var err error
-	sess, err = xmpp.NewSession(context.Background(), jid.MustParse("example.org"), jid.MustParse("alice@example.org/phone"), rw, xmpp.Received, readyNegotiator)
+	sess, err = xmpp.NewSession(context.Background(), jid.MustParse("example.org"), jid.MustParse("alice@example.org/phone"), rw, xmpp.Received, xmpptest.Negotiator)
 	if err != nil {
 		t.Fatal(err)
 	}

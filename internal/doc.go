@@ -8,6 +8,13 @@
 //   - boltwipe overwrites the free pages of an open bbolt database, so that
 //     deleted data no longer exists in the file (retention.PurgeJob runs
 //     it);
+//   - testclock is a manual clock for the tests' Config.Now (account,
+//     upload, the root promises test);
+//   - xmlutil reads element content from untrusted stanzas with bounds on
+//     text length and nesting (account, mam);
+//   - xmpptest drives handlers in tests as a mellium server does: a
+//     negotiator for a real session, a session driver and a one-stanza
+//     driver;
 //   - tools/exports is a command that counts the exported identifiers of
 //     the library's packages: go run ./internal/tools/exports.
 package internal

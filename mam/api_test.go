@@ -1,13 +1,9 @@
 package mam_test
 
 import (
-	"go/ast"
-	"go/parser"
-	"go/token"
-	"path/filepath"
-	"sort"
-	"strings"
 	"testing"
+
+	"chatbx.eu/privacy/internal/apitest"
 )
 
 // maxExports bounds the package's top-level exported names (constants,
@@ -18,47 +14,4 @@ import (
 // four methods, which this count does not include).
 const maxExports = 43
 
-func TestExportCount(t *testing.T) {
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fset := token.NewFileSet()
-	var names []string
-	for _, path := range files {
-		if strings.HasSuffix(path, "_test.go") {
-			continue
-		}
-		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range f.Decls {
-			switch d := d.(type) {
-			case *ast.FuncDecl:
-				if d.Recv == nil && d.Name.IsExported() {
-					names = append(names, d.Name.Name)
-				}
-			case *ast.GenDecl:
-				for _, s := range d.Specs {
-					switch s := s.(type) {
-					case *ast.TypeSpec:
-						if s.Name.IsExported() {
-							names = append(names, s.Name.Name)
-						}
-					case *ast.ValueSpec:
-						for _, n := range s.Names {
-							if n.IsExported() {
-								names = append(names, n.Name)
-							}
-						}
-					}
-				}
-			}
-		}
-	}
-	sort.Strings(names)
-	if len(names) > maxExports {
-		t.Errorf("%d exported names, want at most %d: %s", len(names), maxExports, strings.Join(names, " "))
-	}
-}
+func TestExportCount(t *testing.T) { apitest.ExportCount(t, ".", maxExports) }

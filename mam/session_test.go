@@ -2,86 +2,22 @@ package mam_test
 
 import (
 	"bytes"
-	"context"
-	"encoding/xml"
-	"io"
-	"net"
 	"strings"
 	"testing"
-	"time"
 
+	"chatbx.eu/privacy/internal/xmpptest"
 	"chatbx.eu/privacy/mam"
-	"mellium.im/xmpp"
-	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/mux"
 	"mellium.im/xmpp/stanza"
-	"mellium.im/xmpp/stream"
 )
-
-// acceptNegotiator reads the client's stream header and declares the
-// session ready, without TLS or SASL: enough to run a real mellium
-// session's Serve loop in tests.
-func acceptNegotiator(ctx context.Context, in, out *stream.Info, s *xmpp.Session, _ interface{}) (xmpp.SessionState, io.ReadWriter, interface{}, error) {
-	r := s.TokenReader()
-	defer r.Close()
-	for {
-		tok, err := r.Token()
-		if err != nil {
-			return 0, nil, nil, err
-		}
-		if se, ok := tok.(xml.StartElement); ok {
-			if err := in.FromStartElement(se); err != nil {
-				return 0, nil, nil, err
-			}
-			break
-		}
-	}
-	out.XMLNS = stanza.NSClient
-	return xmpp.Ready, nil, nil, nil
-}
 
 // serveSession runs a server-side mellium session whose mux holds the MAM
 // handler, sends it the raw client stanzas and returns what the server
 // wrote back, parsed.
 func serveSession(t *testing.T, s mam.Store, cfg mam.Config, stanzas ...string) []*elem {
 	t.Helper()
-	client, server := net.Pipe()
-	defer client.Close()
-	if err := client.SetDeadline(time.Now().Add(20 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	copied := make(chan error, 1)
-	go func() {
-		_, err := io.Copy(&out, client)
-		copied <- err
-	}()
-	// The client writes through a second pipe into the server.
-	cin, sin := net.Pipe()
-	defer cin.Close()
-	go func() {
-		io.WriteString(cin, `<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.org' version='1.0'>`)
-		for _, st := range stanzas {
-			io.WriteString(cin, st)
-		}
-		io.WriteString(cin, `</stream:stream>`)
-	}()
-	rw := struct {
-		io.Reader
-		io.Writer
-	}{sin, server}
-	sess, err := xmpp.NewSession(context.Background(), jid.MustParse("example.org"), jid.MustParse("juliet@example.org/balcony"), rw, xmpp.Received, acceptNegotiator)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := mux.New(stanza.NSClient, mam.Handle(mam.NewHandler(s, cfg)))
-	if err := sess.Serve(m); err != nil && err != io.EOF {
-		t.Fatalf("Serve: %v", err)
-	}
-	server.Close()
-	sin.Close()
-	<-copied
-	b := bytes.TrimSpace(out.Bytes())
+	out := xmpptest.ServeSession(t, mux.New(stanza.NSClient, mam.Handle(mam.NewHandler(s, cfg))), stanzas...)
+	b := bytes.TrimSpace([]byte(out))
 	b = bytes.TrimSuffix(b, []byte("</stream:stream>"))
 	return parse(t, b)
 }

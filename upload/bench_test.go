@@ -17,6 +17,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"chatbx.eu/privacy/internal/testclock"
 	"chatbx.eu/privacy/upload"
 	"chatbx.eu/privacy/upload/uploadtest"
 )
@@ -311,7 +312,7 @@ func BenchmarkExpire100k(b *testing.B) {
 			b.Fatal(err)
 		}
 		blobs := uploadtest.NewMemBlobs()
-		clk := newClock()
+		clk := testclock.New()
 		svc, err := upload.NewService(meta, blobs, upload.Config{BaseURL: base, DailyQuota: -1, StoredQuota: -1, Now: clk.Now})
 		if err != nil {
 			b.Fatal(err)

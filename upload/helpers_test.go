@@ -8,12 +8,11 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"mellium.im/xmpp/jid"
 
+	"chatbx.eu/privacy/internal/testclock"
 	"chatbx.eu/privacy/upload"
 	"chatbx.eu/privacy/upload/uploadtest"
 )
@@ -27,38 +26,18 @@ var (
 	key2  = bytes.Repeat([]byte{2}, 32)
 )
 
-// clock is an injectable, manually advanced clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 type env struct {
 	svc   *upload.Service
 	meta  upload.MetaStore
 	blobs *uploadtest.MemBlobs
-	clock *clock
+	clock *testclock.Clock
 }
 
 // newEnv builds a Service on in-memory stores with a fake clock; edit
 // adjusts the Config.
 func newEnv(t testing.TB, edit func(*upload.Config)) *env {
 	t.Helper()
-	e := &env{meta: uploadtest.NewMemMeta(), blobs: uploadtest.NewMemBlobs(), clock: newClock()}
+	e := &env{meta: uploadtest.NewMemMeta(), blobs: uploadtest.NewMemBlobs(), clock: testclock.New()}
 	cfg := upload.Config{BaseURL: base, Key: key1, Now: e.clock.Now}
 	if edit != nil {
 		edit(&cfg)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"chatbx.eu/privacy/internal/testclock"
 	"chatbx.eu/privacy/upload"
 	"chatbx.eu/privacy/upload/uploadtest"
 )
@@ -485,7 +486,7 @@ func TestTrustForwardedProto(t *testing.T) {
 // TestTLSServer runs a real HTTPS round trip, with the handler mounted under
 // the BaseURL path on a larger mux, on the file-system and bbolt stores.
 func TestTLSServer(t *testing.T) {
-	clk := newClock()
+	clk := testclock.New()
 	var svc *upload.Service
 	mux := http.NewServeMux()
 	srv := httptest.NewTLSServer(mux)

@@ -18,6 +18,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"chatbx.eu/privacy/internal/testclock"
 	"chatbx.eu/privacy/upload"
 	"chatbx.eu/privacy/upload/uploadtest"
 )
@@ -413,7 +414,7 @@ func TestEraseResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{svc: svc, meta: meta, blobs: blobs.MemBlobs, clock: newClock()}
+	e := &env{svc: svc, meta: meta, blobs: blobs.MemBlobs, clock: testclock.New()}
 	for i := range 3 {
 		e.upload(t, alice, fmt.Sprintf("f%d.jpg", i), "image/jpeg", "data")
 	}

@@ -13,6 +13,7 @@ import (
 	"mellium.im/xmpp/mux"
 	"mellium.im/xmpp/stanza"
 
+	"chatbx.eu/privacy/internal/xmpptest"
 	"chatbx.eu/privacy/upload"
 )
 
@@ -27,23 +28,8 @@ var (
 // returns the answer and the handler's error.
 func serveIQ(t *testing.T, svc *upload.Service, iq string) (string, error) {
 	t.Helper()
-	d := xml.NewDecoder(strings.NewReader(iq))
-	tok, err := d.Token()
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := tok.(xml.StartElement)
 	var out bytes.Buffer
-	e := xml.NewEncoder(&out)
-	rw := struct {
-		xml.TokenReader
-		xmlstream.Encoder
-	}{d, e}
-	m := mux.New(stanza.NSClient, upload.Handle(svc))
-	herr := m.HandleXMPP(rw, &start)
-	if err := e.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	herr := xmpptest.Handle(t, mux.New(stanza.NSClient, upload.Handle(svc)), iq, &out)
 	return out.String(), herr
 }
 
@@ -314,18 +300,10 @@ func TestSlotXMLHeaders(t *testing.T) {
 func TestHandleRequestsWithMelliumDisco(t *testing.T) {
 	e := newEnv(t, nil)
 	m := mux.New(stanza.NSClient, upload.HandleRequests(e.svc), disco.Handle())
-	d := xml.NewDecoder(strings.NewReader(`<iq xmlns="jabber:client" type="get" id="d1" from="alice@example.org/phone" to="upload.example.org"><query xmlns="http://jabber.org/protocol/disco#info"/></iq>`))
-	tok, _ := d.Token()
-	start := tok.(xml.StartElement)
 	var out bytes.Buffer
-	enc := xml.NewEncoder(&out)
-	if err := m.HandleXMPP(struct {
-		xml.TokenReader
-		xmlstream.Encoder
-	}{d, enc}, &start); err != nil {
+	if err := xmpptest.Handle(t, m, `<iq xmlns="jabber:client" type="get" id="d1" from="alice@example.org/phone" to="upload.example.org"><query xmlns="http://jabber.org/protocol/disco#info"/></iq>`, &out); err != nil {
 		t.Fatal(err)
 	}
-	enc.Flush()
 	for _, want := range []string{`category="store"`, `type="file"`, `var="urn:xmpp:http:upload:0"`, `max-file-size`} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("disco answer lacks %s: %s", want, out.String())

@@ -1,7 +1,7 @@
 // Package xmlutil reads the content of XML elements from an
 // xml.TokenReader: an iterator over an element's children, its text with a
-// size bound, and a skip. The parsers of untrusted stanzas use them, so
-// that each bound is written once.
+// size bound, and a skip, with or without a bound on nesting. The parsers
+// of untrusted stanzas use them, so that each bound is written once.
 //
 // Every function starts right after an element's start element has been
 // read from r and, when it succeeds, stops right after that element's end
@@ -25,6 +25,10 @@ var (
 	// ErrNotText is returned by ReadText when the element has a child
 	// element.
 	ErrNotText = errors.New("xmlutil: element inside a text value")
+
+	// ErrTooDeep is returned by SkipDepth when the element nests deeper
+	// than its limit.
+	ErrTooDeep = errors.New("xmlutil: elements nested too deeply")
 )
 
 // unexpectedEOF turns io.EOF before an element's end into
@@ -102,12 +106,36 @@ func ReadText(r xml.TokenReader, limit int) (string, error) {
 // Skip reads through the end element of the element whose start element
 // was just read from r, whatever it holds. It returns io.ErrUnexpectedEOF
 // when r ends before that end element.
+//
+// Skip neither recurses nor allocates: it keeps the depth in one integer,
+// whatever the nesting. The reader below may still hold one entry per open
+// element (an xml.Decoder does, to match end elements), so a parser of
+// untrusted input that cannot bound the input's size uses SkipDepth, which
+// stops at the first element beyond its limit.
 func Skip(r xml.TokenReader) error {
+	return skip(r, 0)
+}
+
+// SkipDepth is Skip with a bound on nesting: it returns ErrTooDeep as soon
+// as it reads an element more than maxDepth levels deep, counting the
+// skipped element itself as level 1, and leaves r there. An element of
+// maxDepth levels or fewer is skipped as Skip does. A maxDepth below 1 is 1:
+// only an element without child elements passes.
+func SkipDepth(r xml.TokenReader, maxDepth int) error {
+	return skip(r, max(maxDepth, 1))
+}
+
+// skip reads through the end of the element just opened; maxDepth 0 means
+// no bound.
+func skip(r xml.TokenReader, maxDepth int) error {
 	for depth := 1; depth > 0; {
 		tok, err := r.Token()
 		switch tok.(type) {
 		case xml.StartElement:
 			depth++
+			if maxDepth > 0 && depth > maxDepth {
+				return ErrTooDeep
+			}
 		case xml.EndElement:
 			depth--
 		}

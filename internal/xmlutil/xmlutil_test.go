@@ -363,3 +363,106 @@ func refText(d *xml.Decoder) (string, bool, error) {
 	}
 	return b.String(), textOnly, nil
 }
+
+func TestSkipDepth(t *testing.T) {
+	deep := func(n int) string {
+		return strings.Repeat("<a>", n) + strings.Repeat("</a>", n) + "<n/>"
+	}
+	for _, tc := range []struct {
+		name  string
+		doc   string
+		limit int
+		err   error
+		rest  string
+	}{
+		{"empty-limit-1", "<a/><n/>", 1, nil, "n"},
+		{"child-limit-1", "<a><b/></a><n/>", 1, xmlutil.ErrTooDeep, ""},
+		{"below-0-is-1", "<a>text</a><n/>", -5, nil, "n"},
+		{"child-below-0", "<a><b/></a><n/>", 0, xmlutil.ErrTooDeep, ""},
+		{"at-limit", deep(16), 16, nil, "n"},
+		{"one-over", deep(17), 16, xmlutil.ErrTooDeep, ""},
+		{"siblings-do-not-add", "<a><b><c/></b><b><c/></b><b><c/></b></a><n/>", 3, nil, "n"},
+		{"far-too-deep", deep(100000), 16, xmlutil.ErrTooDeep, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := open(t, tc.doc)
+			err := xmlutil.SkipDepth(d, tc.limit)
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("SkipDepth = %v, want %v", err, tc.err)
+			}
+			if err == nil {
+				if r := rest(d); r != tc.rest {
+					t.Errorf("left %q, want %q", r, tc.rest)
+				}
+			}
+		})
+	}
+	t.Run("stops-at-the-first-too-deep", func(t *testing.T) {
+		// Past the limit SkipDepth reads no further: the reader's stack of
+		// open elements stops growing there.
+		d := open(t, deep(100000))
+		if err := xmlutil.SkipDepth(d, 16); !errors.Is(err, xmlutil.ErrTooDeep) {
+			t.Fatalf("SkipDepth = %v", err)
+		}
+		if got := d.InputOffset(); got != int64(17*len("<a>")) {
+			t.Errorf("read %d bytes, want %d", got, 17*len("<a>"))
+		}
+	})
+	if err := xmlutil.SkipDepth(&eofWith{[]xml.Token{start("b"), end("b")}}, 4); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("SkipDepth at io.EOF = %v, want io.ErrUnexpectedEOF", err)
+	}
+}
+
+// FuzzSkipDepth holds SkipDepth to a depth count on arbitrary well-formed
+// documents: it succeeds and stops where Skip stops when the element nests
+// at most limit levels, and returns ErrTooDeep otherwise.
+func FuzzSkipDepth(f *testing.F) {
+	for _, s := range []string{"<a/>", "<a><b><c/></b></a><n/>", "<a><b/><b><c><d/></c></b></a>"} {
+		f.Add(s, 2)
+	}
+	f.Fuzz(func(t *testing.T, doc string, limit int) {
+		limit %= 32
+		ref := xml.NewDecoder(strings.NewReader(doc))
+		if !seekStart(ref) {
+			return
+		}
+		deepest, err := refDepth(ref)
+		if err != nil {
+			return
+		}
+		after := rest(ref)
+		d := xml.NewDecoder(strings.NewReader(doc))
+		seekStart(d)
+		err = xmlutil.SkipDepth(d, limit)
+		if deepest <= max(limit, 1) {
+			if err != nil {
+				t.Fatalf("SkipDepth(depth %d, limit %d) = %v", deepest, limit, err)
+			}
+			if r := rest(d); r != after {
+				t.Fatalf("SkipDepth left %q, want %q", r, after)
+			}
+		} else if !errors.Is(err, xmlutil.ErrTooDeep) {
+			t.Fatalf("SkipDepth(depth %d, limit %d) = %v, want ErrTooDeep", deepest, limit, err)
+		}
+	})
+}
+
+// refDepth reads the element just opened in d to its end and returns its
+// deepest nesting, the element itself being level 1.
+func refDepth(d *xml.Decoder) (int, error) {
+	depth, deepest := 1, 1
+	for depth > 0 {
+		tok, err := d.Token()
+		if err != nil {
+			return 0, err
+		}
+		switch tok.(type) {
+		case xml.StartElement:
+			depth++
+			deepest = max(deepest, depth)
+		case xml.EndElement:
+			depth--
+		}
+	}
+	return deepest, nil
+}
