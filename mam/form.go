@@ -30,6 +30,10 @@ const (
 	maxTextLen  = 3072 // a JID is at most 3071 bytes
 	maxIDLen    = 256  // archive ids and query ids
 	maxFormSize = 64   // fields in one form
+
+	// maxSkipDepth bounds the nesting of an unknown element a parser
+	// skips.
+	maxSkipDepth = 32
 )
 
 // Request is a parsed <query xmlns='urn:xmpp:mam:2'/>.
@@ -208,9 +212,10 @@ func readText(r xml.TokenReader) (string, error) {
 	return v, nil
 }
 
-// skip consumes the rest of an element whose start was just read.
+// skip consumes the rest of an element whose start was just read, at most
+// maxSkipDepth levels deep: a query is untrusted input.
 func skip(r xml.TokenReader) error {
-	if err := xmlutil.Skip(r); err != nil {
+	if err := xmlutil.SkipDepth(r, maxSkipDepth); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
 	return nil

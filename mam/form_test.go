@@ -205,3 +205,32 @@ func TestParseErrorsCarryNoInput(t *testing.T) {
 		t.Errorf("prefs error %v", err)
 	}
 }
+
+// An unknown child of a query is skipped only up to a bounded depth: a
+// deeply nested one is refused with ErrBadRequest, a shallow one ignored.
+func TestQuerySkipDepth(t *testing.T) {
+	nest := func(n int) string {
+		return strings.Repeat("<x xmlns='urn:example'>", n) + strings.Repeat("</x>", n)
+	}
+	for _, tc := range []struct {
+		name  string
+		depth int
+		ok    bool
+	}{
+		{"shallow", 3, true},
+		{"at the limit", 32, true},
+		{"one over", 33, false},
+		{"very deep", 100000, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := "<query xmlns='urn:xmpp:mam:2' queryid='q1'>" + nest(tc.depth) + "</query>"
+			_, err := mam.ParseQueryBytes([]byte(in), mam.Config{})
+			if tc.ok && err != nil {
+				t.Fatalf("depth %d: %v", tc.depth, err)
+			}
+			if !tc.ok && !errors.Is(err, mam.ErrBadRequest) {
+				t.Fatalf("depth %d: err = %v, want ErrBadRequest", tc.depth, err)
+			}
+		})
+	}
+}

@@ -102,12 +102,7 @@ func (srv *Server) handleConn(conn net.Conn, directTLS bool, ticket *connTicket)
 
 	ip := clientIP(conn)
 	s := newSession(srv, conn, ip)
-	var user string // set by the SASL callback only
-	// bound is set when the bind callback bound a JID. mellium's BindCustom
-	// answers a refusal (a stanza.Error) with a *result* IQ carrying the
-	// error and then reports the stream Ready anyway, unbound: a refused
-	// client must not get a session.
-	var bound bool
+	n := &negotiation{srv: srv, s: s, ip: ip}
 
 	// The deadline above bounds the negotiation, and shutdown moves it
 	// (Server.shutdown). mellium's negotiation gets a context without
@@ -123,47 +118,8 @@ func (srv *Server) handleConn(conn net.Conn, directTLS bool, ticket *connTicket)
 	}
 	features = append(features,
 		// Only offered after TLS (Necessary: Secure): no plaintext auth, ever.
-		saslPlainServer(func(ctx context.Context, authz, u, p string) error {
-			if authz != "" && authz != u && authz != u+"@"+srv.cfg.Domain {
-				return account.ErrAuth // no proxy authorization
-			}
-			name, err := srv.authenticate(ctx, clientKey(ip), u, p)
-			if err == nil && srv.sessions.isBlocked(name) {
-				err = account.ErrAuth // being deleted
-			}
-			if err != nil {
-				srv.connLog.Info("login failed", "ip", ip.String(), "reason", authReason(err))
-				return err
-			}
-			user = name
-			return nil
-		}),
-		xmpp.BindCustom(func(_ jid.JID, res string) (jid.JID, error) {
-			// The first argument is the client-claimed stream from: ignored.
-			for range 3 {
-				if res == "" {
-					res = randomResource()
-				}
-				j, err := jid.New(user, srv.cfg.Domain, res)
-				if err != nil {
-					return j, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest}
-				}
-				s.jid = j
-				if srv.sessions.reserve(s, j) {
-					// Checked after reserving: a deletion that began
-					// earlier is complete or visible here, and one that
-					// begins later finds and ends this session.
-					if _, err := srv.manager.Get(ctx, user); err != nil { // deleted meanwhile
-						srv.sessions.remove(s)
-						return jid.JID{}, stanza.Error{Type: stanza.Auth, Condition: stanza.NotAuthorized}
-					}
-					bound = true
-					return j, nil
-				}
-				res = "" // taken: give the client a fresh one
-			}
-			return jid.JID{}, stanza.Error{Type: stanza.Cancel, Condition: stanza.Conflict}
-		}),
+		saslPlainServer(n.authenticate),
+		xmpp.BindCustom(n.bind),
 	)
 	inner := xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
 		return xmpp.StreamConfig{Features: features}
@@ -181,37 +137,14 @@ func (srv *Server) handleConn(conn net.Conn, directTLS bool, ticket *connTicket)
 		rw, state = tls.Server(lc, srv.tls), xmpp.Secure
 	}
 	xs, err := xmpp.ReceiveSession(context.WithoutCancel(ctx), rw, state, neg)
-	if bound && (err != nil || xs == nil) {
+	if n.bound && (err != nil || xs == nil) {
 		srv.sessions.remove(s) // bound, then failed
 	}
-	if err == nil && !bound {
-		err = stream.NotAuthorized // bind refused (see bound)
+	if err == nil && !n.bound {
+		err = stream.NotAuthorized // bind refused (see negotiation.bound)
 	}
 	if err != nil {
-		srv.log.Debug("negotiation failed", "err", err)
-		if clientClosedStream(err) && srv.ctx.Err() == nil {
-			// E.g. after an in-band registration: answer with the end
-			// of our stream, no error.
-			if xs != nil && headerSent {
-				_ = conn.SetWriteDeadline(time.Now().Add(errorWriteTimeout))
-				_ = xs.Close()
-			}
-			return
-		}
-		se, ok := negotiationStreamError(err, lc)
-		if srv.ctx.Err() != nil {
-			se, ok = stream.SystemShutdown, true // shutdown moved the deadline
-		}
-		if ok && xs != nil {
-			_ = conn.SetWriteDeadline(time.Now().Add(errorWriteTimeout))
-			if headerSent {
-				_ = xs.Send(context.Background(), se.TokenReader())
-				_ = xs.Close()
-			} else {
-				_ = writeRawStreamError(xs.Conn(), srv.cfg.Domain, se)
-			}
-			lingerClose(conn)
-		}
+		srv.endNegotiation(conn, lc, xs, headerSent, err)
 		return
 	}
 	// Bound: no more negotiation deadline (the idle watch takes over), the
@@ -233,6 +166,102 @@ func (srv *Server) handleConn(conn net.Conn, directTLS bool, ticket *connTicket)
 	srv.sessionEnded(s)
 	srv.connLog.Info("disconnected", "user", s.jid.Localpart(), "ip", ip.String())
 	srv.log.Debug("session ended", "err", err)
+}
+
+// negotiation is what the stream-feature callbacks of one connection
+// share while it negotiates.
+type negotiation struct {
+	srv  *Server
+	s    *session
+	ip   netip.Addr
+	user string // set by the SASL callback only
+	// bound is set when the bind callback bound a JID. mellium's BindCustom
+	// answers a refusal (a stanza.Error) with a *result* IQ carrying the
+	// error and then reports the stream Ready anyway, unbound: a refused
+	// client must not get a session.
+	bound bool
+}
+
+// authenticate is the SASL PLAIN callback: the password checked by the
+// account manager (rate limited per client key), no proxy authorization,
+// no login to an account being deleted.
+func (n *negotiation) authenticate(ctx context.Context, authz, u, p string) error {
+	srv := n.srv
+	if authz != "" && authz != u && authz != u+"@"+srv.cfg.Domain {
+		return account.ErrAuth // no proxy authorization
+	}
+	name, err := srv.authenticate(ctx, clientKey(n.ip), u, p)
+	if err == nil && srv.sessions.isBlocked(name) {
+		err = account.ErrAuth // being deleted
+	}
+	if err != nil {
+		srv.connLog.Info("login failed", "ip", n.ip.String(), "reason", authReason(err))
+		return err
+	}
+	n.user = name
+	return nil
+}
+
+// bind is the resource-binding callback. Its first argument, the
+// client-claimed stream from, is ignored; a taken or empty resource gets
+// a random one.
+func (n *negotiation) bind(_ jid.JID, res string) (jid.JID, error) {
+	srv, s := n.srv, n.s
+	for range 3 {
+		if res == "" {
+			res = randomResource()
+		}
+		j, err := jid.New(n.user, srv.cfg.Domain, res)
+		if err != nil {
+			return j, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest}
+		}
+		s.jid = j
+		if srv.sessions.reserve(s, j) {
+			// Checked after reserving: a deletion that began earlier is
+			// complete or visible here, and one that begins later finds
+			// and ends this session.
+			if _, err := srv.manager.Get(srv.ctx, n.user); err != nil { // deleted meanwhile
+				srv.sessions.remove(s)
+				return jid.JID{}, stanza.Error{Type: stanza.Auth, Condition: stanza.NotAuthorized}
+			}
+			n.bound = true
+			return j, nil
+		}
+		res = "" // taken: give the client a fresh one
+	}
+	return jid.JID{}, stanza.Error{Type: stanza.Cancel, Condition: stanza.Conflict}
+}
+
+// endNegotiation ends a connection whose negotiation failed with err: the
+// end of our stream when the client closed its own, otherwise the stream
+// error err maps to (system-shutdown during a shutdown), preceded by our
+// stream header when it had not gone out yet (headerSent).
+func (srv *Server) endNegotiation(conn net.Conn, lc *limitConn, xs *xmpp.Session, headerSent bool, err error) {
+	srv.log.Debug("negotiation failed", "err", err)
+	if clientClosedStream(err) && srv.ctx.Err() == nil {
+		// E.g. after an in-band registration: answer with the end of our
+		// stream, no error.
+		if xs != nil && headerSent {
+			_ = conn.SetWriteDeadline(time.Now().Add(errorWriteTimeout))
+			_ = xs.Close()
+		}
+		return
+	}
+	se, ok := negotiationStreamError(err, lc)
+	if srv.ctx.Err() != nil {
+		se, ok = stream.SystemShutdown, true // shutdown moved the deadline
+	}
+	if !ok || xs == nil {
+		return
+	}
+	_ = conn.SetWriteDeadline(time.Now().Add(errorWriteTimeout))
+	if headerSent {
+		_ = xs.Send(context.Background(), se.TokenReader())
+		_ = xs.Close()
+	} else {
+		_ = writeRawStreamError(xs.Conn(), srv.cfg.Domain, se)
+	}
+	lingerClose(conn)
 }
 
 // clientClosedStream reports whether a negotiation ended because the
