@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
 
 	"chatbx.eu/privacy/mam"
 	"mellium.im/xmlstream"
@@ -16,15 +18,17 @@ import (
 
 // handleIQ answers an IQ by its addressee: the account (no to, or the
 // user's own bare JID), the server, the upload service, the MUC service or
-// a room. IQs to other users are not forwarded: the read loop (serve.go)
-// answers every get/set the handler leaves unanswered, as mellium's
-// Session.Serve does, so they cannot be relayed; they get
-// service-unavailable.
+// a room. An IQ get or set to a local user's full JID is relayed to that
+// session and its answer routed back (relayIQ, relayAnswer); one to
+// another user's bare JID is answered by the server on the user's behalf.
 func (s *session) handleIQ(t xmlstream.TokenReadEncoder, e element, to jid.JID) error {
 	srv := s.srv
 	typ := e.attr("type")
 	if typ == "result" || typ == "error" {
-		return nil // answers to our roster pushes
+		// Answers to relayed IQs go on; answers to our roster pushes and
+		// pings, and anything else, end here.
+		s.relayAnswer(e, to)
+		return nil
 	}
 	if typ != "get" && typ != "set" {
 		return s.replyError(t, e, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest})
@@ -66,6 +70,8 @@ func (s *session) handleIQ(t xmlstream.TokenReadEncoder, e element, to jid.JID) 
 		}
 	case to.Domainpart() == conferenceHost(domain) && to.Resourcepart() == "":
 		return srv.muc.handleIQ(s, t, e, iq, payload, to)
+	case srv.isLocalUser(to) && to.Resourcepart() != "":
+		return s.relayIQ(t, e, to)
 	case srv.isLocalUser(to) && to.Resourcepart() == "" && payload.Name.Space == mam.NS:
 		// Another user's archive: the mam handler answers forbidden.
 		return srv.userMux.HandleXMPP(rw, &start)
@@ -207,4 +213,181 @@ func rosterQuery(items []xRosterItem) xml.TokenReader {
 	}
 	toks = append(toks, q.End())
 	return &sliceReader{toks: toks}
+}
+
+// ---- IQ routing between local users (RFC 6121 § 8.5.3.1) ----
+
+// maxRelayedIQs bounds the relayed IQs one session may have waiting for
+// an answer; one more is refused with resource-constraint.
+const maxRelayedIQs = 32
+
+// relayTimeout is how long a relayed IQ waits for its answer; then the
+// requester gets service-unavailable and a late answer is dropped.
+const relayTimeout = 60 * time.Second
+
+// relayKey names one relayed IQ at its target: the requester's full JID and
+// the IQ's id. The target's answer must carry both (to and id).
+type relayKey struct{ requester, id string }
+
+// relayEntry is one relayed IQ waiting for the target's answer.
+type relayEntry struct {
+	requester *session
+	timer     *time.Timer
+}
+
+// relayTable holds the IQs relayed to one session that it has not yet
+// answered. Only an answer from that session, to the requester, with the
+// request's id is passed on: any other result or error is dropped, so no
+// client can inject answers to another's requests.
+type relayTable struct {
+	mu      sync.Mutex
+	closed  bool // the session ended: nothing more is relayed to it
+	pending map[relayKey]relayEntry
+	timeout time.Duration
+}
+
+// Errors of relayTable.add.
+var (
+	errRelayClosed  = errors.New("relay target gone")
+	errRelayFull    = errors.New("too many relayed IQs pending")
+	errRelayPending = errors.New("an IQ with this id is already pending")
+)
+
+// add registers an IQ from requester with id relayed to target; onTimeout
+// runs when no answer came within the table's timeout.
+func (rt *relayTable) add(requester *session, id string, onTimeout func()) error {
+	if requester.relayedOut.Add(1) > maxRelayedIQs {
+		requester.relayedOut.Add(-1)
+		return errRelayFull
+	}
+	key := relayKey{requester: requester.jid.String(), id: id}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	err := error(nil)
+	switch _, dup := rt.pending[key]; {
+	case rt.closed:
+		err = errRelayClosed
+	case dup:
+		err = errRelayPending
+	}
+	if err != nil {
+		requester.relayedOut.Add(-1)
+		return err
+	}
+	if rt.pending == nil {
+		rt.pending = make(map[relayKey]relayEntry)
+	}
+	timeout := rt.timeout
+	if timeout <= 0 {
+		timeout = relayTimeout
+	}
+	rt.pending[key] = relayEntry{requester: requester, timer: time.AfterFunc(timeout, func() {
+		if _, ok := rt.take(key); ok {
+			onTimeout()
+		}
+	})}
+	return nil
+}
+
+// take removes and returns the requester of the pending IQ key.
+func (rt *relayTable) take(key relayKey) (*session, bool) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	en, ok := rt.pending[key]
+	if !ok {
+		return nil, false
+	}
+	delete(rt.pending, key)
+	en.timer.Stop()
+	en.requester.relayedOut.Add(-1)
+	return en.requester, true
+}
+
+// close refuses further relays and returns what was pending.
+func (rt *relayTable) close() map[relayKey]*session {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	rt.closed = true
+	out := make(map[relayKey]*session, len(rt.pending))
+	for k, en := range rt.pending {
+		en.timer.Stop()
+		en.requester.relayedOut.Add(-1)
+		out[k] = en.requester
+	}
+	rt.pending = nil
+	return out
+}
+
+// relayIQ passes the IQ get or set e from s to the connected full JID to,
+// or answers it service-unavailable when that resource is not connected
+// (RFC 6121 § 8.5.3.1), resource-constraint when s has maxRelayedIQs
+// waiting. The target's answer is routed back by relayAnswer.
+func (s *session) relayIQ(t xmlstream.TokenReadEncoder, e element, to jid.JID) error {
+	targets := s.srv.sessions.lookup(to)
+	if len(targets) == 0 {
+		return s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
+	}
+	target := targets[0]
+	id := e.attr("id")
+	err := target.relay.add(s, id, func() {
+		s.send(relayError(target.jid, s.jid, id, stanza.ServiceUnavailable))
+	})
+	switch {
+	case errors.Is(err, errRelayFull):
+		return s.replyError(t, e, stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint,
+			Text: map[string]string{"en": fmt.Sprintf("at most %d IQs to other users may wait for an answer", maxRelayedIQs)}})
+	case errors.Is(err, errRelayPending):
+		return s.replyError(t, e, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest,
+			Text: map[string]string{"en": "an IQ with this id to this address is still waiting for its answer"}})
+	case err != nil:
+		return s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
+	}
+	if rw, ok := t.(*replyWriter); ok {
+		rw.answered = true // the target answers, not dispatch's fallback
+	}
+	if !target.send(e) {
+		if _, ok := target.relay.take(relayKey{requester: s.jid.String(), id: id}); ok {
+			return s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
+		}
+	}
+	return nil
+}
+
+// relayAnswer passes the IQ result or error e from s to the requester
+// whose relayed IQ it answers; an answer that matches no pending request
+// to s is dropped.
+func (s *session) relayAnswer(e element, to jid.JID) {
+	if to.Resourcepart() == "" || !s.srv.isLocalUser(to) {
+		return
+	}
+	if requester, ok := s.relay.take(relayKey{requester: to.String(), id: e.attr("id")}); ok {
+		requester.send(e)
+	}
+}
+
+// failRelayed answers every IQ still relayed to s, whose session ended,
+// with service-unavailable: the same answer a requester gets for an IQ
+// to a resource that is not connected (RFC 6121 § 8.5.3.1), so the error
+// tells no more than a moment later; recipient-unavailable would, and RFC
+// 6120 § 8.3.3.13 keeps it from those not allowed to know the recipient's
+// availability.
+func (s *session) failRelayed() {
+	for k, requester := range s.relay.close() {
+		requester.send(relayError(s.jid, requester.jid, k.id, stanza.ServiceUnavailable))
+	}
+}
+
+// relayError is an IQ error from the relay target from to the requester to.
+func relayError(from, to jid.JID, id string, cond stanza.Condition) element {
+	start := xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "iq"}, Attr: []xml.Attr{
+		{Name: xml.Name{Local: "type"}, Value: "error"},
+		{Name: xml.Name{Local: "id"}, Value: id},
+		{Name: xml.Name{Local: "from"}, Value: from.String()},
+		{Name: xml.Name{Local: "to"}, Value: to.String()},
+	}}
+	toks, err := xmlstream.ReadAll(stanza.Error{Type: stanza.Cancel, Condition: cond}.TokenReader())
+	if err != nil {
+		return element{start: start}
+	}
+	return element{start: start, inner: toks}
 }

@@ -35,6 +35,9 @@ type session struct {
 	xs         *xmpp.Session // set before the writer starts
 	activity   atomic.Int64  // top-level tokens read from the client
 
+	relay      relayTable   // IQs relayed to this session, awaiting its answer
+	relayedOut atomic.Int32 // IQs this session relayed, awaiting an answer
+
 	mu        sync.Mutex
 	available bool    // sent initial presence
 	presence  element // last available broadcast presence
@@ -106,9 +109,13 @@ func (s *session) endWithin(e stream.Error, grace time.Duration) {
 	}()
 }
 
-// finish marks the session over; idempotent.
+// finish marks the session over and answers the IQs still relayed to it
+// (failRelayed); idempotent.
 func (s *session) finish() {
-	s.doneOnce.Do(func() { close(s.done) })
+	s.doneOnce.Do(func() {
+		close(s.done)
+		s.failRelayed()
+	})
 }
 
 // writer drains the queue until the session is over. A stream error asked
