@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"mellium.im/sasl"
 	"mellium.im/xmlstream"
@@ -263,5 +265,51 @@ func TestIQRelayTargetGoneAndCap(t *testing.T) {
 	a.Send(t, `<iq type="get" id="again" to="bob@localhost/raw2"><query xmlns="jabber:iq:version"/></iq>`)
 	if e := b2.nextIQ(t); e.attr("id") != "again" {
 		t.Errorf("bob got %q, want again", e.attr("id"))
+	}
+}
+
+// The relay table: an unanswered IQ times out once (onTimeout runs, the
+// requester's count is released, a late answer matches nothing); an
+// answer taken in time stops the timer; a duplicate id is refused; after
+// close nothing more is accepted and what was pending is returned.
+func TestRelayTable(t *testing.T) {
+	req := &session{jid: jid.MustParse("alice@localhost/a")}
+	rt := &relayTable{timeout: time.Millisecond}
+	fired := make(chan struct{})
+	if err := rt.add(req, "late", func() { close(fired) }); err != nil {
+		t.Fatal(err)
+	}
+	<-fired
+	if _, ok := rt.take(relayKey{requester: req.jid.String(), id: "late"}); ok {
+		t.Error("a timed-out IQ still matched an answer")
+	}
+	if n := req.relayedOut.Load(); n != 0 {
+		t.Errorf("pending count after timeout: %d", n)
+	}
+
+	rt.timeout = time.Hour
+	if err := rt.add(req, "a", func() { t.Error("answered IQ timed out") }); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.add(req, "a", func() {}); !errors.Is(err, errRelayPending) {
+		t.Errorf("duplicate id: %v, want errRelayPending", err)
+	}
+	if _, ok := rt.take(relayKey{requester: "mallory@localhost/m", id: "a"}); ok {
+		t.Error("an answer to another requester matched")
+	}
+	if got, ok := rt.take(relayKey{requester: req.jid.String(), id: "a"}); !ok || got != req {
+		t.Error("the answer did not match")
+	}
+	if err := rt.add(req, "b", func() {}); err != nil {
+		t.Fatal(err)
+	}
+	if left := rt.close(); len(left) != 1 || left[relayKey{requester: req.jid.String(), id: "b"}] != req {
+		t.Errorf("close returned %v", left)
+	}
+	if err := rt.add(req, "c", func() {}); !errors.Is(err, errRelayClosed) {
+		t.Errorf("add after close: %v, want errRelayClosed", err)
+	}
+	if n := req.relayedOut.Load(); n != 0 {
+		t.Errorf("pending count at the end: %d", n)
 	}
 }
