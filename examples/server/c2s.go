@@ -139,6 +139,7 @@ func (srv *Server) handleConn(conn net.Conn, directTLS bool, ticket *connTicket)
 	xs, err := xmpp.ReceiveSession(context.WithoutCancel(ctx), rw, state, neg)
 	if n.bound && (err != nil || xs == nil) {
 		srv.sessions.remove(s) // bound, then failed
+		s.finish()             // IQs relayed to it meanwhile get their error now
 	}
 	if err == nil && !n.bound {
 		err = stream.NotAuthorized // bind refused (see negotiation.bound)
