@@ -68,6 +68,16 @@
 // (setting to per occupant), and implements [Rooms] so that the Handler can
 // authorize room archive queries addressed to the room JID.
 //
+// # Timestamps
+//
+// Every time mam writes (delay stamps of results and exports, metadata
+// timestamps) is an XEP-0082 DateTime in UTC with exactly six fractional
+// digits, e.g. 2026-12-04T13:21:09.863916Z: clients that parse at most
+// microseconds (slixmpp, poezio) read it. Parsing accepts any precision
+// and zone. A stored time may be finer; the Handler compares an end filter
+// given at microseconds (or coarser) at microseconds, so a start or end
+// filter with a stamp the client got back still selects that message.
+//
 // # Performance
 //
 // The Archiver sits on the routing hot path: it makes one streaming pass

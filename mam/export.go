@@ -8,9 +8,6 @@ import (
 	"iter"
 )
 
-// exportStamp is the XEP-0082 date-time layout of delay stamps in exports.
-const exportStamp = "2006-01-02T15:04:05.000000Z"
-
 // WriteExport writes one user's archive in the XEP-0227 format:
 //
 //	<archive xmlns='urn:xmpp:pie:0#mam'>
@@ -56,7 +53,7 @@ func WriteExport(w io.Writer, p Prefs, msgs iter.Seq2[Message, error]) error {
 		bw.WriteString("<result xmlns='urn:xmpp:mam:2' id='")
 		xmlEscape(bw, m.ID)
 		bw.WriteString("'><forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay' stamp='")
-		bw.WriteString(m.Time.UTC().Format(exportStamp))
+		bw.WriteString(formatTime(m.Time))
 		bw.WriteString("'/>")
 		bw.Write(m.Stanza)
 		bw.WriteString("</forwarded></result>")

@@ -333,11 +333,32 @@ func parseTime(s string) (time.Time, error) {
 	return t.UTC(), nil
 }
 
-// formatTime formats t as an XEP-0082 DateTime in UTC, with as many
-// fractional digits as t needs (none for whole seconds), so that a stamp a
-// client got back in a start or end filter selects that very message.
+// stampLayout is the XEP-0082 DateTime layout of every time mam writes:
+// UTC with exactly six fractional digits (microseconds, truncated). Clients
+// whose parsers stop at microseconds (slixmpp and poezio on Python's
+// datetime, which also rejects other digit counts before Python 3.11)
+// read it; nanosecond stamps were refused there.
+const stampLayout = "2006-01-02T15:04:05.000000Z"
+
+// formatTime formats t as an XEP-0082 DateTime in UTC with microsecond
+// precision (stampLayout). A stored time may be finer; the Handler compares
+// a start or end filter at microseconds (endAtMicro), so a stamp a client
+// got back still selects that very message.
 func formatTime(t time.Time) string {
-	return t.UTC().Format("2006-01-02T15:04:05.999999999Z")
+	return t.UTC().Format(stampLayout)
+}
+
+// endAtMicro widens an end filter given at microsecond precision (or
+// coarser) to the last nanosecond of that microsecond, so that a message
+// whose written stamp (formatTime) equals end is kept: its stored time may
+// have nanoseconds the stamp truncated. A start filter needs no change:
+// truncation never raises a time above the stored one. An end with
+// sub-microsecond digits is taken as given.
+func endAtMicro(end time.Time) time.Time {
+	if end.IsZero() || end.Nanosecond()%int(time.Microsecond) != 0 {
+		return end
+	}
+	return end.Add(time.Microsecond - time.Nanosecond)
 }
 
 // limitStr shortens client-supplied names quoted in error messages.

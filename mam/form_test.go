@@ -169,20 +169,44 @@ func TestParseQueryErrors(t *testing.T) {
 	}
 }
 
+// Parsing accepts any fractional precision and zone; every time mam
+// writes has exactly six fractional digits in UTC (XEP-0082 profile that
+// microsecond parsers such as slixmpp's read).
 func TestParseTime(t *testing.T) {
-	got, err := mam.ParseTime("2002-10-13T23:58:37.123Z")
-	if err != nil {
-		t.Fatal(err)
+	parse := []struct {
+		in   string
+		want time.Time
+	}{
+		{"2002-10-13T23:58:37Z", time.Date(2002, 10, 13, 23, 58, 37, 0, time.UTC)},
+		{"2002-10-13T23:58:37.1Z", time.Date(2002, 10, 13, 23, 58, 37, 1e8, time.UTC)},
+		{"2002-10-13T23:58:37.123Z", time.Date(2002, 10, 13, 23, 58, 37, 123e6, time.UTC)},
+		{"2002-10-13T23:58:37.863916Z", time.Date(2002, 10, 13, 23, 58, 37, 863916e3, time.UTC)},
+		{"2002-10-13T23:58:37.863916123Z", time.Date(2002, 10, 13, 23, 58, 37, 863916123, time.UTC)},
+		{"2002-10-14T00:58:37.5+01:00", time.Date(2002, 10, 13, 23, 58, 37, 5e8, time.UTC)},
 	}
-	want := time.Date(2002, 10, 13, 23, 58, 37, 123e6, time.UTC)
-	if !got.Equal(want) || got.Location() != time.UTC {
-		t.Errorf("got %v, want %v in UTC", got, want)
+	for _, tc := range parse {
+		got, err := mam.ParseTime(tc.in)
+		if err != nil {
+			t.Errorf("ParseTime(%q): %v", tc.in, err)
+			continue
+		}
+		if !got.Equal(tc.want) || got.Location() != time.UTC {
+			t.Errorf("ParseTime(%q) = %v, want %v in UTC", tc.in, got, tc.want)
+		}
 	}
-	if s := mam.FormatTime(want); s != "2002-10-13T23:58:37.123Z" {
-		t.Errorf("FormatTime = %q", s)
+	format := []struct {
+		in   time.Time
+		want string
+	}{
+		{time.Date(2002, 10, 13, 23, 58, 37, 0, time.UTC), "2002-10-13T23:58:37.000000Z"},
+		{time.Date(2002, 10, 13, 23, 58, 37, 123e6, time.UTC), "2002-10-13T23:58:37.123000Z"},
+		{time.Date(2026, 12, 4, 13, 21, 9, 863916999, time.UTC), "2026-12-04T13:21:09.863916Z"}, // truncated, not rounded
+		{time.Date(2002, 10, 13, 23, 58, 37, 0, time.FixedZone("x", 3600)), "2002-10-13T22:58:37.000000Z"},
 	}
-	if s := mam.FormatTime(time.Date(2002, 10, 13, 23, 58, 37, 0, time.FixedZone("x", 3600))); s != "2002-10-13T22:58:37Z" {
-		t.Errorf("FormatTime in other zone = %q", s)
+	for _, tc := range format {
+		if s := mam.FormatTime(tc.in); s != tc.want {
+			t.Errorf("FormatTime(%v) = %q, want %q", tc.in, s, tc.want)
+		}
 	}
 }
 

@@ -174,6 +174,8 @@ func (h *Handler) query(ctx context.Context, iq stanza.IQ, t xmlstream.TokenRead
 	if err != nil {
 		return err
 	}
+	// Stamps are written at microseconds: compare end at microseconds.
+	req.Query.End = endAtMicro(req.Query.End)
 	page, err := h.store.Query(ctx, acc.archive, req.Query)
 	if err != nil {
 		return err

@@ -114,7 +114,8 @@ func fill(t *testing.T, s mam.Store, n int) []string {
 type results struct {
 	ids    []string // result ids in the order sent
 	bodies []string
-	msgs   []*elem // the forwarded messages
+	msgs   []*elem  // the forwarded messages
+	stamps []string // the delay stamps, in the order sent
 	fin    *elem
 	set    *elem
 }
@@ -149,6 +150,7 @@ func queryResults(t *testing.T, out []*elem, queryID string) results {
 				t.Fatalf("element %d: no forwarded message", i)
 			}
 			r.ids = append(r.ids, res.Attr["id"])
+			r.stamps = append(r.stamps, fwd.child(stanza.NSDelay, "delay").Attr["stamp"])
 			r.msgs = append(r.msgs, m)
 			if b := m.child("jabber:client", "body"); b != nil {
 				r.bodies = append(r.bodies, b.Text)
@@ -624,5 +626,74 @@ func testHandlerStampRoundTrip(t *testing.T, newStore func() mam.Store) {
 	r := queryResults(t, sess.send(iq("set", "", q2(field("start", delay)+field("end", delay)))), "q1")
 	if len(r.ids) != 1 || r.ids[0] != all.ids[1] {
 		t.Errorf("start=end=%s selected %v, want [%s]", delay, r.ids, all.ids[1])
+	}
+}
+
+// Stamps are written with microseconds while a stored time may have
+// nanoseconds: a start or end filter with a stamp the client got back
+// still selects that message, and a client paging by stamps neither skips
+// nor repeats one, also for two messages within one microsecond.
+func TestHandlerStampsAtMicroseconds(t *testing.T) { forEachStore(t, testHandlerStampsAtMicroseconds) }
+
+func testHandlerStampsAtMicroseconds(t *testing.T, newStore func() mam.Store) {
+	s := newStore()
+	base := epoch.Add(time.Second)
+	offsets := []time.Duration{500, 700, 1000, 1999, 2001} // ns: 0.5µs, 0.7µs, 1µs, 1.999µs, 2.001µs
+	var ids []string
+	for i, off := range offsets {
+		m, err := s.Append(ctx, mam.Message{Archive: juliet.Bare(), With: romeo, Time: base.Add(off),
+			Stanza: []byte(`<message xmlns="jabber:client" type="chat"><body>` + strconv.Itoa(i) + `</body></message>`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID)
+	}
+	sess := newSession(t, s, mam.Config{})
+	query := func(fields string) results {
+		t.Helper()
+		out := sess.send(iq("set", "", `<query xmlns='urn:xmpp:mam:2'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>urn:xmpp:mam:2</value></field>`+fields+`</x></query>`))
+		return queryResults(t, out, "")
+	}
+	all := query("")
+	if strings.Join(all.ids, ",") != strings.Join(ids, ",") {
+		t.Fatalf("ids = %v, want %v", all.ids, ids)
+	}
+	wantStamps := []string{
+		"2026-01-02T03:04:06.000000Z", "2026-01-02T03:04:06.000000Z", "2026-01-02T03:04:06.000001Z",
+		"2026-01-02T03:04:06.000001Z", "2026-01-02T03:04:06.000002Z",
+	}
+	if strings.Join(all.stamps, ",") != strings.Join(wantStamps, ",") {
+		t.Fatalf("stamps = %v, want %v", all.stamps, wantStamps)
+	}
+	// Each message's own stamp as start and end selects it and the others
+	// of the same microsecond, nothing else.
+	for i, st := range all.stamps {
+		var want []string
+		for j := range ids {
+			if all.stamps[j] == st {
+				want = append(want, ids[j])
+			}
+		}
+		got := query(field("start", st) + field("end", st))
+		if strings.Join(got.ids, ",") != strings.Join(want, ",") {
+			t.Errorf("message %d: start=end=%s: got %v, want %v", i, st, got.ids, want)
+		}
+	}
+	// Paging forwards: everything up to a stamp, then everything after it
+	// (start = that stamp plus one microsecond), covers the archive once.
+	for i, st := range all.stamps {
+		ts, err := mam.ParseTime(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := query(field("end", st)).ids
+		after := query(field("start", mam.FormatTime(ts.Add(time.Microsecond)))).ids
+		if got := append(append([]string{}, before...), after...); strings.Join(got, ",") != strings.Join(ids, ",") {
+			t.Errorf("split at message %d (%s): %v + %v, want %v", i, st, before, after, ids)
+		}
+	}
+	// A finer end is taken as given.
+	if got := query(field("end", "2026-01-02T03:04:06.0000006Z")).ids; strings.Join(got, ",") != ids[0] {
+		t.Errorf("nanosecond end: got %v, want [%s]", got, ids[0])
 	}
 }

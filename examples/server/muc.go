@@ -159,6 +159,9 @@ func (m *mucService) handlePresence(s *session, t xmlstream.TokenReadEncoder, e 
 		}
 		return nil
 	}
+	if !m.mayJoin(r, s.jid) { // never today: every session is a local account
+		return s.replyError(t, e, stanza.Error{Type: stanza.Auth, Condition: stanza.Forbidden})
+	}
 	created := false
 	if r == nil {
 		r = &room{jid: to.Bare(), owner: s.jid.Bare(), occupants: make(map[string]*session)}
@@ -224,6 +227,15 @@ func (m *mucService) handlePresence(s *session, t xmlstream.TokenReadEncoder, e 
 		}, inner: []xml.Token{subj, subj.End()}})
 	}
 	return nil
+}
+
+// mayJoin reports whether user may join r (nil: a room user would
+// create). Every room is open (no members-only rooms, no bans): any account
+// of this server may join. The archive of an archiving room is readable by
+// exactly these users (roomAccess), also before they join. Called with m.mu
+// held.
+func (m *mucService) mayJoin(_ *room, user jid.JID) bool {
+	return user.Localpart() != "" && user.Domainpart() == m.srv.cfg.Domain
 }
 
 // roomCreateError is the presence error for a refused room creation.
@@ -456,7 +468,6 @@ func (m *mucService) handleIQ(s *session, t xmlstream.TokenReadEncoder, e elemen
 		return s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound})
 	}
 	isOwner := s.jid.Bare().Equal(r.owner)
-	_, joined := r.nickOf(s)
 	info := roomInfo(r)
 	archiving := r.archiving
 	m.mu.Unlock()
@@ -480,9 +491,6 @@ func (m *mucService) handleIQ(s *session, t xmlstream.TokenReadEncoder, e elemen
 	case mam.NS:
 		if !archiving {
 			return s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
-		}
-		if !joined && !isOwner {
-			return s.replyError(t, e, stanza.Error{Type: stanza.Auth, Condition: stanza.Forbidden})
 		}
 		start := e.start.Copy()
 		// mam's Handler answers it, authorized by roomAccess (wire.go).

@@ -383,8 +383,9 @@ func (r rosterLookup) InRoster(_ context.Context, owner, contact jid.JID) (bool,
 	return r.st.inRoster(owner.Localpart(), contact), nil
 }
 
-// roomAccess lets occupants and the owner of an archiving room read its
-// archive; only the owner sees real JIDs.
+// roomAccess lets whoever may join an archiving room read its archive,
+// also before joining (clients fetch the history first, then join); only
+// the owner sees real JIDs (rooms are semi-anonymous).
 type roomAccess struct{ m *mucService }
 
 func (a roomAccess) Access(_ context.Context, roomJID, requester jid.JID) (allowed, seeReal bool, err error) {
@@ -394,16 +395,10 @@ func (a roomAccess) Access(_ context.Context, roomJID, requester jid.JID) (allow
 	a.m.mu.Lock()
 	defer a.m.mu.Unlock()
 	r := a.m.rooms[roomJID.Localpart()]
-	if r == nil || !r.archiving {
+	if r == nil || !r.archiving || !a.m.mayJoin(r, requester) {
 		return false, false, nil
 	}
-	isOwner := requester.Bare().Equal(r.owner)
-	for _, o := range r.occupants {
-		if o.jid.Equal(requester) {
-			return true, isOwner, nil
-		}
-	}
-	return isOwner, isOwner, nil
+	return true, requester.Bare().Equal(r.owner), nil
 }
 
 // purgeJobs wipe the free pages of every bbolt file (retention.PurgeJob),
