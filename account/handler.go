@@ -180,7 +180,7 @@ func (h *Handler) dataForm() xml.TokenReader {
 		field("username", "text-single", "Username", empty("required")),
 		field("password", "text-private", "Password", empty("required")),
 	), xml.StartElement{
-		Name: xml.Name{Space: NSData, Local: "x"},
+		Name: xml.Name{Space: nsData, Local: "x"},
 		Attr: []xml.Attr{{Name: xml.Name{Local: "type"}, Value: "form"}},
 	})
 }

@@ -19,10 +19,10 @@ const (
 	// <register xmlns='http://jabber.org/features/iq-register'/>, which a
 	// server that offers in-band registration lists before authentication.
 	NSFeature = "http://jabber.org/features/iq-register"
-	// NSData is the namespace of XEP-0004 data forms (jabber:x:data), in
+	// nsData is the namespace of XEP-0004 data forms (jabber:x:data), in
 	// which the registration form is also offered (XEP-0077 §8) and may be
 	// submitted.
-	NSData = "jabber:x:data"
+	nsData = "jabber:x:data"
 )
 
 // maxFormFields bounds the <field/> elements of a submitted data form, and
@@ -85,7 +85,7 @@ func ParseQuery(r xml.TokenReader) (Query, error) {
 		case xml.EndElement:
 			return q, nil
 		case xml.StartElement:
-			if tok.Name == (xml.Name{Space: NSData, Local: "x"}) {
+			if tok.Name == (xml.Name{Space: nsData, Local: "x"}) {
 				if q.Form {
 					return q, fmt.Errorf("%w: more than one data form", ErrBadRequest)
 				}
@@ -141,7 +141,7 @@ func parseForm(r xml.TokenReader, start xml.StartElement, q *Query) error {
 		if err != nil {
 			return parseErr(err)
 		}
-		if child.Name != (xml.Name{Space: NSData, Local: "field"}) {
+		if child.Name != (xml.Name{Space: nsData, Local: "field"}) {
 			if err := xmlutil.SkipDepth(r, maxQueryDepth-1); err != nil {
 				return parseErr(err)
 			}
@@ -202,7 +202,7 @@ func fieldValue(r xml.TokenReader) (string, error) {
 		if err != nil {
 			return "", parseErr(err)
 		}
-		if child.Name != (xml.Name{Space: NSData, Local: "value"}) {
+		if child.Name != (xml.Name{Space: nsData, Local: "value"}) {
 			if err := xmlutil.SkipDepth(r, maxQueryDepth-2); err != nil {
 				return "", parseErr(err)
 			}

@@ -116,13 +116,13 @@ func checkDataForm(answer element) error {
 			return fmt.Errorf("legacy <%s/> missing", legacy)
 		}
 	}
-	x, ok := q.child(xml.Name{Space: account.NSData, Local: "x"})
+	x, ok := q.child(xml.Name{Space: nsXData, Local: "x"})
 	if !ok || x.attr("type") != "form" {
 		return errors.New("no data form of type form")
 	}
 	want := map[string]string{"FORM_TYPE": "hidden", "username": "text-single", "password": "text-private"}
 	for _, f := range x.children() {
-		if f.start.Name != (xml.Name{Space: account.NSData, Local: "field"}) {
+		if f.start.Name != (xml.Name{Space: nsXData, Local: "field"}) {
 			continue
 		}
 		name := f.attr("var")
@@ -134,11 +134,11 @@ func checkDataForm(answer element) error {
 			return fmt.Errorf("field %s of type %q, want %q", name, f.attr("type"), typ)
 		}
 		if name == "FORM_TYPE" {
-			v, _ := f.child(xml.Name{Space: account.NSData, Local: "value"})
+			v, _ := f.child(xml.Name{Space: nsXData, Local: "value"})
 			if v.text() != account.NS {
 				return fmt.Errorf("FORM_TYPE %q", v.text())
 			}
-		} else if _, ok := f.child(xml.Name{Space: account.NSData, Local: "required"}); !ok {
+		} else if _, ok := f.child(xml.Name{Space: nsXData, Local: "required"}); !ok {
 			return fmt.Errorf("field %s not required", name)
 		}
 		delete(want, name)
@@ -148,3 +148,6 @@ func checkDataForm(answer element) error {
 	}
 	return nil
 }
+
+// nsXData is the namespace of XEP-0004 data forms.
+const nsXData = "jabber:x:data"
