@@ -70,6 +70,13 @@
 // Tombstones written before skeletons, keyed by the name, keep reserving
 // it.
 //
+// The registration form offers the legacy <username/> and <password/>
+// fields and the same two fields as an XEP-0004 data form (XEP-0077 §8,
+// FORM_TYPE jabber:iq:register), for clients such as Dino that read only
+// data forms; a registration or password change may submit either
+// (ParseQuery: a data form of type submit, FORM_TYPE checked, unknown
+// fields ignored, one value of at most 4 KiB per field).
+//
 // Without TLS (HandlerConfig.Secure false) registration and password
 // change are refused. A Handler answers every error with an IQ error and
 // never ends the session itself; after <remove/> it calls Kick.

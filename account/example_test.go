@@ -104,7 +104,7 @@ func ExampleHandler_Respond() {
 	afterSend() // after a <remove/>, this ends the user's sessions (HandlerConfig.Kick)
 	fmt.Println(out.String())
 	// Output:
-	// <iq type="result" id="reg1"><query xmlns="jabber:iq:register"><instructions>Pick a name.</instructions><username></username><password></password></query></iq>
+	// <iq type="result" id="reg1"><query xmlns="jabber:iq:register"><instructions>Pick a name.</instructions><username></username><password></password><x xmlns="jabber:x:data" type="form"><title>Registration</title><instructions>Pick a name.</instructions><field var="FORM_TYPE" type="hidden"><value>jabber:iq:register</value></field><field var="username" type="text-single" label="Username"><required></required></field><field var="password" type="text-private" label="Password"><required></required></field></x></query></iq>
 }
 
 // Names that look alike share a skeleton; Register refuses a name whose

@@ -162,9 +162,36 @@ func textElem(local, text string) xml.TokenReader {
 	return xmlstream.Wrap(xmlstream.Token(xml.CharData(text)), xml.StartElement{Name: xml.Name{Local: local}})
 }
 
-// form is the registration form: instructions, username, password.
+// form is the registration form: instructions, username, password, both as
+// legacy fields (XEP-0077 §3.1) and as an XEP-0004 data form (§8), which
+// clients such as Dino require.
 func (h *Handler) form() xml.TokenReader {
-	return h.query(textElem("instructions", h.c.Instructions), empty("username"), empty("password"))
+	return h.query(textElem("instructions", h.c.Instructions), empty("username"), empty("password"), h.dataForm())
+}
+
+// dataForm is the registration form as an XEP-0004 form of type form, with
+// the hidden FORM_TYPE field jabber:iq:register and the two required
+// fields username (text-single) and password (text-private).
+func (h *Handler) dataForm() xml.TokenReader {
+	return xmlstream.Wrap(xmlstream.MultiReader(
+		textElem("title", "Registration"),
+		textElem("instructions", h.c.Instructions),
+		field("FORM_TYPE", "hidden", "", textElem("value", NS)),
+		field("username", "text-single", "Username", empty("required")),
+		field("password", "text-private", "Password", empty("required")),
+	), xml.StartElement{
+		Name: xml.Name{Space: nsData, Local: "x"},
+		Attr: []xml.Attr{{Name: xml.Name{Local: "type"}, Value: "form"}},
+	})
+}
+
+// field is a data form field; label "" means none.
+func field(name, typ, label string, children ...xml.TokenReader) xml.TokenReader {
+	attrs := []xml.Attr{{Name: xml.Name{Local: "var"}, Value: name}, {Name: xml.Name{Local: "type"}, Value: typ}}
+	if label != "" {
+		attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "label"}, Value: label})
+	}
+	return xmlstream.Wrap(xmlstream.MultiReader(children...), xml.StartElement{Name: xml.Name{Local: "field"}, Attr: attrs})
 }
 
 // registered tells an authenticated user they are registered (§3.2).

@@ -31,6 +31,15 @@ type reply struct {
 		Registered   *struct{} `xml:"registered"`
 		Username     *string   `xml:"username"`
 		Password     *string   `xml:"password"`
+		Form         *struct {
+			Type   string `xml:"type,attr"`
+			Fields []struct {
+				Var      string    `xml:"var,attr"`
+				Type     string    `xml:"type,attr"`
+				Required *struct{} `xml:"required"`
+				Values   []string  `xml:"value"`
+			} `xml:"field"`
+		} `xml:"jabber:x:data x"`
 	} `xml:"jabber:iq:register query"`
 	Error *struct {
 		Type string `xml:"type,attr"`
@@ -100,6 +109,44 @@ func TestHandler(t *testing.T) {
 				t.Fatalf("form = %+v", r.Query)
 			}
 		}},
+		{name: "data form", cfg: pre, in: iq("get", ""), want: "result", check: func(t *testing.T, _ *env, r reply) {
+			f := r.Query.Form
+			if f == nil || f.Type != "form" {
+				t.Fatalf("no data form of type form: %+v", r.Query)
+			}
+			got := map[string]string{}
+			for _, fl := range f.Fields {
+				desc := fl.Type + " " + strings.Join(fl.Values, ",")
+				if fl.Required != nil {
+					desc += " required"
+				}
+				got[fl.Var] = desc
+			}
+			want := map[string]string{"FORM_TYPE": "hidden jabber:iq:register", "username": "text-single  required", "password": "text-private  required"}
+			if len(got) != len(want) {
+				t.Fatalf("fields %v, want %v", got, want)
+			}
+			for k, v := range want {
+				if got[k] != v {
+					t.Errorf("field %s: %q, want %q", k, got[k], v)
+				}
+			}
+		}},
+		{name: "register with the data form", cfg: pre, in: iq("set", form("submit", ft+uf("Bill")+pf("Calliope1"))[len(`<query xmlns='jabber:iq:register'>`):len(form("submit", ft+uf("Bill")+pf("Calliope1")))-len(`</query>`)]), want: "result",
+			check: func(t *testing.T, e *env, _ reply) {
+				if err := e.m.Authenticate(ctx, "k", "bill", "Calliope1"); err != nil {
+					t.Fatalf("account registered by form cannot log in: %v", err)
+				}
+			}},
+		{name: "register with a data form, wrong FORM_TYPE", cfg: pre, in: iq("set", `<x xmlns='jabber:x:data' type='submit'>`+uf("bill")+pf("Calliope1")+`</x>`), want: "modify/bad-request"},
+		{name: "register with a data form, no password", cfg: pre, in: iq("set", `<x xmlns='jabber:x:data' type='submit'>`+ft+uf("bill")+`</x>`), want: "modify/not-acceptable"},
+		{name: "register with a data form, existing", cfg: pre, in: iq("set", `<x xmlns='jabber:x:data' type='submit'>`+ft+uf("alice")+pf("Calliope1")+`</x>`), want: "cancel/conflict"},
+		{name: "change password with the data form", cfg: authed, in: iq("set", `<x xmlns='jabber:x:data' type='submit'>`+ft+uf("alice")+pf("new password")+`</x>`), want: "result",
+			check: func(t *testing.T, e *env, _ reply) {
+				if err := e.m.Authenticate(ctx, "k", "alice", "new password"); err != nil {
+					t.Fatalf("new password: %v", err)
+				}
+			}},
 		{name: "form when closed", cfg: account.HandlerConfig{Secure: true}, in: iq("get", ""), want: "cancel/not-allowed"},
 		{name: "form when registered", cfg: authed, in: iq("get", ""), want: "result", check: func(t *testing.T, _ *env, r reply) {
 			if r.Query == nil || r.Query.Registered == nil || r.Query.Username == nil || *r.Query.Username != "alice" {
@@ -254,6 +301,17 @@ func TestHandlerFeature(t *testing.T) {
 	}
 }
 
+// Pieces of XEP-0004 data forms submitted in a registration query.
+const ft = `<field var='FORM_TYPE' type='hidden'><value>jabber:iq:register</value></field>`
+
+func uf(v string) string { return `<field var='username'><value>` + v + `</value></field>` }
+func pf(v string) string { return `<field var='password'><value>` + v + `</value></field>` }
+
+// form is a registration query holding one data form of type typ.
+func form(typ, fields string) string {
+	return `<query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='` + typ + `'>` + fields + `</x></query>`
+}
+
 func TestParseQuery(t *testing.T) {
 	for _, tc := range []struct {
 		name, in string
@@ -268,7 +326,40 @@ func TestParseQuery(t *testing.T) {
 		{name: "remove", in: `<query xmlns='jabber:iq:register'><remove/></query>`, want: account.Query{Remove: true}},
 		{name: "entities kept verbatim", in: `<query xmlns='jabber:iq:register'><password> a&amp;b&lt; </password></query>`,
 			want: account.Query{Password: " a&b< ", HasPassword: true}},
-		{name: "foreign element ignored", in: `<query xmlns='jabber:iq:register'><x xmlns='jabber:x:data'><field var='username'><value>z</value></field></x></query>`},
+		{name: "foreign element ignored", in: `<query xmlns='jabber:iq:register'><x xmlns='urn:example'><username>z</username></x></query>`},
+		{name: "data form", in: form("submit", ft+uf("bill")+pf("Calliope")),
+			want: account.Query{Username: "bill", Password: "Calliope", HasUsername: true, HasPassword: true, Form: true}},
+		{name: "data form, unknown fields and children ignored", in: form("submit", `<title>t</title><field var='email'><value>b@example.org</value><value>2</value><x/></field>`+
+			`<field var='username' type='text-single'><desc>d</desc><value>bill</value></field>`+ft+pf("Calliope")+`<field var='x-extra'>`+strings.Repeat("<y>", 13)+strings.Repeat("</y>", 13)+`</field>`),
+			want: account.Query{Username: "bill", Password: "Calliope", HasUsername: true, HasPassword: true, Form: true}},
+		{name: "data form, empty fields", in: form("submit", ft+`<field var='username'/><field var='password'><value/></field>`),
+			want: account.Query{HasUsername: true, HasPassword: true, Form: true}},
+		{name: "data form, no fields but FORM_TYPE", in: form("submit", ft), want: account.Query{Form: true}},
+		{name: "data form, entities", in: form("submit", ft+pf(" a&amp;b ")), want: account.Query{Password: " a&b ", HasPassword: true, Form: true}},
+		{name: "data form with remove", in: `<query xmlns='jabber:iq:register'><remove/>` + form("submit", ft)[len(`<query xmlns='jabber:iq:register'>`):],
+			want: account.Query{Remove: true, Form: true}},
+		{name: "data form, type form", in: form("form", ft+uf("bill")), bad: true},
+		{name: "data form, no type", in: `<query xmlns='jabber:iq:register'><x xmlns='jabber:x:data'>` + ft + `</x></query>`, bad: true},
+		{name: "data form, no FORM_TYPE", in: form("submit", uf("bill")+pf("Calliope")), bad: true},
+		{name: "data form, other FORM_TYPE", in: form("submit", `<field var='FORM_TYPE'><value>urn:example</value></field>`+uf("bill")), bad: true},
+		{name: "data form, duplicate FORM_TYPE", in: form("submit", ft+ft), bad: true},
+		{name: "data form, duplicate username", in: form("submit", ft+uf("a")+uf("b")), bad: true},
+		{name: "data form, two values", in: form("submit", ft+`<field var='password'><value>a</value><value>b</value></field>`), bad: true},
+		{name: "data form and legacy username", in: `<query xmlns='jabber:iq:register'><username>a</username>` + form("submit", ft+uf("b"))[len(`<query xmlns='jabber:iq:register'>`):], bad: true},
+		{name: "legacy username after the data form", in: form("submit", ft+uf("b"))[:len(form("submit", ft+uf("b")))-len(`</query>`)] + `<username>a</username></query>`, bad: true},
+		{name: "two data forms", in: form("submit", ft)[:len(form("submit", ft))-len(`</query>`)] + `<x xmlns='jabber:x:data' type='submit'>` + ft + `</x></query>`, bad: true},
+		{name: "data form, oversized value", in: form("submit", ft+pf(strings.Repeat("p", 4097))), bad: true},
+		{name: "data form, value at 4096 bytes", in: form("submit", ft+pf(strings.Repeat("p", 4096))),
+			want: account.Query{Password: strings.Repeat("p", 4096), HasPassword: true, Form: true}},
+		{name: "data form, element in a value", in: form("submit", ft+`<field var='username'><value>a<b/></value></field>`), bad: true},
+		{name: "data form, 16 levels", in: form("submit", ft+`<field var='x'>`+strings.Repeat("<y>", 14)+strings.Repeat("</y>", 14)+`</field><field var='username'>`+strings.Repeat("<y>", 14)+strings.Repeat("</y>", 14)+`</field>`),
+			want: account.Query{HasUsername: true, Form: true}},
+		{name: "data form, deep unknown field", in: form("submit", ft+`<field var='x'>`+strings.Repeat("<y>", 15)+strings.Repeat("</y>", 15)+`</field>`), bad: true},
+		{name: "data form, deep inside a known field", in: form("submit", ft+`<field var='username'>`+strings.Repeat("<y>", 15)+strings.Repeat("</y>", 15)+`</field>`), bad: true},
+		{name: "data form, too many fields", in: form("submit", ft+strings.Repeat(`<field var='x'/>`, 64)), bad: true},
+		{name: "data form, 64 fields", in: form("submit", ft+strings.Repeat(`<field var='x'/>`, 63)), want: account.Query{Form: true}},
+		{name: "data form, truncated", in: `<query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'>` + ft + `<field var='username'><value>bi`, bad: true},
+		{name: "data form, truncated after a field", in: `<query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'>` + ft, bad: true},
 		{name: "foreign-namespace username ignored", in: `<query xmlns='jabber:iq:register'><username xmlns='urn:example'>z</username></query>`},
 		{name: "wrong namespace", in: `<query xmlns='jabber:iq:roster'/>`, bad: true},
 		{name: "wrong element", in: `<register xmlns='jabber:iq:register'/>`, bad: true},
@@ -311,6 +402,10 @@ func FuzzRegisterQuery(f *testing.F) {
 	f.Add(`<query xmlns='jabber:iq:register'><remove/></query>`)
 	f.Add(`<query xmlns='jabber:iq:register'><x xmlns='jabber:x:data'><field/></x><username/></query>`)
 	f.Add(`<query xmlns='jabber:iq:register'><username>a<b/></username>`)
+	f.Add(form("submit", ft+uf("bill")+pf("Calliope")))
+	f.Add(form("submit", ft+`<field var='x'><value>1</value><value>2</value></field>`+`<field var='password'><value>a</value><value>b</value></field>`))
+	f.Add(`<query xmlns='jabber:iq:register'><username>a</username>` + form("submit", ft+uf("b"))[len(`<query xmlns='jabber:iq:register'>`):])
+	f.Add(`<query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'>` + ft + `<field var='username'><value>bi`)
 	f.Add(`<query xmlns='jabber:iq:register'>` + strings.Repeat("<x>", 17) + strings.Repeat("</x>", 17) + `</query>`)
 	f.Fuzz(func(t *testing.T, in string) {
 		q, err := account.ParseQuery(xml.NewDecoder(strings.NewReader(in)))
@@ -325,6 +420,9 @@ func FuzzRegisterQuery(f *testing.F) {
 		}
 		if (q.Username != "" && !q.HasUsername) || (q.Password != "" && !q.HasPassword) {
 			t.Fatalf("inconsistent query %+v", q)
+		}
+		if q.Form && !strings.Contains(in, "jabber:x:data") {
+			t.Fatalf("a data form found in %q", in)
 		}
 	})
 }
