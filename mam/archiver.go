@@ -322,6 +322,9 @@ func (sc *scanner) scan() (facts, error) {
 	o, r := sc.o, sc.r
 	f.typ, _ = startAttr(sc.start, "type")
 	out := xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "message"}, Attr: make([]xml.Attr, 0, len(sc.start.Attr)+2)}
+	if !namesWritable(sc.start) {
+		return f, fmt.Errorf("%w: invalid XML name", ErrBadRequest)
+	}
 	for _, at := range sc.start.Attr {
 		if at.Name.Space == "xmlns" || at.Name.Space == "" && (at.Name.Local == "from" || at.Name.Local == "to" || at.Name.Local == "xmlns") {
 			continue
@@ -353,6 +356,9 @@ func (sc *scanner) scan() (facts, error) {
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
+			if !namesWritable(t) {
+				return f, fmt.Errorf("%w: invalid XML name", ErrBadRequest)
+			}
 			if depth == 0 {
 				if sp := childSpace(t.Name.Space); sp != t.Name.Space {
 					t.Name.Space = sp

@@ -305,7 +305,7 @@ func streamErrorFor(err error, lc *limitConn) stream.Error {
 		return stream.UnsupportedStanzaType
 	case errors.As(err, &se):
 		return se
-	case errors.As(err, &syntax) || errors.Is(err, io.ErrUnexpectedEOF):
+	case errors.As(err, &syntax) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errBadName):
 		return stream.NotWellFormed
 	}
 	return stream.UndefinedCondition

@@ -21,4 +21,8 @@ var (
 	// errRestrictedXML is returned for XML that XMPP forbids (RFC 6120
 	// § 11.1): comments, processing instructions, DTDs (restricted-xml).
 	errRestrictedXML = errors.New("c2s: comment, processing instruction or DTD")
+	// errBadName is returned for an element or attribute whose local name
+	// is not an XML name by itself, such as the 0 of A:0 (not-well-formed:
+	// XML Namespaces).
+	errBadName = errors.New("c2s: name not namespace-well-formed")
 )

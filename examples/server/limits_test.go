@@ -139,6 +139,8 @@ func TestStreamErrors(t *testing.T) {
 		{"XML declaration", true, `<?xml version='1.0'?>`, "restricted-xml"},
 		{"stream restart", true, strings.TrimPrefix(streamHeader, "<?xml version='1.0'?>"), "bad-format"},
 		{"end of another element", true, `</message>`, "not-well-formed"},
+		{"local name not an XML name", true, `<message to='bob@localhost'><A:0/></message>`, "not-well-formed"},
+		{"attribute local name not an XML name", true, `<message to='bob@localhost' A:1='x'/>`, "not-well-formed"},
 		{"unknown top-level element", true, `<foo/>`, "unsupported-stanza-type"},
 		{"stanza in another namespace", true, `<message xmlns='jabber:server'/>`, "unsupported-stanza-type"},
 		{"stream-level element", true, `<stream:features/>`, "unsupported-stanza-type"},
