@@ -322,7 +322,7 @@ func (sc *scanner) scan() (facts, error) {
 	o, r := sc.o, sc.r
 	f.typ, _ = startAttr(sc.start, "type")
 	out := xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "message"}, Attr: make([]xml.Attr, 0, len(sc.start.Attr)+2)}
-	if !namesWritable(sc.start) {
+	if !xmlutil.NamesWellFormed(sc.start) {
 		return f, fmt.Errorf("%w: invalid XML name", ErrBadRequest)
 	}
 	for _, at := range sc.start.Attr {
@@ -356,7 +356,7 @@ func (sc *scanner) scan() (facts, error) {
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
-			if !namesWritable(t) {
+			if !xmlutil.NamesWellFormed(t) {
 				return f, fmt.Errorf("%w: invalid XML name", ErrBadRequest)
 			}
 			if depth == 0 {

@@ -120,35 +120,3 @@ func startAttr(s xml.StartElement, local string) (string, bool) {
 	}
 	return "", false
 }
-
-// namesWritable reports whether the local names of t and of its attributes
-// can be written as they are: encoding/xml accepts a prefixed name such as
-// A:0 whose local part alone ("0") is no XML name, and the writer drops
-// prefixes, so such a name would come out malformed.
-func namesWritable(t xml.StartElement) bool {
-	if !nameStart(t.Name.Local) {
-		return false
-	}
-	for _, a := range t.Attr {
-		if a.Name.Local != "" && !nameStart(a.Name.Local) { // "" is never written
-			return false
-		}
-	}
-	return true
-}
-
-// nameStart reports whether s starts with a character that may begin an
-// XML name. The decoder has already checked that every character of the
-// whole name may appear in one; only the characters allowed inside a name
-// but not at its start remain to refuse (XML 1.0 § 2.3, NameStartChar).
-func nameStart(s string) bool {
-	r, _ := utf8.DecodeRuneInString(s)
-	switch {
-	case s == "":
-		return false
-	case r >= '0' && r <= '9', r == '-', r == '.', r == 0xB7,
-		r >= 0x300 && r <= 0x36F, r == 0x203F, r == 0x2040:
-		return false
-	}
-	return true
-}

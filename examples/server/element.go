@@ -5,8 +5,8 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
-	"unicode/utf8"
 
+	"chatbx.eu/privacy/internal/xmlutil"
 	"mellium.im/xmlstream"
 )
 
@@ -35,7 +35,7 @@ func readElement(r xml.TokenReader, start xml.StartElement) (element, error) {
 	if len(start.Attr) > maxAttrs {
 		return element{}, errTooManyAttrs
 	}
-	if !namesWellFormed(start) {
+	if !xmlutil.NamesWellFormed(start) {
 		return element{}, errBadName
 	}
 	size := startSize(start)
@@ -56,7 +56,7 @@ func readElement(r xml.TokenReader, start xml.StartElement) (element, error) {
 				if len(t.Attr) > maxAttrs {
 					return e, errTooManyAttrs
 				}
-				if !namesWellFormed(t) {
+				if !xmlutil.NamesWellFormed(t) {
 					return e, errBadName
 				}
 				size += startSize(t)
@@ -302,37 +302,4 @@ func marshalReader(v any) (xml.TokenReader, error) {
 // (the rest of it is in r) into v.
 func decodePayload(r xml.TokenReader, start *xml.StartElement, v any) error {
 	return xml.NewTokenDecoder(xmlstream.MultiReader(xmlstream.Token(start.Copy()), r)).Decode(v)
-}
-
-// namesWellFormed reports whether the local names of t and of its
-// attributes are XML names by themselves. encoding/xml accepts a prefixed
-// name such as A:0 whose local part "0" is not one (XML Namespaces § 3:
-// the local part is an NCName); relayed to another client, that element
-// would be written as <0 xmlns='A'> and break the recipient's stream.
-func namesWellFormed(t xml.StartElement) bool {
-	if !startsName(t.Name.Local) {
-		return false
-	}
-	for _, a := range t.Attr {
-		if !startsName(a.Name.Local) {
-			return false
-		}
-	}
-	return true
-}
-
-// startsName reports whether s starts with a character that may begin an
-// XML name (XML 1.0 § 2.3 NameStartChar). The decoder has already checked
-// that the whole name consists of name characters; only those allowed
-// inside a name but not first remain to refuse.
-func startsName(s string) bool {
-	r, _ := utf8.DecodeRuneInString(s)
-	switch {
-	case s == "":
-		return false
-	case r >= '0' && r <= '9', r == '-', r == '.', r == 0xB7,
-		r >= 0x300 && r <= 0x36F, r == 0x203F, r == 0x2040:
-		return false
-	}
-	return true
 }
