@@ -28,6 +28,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -359,6 +360,7 @@ func (c *testClient) Send(t testing.TB, raw string) {
 	d := xml.NewDecoder(strings.NewReader(raw))
 	d.DefaultSpace = stanza.NSClient
 	if err := c.Session.Send(ctx, d); err != nil {
+		logStacks(t)
 		t.Fatalf("send: %v (stream: %v)", err, c.endedErr())
 	}
 }
@@ -390,12 +392,27 @@ func (c *testClient) IQ(t testing.TB, raw string) element {
 	return e
 }
 
+// logStacks logs every goroutine's stack, client's and server's (both run
+// in the test binary): a harness wait that timed out shows where it hung.
+func logStacks(t testing.TB) {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			t.Logf("goroutines:\n%s", buf[:n])
+			return
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
 // Next returns the next incoming stanza for which match is true (all when
 // match is nil); stanzas that do not match stay queued for later calls.
 func (c *testClient) Next(t testing.TB, match func(element) bool) element {
 	t.Helper()
 	e, err := c.next(match, testTimeout)
 	if err != nil {
+		logStacks(t)
 		t.Fatalf("%s: waiting for a stanza: %v", c.JID, err)
 	}
 	return e
