@@ -371,9 +371,7 @@ func dialLoadClient(ctx context.Context, ts *testServer, user, password string, 
 func (c *loadClient) send(ctx context.Context, to, text string) error {
 	d := xml.NewDecoder(strings.NewReader(`<message type="chat" to="` + to + `"><body>` + text + `</body></message>`))
 	d.DefaultSpace = stanza.NSClient
-	sctx, cancel := context.WithTimeout(ctx, testTimeout)
-	defer cancel()
-	return c.s.Send(sctx, d)
+	return writeElements(c.s, d) // not Send: see writeElements
 }
 
 // close ends the stream and waits for Serve to return.

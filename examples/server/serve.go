@@ -99,7 +99,7 @@ func (s *session) fail(err error, lc *limitConn) error {
 // answers an IQ get or set that handle left unanswered with
 // service-unavailable (RFC 6120 § 8.4), as Session.Serve does.
 func (s *session) dispatch(e element) error {
-	w := &replyWriter{xs: s.xs, id: e.attr("id")}
+	w := &replyWriter{xs: s.xs, conn: s.conn, id: e.attr("id")}
 	defer w.Close()
 	if err := s.handle(w, e); err != nil {
 		return err
@@ -118,6 +118,7 @@ func (s *session) dispatch(e element) error {
 // is empty: the stanza was read whole before.
 type replyWriter struct {
 	xs       *xmpp.Session
+	conn     net.Conn // its write deadline is set with the lock held
 	w        xmlstream.TokenWriteFlushCloser
 	id       string
 	answered bool
@@ -141,6 +142,7 @@ func (rw *replyWriter) EncodeToken(t xml.Token) error {
 	}
 	if rw.w == nil {
 		rw.w = rw.xs.TokenWriter()
+		_ = rw.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	}
 	return rw.w.EncodeToken(t)
 }

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/xml"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"mellium.im/xmlstream"
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stream"
@@ -138,10 +140,7 @@ func (s *session) writer() {
 			s.writeError(se)
 			return
 		case e := <-s.out:
-			ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-			err := s.xs.Send(ctx, e.TokenReader())
-			cancel()
-			if err != nil {
+			if err := s.write(e.TokenReader()); err != nil {
 				s.conn.Close() // serve returns; the session ends
 				return
 			}
@@ -149,12 +148,31 @@ func (s *session) writer() {
 	}
 }
 
+// write sends what r holds (one element) to the client under the
+// session's output lock, with a write deadline of writeTimeout.
+//
+// It never hands mellium a context that can end: mellium v0.22's Send
+// arms a goroutine per call that watches both the call's end and the
+// context; when it runs late (a busy machine) it finds both done, may pick
+// the context, and then sets a deadline in the past on the connection,
+// under whatever write is in progress by then: a spurious i/o timeout that
+// broke sessions of the flood test under load. The deadline is ours, set
+// while the lock is held.
+func (s *session) write(r xml.TokenReader) error {
+	w := s.xs.TokenWriter()
+	_ = s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := xmlstream.Copy(w, r)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // writeError sends the stream error and the end of the stream.
 func (s *session) writeError(se stream.Error) {
-	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-	err := s.xs.Send(ctx, se.TokenReader())
-	cancel()
+	err := s.write(se.TokenReader())
 	if err == nil {
+		// Close writes </stream:stream> with the deadline write set.
 		err = s.xs.Close()
 	}
 	if err != nil {

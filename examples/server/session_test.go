@@ -1,12 +1,20 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
+	"time"
+
+	"chatbx.eu/privacy/internal/xmpptest"
+	"mellium.im/xmpp"
 )
 
 // TestRosterAndPresence: roster get/set with pushes; presence reaches the
@@ -127,4 +135,63 @@ func TestQueueFullEndsSession(t *testing.T) {
 	if _, err := conn.Write([]byte("x")); err == nil {
 		t.Error("connection of the slow session still open")
 	}
+}
+
+// deadlineConn counts write deadlines set in the past on its connection.
+type deadlineConn struct {
+	net.Conn
+	past atomic.Int32
+}
+
+func (c *deadlineConn) SetWriteDeadline(t time.Time) error {
+	if !t.IsZero() && t.Before(time.Now()) {
+		c.past.Add(1)
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *deadlineConn) SetDeadline(t time.Time) error {
+	if !t.IsZero() && t.Before(time.Now()) {
+		c.past.Add(1)
+	}
+	return c.Conn.SetDeadline(t)
+}
+
+// TestWriteSetsNoPastDeadline: the session's writes never leave mellium a
+// way to put a deadline in the past on the connection. mellium v0.22's Send
+// watches its context in a goroutine that runs after the call; given a
+// context that is cancelled right after Send returned (as the writer did)
+// it finds both its own cancel and the context done, picks one at random,
+// and about every second write then set a past deadline under whatever
+// write came next: an i/o timeout that ended sessions on a busy machine.
+func TestWriteSetsNoPastDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		server, client := net.Pipe()
+		defer client.Close()
+		conn := &deadlineConn{Conn: server}
+		go func() {
+			_, _ = client.Write([]byte(xmpptest.StreamHeader))
+			_, _ = io.Copy(io.Discard, client)
+		}()
+		xs, err := xmpp.ReceiveSession(context.Background(), conn, xmpp.Secure|xmpp.Authn, xmpptest.Negotiator)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := newSession(&Server{cfg: Config{QueueSize: 1}}, conn, netip.Addr{})
+		s.xs = xs
+		msg, err := parseElement([]byte(`<message xmlns="jabber:client" to="a@localhost"><body>x</body></message>`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 100 {
+			if err := s.write(msg.TokenReader()); err != nil {
+				t.Fatalf("write: %v", err)
+			}
+		}
+		synctest.Wait() // every goroutine mellium started has run
+		if n := conn.past.Load(); n != 0 {
+			t.Errorf("%d deadlines in the past set on the connection", n)
+		}
+		server.Close()
+	})
 }

@@ -355,41 +355,50 @@ func (c *testClient) Close() {
 // Send writes raw XML (one or more stanzas, default namespace jabber:client).
 func (c *testClient) Send(t testing.TB, raw string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
 	d := xml.NewDecoder(strings.NewReader(raw))
 	d.DefaultSpace = stanza.NSClient
-	if err := c.Session.Send(ctx, d); err != nil {
+	if err := writeElements(c.Session, d); err != nil {
 		logStacks(t)
 		t.Fatalf("send: %v (stream: %v)", err, c.endedErr())
 	}
 }
 
-// IQ sends an IQ (raw XML with an id) and returns the response element.
+// IQ sends an IQ (raw XML with an id) and returns the response element
+// (the next iq of type result or error with that id; what arrives before
+// it stays queued for Next).
 func (c *testClient) IQ(t testing.TB, raw string) element {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
 	d := xml.NewDecoder(strings.NewReader(raw))
 	d.DefaultSpace = stanza.NSClient
-	resp, err := c.Session.SendIQ(ctx, d)
-	if err != nil {
+	tok, err := d.Token()
+	start, ok := tok.(xml.StartElement)
+	if err != nil || !ok || start.Name.Local != "iq" {
+		t.Fatalf("IQ(%q): not an iq (%v)", raw, err)
+	}
+	id := (element{start: start}).attr("id")
+	if err := writeElements(c.Session, xmlstream.MultiReader(xmlstream.Token(start), d)); err != nil {
+		logStacks(t)
 		t.Fatalf("iq: %v (stream: %v)", err, c.endedErr())
 	}
-	defer resp.Close()
-	tok, err := resp.Token()
-	if err != nil {
-		t.Fatalf("iq response: %v", err)
+	return c.Next(t, func(e element) bool {
+		typ := e.attr("type")
+		return e.start.Name.Local == "iq" && e.attr("id") == id && (typ == "result" || typ == "error")
+	})
+}
+
+// writeElements writes what r holds on s under its output lock, with a
+// write deadline of testTimeout. It never hands mellium a context that can
+// end: mellium v0.22's Send and SendIQ arm a goroutine per call that, run
+// late on a busy machine, can set a past deadline on the connection under
+// a later write (see session.write in the server).
+func writeElements(s *xmpp.Session, r xml.TokenReader) error {
+	w := s.TokenWriter()
+	_ = s.Conn().SetWriteDeadline(time.Now().Add(testTimeout))
+	_, err := xmlstream.Copy(w, r)
+	if cerr := w.Close(); err == nil {
+		err = cerr
 	}
-	start, ok := tok.(xml.StartElement)
-	if !ok {
-		t.Fatalf("iq response starts with %T", tok)
-	}
-	e, err := readElement(resp, start)
-	if err != nil {
-		t.Fatalf("iq response: %v", err)
-	}
-	return e
+	return err
 }
 
 // logStacks logs every goroutine's stack, client's and server's (both run
