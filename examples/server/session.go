@@ -44,7 +44,8 @@ type session struct {
 	mu        sync.Mutex
 	available bool    // sent initial presence
 	presence  element // last available broadcast presence
-	directed  map[string]bool // JIDs sent directed available presence (subscription.go)
+
+	directed map[string]bool // JIDs sent directed available presence (subscription.go)
 }
 
 func newSession(srv *Server, conn net.Conn, ip netip.Addr) *session {

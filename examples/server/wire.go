@@ -143,9 +143,7 @@ func (srv *Server) wire(ctx context.Context) error {
 		// Loopback clients are not limited when registering (as in
 		// Prosody); failed logins are limited for everyone.
 		Exempt:  func(key string) bool { return key == exemptKey },
-		// subsHolder before srv.store: it reads the roster to reset the
-		// contacts' subscriptions to the user.
-		Holders: []account.Holder{srv.mamStore, srv.uploads, subsHolder{srv}, blockingHolder{srv}, srv.store, logHolder{srv}},
+		Holders: []account.Holder{srv.mamStore, srv.uploads, subsHolder{srv}, blockingHolder{srv}, srv.store, logHolder{srv}}, // subsHolder reads the roster
 		Now:     cfg.Now,
 		Logger:  srv.log,
 	})
