@@ -513,7 +513,7 @@ func TestPrivacyPageJobsWithoutMaxAge(t *testing.T) {
 	if !strings.Contains(page, "until the next run (every 1 hour)") {
 		t.Errorf("no \"until the next run\" lifetime on /privacy:\n%s", page)
 	}
-	if n := strings.Count(page, "until you delete it"); n != 2 {
-		t.Errorf("%d rows \"until you delete it\", want 2 (archive and account):\n%s", n, page)
+	if n := strings.Count(page, "until you delete it"); n != 3 {
+		t.Errorf("%d rows \"until you delete it\", want 3 (archive, account, blocklist):\n%s", n, page)
 	}
 }
