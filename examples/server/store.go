@@ -390,6 +390,8 @@ func (st *serverStore) Export(_ context.Context, user jid.JID, w io.Writer) erro
 		JID          string   `xml:"jid,attr"`
 		Name         string   `xml:"name,attr,omitempty"`
 		Subscription string   `xml:"subscription,attr"`
+		Ask          string   `xml:"ask,attr,omitempty"`
+		Approved     bool     `xml:"approved,attr,omitempty"`
 		Groups       []string `xml:"group"`
 	}
 	type xRoom struct {
@@ -403,7 +405,11 @@ func (st *serverStore) Export(_ context.Context, user jid.JID, w io.Writer) erro
 	}
 	out.XMLName = xml.Name{Space: roster.NS, Local: "query"}
 	for _, it := range items {
-		out.Items = append(out.Items, xItem{JID: it.JID, Name: it.Name, Subscription: it.subscription(), Groups: it.Groups})
+		x := xItem{JID: it.JID, Name: it.Name, Subscription: it.subscription(), Approved: it.Approved, Groups: it.Groups}
+		if it.Ask {
+			x.Ask = "subscribe"
+		}
+		out.Items = append(out.Items, x)
 	}
 	for _, name := range slices.Sorted(maps.Keys(owned)) {
 		out.Rooms = append(out.Rooms, xRoom{JID: name, Archiving: owned[name].Archiving})
