@@ -366,6 +366,24 @@ func (srv *Server) handleBlocking(iq stanza.IQ, t xmlstream.TokenReadEncoder, st
 		if pushed, err = srv.store.unblock(user.Localpart(), p.JIDs); err != nil {
 			return reply(stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError})
 		}
+		// Unblocked contacts who may see the user's presence get it again
+		// (XEP-0191 § 3.4).
+		var unblocked []jid.JID
+		for _, k := range pushed {
+			if j, err := jid.Parse(k); err == nil {
+				unblocked = append(unblocked, j)
+			}
+		}
+		for _, r := range srv.sessions.all() {
+			if _, ok := r.currentPresence(); !ok || !matchesAny(r.jid, unblocked) || !srv.sharesPresenceWith(user, r.jid) || srv.blocks(r.jid, user) {
+				continue
+			}
+			for _, own := range srv.availableSessions(user) {
+				if p, ok := own.currentPresence(); ok {
+					r.send(p.withAttr("from", own.jid.String()).withAttr("to", r.jid.String()))
+				}
+			}
+		}
 		if len(p.JIDs) == 0 {
 			pushed = nil // <unblock/> without items: everything
 		}

@@ -91,6 +91,9 @@ func TestBlocking(t *testing.T) {
 		t.Errorf("bob's IQ: %q", stanzaErrorCondition(e))
 	}
 	b.Send(t, `<presence><status>bob-status</status></presence>`)
+	b.IQ(t, `<iq type="get" id="sync" to="localhost"><ping xmlns="urn:xmpp:ping"/></iq>`) // bob's presence handled
+	a2.Send(t, `<message to="`+a.JID.String()+`" type="chat"><body>sync-a</body></message>`)
+	nothingFrom(t, a, isMessage, isPresenceFromUser("bob@localhost", ""), "bob's presence reached alice, who blocks him")
 	// alice → bob: refused with <blocked/>.
 	resp = a.IQ(t, `<iq type="get" id="v2" to="`+b.JID.String()+`"><query xmlns="jabber:iq:version"/></iq>`)
 	if raw, _ := resp.bytes(); stanzaErrorCondition(resp) != "not-acceptable" || !strings.Contains(string(raw), nsBlockingErrors) {
@@ -100,9 +103,9 @@ func TestBlocking(t *testing.T) {
 	if e := a.Next(t, func(e element) bool { return e.attr("id") == "m2" }); stanzaErrorCondition(e) != "not-acceptable" {
 		t.Errorf("alice's message to bob: %q", stanzaErrorCondition(e))
 	}
-	if e, err := a.next(func(e element) bool { return isMessage(e) || isPresenceFromUser("bob@localhost", "")(e) }, 0); err == nil {
+	if e, err := a.next(isMessage, 0); err == nil {
 		raw, _ := e.bytes()
-		t.Errorf("a stanza of bob reached alice: %s", raw)
+		t.Errorf("a message of bob reached alice: %s", raw)
 	}
 	if e, err := b.next(func(e element) bool { return isMessage(e) }, 0); err == nil {
 		raw, _ := e.bytes()
@@ -134,9 +137,24 @@ func TestBlocking(t *testing.T) {
 		t.Fatalf("unblock: %s", stanzaErrorCondition(resp))
 	}
 	a2.Next(t, isBlockPush("unblock", "bob@localhost"))
+	b.Next(t, isPresence(a.JID.String(), "")) // bob may see alice again
 	b.Send(t, `<message to="`+a.JID.String()+`" type="chat"><body>after unblock</body></message>`)
 	if m := a.Next(t, isMessage); body(m) != "after unblock" {
 		t.Errorf("after unblock alice got %q", body(m))
+	}
+}
+
+// TestDiscoBlocking: the server advertises blocking and reporting, where
+// Conversations and Dino look for them.
+func TestDiscoBlocking(t *testing.T) {
+	ts := startTestServer(t)
+	ts.Register(t, "alice", "alice password")
+	a := ts.Login(t, "alice", "alice password")
+	raw, _ := a.IQ(t, `<iq type="get" id="d" to="localhost"><query xmlns="http://jabber.org/protocol/disco#info"/></iq>`).bytes()
+	for _, f := range []string{nsBlocking, nsReporting} {
+		if !strings.Contains(string(raw), `var="`+f+`"`) {
+			t.Errorf("server disco lacks %s: %s", f, raw)
+		}
 	}
 }
 
