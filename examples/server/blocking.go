@@ -109,8 +109,8 @@ func (s *session) blockedStanza(t xmlstream.TokenReadEncoder, e element, to jid.
 	}
 	typ := e.attr("type")
 	if srv.blocks(s.jid, to) {
-		if typ == "error" {
-			return true, nil
+		if typ == "error" || typ == "result" {
+			return true, nil // an answer is dropped, not answered
 		}
 		return true, s.replyBlocked(t, e)
 	}
@@ -209,8 +209,10 @@ func (st *serverStore) blocklist(user string) ([]string, error) {
 	return out, err
 }
 
-// block adds js to user's blocklist and reports to the counts, in one
-// transaction; it returns the JIDs that were not blocked before.
+// block adds js to user's blocklist and reports to the counts, and drops
+// the pending subscription requests from the JIDs it now blocks (the user
+// could not answer them), in one transaction; it returns the JIDs that
+// were not blocked before.
 func (st *serverStore) block(user string, js []jid.JID, reports int) (added []jid.JID, total uint64, err error) {
 	err = st.db.Update(func(tx *bolt.Tx) error {
 		added = added[:0]
@@ -232,6 +234,9 @@ func (st *serverStore) block(user string, js []jid.JID, reports int) (added []ji
 			}
 			added = append(added, j)
 		}
+		if err := dropBlockedRequests(tx, user, added); err != nil {
+			return err
+		}
 		if reports == 0 {
 			return nil
 		}
@@ -246,6 +251,33 @@ func (st *serverStore) block(user string, js []jid.JID, reports int) (added []ji
 		return nil
 	})
 	return added, total, err
+}
+
+// dropBlockedRequests deletes user's pending subscription requests from
+// JIDs that one of blocked matches.
+func dropBlockedRequests(tx *bolt.Tx, user string, blocked []jid.JID) error {
+	b := tx.Bucket(bucketSubPending).Bucket([]byte(user))
+	if b == nil || len(blocked) == 0 {
+		return nil
+	}
+	var drop []jid.JID
+	_ = b.ForEach(func(k, _ []byte) error {
+		if r, err := jid.Parse(string(k)); err == nil && matchesAny(r, blocked) {
+			drop = append(drop, r)
+		}
+		return nil
+	})
+	for _, r := range drop {
+		if err := b.Delete([]byte(r.String())); err != nil {
+			return err
+		}
+		if rb := tx.Bucket(bucketSubPendingBy).Bucket([]byte(r.Localpart())); rb != nil {
+			if err := rb.Delete([]byte(user)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // count reads a decimal count.

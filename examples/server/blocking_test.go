@@ -193,6 +193,31 @@ func TestBlockingForms(t *testing.T) {
 	}
 }
 
+// TestBlockDropsPendingRequest: blocking a JID drops its pending
+// subscription request (the user could not answer it any more), from the
+// requester's index too; a new request from it is dropped.
+func TestBlockDropsPendingRequest(t *testing.T) {
+	ts := startTestServer(t)
+	ts.Register(t, "alice", "alice password")
+	ts.Register(t, "bob", "bob password 1")
+	b := ts.Login(t, "bob", "bob password 1")
+	b.Send(t, `<presence to="alice@localhost" type="subscribe"/>`)
+	b.IQ(t, `<iq type="get" id="sync" to="localhost"><ping xmlns="urn:xmpp:ping"/></iq>`)
+	if reqs, _, _ := ts.store.pendingRequests("alice"); len(reqs) != 1 {
+		t.Fatalf("pending before the block: %v", reqs)
+	}
+	a := ts.Login(t, "alice", "alice password")
+	a.IQ(t, `<iq type="set" id="b"><block xmlns="urn:xmpp:blocking"><item jid="bob@localhost"/></block></iq>`)
+	b.Send(t, `<presence to="alice@localhost" type="subscribe"/>`)
+	b.IQ(t, `<iq type="get" id="sync2" to="localhost"><ping xmlns="urn:xmpp:ping"/></iq>`)
+	if reqs, _, _ := ts.store.pendingRequests("alice"); len(reqs) != 0 {
+		t.Errorf("pending after the block: %v", reqs)
+	}
+	if out := exportZip(t, ts, "bob", "bob password 1")["subscriptions.xml"]; strings.Contains(out, "pending-out") {
+		t.Errorf("bob's index still names the dropped request:\n%s", out)
+	}
+}
+
 // TestBlocklistLimit: a block beyond maxBlocklistItems is refused whole
 // (resource-constraint, cancel); blocking a JID already listed still works.
 func TestBlocklistLimit(t *testing.T) {
