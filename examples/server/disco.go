@@ -106,7 +106,7 @@ func (srv *Server) serverInfo() discoInfo {
 		Identities: []discoIdentity{{Category: "server", Type: "im", Name: "chatbx privacy example"}},
 		// The archive's features too: clients such as profanity look for
 		// urn:xmpp:mam:2 on the server's disco, not the account's.
-		Features: append([]string{ping.NS, roster.NS, stanza.NSSid}, mam.Features()...),
+		Features: append([]string{ping.NS, roster.NS, stanza.NSSid, nsBlocking, nsReporting}, mam.Features()...),
 		Items: []discoItem{
 			{JID: uploadHost(d), Name: "HTTP file upload"},
 			{JID: conferenceHost(d), Name: "Group chats"},

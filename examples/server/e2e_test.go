@@ -366,7 +366,9 @@ func exportZip(t *testing.T, ts *testServer, user, password string) map[string]s
 	return files
 }
 
-// TestExport: the export holds the user's archive, uploads and roster.
+// TestExport: the export holds the user's archive, uploads, roster (with
+// subscription states), pending subscription requests, blocklist and spam
+// report count.
 func TestExport(t *testing.T) {
 	ts := startTestServer(t)
 	ts.Register(t, "alice", "alice password")
@@ -377,13 +379,16 @@ func TestExport(t *testing.T) {
 	chat(t, a, b, "archived for export")
 	a.IQ(t, `<iq type="set" id="r"><query xmlns="jabber:iq:roster"><item jid="bob@localhost" name="Bobby"/></query></iq>`)
 	uploadFile(t, ts, a, "export.txt", "uploaded for export")
+	a.Send(t, `<presence to="bob@localhost" type="subscribe"/>`)
+	a.IQ(t, `<iq type="set" id="blk"><block xmlns="urn:xmpp:blocking"><item jid="spam@example.org"><report xmlns="urn:xmpp:reporting:1" reason="urn:xmpp:reporting:spam"/></item></block></iq>`)
 
 	files := exportZip(t, ts, "alice", "alice password")
 	all := ""
 	for name, c := range files {
 		all += name + "\n" + c + "\n"
 	}
-	for _, want := range []string{"archived for export", "uploaded for export", `name="Bobby"`, "account.json"} {
+	for _, want := range []string{"archived for export", "uploaded for export", `name="Bobby" subscription="none" ask="subscribe"`, "account.json",
+		`<pending-out jid="bob@localhost">`, `<item jid="spam@example.org">`, "<spam-reports-sent>1</spam-reports-sent>"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("export lacks %q; files: %v", want, keys(files))
 		}
@@ -513,7 +518,7 @@ func TestPrivacyPageJobsWithoutMaxAge(t *testing.T) {
 	if !strings.Contains(page, "until the next run (every 1 hour)") {
 		t.Errorf("no \"until the next run\" lifetime on /privacy:\n%s", page)
 	}
-	if n := strings.Count(page, "until you delete it"); n != 2 {
-		t.Errorf("%d rows \"until you delete it\", want 2 (archive and account):\n%s", n, page)
+	if n := strings.Count(page, "until you delete it"); n != 3 {
+		t.Errorf("%d rows \"until you delete it\", want 3 (archive, account, blocklist):\n%s", n, page)
 	}
 }

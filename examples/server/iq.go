@@ -86,6 +86,8 @@ type xRosterItem struct {
 	Name         string   `xml:"name,attr,omitempty"`
 	Subscription string   `xml:"subscription,attr,omitempty"`
 	Groups       []string `xml:"group"`
+	Ask          bool     `xml:"-"` // ask="subscribe" (pending out)
+	Approved     bool     `xml:"-"` // approved="true" (pre-approved)
 }
 
 // xRoster is a roster set's query (the mux routed it by name).
@@ -93,9 +95,10 @@ type xRoster struct {
 	Items []xRosterItem `xml:"item"`
 }
 
-// handleRoster answers roster get and set. Subscriptions are not negotiated:
-// every item has subscription "both" (enough for prefs "roster" and
-// presence to contacts).
+// handleRoster answers roster get and set. A roster get makes the session
+// an interested resource (it gets roster pushes). A set changes the name
+// and groups only; subscription states change through presence
+// (subscription.go), and a removal cancels the subscription both ways.
 //
 // A roster set is refused when it would add an item beyond
 // Config.MaxRosterItems (resource-constraint, type cancel: see
@@ -113,9 +116,12 @@ func (srv *Server) handleRoster(iq stanza.IQ, t xmlstream.TokenReadEncoder, star
 		if err != nil {
 			return reply(stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError})
 		}
+		for _, r := range srv.sessions.lookup(iq.From) {
+			r.rosterInterested.Store(true)
+		}
 		out := make([]xRosterItem, 0, len(items))
 		for _, it := range items {
-			out = append(out, xRosterItem{JID: it.JID, Name: it.Name, Subscription: "both", Groups: it.Groups})
+			out = append(out, it.xItem())
 		}
 		_, err = xmlstream.Copy(t, iq.Result(rosterQuery(out)))
 		return err
@@ -133,12 +139,14 @@ func (srv *Server) handleRoster(iq stanza.IQ, t xmlstream.TokenReadEncoder, star
 	if contact.Equal(iq.From.Bare()) {
 		return reply(stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable})
 	}
-	push := xRosterItem{JID: contact.String(), Name: it.Name, Subscription: "both", Groups: it.Groups}
+	push := xRosterItem{JID: contact.String(), Subscription: "remove"}
 	if it.Subscription == "remove" {
-		err = srv.store.removeRosterItem(user, contact.String())
-		push = xRosterItem{JID: contact.String(), Subscription: "remove"}
+		err = srv.removeContact(iq.From, contact) // subscription.go
 	} else {
 		err = srv.store.setRosterItem(user, rosterItem{JID: contact.String(), Name: it.Name, Groups: it.Groups}, srv.cfg.rosterLimit())
+		if stored, ok := srv.store.rosterItem(user, contact.String()); err == nil && ok {
+			push = stored.xItem()
+		}
 	}
 	if err != nil {
 		return reply(rosterSetError(err, srv.cfg.rosterLimit()))
@@ -146,21 +154,7 @@ func (srv *Server) handleRoster(iq stanza.IQ, t xmlstream.TokenReadEncoder, star
 	if _, err := xmlstream.Copy(t, iq.Result(nil)); err != nil {
 		return err
 	}
-	// Roster push to every session of the user.
-	for _, r := range srv.sessions.lookup(iq.From.Bare()) {
-		toks, err := xmlstream.ReadAll(rosterQuery([]xRosterItem{push}))
-		if err != nil {
-			return nil
-		}
-		r.send(element{start: xml.StartElement{
-			Name: xml.Name{Space: stanza.NSClient, Local: "iq"},
-			Attr: []xml.Attr{
-				{Name: xml.Name{Local: "type"}, Value: "set"},
-				{Name: xml.Name{Local: "id"}, Value: "push-" + randomResource()},
-				{Name: xml.Name{Local: "to"}, Value: r.jid.String()},
-			},
-		}, inner: toks})
-	}
+	srv.pushRoster(iq.From, push) // to the user's interested resources
 	return nil
 }
 
@@ -203,6 +197,12 @@ func rosterQuery(items []xRosterItem) xml.TokenReader {
 		}
 		if it.Subscription != "" {
 			item.Attr = append(item.Attr, attr("subscription", it.Subscription))
+		}
+		if it.Ask {
+			item.Attr = append(item.Attr, attr("ask", "subscribe"))
+		}
+		if it.Approved {
+			item.Attr = append(item.Attr, attr("approved", "true"))
 		}
 		toks = append(toks, item)
 		for _, g := range it.Groups {

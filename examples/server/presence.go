@@ -22,13 +22,9 @@ func (s *session) handlePresence(t xmlstream.TokenReadEncoder, e element, to jid
 	case srv.isLocalUser(to):
 		switch typ {
 		case "subscribe", "subscribed", "unsubscribe", "unsubscribed":
-			// Subscription requests travel from the bare JID (RFC 6121 § 3).
-			// Subscriptions are not tracked: a roster item is "both".
-			e = e.withAttr("from", s.jid.Bare().String())
-			for _, r := range srv.sessions.lookup(to.Bare()) {
-				r.send(e)
-			}
+			return s.handleSubscription(t, e, to, typ) // subscription.go
 		case "", "unavailable":
+			s.noteDirected(to, typ) // unavailable follows when s goes offline
 			for _, r := range srv.sessions.lookup(to) {
 				r.send(e)
 			}
@@ -38,37 +34,11 @@ func (s *session) handlePresence(t xmlstream.TokenReadEncoder, e element, to jid
 	return nil
 }
 
-// broadcastPresence sends the client's presence to its own sessions and to
-// the sessions of its roster contacts; on the initial presence the client
-// also gets the current presence of its online contacts who have the client
-// in their roster.
+// broadcastPresence records the client's broadcast presence and shares it
+// as the subscriptions allow (sharePresence, subscription.go).
 func (srv *Server) broadcastPresence(s *session, e element, available bool) {
 	initial := s.setPresence(e, available)
-	for _, r := range srv.sessions.lookup(s.jid.Bare()) {
-		r.send(e.withAttr("to", r.jid.String()))
-	}
-	items, err := srv.store.roster(s.jid.Localpart())
-	if err != nil {
-		return
-	}
-	for _, it := range items {
-		c, err := jid.Parse(it.JID)
-		if err != nil || !srv.isLocalUser(c) {
-			continue
-		}
-		// A contact's own presence comes back only if the contact has the
-		// user in its roster too: adding someone shares one's own
-		// presence, never theirs.
-		mutual := initial && srv.store.inRoster(c.Localpart(), s.jid)
-		for _, r := range srv.sessions.lookup(c) {
-			r.send(e.withAttr("to", r.jid.String()))
-			if mutual {
-				if p, ok := r.currentPresence(); ok {
-					s.send(p.withAttr("to", s.jid.String()))
-				}
-			}
-		}
-	}
+	srv.sharePresence(s, e, available, initial)
 	if !available {
 		srv.muc.leaveAll(s)
 	}

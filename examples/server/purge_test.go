@@ -83,6 +83,8 @@ func testDeleteLeavesNothing(t *testing.T, purgeFlag bool) {
 		chatMarker = "Mark3r-chat-8u7d"
 		roomMarker = "Mark3r-room-3kq0"
 		fileMarker = "Mark3r-file-x0p2"
+		// A JID the user blocks (stored normalized: lower case).
+		blockMarker = "mark3r-block-5vw1"
 	)
 	ts := startTestServer(t)
 	ts.Register(t, user, "zoltan password")
@@ -90,6 +92,10 @@ func testDeleteLeavesNothing(t *testing.T, purgeFlag bool) {
 	z := ts.Login(t, user, "zoltan password")
 	b := ts.Login(t, "bob", "bob password 1")
 	z.Send(t, `<presence/>`)
+	// A subscription request pending at bob (bob's roster gets no item
+	// for it) and a blocklist entry with a spam report.
+	z.Send(t, `<presence to="bob@localhost" type="subscribe"/>`)
+	z.IQ(t, `<iq type="set" id="blk"><block xmlns="urn:xmpp:blocking"><item jid="`+blockMarker+`@example.org"><report xmlns="urn:xmpp:reporting:1" reason="urn:xmpp:reporting:spam"/></item></block></iq>`)
 	setPrefs(t, z, "always")
 	z.IQ(t, `<iq type="set" id="r"><query xmlns="jabber:iq:roster"><item jid="bob@localhost" name="B"/></query></iq>`)
 	chat(t, z, b, chatMarker)
@@ -101,7 +107,7 @@ func testDeleteLeavesNothing(t *testing.T, purgeFlag bool) {
 	z.IQ(t, `<iq type="set" id="c" to="zeta@conference.localhost"><query xmlns="http://jabber.org/protocol/muc#owner"><x xmlns="jabber:x:data" type="submit"><field var="muc#roomconfig_enablearchiving"><value>1</value></field></x></query></iq>`)
 	z.Send(t, `<message to="zeta@conference.localhost" type="groupchat"><body>`+roomMarker+`</body></message>`)
 	z.Next(t, isGroupchat(roomMarker))
-	if found := scanDir(t, ts.DataDir, user, chatMarker, roomMarker, fileMarker); len(found) < 4 {
+	if found := scanDir(t, ts.DataDir, user, chatMarker, roomMarker, fileMarker, blockMarker); len(found) < 5 {
 		t.Fatalf("the test data is not all on disk before the deletion (the scan would prove nothing): %v", found)
 	}
 
@@ -137,7 +143,7 @@ func testDeleteLeavesNothing(t *testing.T, purgeFlag bool) {
 			t.Fatalf("-purge: %v", err)
 		}
 	}
-	if found := scanDir(t, ts.DataDir, user, chatMarker, roomMarker, fileMarker); len(found) > 0 {
+	if found := scanDir(t, ts.DataDir, user, chatMarker, roomMarker, fileMarker, blockMarker); len(found) > 0 {
 		t.Errorf("left in the data directory after deletion and purge:\n%s", strings.Join(found, "\n"))
 	}
 	// The server still works over the purged files.

@@ -328,6 +328,7 @@ func TestRosterLimit(t *testing.T) {
 	ts.Register(t, "alice", "alice password")
 	a := ts.Login(t, "alice", "alice password")
 	a2 := ts.Login(t, "alice", "alice password")
+	rosterOf(t, a2) // an interested resource: it gets the pushes
 	set := func(item string) element {
 		return a.IQ(t, `<iq type="set" id="s"><query xmlns="jabber:iq:roster">`+item+`</query></iq>`)
 	}
@@ -380,7 +381,7 @@ func TestRosterLimit(t *testing.T) {
 		}
 	}
 	items, _ := ts.store.roster("alice")
-	if fmt.Sprint(items) != "[{bob@localhost Bob [Friends]} {dave@localhost  []}]" {
+	if fmt.Sprint(items) != "[{bob@localhost Bob [Friends]  false false} {dave@localhost  []  false false}]" {
 		t.Errorf("roster: %v", items)
 	}
 	if e, err := a2.next(isPush("erin@localhost"), 0); err == nil {

@@ -40,9 +40,14 @@ type session struct {
 	relay      relayTable   // IQs relayed to this session, awaiting its answer
 	relayedOut atomic.Int32 // IQs this session relayed, awaiting an answer
 
+	rosterInterested    atomic.Bool // asked for the roster: gets roster pushes (RFC 6121 § 2.1.6)
+	blocklistInterested atomic.Bool // asked for the blocklist: gets its pushes (XEP-0191 § 3.3)
+
 	mu        sync.Mutex
 	available bool    // sent initial presence
 	presence  element // last available broadcast presence
+
+	directed map[string]bool // JIDs sent directed available presence (subscription.go)
 }
 
 func newSession(srv *Server, conn net.Conn, ip netip.Addr) *session {

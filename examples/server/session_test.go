@@ -17,9 +17,12 @@ import (
 	"mellium.im/xmpp"
 )
 
-// TestRosterAndPresence: roster get/set with pushes; presence reaches the
-// user's own sessions and its contacts, and an initial presence gets the
-// contacts' current presence back.
+// TestRosterAndPresence: roster get/set with pushes to interested
+// resources; items start with subscription none; presence reaches the
+// user's own sessions and only the contacts the user shares it with, and
+// an initial presence gets the current presence of the contacts the user
+// is subscribed to. Adding someone to the roster never reveals their
+// availability.
 func TestRosterAndPresence(t *testing.T) {
 	ts := startTestServer(t)
 	ts.Register(t, "alice", "alice password")
@@ -27,42 +30,40 @@ func TestRosterAndPresence(t *testing.T) {
 	a1 := ts.Login(t, "alice", "alice password")
 	a2 := ts.Login(t, "alice", "alice password")
 	b := ts.Login(t, "bob", "bob password 1")
+	rosterOf(t, a2)
 
 	resp := a1.IQ(t, `<iq type="set" id="s"><query xmlns="jabber:iq:roster"><item jid="bob@localhost/ignored" name="Bob"><group>Friends</group></item></query></iq>`)
 	if resp.attr("type") != "result" {
 		t.Fatalf("roster set: %s", stanzaErrorCondition(resp))
 	}
-	push := a2.Next(t, func(e element) bool { return e.start.Name.Local == "iq" && e.attr("type") == "set" })
-	if raw, _ := push.bytes(); !strings.Contains(string(raw), `jid="bob@localhost"`) {
-		t.Errorf("roster push: %s", raw)
-	}
+	a2.Next(t, isPush("bob@localhost", "none", false))
 	got := a2.IQ(t, `<iq type="get" id="g"><query xmlns="jabber:iq:roster"/></iq>`)
-	if raw, _ := got.bytes(); !strings.Contains(string(raw), `jid="bob@localhost"`) || !strings.Contains(string(raw), `subscription="both"`) || !strings.Contains(string(raw), "Friends</group>") {
+	if raw, _ := got.bytes(); !strings.Contains(string(raw), `jid="bob@localhost"`) || !strings.Contains(string(raw), `subscription="none"`) || !strings.Contains(string(raw), "Friends</group>") {
 		t.Errorf("roster get: %s", raw)
 	}
 	if resp := a1.IQ(t, `<iq type="set" id="bad"><query xmlns="jabber:iq:roster"><item jid="@@"/></query></iq>`); resp.attr("type") != "error" {
 		t.Error("malformed roster JID accepted")
 	}
 
-	b.IQ(t, `<iq type="set" id="s"><query xmlns="jabber:iq:roster"><item jid="alice@localhost"/></query></iq>`)
-	b.Send(t, `<presence><status>bob here</status></presence>`)
-	a1.Send(t, `<presence from="mallory@localhost"><status>alice here</status></presence>`)
+	online(t, b)
+	online(t, a2)
+	subscribeTo(t, b, a2) // bob sees alice's presence
 	isPresenceFrom := func(from string) func(element) bool {
 		return func(e element) bool { return e.start.Name.Local == "presence" && e.attr("from") == from }
 	}
+	a1.Send(t, `<presence from="mallory@localhost"><status>alice here</status></presence>`)
 	for _, c := range []*testClient{a1, a2, b} {
 		c.Next(t, isPresenceFrom(a1.JID.String()))
 	}
-	a1.Next(t, isPresenceFrom(b.JID.String())) // bob's current presence
-	// carol adds alice; alice's presence is not shared back with her.
+	// carol adds alice and shares her presence; alice's is not shared back.
 	ts.Register(t, "carol", "carol password")
 	c := ts.Login(t, "carol", "carol password")
 	c.IQ(t, `<iq type="set" id="s"><query xmlns="jabber:iq:roster"><item jid="alice@localhost"/></query></iq>`)
-	c.Send(t, `<presence/>`)
-	a1.Next(t, isPresenceFrom(c.JID.String())) // carol shares hers
+	online(t, c)
+	subscribeTo(t, a1, c)
 	c.IQ(t, `<iq type="get" id="p" to="localhost"><ping xmlns="urn:xmpp:ping"/></iq>`)
 	if e, err := c.next(isPresenceFrom(a1.JID.String()), 0); err == nil {
-		t.Errorf("alice's presence leaked to carol, who alice did not add: %v", e.start)
+		t.Errorf("alice's presence leaked to carol, who alice did not approve: %v", e.start)
 	}
 	a1.Send(t, `<presence type="unavailable"/>`)
 	b.Next(t, func(e element) bool {

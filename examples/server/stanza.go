@@ -29,6 +29,9 @@ func (s *session) handle(t xmlstream.TokenReadEncoder, e element) error {
 		}
 		to = j
 	}
+	if done, err := s.blockedStanza(t, e, to); done { // XEP-0191, blocking.go
+		return err
+	}
 	switch e.start.Name.Local {
 	case "message":
 		return s.handleMessage(t, e, to)

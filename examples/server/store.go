@@ -66,7 +66,7 @@ var (
 
 func newServerStore(db *bolt.DB) (*serverStore, error) {
 	err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketRoster, bucketRooms} {
+		for _, b := range [][]byte{bucketRoster, bucketRooms, bucketSubPending, bucketSubPendingBy, bucketBlocklist, bucketReports} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -97,12 +97,18 @@ func newServerStore(db *bolt.DB) (*serverStore, error) {
 	return &serverStore{db: db}, nil
 }
 
-// rosterItem is one contact. Subscriptions are not negotiated in this
-// example: every item counts as subscription "both".
+// rosterItem is one contact, with its RFC 6121 subscription state
+// (subscription.go).
 type rosterItem struct {
 	JID    string   `json:"jid"`
 	Name   string   `json:"name,omitempty"`
 	Groups []string `json:"groups,omitempty"`
+	// Sub is the subscription: "" (none), "to", "from" or "both".
+	Sub string `json:"sub,omitempty"`
+	// Ask: the user asked to see the contact's presence (pending out).
+	Ask bool `json:"ask,omitempty"`
+	// Approved: the user pre-approved the contact's request (RFC 6121 § 3.4).
+	Approved bool `json:"approved,omitempty"`
 }
 
 // check reports whether the item's name and groups are within bounds
@@ -170,16 +176,14 @@ func (st *serverStore) roster(user string) ([]rosterItem, error) {
 	return items, err
 }
 
-// setRosterItem adds or replaces a contact. Adding one to a roster that
-// holds max items fails with errRosterFull (max ≤ 0: no limit); replacing
-// an existing item always works. An item out of bounds fails with
-// errRosterItem or errDuplicateGroup.
+// setRosterItem adds or replaces a contact's name and groups; the
+// subscription state of an existing item is kept (only presence changes
+// it). Adding one to a roster that holds max items fails with
+// errRosterFull (max ≤ 0: no limit); replacing an existing item always
+// works. An item out of bounds fails with errRosterItem or
+// errDuplicateGroup.
 func (st *serverStore) setRosterItem(user string, it rosterItem, max int) error {
 	if err := it.check(); err != nil {
-		return err
-	}
-	v, err := json.Marshal(it)
-	if err != nil {
 		return err
 	}
 	return st.db.Update(func(tx *bolt.Tx) error {
@@ -187,8 +191,17 @@ func (st *serverStore) setRosterItem(user string, it rosterItem, max int) error 
 		if err != nil {
 			return err
 		}
-		if max > 0 && b.Get([]byte(it.JID)) == nil && countUpTo(b, max) >= max {
+		old := b.Get([]byte(it.JID))
+		if max > 0 && old == nil && countUpTo(b, max) >= max {
 			return errRosterFull
+		}
+		var prev rosterItem
+		if old != nil && json.Unmarshal(old, &prev) == nil {
+			it.Sub, it.Ask, it.Approved = prev.Sub, prev.Ask, prev.Approved
+		}
+		v, err := json.Marshal(it)
+		if err != nil {
+			return err
 		}
 		return b.Put([]byte(it.JID), v)
 	})
@@ -377,6 +390,8 @@ func (st *serverStore) Export(_ context.Context, user jid.JID, w io.Writer) erro
 		JID          string   `xml:"jid,attr"`
 		Name         string   `xml:"name,attr,omitempty"`
 		Subscription string   `xml:"subscription,attr"`
+		Ask          string   `xml:"ask,attr,omitempty"`
+		Approved     bool     `xml:"approved,attr,omitempty"`
 		Groups       []string `xml:"group"`
 	}
 	type xRoom struct {
@@ -390,7 +405,11 @@ func (st *serverStore) Export(_ context.Context, user jid.JID, w io.Writer) erro
 	}
 	out.XMLName = xml.Name{Space: roster.NS, Local: "query"}
 	for _, it := range items {
-		out.Items = append(out.Items, xItem{JID: it.JID, Name: it.Name, Subscription: "both", Groups: it.Groups})
+		x := xItem{JID: it.JID, Name: it.Name, Subscription: it.subscription(), Approved: it.Approved, Groups: it.Groups}
+		if it.Ask {
+			x.Ask = "subscribe"
+		}
+		out.Items = append(out.Items, x)
 	}
 	for _, name := range slices.Sorted(maps.Keys(owned)) {
 		out.Rooms = append(out.Rooms, xRoom{JID: name, Archiving: owned[name].Archiving})

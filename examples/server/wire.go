@@ -143,7 +143,7 @@ func (srv *Server) wire(ctx context.Context) error {
 		// Loopback clients are not limited when registering (as in
 		// Prosody); failed logins are limited for everyone.
 		Exempt:  func(key string) bool { return key == exemptKey },
-		Holders: []account.Holder{srv.mamStore, srv.uploads, srv.store, logHolder{srv}},
+		Holders: []account.Holder{srv.mamStore, srv.uploads, subsHolder{srv}, blockingHolder{srv}, srv.store, logHolder{srv}}, // subsHolder reads the roster
 		Now:     cfg.Now,
 		Logger:  srv.log,
 	})
@@ -160,6 +160,9 @@ func (srv *Server) wire(ctx context.Context) error {
 		mux.IQFunc(stanza.GetIQ, xml.Name{Space: roster.NS, Local: "query"}, srv.handleRoster),
 		mux.IQFunc(stanza.SetIQ, xml.Name{Space: roster.NS, Local: "query"}, srv.handleRoster),
 		mux.IQFunc(stanza.GetIQ, xml.Name{Space: account.NS, Local: "query"}, srv.handleRegister),
+		mux.IQFunc(stanza.GetIQ, xml.Name{Space: nsBlocking, Local: "blocklist"}, srv.handleBlocking),
+		mux.IQFunc(stanza.SetIQ, xml.Name{Space: nsBlocking, Local: "block"}, srv.handleBlocking),
+		mux.IQFunc(stanza.SetIQ, xml.Name{Space: nsBlocking, Local: "unblock"}, srv.handleBlocking),
 		mux.IQFunc(stanza.SetIQ, xml.Name{Space: account.NS, Local: "query"}, srv.handleRegister),
 	)
 
@@ -241,6 +244,10 @@ func (srv *Server) privacyItems(context.Context) ([]web.PrivacyItem, error) {
 	items = append(items,
 		web.PrivacyItem{Data: "message archive (only messages you opted in to archive; default: none)", Job: "account deletion"},
 		web.PrivacyItem{Data: "account (username, Argon2id password hash), roster", Job: "account deletion"},
+		web.PrivacyItem{Data: fmt.Sprintf("presence subscription requests to you (who asked, when; no message text), at most %d: a new one drops the oldest", maxPendingSubscriptions),
+			Job: "account deletion", Kept: "until you or the requester answer or cancel"},
+		web.PrivacyItem{Data: fmt.Sprintf("blocklist (at most %d addresses) and the number of spam reports you sent (no content, no reported address)", maxBlocklistItems),
+			Job: "account deletion"},
 	)
 	return items, nil
 }
