@@ -122,7 +122,7 @@ func (srv *Server) serverInfo() discoInfo {
 // the account and its archive.
 func (srv *Server) accountInfo(_ jid.JID) discoInfo {
 	return discoInfo{
-		Identities: []discoIdentity{{Category: "account", Type: "registered"}},
-		Features:   append([]string{account.NS}, mam.Features()...),
+		Identities: []discoIdentity{{Category: "account", Type: "registered"}, pepIdentity},
+		Features:   append(append([]string{account.NS}, mam.Features()...), pepFeatures()...),
 	}
 }

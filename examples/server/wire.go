@@ -143,7 +143,7 @@ func (srv *Server) wire(ctx context.Context) error {
 		// Loopback clients are not limited when registering (as in
 		// Prosody); failed logins are limited for everyone.
 		Exempt:  func(key string) bool { return key == exemptKey },
-		Holders: []account.Holder{srv.mamStore, srv.uploads, srv.store, logHolder{srv}},
+		Holders: []account.Holder{srv.mamStore, srv.uploads, srv.store, srv.pep, logHolder{srv}},
 		Now:     cfg.Now,
 		Logger:  srv.log,
 	})
@@ -241,6 +241,7 @@ func (srv *Server) privacyItems(context.Context) ([]web.PrivacyItem, error) {
 	items = append(items,
 		web.PrivacyItem{Data: "message archive (only messages you opted in to archive; default: none)", Job: "account deletion"},
 		web.PrivacyItem{Data: "account (username, Argon2id password hash), roster", Job: "account deletion"},
+		pepPrivacyItem,
 	)
 	return items, nil
 }
