@@ -56,7 +56,7 @@ type Server struct {
 	store    *serverStore
 	sessions *registry
 	muc      *mucService
-	pep      *pepService // XEP-0163, pep.go
+	pep      *pepService   // XEP-0163, pep.go
 	archiver *mam.Archiver // every routed message goes through it
 
 	userMux   *mux.ServeMux // IQs to the account, the server or a room archive
