@@ -65,8 +65,10 @@ type sessionCaps struct {
 
 // Bounds of the in-memory state.
 const (
-	maxCapsCache     = 4096 // verified caps hashes kept; then the cache starts over
-	maxSubscriptions = 256  // explicit subscriptions of one user
+	maxCapsCache     = 1024    // verified caps hashes kept; then the cache starts over
+	maxNotifyNodes   = 64      // +notify nodes kept per caps hash…
+	maxNotifyBytes   = 8 << 10 // …and bytes of their names: the cache holds at most 8 MiB
+	maxSubscriptions = 256     // explicit subscriptions of one user
 	pepNotifySuffix  = "+notify"
 	nsDelay          = "urn:xmpp:delay"
 )
@@ -668,9 +670,11 @@ func (p *pepService) learned(s *session, ver, hash string, answer element, ok bo
 	if ok && answer.attr("type") == "result" {
 		if q, found := answer.child(xml.Name{Space: disco.NSInfo, Local: "query"}); found {
 			notify = make(map[string]bool)
+			size := 0
 			for _, f := range discoFeatures(q) {
-				if n, cut := strings.CutSuffix(f, pepNotifySuffix); cut && n != "" {
+				if n, cut := strings.CutSuffix(f, pepNotifySuffix); cut && n != "" && len(notify) < maxNotifyNodes && size+len(n) <= maxNotifyBytes {
 					notify[n] = true
+					size += len(n)
 				}
 			}
 			if v, err := capsVer(q); err == nil && hash == "sha-1" && v == ver {
