@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -524,6 +525,15 @@ func TestPEPExportErase(t *testing.T) {
 	}
 	if _, err := parseElement([]byte(pep)); err != nil {
 		t.Errorf("pep.xml is not XML: %v", err)
+	}
+	res, err := ts.HTTPClient.Get(ts.HTTPSURL + "/privacy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(page), "(PEP:") || !strings.Contains(string(page), "until you replace or delete it; erased with the account") {
+		t.Errorf("/privacy has no PEP row:\n%s", page)
 	}
 	// The erasure <remove/> starts, waited for (TestDeleteLeavesNothing
 	// goes through <remove/> itself).
