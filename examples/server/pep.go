@@ -707,11 +707,11 @@ func (p *pepService) learned(s *session, ver, hash string, answer element, ok bo
 // sends its last item on presence and its access model allows the user.
 func (p *pepService) sendLast(r *session, notify map[string]bool) {
 	user := r.jid.Bare()
-	owners := []jid.JID{user}
+	owners := []string{user.Localpart()}
 	if items, err := p.srv.store.roster(user.Localpart()); err == nil {
 		for _, it := range items {
 			if c, err := jid.Parse(it.JID); err == nil && p.srv.isLocalUser(c) {
-				owners = append(owners, c.Bare())
+				owners = append(owners, c.Localpart())
 			}
 		}
 	}
@@ -720,18 +720,20 @@ func (p *pepService) sendLast(r *session, notify map[string]bool) {
 		nodes = append(nodes, n)
 	}
 	sort.Strings(nodes)
-	for _, o := range owners {
-		for _, n := range nodes {
-			cfg, err := p.store.config(o.Localpart(), n)
-			if err != nil || cfg.SendLast != sendLastOnSubPresence || !p.allowed(o, cfg, user) {
-				continue
-			}
-			items, err := p.store.items(o.Localpart(), n, nil, 1)
-			if err != nil || len(items) == 0 {
-				continue
-			}
-			r.send(p.eventMessage(o, r.jid, eventItems(n, items, false), items[0].Published))
+	// One read transaction for up to (roster + 1) × maxNotifyNodes
+	// lookups; the access checks (their own transactions) come after it,
+	// never nested in it.
+	last, err := p.store.lastItems(owners, nodes)
+	if err != nil {
+		p.srv.log.Error("pep last items", "err", err)
+		return
+	}
+	for _, l := range last {
+		o, err := jid.New(l.owner, p.srv.cfg.Domain, "")
+		if err != nil || !p.allowed(o, l.cfg, user) {
+			continue
 		}
+		r.send(p.eventMessage(o, r.jid, eventItems(l.node, []pepItem{l.item}, false), l.item.Published))
 	}
 }
 

@@ -380,6 +380,45 @@ func (st *pepStore) items(user, node string, ids []string, max int) ([]pepItem, 
 	return out, err
 }
 
+// pepLast is the newest item of one owner's node.
+type pepLast struct {
+	owner, node string
+	cfg         nodeConfig
+	item        pepItem
+}
+
+// lastItems returns, in one read transaction, the newest item of each of
+// the nodes of each of the owners that has one and sends it on presence.
+func (st *pepStore) lastItems(owners, nodes []string) ([]pepLast, error) {
+	var out []pepLast
+	err := st.db.View(func(tx *bolt.Tx) error {
+		for _, o := range owners {
+			for _, n := range nodes {
+				nb := nodeBucket(tx, o, n)
+				if nb == nil {
+					continue
+				}
+				cfg := readConfig(nb)
+				items := nb.Bucket(pepKeyItems)
+				if cfg.SendLast != sendLastOnSubPresence || items == nil {
+					continue
+				}
+				_, v := items.Cursor().Last()
+				if v == nil {
+					continue
+				}
+				var it pepItem
+				if err := json.Unmarshal(v, &it); err != nil {
+					return err
+				}
+				out = append(out, pepLast{owner: o, node: n, cfg: cfg, item: it})
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // retract deletes the item id of the node (errPEPNodeNotFound,
 // errPEPItemNotFound).
 func (st *pepStore) retract(user, node, id string) error {
