@@ -115,6 +115,9 @@ func (srv *Server) serverInfo() discoInfo {
 	if srv.cfg.OpenRegistration {
 		info.Features = append(info.Features, account.NS)
 	}
+	// profanity sends publish-options (OMEMO nodes open) only when the
+	// server's disco lists them (PEP itself is on the account, pep.go).
+	info.Features = append(info.Features, nsPubSubPublishOptions)
 	return info
 }
 

@@ -326,6 +326,15 @@ func (p *pepService) items(t xmlstream.TokenReadEncoder, iq stanza.IQ, s *sessio
 		return reply(stanza.Modify, stanza.BadRequest, "nodeid-required")
 	}
 	cfg, err := p.store.config(owner.Localpart(), node)
+	if errors.Is(err, errPEPNodeNotFound) && owner.Equal(s.jid.Bare()) {
+		// To its owner a node not created yet reads as empty (it is
+		// created by the first publish): profanity publishes its first
+		// OMEMO device list only after reading an empty one.
+		empty := xml.StartElement{Name: xml.Name{Space: pubsub.NS, Local: "items"}, Attr: []xml.Attr{attr("node", node)}}
+		ps := xml.StartElement{Name: xml.Name{Space: pubsub.NS, Local: "pubsub"}}
+		_, err := xmlstream.Copy(t, iq.Result(xmlstream.Wrap(xmlstream.Wrap(nil, empty), ps)))
+		return err
+	}
 	if err != nil {
 		return p.storeError(err, reply)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -155,6 +156,20 @@ func TestPEPOMEMO(t *testing.T) {
 		if !strings.Contains(string(raw), want) {
 			t.Errorf("account disco lacks %s: %s", want, raw)
 		}
+	}
+
+	// profanity looks for publish-options on the server's disco.
+	if raw, _ := a.IQ(t, `<iq type="get" id="d2" to="localhost"><query xmlns="http://jabber.org/protocol/disco#info"/></iq>`).bytes(); !strings.Contains(string(raw), nsPubSubPublishOptions+`"`) {
+		t.Errorf("server disco lacks publish-options: %s", raw)
+	}
+	// To its owner a node not created yet reads as empty (profanity
+	// publishes its first device list only after reading an empty one); to
+	// others it does not exist.
+	if resp, ids := getItems(t, a, "", nodeAxolotlDevices, "", ""); resp.attr("type") != "result" || len(ids) != 0 {
+		t.Errorf("owner's read of a node not created yet: %s %v", stanzaErrorCondition(resp), ids)
+	}
+	if resp, _ := getItems(t, b, "alice@localhost", nodeAxolotlDevices, "", ""); stanzaErrorCondition(resp) != "item-not-found" {
+		t.Errorf("contact's read of a node not created yet: %s", stanzaErrorCondition(resp))
 	}
 
 	open := []string{"access_model", "open"}
@@ -498,8 +513,11 @@ func TestPEPNodeLifecycle(t *testing.T) {
 		_, deleted := ev.child(xml.Name{Space: pubsub.NSEvent, Local: "delete"})
 		return ok && deleted
 	})
-	if resp, _ := getItems(t, a, "", node, "", ""); stanzaErrorCondition(resp) != "item-not-found" {
-		t.Errorf("items of a deleted node: %s", stanzaErrorCondition(resp))
+	if _, err := ts.pep.store.config("alice", node); !errors.Is(err, errPEPNodeNotFound) {
+		t.Errorf("config of a deleted node: %v", err)
+	}
+	if resp := a.IQ(t, `<iq type="get" id="cfg3"><pubsub xmlns="http://jabber.org/protocol/pubsub#owner"><configure node="urn:example:feed"/></pubsub></iq>`); stanzaErrorCondition(resp) != "item-not-found" {
+		t.Errorf("configure of a deleted node: %s", stanzaErrorCondition(resp))
 	}
 	if u := ts.pep.store.usage("alice"); u != (pepUsage{}) {
 		t.Errorf("usage after delete: %+v", u)
