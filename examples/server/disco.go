@@ -115,6 +115,9 @@ func (srv *Server) serverInfo() discoInfo {
 	if srv.cfg.OpenRegistration {
 		info.Features = append(info.Features, account.NS)
 	}
+	// profanity sends publish-options (OMEMO nodes open) only when the
+	// server's disco lists them (PEP itself is on the account, pep.go).
+	info.Features = append(info.Features, nsPubSubPublishOptions)
 	return info
 }
 
@@ -122,7 +125,7 @@ func (srv *Server) serverInfo() discoInfo {
 // the account and its archive.
 func (srv *Server) accountInfo(_ jid.JID) discoInfo {
 	return discoInfo{
-		Identities: []discoIdentity{{Category: "account", Type: "registered"}},
-		Features:   append([]string{account.NS}, mam.Features()...),
+		Identities: []discoIdentity{{Category: "account", Type: "registered"}, pepIdentity},
+		Features:   append(append([]string{account.NS}, mam.Features()...), pepFeatures()...),
 	}
 }

@@ -63,6 +63,11 @@ func FuzzHandleStanza(f *testing.F) {
 		`<iq xmlns="jabber:client" type="set" id="8"><query xmlns="jabber:iq:register"><password></password></query></iq>`,
 		`<iq xmlns="jabber:client" type="set" id="9" to="@@"/>`,
 		`<bogus xmlns="jabber:client"/>`,
+		// PEP (pep.go)
+		`<iq xmlns="jabber:client" type="set" id="p1"><pubsub xmlns="http://jabber.org/protocol/pubsub"><publish node="n"><item id="i"><x xmlns="y"/></item></publish><publish-options><x xmlns="jabber:x:data" type="submit"><field var="pubsub#max_items"><value>max</value></field></x></publish-options></pubsub></iq>`,
+		`<iq xmlns="jabber:client" type="get" id="p2" to="bob@localhost"><pubsub xmlns="http://jabber.org/protocol/pubsub"><items node="n" max_items="-1"><item id=""/></items></pubsub></iq>`,
+		`<iq xmlns="jabber:client" type="set" id="p3"><pubsub xmlns="http://jabber.org/protocol/pubsub#owner"><configure node="n"><x xmlns="jabber:x:data" type="submit"/></configure></pubsub></iq>`,
+		`<presence xmlns="jabber:client"><c xmlns="http://jabber.org/protocol/caps" hash="sha-1" node="n" ver="v"/></presence>`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -83,6 +88,7 @@ func FuzzHandleStanza(f *testing.F) {
 		}
 		defer srv.sessions.remove(s)
 		defer srv.muc.leaveAll(s)
+		defer srv.pep.sessionEnded(s)
 		rw := discardRW{TokenReader: e.innerReader(), Encoder: xml.NewEncoder(io.Discard)}
 		_ = s.handle(rw, e) // an error ends the session; it must not panic
 		for {

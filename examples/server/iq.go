@@ -27,7 +27,9 @@ func (s *session) handleIQ(t xmlstream.TokenReadEncoder, e element, to jid.JID) 
 	if typ == "result" || typ == "error" {
 		// Answers to relayed IQs go on; answers to our roster pushes and
 		// pings, and anything else, end here.
-		s.relayAnswer(e, to)
+		if !s.srv.pep.iqs.answer(s, e) { // the server's own IQs (serveriq.go)
+			s.relayAnswer(e, to)
+		}
 		return nil
 	}
 	if typ != "get" && typ != "set" {
@@ -47,6 +49,8 @@ func (s *session) handleIQ(t xmlstream.TokenReadEncoder, e element, to jid.JID) 
 	start := e.start.Copy()
 
 	switch {
+	case isPubSub(payload) && (to.Equal(jid.JID{}) || srv.isLocalUser(to) && to.Resourcepart() == ""):
+		return srv.pep.handleIQ(s, t, e, iq, payload, to) // PEP, pep.go
 	case to.Equal(jid.JID{}) || to.Equal(s.jid.Bare()):
 		if isDisco {
 			return s.answerDisco(t, iq, payload, srv.accountInfo(s.jid.Bare()))

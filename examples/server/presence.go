@@ -15,6 +15,7 @@ func (s *session) handlePresence(t xmlstream.TokenReadEncoder, e element, to jid
 		switch typ {
 		case "", "unavailable":
 			srv.broadcastPresence(s, e, typ == "")
+			srv.pep.presence(s, e, typ == "") // caps for PEP, pep.go
 		}
 		return nil
 	case to.Domainpart() == conferenceHost(srv.cfg.Domain) && to.Localpart() != "":
@@ -52,4 +53,5 @@ func (srv *Server) sessionEnded(s *session) {
 		srv.broadcastPresence(s, e, false)
 	}
 	srv.muc.leaveAll(s)
+	srv.pep.sessionEnded(s)
 }

@@ -65,7 +65,8 @@ func scanDir(t *testing.T, dir string, secrets ...string) []string {
 
 // TestDeleteLeavesNothing: after <remove/> and a purge, nothing of the user
 // is left anywhere in the data directory: not the username, not a message
-// body, not an uploaded file, not a log line, not in a free database page.
+// body, not an uploaded file, not a PEP item, not a log line, not in a free
+// database page.
 // (The peer does not archive and has no roster item for the user, so every
 // copy of the marker is the deleted user's own data.)
 //
@@ -85,6 +86,7 @@ func testDeleteLeavesNothing(t *testing.T, purgeFlag bool) {
 		fileMarker = "Mark3r-file-x0p2"
 		// A JID the user blocks (stored normalized: lower case).
 		blockMarker = "mark3r-block-5vw1"
+		pepMarker   = "Mark3r-pep-5v1m" // a PEP item (pep.go)
 	)
 	ts := startTestServer(t)
 	ts.Register(t, user, "zoltan password")
@@ -107,7 +109,8 @@ func testDeleteLeavesNothing(t *testing.T, purgeFlag bool) {
 	z.IQ(t, `<iq type="set" id="c" to="zeta@conference.localhost"><query xmlns="http://jabber.org/protocol/muc#owner"><x xmlns="jabber:x:data" type="submit"><field var="muc#roomconfig_enablearchiving"><value>1</value></field></x></query></iq>`)
 	z.Send(t, `<message to="zeta@conference.localhost" type="groupchat"><body>`+roomMarker+`</body></message>`)
 	z.Next(t, isGroupchat(roomMarker))
-	if found := scanDir(t, ts.DataDir, user, chatMarker, roomMarker, fileMarker, blockMarker); len(found) < 5 {
+	mustPublish(t, z, "urn:example:residue", "i1", `<note xmlns="urn:example">`+pepMarker+`</note>`, "access_model", "open")
+	if found := scanDir(t, ts.DataDir, user, chatMarker, roomMarker, fileMarker, blockMarker, pepMarker); len(found) < 6 {
 		t.Fatalf("the test data is not all on disk before the deletion (the scan would prove nothing): %v", found)
 	}
 
@@ -143,7 +146,7 @@ func testDeleteLeavesNothing(t *testing.T, purgeFlag bool) {
 			t.Fatalf("-purge: %v", err)
 		}
 	}
-	if found := scanDir(t, ts.DataDir, user, chatMarker, roomMarker, fileMarker, blockMarker); len(found) > 0 {
+	if found := scanDir(t, ts.DataDir, user, chatMarker, roomMarker, fileMarker, blockMarker, pepMarker); len(found) > 0 {
 		t.Errorf("left in the data directory after deletion and purge:\n%s", strings.Join(found, "\n"))
 	}
 	// The server still works over the purged files.

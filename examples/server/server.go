@@ -56,6 +56,7 @@ type Server struct {
 	store    *serverStore
 	sessions *registry
 	muc      *mucService
+	pep      *pepService   // XEP-0163, pep.go
 	archiver *mam.Archiver // every routed message goes through it
 
 	userMux   *mux.ServeMux // IQs to the account, the server or a room archive
@@ -169,6 +170,11 @@ func (srv *Server) open() error {
 	if srv.store, err = newServerStore(srv.db); err != nil {
 		return err
 	}
+	pepStore, err := newPEPStore(srv.db)
+	if err != nil {
+		return err
+	}
+	srv.pep = newPEPService(srv, pepStore)
 	srv.muc, err = newMUCService(srv)
 	return err
 }

@@ -143,7 +143,7 @@ func (srv *Server) wire(ctx context.Context) error {
 		// Loopback clients are not limited when registering (as in
 		// Prosody); failed logins are limited for everyone.
 		Exempt:  func(key string) bool { return key == exemptKey },
-		Holders: []account.Holder{srv.mamStore, srv.uploads, subsHolder{srv}, blockingHolder{srv}, srv.store, logHolder{srv}}, // subsHolder reads the roster
+		Holders: []account.Holder{srv.mamStore, srv.uploads, subsHolder{srv}, blockingHolder{srv}, srv.store, srv.pep, logHolder{srv}}, // subsHolder reads the roster
 		Now:     cfg.Now,
 		Logger:  srv.log,
 	})
@@ -248,6 +248,7 @@ func (srv *Server) privacyItems(context.Context) ([]web.PrivacyItem, error) {
 			Job: "account deletion", Kept: "until you or the requester answer or cancel"},
 		web.PrivacyItem{Data: fmt.Sprintf("blocklist (at most %d addresses) and the number of spam reports you sent (no content, no reported address)", maxBlocklistItems),
 			Job: "account deletion"},
+		pepPrivacyItem,
 	)
 	return items, nil
 }
