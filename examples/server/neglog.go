@@ -1,8 +1,12 @@
 package main
 
 import (
+	"crypto/tls"
+	"errors"
 	"log/slog"
+	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -113,5 +117,19 @@ func (srv *Server) logNegotiationFailure(xs *xmpp.Session, headerSent bool, err 
 	if se, ok := negotiationStreamError(err, lc); ok {
 		cond = se.Err
 	}
+	if tlsHandshakeFailed(err) {
+		cond = "tls-handshake-failed" // no stream can carry an error
+	}
 	srv.failures.negotiationFailed(negotiationStage(state, headerSent), cond, ip)
+}
+
+// tlsHandshakeFailed reports whether err comes from a failed TLS handshake
+// (e.g. a client that does not trust the certificate sends an alert).
+func tlsHandshakeFailed(err error) bool {
+	var alert tls.AlertError
+	var header tls.RecordHeaderError
+	var verify *tls.CertificateVerificationError
+	var op *net.OpError
+	return errors.As(err, &alert) || errors.As(err, &header) || errors.As(err, &verify) ||
+		errors.As(err, &op) && op.Op == "remote error" || strings.HasPrefix(err.Error(), "tls: ")
 }

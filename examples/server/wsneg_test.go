@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/xml"
 	"strings"
@@ -127,6 +128,16 @@ func TestNegotiationFailureLogged(t *testing.T) {
 		base64.StdEncoding.EncodeToString([]byte("\x00alice\x00wrong pass"))+`</auth>`)
 	_, _ = c.readStreamError() // the server may give up at the first failure
 
+	// A client that does not trust the certificate (it aborts the
+	// handshake with an alert).
+	raw := dialRaw(t, ts.C2STLS, "127.0.0.1", nil)
+	if err := tls.Client(raw.conn, &tls.Config{ServerName: "localhost", RootCAs: x509.NewCertPool()}).Handshake(); err == nil {
+		t.Fatal("handshake with an untrusted certificate succeeded")
+	}
+	if err := raw.closed(); err != nil { // the server handled the failure
+		t.Fatal(err)
+	}
+
 	p := dialRaw(t, ts.C2S, "127.0.0.1", nil)
 	p.open(t)
 	p.write(t, `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGEAYg==</auth>`)
@@ -141,6 +152,7 @@ func TestNegotiationFailureLogged(t *testing.T) {
 	for _, want := range []string{
 		`"msg":"negotiation failed","stage":"auth","condition":"not-authorized","ip":"127.0.0.0"`,
 		`"msg":"negotiation failed","stage":"starttls","condition":"policy-violation","ip":"127.0.0.0"`,
+		`"msg":"negotiation failed","stage":"tls","condition":"tls-handshake-failed","ip":"127.0.0.0"`,
 	} {
 		if !bytes.Contains(logs, []byte(want)) {
 			t.Errorf("log lacks %s:\n%s", want, logs)
