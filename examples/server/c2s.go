@@ -248,11 +248,12 @@ func (n *negotiation) bind(_ jid.JID, res string) (jid.JID, error) {
 // stream header when it had not gone out yet (headerSent).
 func (srv *Server) endNegotiation(conn net.Conn, lc *limitConn, xs *xmpp.Session, headerSent bool, err error, ip netip.Addr) {
 	srv.log.Debug("negotiation failed", "err", err)
-	closed := clientClosedStream(err)
-	if srv.ctx.Err() == nil && !(closed && headerSent) { // a client closing its stream is no failure
+	// A client closing its stream (</stream:stream>) is no failure; one
+	// that drops the connection is logged.
+	if srv.ctx.Err() == nil && !clientEndedStream(err) {
 		srv.logNegotiationFailure(xs, headerSent, err, lc, ip)
 	}
-	if closed && srv.ctx.Err() == nil {
+	if clientClosedStream(err) && srv.ctx.Err() == nil {
 		// E.g. after an in-band registration: answer with the end of our
 		// stream, no error.
 		if xs != nil && headerSent {

@@ -133,3 +133,10 @@ func tlsHandshakeFailed(err error) bool {
 	return errors.As(err, &alert) || errors.As(err, &header) || errors.As(err, &verify) ||
 		errors.As(err, &op) && op.Op == "remote error" || strings.HasPrefix(err.Error(), "tls: ")
 }
+
+// clientEndedStream reports whether the client closed its stream
+// (</stream:stream>) between two negotiation elements, as after an in-band
+// registration: the end of a negotiation, not a failure.
+func clientEndedStream(err error) bool {
+	return strings.HasSuffix(err.Error(), "feature of type xml.EndElement")
+}
