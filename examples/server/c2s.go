@@ -125,16 +125,24 @@ func (srv *Server) handleConn(conn net.Conn, directTLS bool, ticket *connTicket)
 		return xmpp.StreamConfig{Features: features}
 	})
 	headerSent := false // the server's stream header went out on the current stream
+	// Whitespace between negotiation elements is dropped below mellium
+	// (wsFilter); after STARTTLS the TLS connection gets a filter of its own.
+	ws := newWSFilter(lc)
 	neg := func(ctx context.Context, in, out *stream.Info, xs *xmpp.Session, data any) (xmpp.SessionState, io.ReadWriter, any, error) {
 		lc.reset(maxNegotiationBytes) // one budget per step
 		mask, rw, data, err := inner(ctx, in, out, xs, data)
 		headerSent = out.ID != "" // mellium clears out at each restart
+		if tc, ok := rw.(*tls.Conn); ok && err == nil {
+			ws = newWSFilter(tc)
+			rw = ws
+		}
 		return mask, rw, data, err
 	}
-	var rw net.Conn = lc
+	var rw net.Conn = ws
 	var state xmpp.SessionState
 	if directTLS { // TLS over the budget; Secure is set by hand (rw is no *tls.Conn)
-		rw, state = tls.Server(lc, srv.tls), xmpp.Secure
+		ws = newWSFilter(tls.Server(lc, srv.tls))
+		rw, state = ws, xmpp.Secure
 	}
 	xs, err := xmpp.ReceiveSession(context.WithoutCancel(ctx), rw, state, neg)
 	if n.bound && (err != nil || xs == nil) {
@@ -145,9 +153,10 @@ func (srv *Server) handleConn(conn net.Conn, directTLS bool, ticket *connTicket)
 		err = stream.NotAuthorized // bind refused (see negotiation.bound)
 	}
 	if err != nil {
-		srv.endNegotiation(conn, lc, xs, headerSent, err)
+		srv.endNegotiation(conn, lc, xs, headerSent, err, ip)
 		return
 	}
+	ws.stop() // bound: mellium's stanza reader takes stream-level whitespace
 	// Bound: no more negotiation deadline (the idle watch takes over), the
 	// connection no longer counts against the per-IP cap, and the budget
 	// is one stanza's.
@@ -237,8 +246,13 @@ func (n *negotiation) bind(_ jid.JID, res string) (jid.JID, error) {
 // end of our stream when the client closed its own, otherwise the stream
 // error err maps to (system-shutdown during a shutdown), preceded by our
 // stream header when it had not gone out yet (headerSent).
-func (srv *Server) endNegotiation(conn net.Conn, lc *limitConn, xs *xmpp.Session, headerSent bool, err error) {
+func (srv *Server) endNegotiation(conn net.Conn, lc *limitConn, xs *xmpp.Session, headerSent bool, err error, ip netip.Addr) {
 	srv.log.Debug("negotiation failed", "err", err)
+	// A client closing its stream (</stream:stream>) is no failure; one
+	// that drops the connection is logged.
+	if srv.ctx.Err() == nil && !clientEndedStream(err) {
+		srv.logNegotiationFailure(xs, headerSent, err, lc, ip)
+	}
 	if clientClosedStream(err) && srv.ctx.Err() == nil {
 		// E.g. after an in-band registration: answer with the end of our
 		// stream, no error.
@@ -295,8 +309,8 @@ func streamErrorFor(err error, lc *limitConn) stream.Error {
 		return stream.NotAuthorized
 	case errors.Is(err, errSASLBad):
 		return stream.PolicyViolation
-	case errors.Is(err, errStreamText):
-		return stream.BadFormat
+	case errors.Is(err, errStreamText) || strings.HasSuffix(err.Error(), "feature of type xml.CharData"):
+		return stream.BadFormat // text between negotiation elements
 	case errors.Is(err, errRestrictedXML) || strings.HasPrefix(err.Error(), "disallowed XML"):
 		return stream.RestrictedXML
 	case err.Error() == "xmpp: unexpected stream restart":

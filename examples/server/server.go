@@ -67,6 +67,7 @@ type Server struct {
 	limiter    *connLimiter // c2s connection caps
 	refused    *summaryLog  // refused c2s connections, a line a second
 	acceptErrs *summaryLog  // c2s accept failures, a line a second
+	failures   *failureLog  // failed negotiations, refused stanzas (neglog.go)
 	// sleep waits out an accept back-off; nil means a timer (tests
 	// record the delays instead).
 	sleep func(context.Context, time.Duration)
@@ -239,6 +240,7 @@ func (srv *Server) start() {
 	srv.limiter = newConnLimiter(srv.cfg.MaxConns, srv.cfg.MaxConnsPerIP)
 	srv.refused = newSummaryLog(srv.log, "c2s connections refused over a cap")
 	srv.acceptErrs = newSummaryLog(srv.log, "c2s accept failed; backing off")
+	srv.failures = newFailureLog(srv.connLog, srv.log)
 	srv.wg.Add(1)
 	go srv.serveC2S(srv.c2sLn, false)
 	if srv.c2sTLSLn != nil {
@@ -324,6 +326,7 @@ func (srv *Server) shutdown() error {
 	srv.bg.Wait()
 	srv.refused.stop()
 	srv.acceptErrs.stop()
+	srv.failures.stop()
 	return herr
 }
 

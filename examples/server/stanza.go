@@ -49,6 +49,7 @@ func (s *session) replyError(t xmlstream.TokenReadEncoder, e element, se stanza.
 	if e.attr("type") == "error" {
 		return nil
 	}
+	s.srv.failures.stanzaRefused(e.start.Name.Local, se.Condition)
 	from := e.attr("to")
 	if from == "" {
 		from = s.srv.cfg.Domain
