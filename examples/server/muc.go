@@ -469,7 +469,9 @@ func (m *mucService) serviceInfo() discoInfo {
 	m.mu.Lock()
 	jids := make([]string, 0, len(m.rooms))
 	for _, r := range m.rooms {
-		jids = append(jids, r.jid.String())
+		if !r.hidden && !r.locked {
+			jids = append(jids, r.jid.String())
+		}
 	}
 	m.mu.Unlock()
 	sort.Strings(jids)
