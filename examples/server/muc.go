@@ -27,21 +27,24 @@ const (
 	affiliationNone = "none"
 )
 
-// mucService is a minimal XEP-0045 service at conference.<domain>.
+// mucService is the XEP-0045 service at conference.<domain>.
 //
-// Rooms are semi-anonymous: occupants see each other's nicknames only; the
-// real JIDs are shown to the room owner alone. The room archive does store
-// real JIDs: each message with the sender's bare real JID beside the stored
-// stanza (archiveRoom passes anonymous false, so mam keeps
-// Message.RealJID). A query shows it to the owner only (roomAccess in
+// Rooms are semi-anonymous by default: occupants see each other's
+// nicknames; real JIDs are shown to moderators (the owner and admins), or
+// to everyone in a room configured non-anonymous. The room archive stores
+// each message with the sender's bare real JID beside the stored stanza
+// (archiveRoom passes anonymous false, so mam keeps Message.RealJID). A
+// query shows it to those who see real JIDs in the room (roomAccess in
 // wire.go), and an account's deletion erases the user's room messages by
-// it (mam.BoltConfig.EraseGroupMessages). A room is created by joining it;
-// its creator is the owner, who may turn archiving on in the owner
-// configuration form (off in a new room) and destroy the room. A user owns at most Config.MaxOwnedRooms rooms.
-// Rooms are open (anyone on the server may join) and persistent: the owner
-// and the archiving switch survive a restart, occupants do not. Messages
-// are not replayed on join (no MUC history): archived rooms are read with
-// MAM.
+// it (mam.BoltConfig.EraseGroupMessages). A room is created by joining it
+// and stays locked until configured (muc_config.go); its creator is its
+// one owner, who may turn archiving on in the configuration form (off in
+// a new room) and destroy the room. A user owns at most
+// Config.MaxOwnedRooms rooms. Affiliations, kicks, bans, members-only
+// rooms (muc_admin.go) and invitations (muc_invite.go) follow XEP-0045.
+// Configuration and affiliations survive a restart, occupants and the
+// subject do not. Messages are not replayed on join (no MUC history):
+// archived rooms are read with MAM.
 type mucService struct {
 	srv *Server
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"chatbx.eu/privacy/examples/server/internal/web"
 	"mellium.im/xmpp/jid"
 
 	"mellium.im/xmpp/muc"
@@ -552,6 +553,17 @@ func TestRoomAffiliationErasure(t *testing.T) {
 	}
 	if strings.Contains(all, "carol@localhost") || strings.Contains(all, `room="alices"`) {
 		t.Error("export holds another user's affiliation")
+	}
+
+	// The privacy report names the data kind and when it goes.
+	items, err := ts.privacyItems(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(items, func(it web.PrivacyItem) bool {
+		return strings.Contains(it.Data, "affiliations in rooms") && it.Job != ""
+	}) {
+		t.Errorf("the privacy report does not list room affiliations: %v", items)
 	}
 
 	if err := ts.deleteAccount(context.Background(), "alice"); err != nil {
