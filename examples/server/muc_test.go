@@ -664,3 +664,42 @@ func FuzzRoomStanza(f *testing.F) {
 		}
 	})
 }
+
+// TestRoomRestart: a restart keeps a room's lock, configuration and
+// affiliations: a locked room stays closed to others, a members-only room
+// keeps refusing non-members and admitting members, a ban holds.
+func TestRoomRestart(t *testing.T) {
+	ts := startTestServer(t)
+	cl := mucUsers(t, ts, "alice", "bob", "carol", "dave")
+	a := cl[0]
+	joinLocked(t, a, "shut@conference.localhost/Al")
+	joinRoom(t, a, "club@conference.localhost/Al")
+	configureRoom(t, a, "club@conference.localhost", "muc#roomconfig_membersonly", "1", "muc#roomconfig_roomname", "The club")
+	adminIQ(t, a, "set", "club@conference.localhost", `<item affiliation="member" jid="bob@localhost"/><item affiliation="outcast" jid="dave@localhost"/>`)
+	if err := ts.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := ts.cfg
+	cfg.C2S, cfg.C2STLS, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	ts2 := startWithConfig(t, cfg)
+	login := func(u string) *testClient { return ts2.Login(t, u, u+" password") }
+	b, c, d := login("bob"), login("carol"), login("dave")
+	for _, tc := range []struct {
+		who      *testClient
+		occupant string
+		want     string
+	}{
+		{b, "shut@conference.localhost/B", "item-not-found"},
+		{c, "club@conference.localhost/C", "registration-required"},
+		{d, "club@conference.localhost/D", "forbidden"},
+		{b, "club@conference.localhost/B", ""},
+	} {
+		if e := tryJoinRoom(t, tc.who, tc.occupant); stanzaErrorCondition(e) != tc.want {
+			t.Errorf("%s joins %s: %q, want %q", tc.who.JID.Localpart(), tc.occupant, stanzaErrorCondition(e), tc.want)
+		}
+	}
+	info := b.IQ(t, `<iq type="get" id="d" to="club@conference.localhost"><query xmlns="http://jabber.org/protocol/disco#info"/></iq>`)
+	if raw, _ := info.bytes(); !bytes.Contains(raw, []byte(`name="The club"`)) || !bytes.Contains(raw, []byte("muc_membersonly")) {
+		t.Errorf("configuration after the restart: %s", raw)
+	}
+}
