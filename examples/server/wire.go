@@ -241,7 +241,8 @@ func (srv *Server) privacyItems(context.Context) ([]web.PrivacyItem, error) {
 	items = append(items,
 		web.PrivacyItem{Data: "message archive (only messages you opted in to archive; default: none)", Job: "account deletion"},
 		web.PrivacyItem{Data: "account (username, Argon2id password hash), roster", Job: "account deletion"},
-		web.PrivacyItem{Data: "group chats: configuration of the rooms you own (destroyed with your account) and your affiliations in rooms (admin, member, banned)", Job: "account deletion or the room's destruction"},
+		web.PrivacyItem{Data: "group chats: configuration of the rooms you own (destroyed with your account) and your affiliations in rooms (admin, member, banned)", Job: "account deletion or the room's destruction",
+			Kept: "until you delete your account, or the room's owner or admins remove it; a room you own until you destroy it"},
 	)
 	return items, nil
 }
