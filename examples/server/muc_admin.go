@@ -172,10 +172,11 @@ func (m *mucService) destroyLocked(r *room, notice []xml.Token) error {
 	return nil
 }
 
-// dropIfTemporary destroys r if it is temporary and empty. Called with
-// m.mu held.
+// dropIfTemporary destroys r if it is empty and temporary, or still locked
+// (its owner left before configuring it: nothing to keep, and it would
+// count against the owner's rooms). Called with m.mu held.
 func (m *mucService) dropIfTemporary(r *room) {
-	if r.temporary && len(r.occupants) == 0 && m.rooms[r.jid.Localpart()] == r {
+	if (r.temporary || r.locked) && len(r.occupants) == 0 && m.rooms[r.jid.Localpart()] == r {
 		if err := m.destroyLocked(r, nil); err != nil {
 			m.srv.log.Error("dropping an empty temporary room", "err", err)
 		}

@@ -105,11 +105,22 @@ func TestRoomLocked(t *testing.T) {
 		}
 	}
 	refused("new")
-	// The owner's rejoin is told the room still waits for configuration.
-	a.Send(t, `<presence to="`+room+`/Al" type="unavailable"/>`)
-	a.Next(t, mucPresence(room+"/Al", "unavailable"))
-	if codes := statusCodes(joinLocked(t, a, room+"/Al")); !slices.Contains(codes, statusCreated) {
-		t.Errorf("owner's rejoin of a locked room: %v", codes)
+	// The owner's second join (another session) is told the room still
+	// waits for configuration.
+	a2 := ts.Login(t, "alice", "alice password")
+	if codes := statusCodes(joinLocked(t, a2, room+"/Al2")); !slices.Contains(codes, statusCreated) {
+		t.Errorf("owner's second join of a locked room: %v", codes)
+	}
+	// A locked room its owner leaves is gone (never configured).
+	joinLocked(t, a, "abandoned@conference.localhost/Al")
+	a.Send(t, `<presence to="abandoned@conference.localhost/Al" type="unavailable"/>`)
+	// The session's stanzas are handled in order: once this is answered,
+	// the leave was handled.
+	if e := a.IQ(t, `<iq type="get" id="d" to="abandoned@conference.localhost"><query xmlns="http://jabber.org/protocol/disco#info"/></iq>`); stanzaErrorCondition(e) != "item-not-found" {
+		t.Errorf("disco of an abandoned locked room: %q", stanzaErrorCondition(e))
+	}
+	if c, _ := ts.store.rooms(); c["abandoned"].Owner != "" {
+		t.Error("an abandoned locked room is kept")
 	}
 	if r := a.IQ(t, `<iq type="set" id="x" to="`+room+`"><query xmlns="http://jabber.org/protocol/muc#owner"><x xmlns="jabber:x:data" type="cancel"/></query></iq>`); r.attr("type") != "result" {
 		t.Fatalf("cancel: %s", stanzaErrorCondition(r))
@@ -665,8 +676,8 @@ func FuzzRoomStanza(f *testing.F) {
 	})
 }
 
-// TestRoomRestart: a restart keeps a room's lock, configuration and
-// affiliations: a locked room stays closed to others, a members-only room
+// TestRoomRestart: a restart keeps a room's configuration and
+// affiliations (a locked room its owner left is gone), a members-only room
 // keeps refusing non-members and admitting members, a ban holds.
 func TestRoomRestart(t *testing.T) {
 	ts := startTestServer(t)
@@ -689,7 +700,7 @@ func TestRoomRestart(t *testing.T) {
 		occupant string
 		want     string
 	}{
-		{b, "shut@conference.localhost/B", "item-not-found"},
+		{b, "shut@conference.localhost/B", ""}, // left locked: gone, so bob creates it
 		{c, "club@conference.localhost/C", "registration-required"},
 		{d, "club@conference.localhost/D", "forbidden"},
 		{b, "club@conference.localhost/B", ""},
