@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"chatbx.eu/privacy/mam"
+	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 )
@@ -146,7 +147,22 @@ func TestArchiveOptIn(t *testing.T) {
 }
 
 // joinRoom sends a join presence and waits for the self-presence (110).
+// A room it creates (201) it unlocks as an instant room, as clients do
+// (XEP-0045 § 10.1.2); joinLocked leaves it locked.
 func joinRoom(t *testing.T, c *testClient, occupant string) element {
+	t.Helper()
+	self := joinLocked(t, c, occupant)
+	if raw, _ := self.bytes(); bytes.Contains(raw, []byte(`code="201"`)) {
+		room := jid.MustParse(occupant).Bare().String()
+		if r := c.IQ(t, `<iq type="set" id="instant" to="`+room+`"><query xmlns="http://jabber.org/protocol/muc#owner"><x xmlns="jabber:x:data" type="submit"/></query></iq>`); r.attr("type") != "result" {
+			t.Fatalf("instant room %s: %s", room, stanzaErrorCondition(r))
+		}
+	}
+	return self
+}
+
+// joinLocked sends a join presence and waits for the self-presence (110).
+func joinLocked(t *testing.T, c *testClient, occupant string) element {
 	t.Helper()
 	c.Send(t, fmt.Sprintf(`<presence to="%s"><x xmlns="http://jabber.org/protocol/muc"/></presence>`, occupant))
 	return c.Next(t, func(e element) bool {

@@ -6,13 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 
 	"chatbx.eu/privacy/mam"
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/disco"
-	"mellium.im/xmpp/form"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/muc"
 	"mellium.im/xmpp/stanza"
@@ -29,21 +27,24 @@ const (
 	affiliationNone = "none"
 )
 
-// mucService is a minimal XEP-0045 service at conference.<domain>.
+// mucService is the XEP-0045 service at conference.<domain>.
 //
-// Rooms are semi-anonymous: occupants see each other's nicknames only; the
-// real JIDs are shown to the room owner alone. The room archive does store
-// real JIDs: each message with the sender's bare real JID beside the stored
-// stanza (archiveRoom passes anonymous false, so mam keeps
-// Message.RealJID). A query shows it to the owner only (roomAccess in
+// Rooms are semi-anonymous by default: occupants see each other's
+// nicknames; real JIDs are shown to moderators (the owner and admins), or
+// to everyone in a room configured non-anonymous. The room archive stores
+// each message with the sender's bare real JID beside the stored stanza
+// (archiveRoom passes anonymous false, so mam keeps Message.RealJID). A
+// query shows it to those who see real JIDs in the room (roomAccess in
 // wire.go), and an account's deletion erases the user's room messages by
-// it (mam.BoltConfig.EraseGroupMessages). A room is created by joining it;
-// its creator is the owner, who may turn archiving on in the owner
-// configuration form (off in a new room) and destroy the room. A user owns at most Config.MaxOwnedRooms rooms.
-// Rooms are open (anyone on the server may join) and persistent: the owner
-// and the archiving switch survive a restart, occupants do not. Messages
-// are not replayed on join (no MUC history): archived rooms are read with
-// MAM.
+// it (mam.BoltConfig.EraseGroupMessages). A room is created by joining it
+// and stays locked until configured (muc_config.go); its creator is its
+// one owner, who may turn archiving on in the configuration form (off in
+// a new room) and destroy the room. A user owns at most
+// Config.MaxOwnedRooms rooms. Affiliations, kicks, bans, members-only
+// rooms (muc_admin.go) and invitations (muc_invite.go) follow XEP-0045.
+// Configuration and affiliations survive a restart, occupants and the
+// subject do not. Messages are not replayed on join (no MUC history):
+// archived rooms are read with MAM.
 type mucService struct {
 	srv *Server
 
@@ -56,6 +57,20 @@ type room struct {
 	owner     jid.JID // bare JID of the creator
 	archiving bool
 	occupants map[string]*session // nick → session
+
+	// XEP-0045 configuration (muc_config.go) and affiliations other than
+	// the owner's (muc_admin.go), persisted in roomConfig.
+	locked       bool // new, until the owner configures it (§ 10.1)
+	membersOnly  bool
+	whoisAnyone  bool // non-anonymous; default semi-anonymous
+	hidden       bool // not listed in the service's disco#items
+	temporary    bool // destroyed when the last occupant leaves
+	subjectByAll bool // participants may change the subject
+	name, desc   string
+	affiliations map[string]string // bare JID → admin, member or outcast
+
+	subject  string                   // in memory only
+	presence map[*session][]xml.Token // occupant → its own presence children (§ 7.14)
 }
 
 func newMUCService(srv *Server) (*mucService, error) {
@@ -70,13 +85,18 @@ func newMUCService(srv *Server) (*mucService, error) {
 		if err1 != nil || err2 != nil {
 			continue
 		}
-		m.rooms[name] = &room{jid: rj, owner: owner, archiving: c.Archiving, occupants: make(map[string]*session)}
+		r := &room{jid: rj, owner: owner, occupants: make(map[string]*session)}
+		r.apply(c)
+		m.rooms[name] = r
 	}
 	return m, nil
 }
 
 // nickOf returns the session's nick in r, if it is an occupant.
 func (r *room) nickOf(s *session) (string, bool) {
+	if r == nil {
+		return "", false
+	}
 	for nick, o := range r.occupants {
 		if o == s {
 			return nick, true
@@ -108,26 +128,38 @@ func presenceStart(from, to jid.JID, typ string) xml.StartElement {
 
 // occupantPresence is the presence of occupant nick as seen by viewer.
 func (r *room) occupantPresence(nick string, occ, viewer *session, typ string, codes []string, newNick string) element {
-	affiliation, role := affiliationNone, "participant"
-	if occ.jid.Bare().Equal(r.owner) {
-		affiliation, role = affiliationOwn, "moderator"
-	}
+	return r.occupantPresenceWhy(nick, occ, viewer, typ, codes, newNick, "")
+}
+
+// occupantPresenceWhy is occupantPresence with the reason of a kick or ban
+// in the item. The occupant's own presence children (<show/>, <status/>,
+// caps …, XEP-0045 § 7.14) come first.
+func (r *room) occupantPresenceWhy(nick string, occ, viewer *session, typ string, codes []string, newNick, reason string) element {
+	affiliation := r.affiliation(occ.jid)
+	role := roleFor(affiliation)
 	if typ == "unavailable" {
-		role = "none"
+		role = roleNone
 	}
 	item := xml.StartElement{Name: xml.Name{Space: muc.NSUser, Local: "item"}, Attr: []xml.Attr{
 		{Name: xml.Name{Local: "affiliation"}, Value: affiliation},
 		{Name: xml.Name{Local: "role"}, Value: role},
 	}}
-	if viewer.jid.Bare().Equal(r.owner) || viewer == occ {
-		// Semi-anonymous: the real JID is shown to the owner (and to itself).
+	if r.showsRealJIDs(viewer.jid) || viewer == occ {
+		// Semi-anonymous: the real JID is shown to moderators (and to
+		// itself); non-anonymous: to everyone.
 		item.Attr = append(item.Attr, xml.Attr{Name: xml.Name{Local: "jid"}, Value: occ.jid.String()})
 	}
 	if newNick != "" {
 		item.Attr = append(item.Attr, xml.Attr{Name: xml.Name{Local: "nick"}, Value: newNick})
 	}
 	x := xml.StartElement{Name: xml.Name{Space: muc.NSUser, Local: "x"}}
-	toks := []xml.Token{x, item, item.End()}
+	toks := append([]xml.Token(nil), r.presence[occ]...)
+	toks = append(toks, x, item)
+	if reason != "" {
+		rs := xml.StartElement{Name: xml.Name{Space: muc.NSUser, Local: "reason"}}
+		toks = append(toks, rs, xml.CharData(reason), rs.End())
+	}
+	toks = append(toks, item.End())
 	for _, c := range codes {
 		st := xml.StartElement{Name: xml.Name{Space: muc.NSUser, Local: "status"},
 			Attr: []xml.Attr{{Name: xml.Name{Local: "code"}, Value: c}}}
@@ -154,17 +186,22 @@ func (m *mucService) handlePresence(s *session, t xmlstream.TokenReadEncoder, e 
 	defer m.mu.Unlock()
 	r := m.rooms[name]
 	if typ == "unavailable" {
-		if r != nil {
+		if _, in := r.nickOf(s); in {
+			r.setPresence(s, e) // the exit's <status/> reaches the others
 			m.leaveLocked(r, s)
 		}
 		return nil
 	}
-	if !m.mayJoin(r, s.jid) { // never today: every session is a local account
-		return s.replyError(t, e, stanza.Error{Type: stanza.Auth, Condition: stanza.Forbidden})
+	if _, in := r.nickOf(s); !in {
+		if se, refused := m.joinRefusal(r, s.jid); refused {
+			return s.replyError(t, e, se)
+		}
 	}
 	created := false
 	if r == nil {
-		r = &room{jid: to.Bare(), owner: s.jid.Bare(), occupants: make(map[string]*session)}
+		// A new room is locked until its owner configures it or accepts
+		// the defaults (XEP-0045 § 10.1.1).
+		r = &room{jid: to.Bare(), owner: s.jid.Bare(), occupants: make(map[string]*session), locked: true}
 		// A new room starts with an empty archive. No live room has this
 		// name, so an archive under it is a leftover of an earlier room
 		// (its owner's account deleted, an erasure interrupted) that the
@@ -173,7 +210,7 @@ func (m *mucService) handlePresence(s *session, t xmlstream.TokenReadEncoder, e 
 			return s.replyError(t, e, stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError})
 		}
 		limit := m.srv.cfg.roomLimit()
-		if err := m.srv.store.createRoom(name, roomConfig{Owner: r.owner.String()}, limit); err != nil {
+		if err := m.srv.store.createRoom(name, r.config(), limit); err != nil {
 			return s.replyError(t, e, roomCreateError(err, limit))
 		}
 		m.rooms[name] = r
@@ -183,6 +220,7 @@ func (m *mucService) handlePresence(s *session, t xmlstream.TokenReadEncoder, e 
 		return s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.Conflict})
 	}
 	oldNick, joined := r.nickOf(s)
+	r.setPresence(s, e)
 	switch {
 	case joined && oldNick != nick: // nick change
 		for _, o := range r.occupants {
@@ -209,12 +247,8 @@ func (m *mucService) handlePresence(s *session, t xmlstream.TokenReadEncoder, e 
 			s.send(r.occupantPresence(n, r.occupants[n], s, "", nil, ""))
 		}
 		r.occupants[nick] = s
-		var extra []string
-		if created {
-			extra = []string{statusCreated}
-		}
-		m.broadcastJoin(r, nick, s, extra)
-		// The subject (empty) ends the join, XEP-0045 § 7.2.15.
+		m.broadcastJoin(r, nick, s, r.joinCodes(created || r.locked))
+		// The subject (maybe empty) ends the join, XEP-0045 § 7.2.15.
 		subj := xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "subject"}}
 		s.send(element{start: xml.StartElement{
 			Name: xml.Name{Space: stanza.NSClient, Local: "message"},
@@ -224,18 +258,18 @@ func (m *mucService) handlePresence(s *session, t xmlstream.TokenReadEncoder, e 
 				{Name: xml.Name{Local: "type"}, Value: "groupchat"},
 				{Name: xml.Name{Local: "id"}, Value: randomResource()},
 			},
-		}, inner: []xml.Token{subj, subj.End()}})
+		}, inner: subjectTokens(subj, r.subject)})
 	}
 	return nil
 }
 
 // mayJoin reports whether user may join r (nil: a room user would
-// create). Every room is open (no members-only rooms, no bans): any account
-// of this server may join. The archive of an archiving room is readable by
-// exactly these users (roomAccess), also before they join. Called with m.mu
-// held.
-func (m *mucService) mayJoin(_ *room, user jid.JID) bool {
-	return user.Localpart() != "" && user.Domainpart() == m.srv.cfg.Domain
+// create): an account of this server that joinRefusal lets in. The archive
+// of an archiving room is readable by exactly these users (roomAccess),
+// also before they join. Called with m.mu held.
+func (m *mucService) mayJoin(r *room, user jid.JID) bool {
+	_, refused := m.joinRefusal(r, user)
+	return !refused
 }
 
 // roomCreateError is the presence error for a refused room creation.
@@ -279,6 +313,8 @@ func (m *mucService) leaveLocked(r *room, s *session) {
 		o.send(r.occupantPresence(nick, s, o, "unavailable", codes, ""))
 	}
 	delete(r.occupants, nick)
+	delete(r.presence, s)
+	m.dropIfTemporary(r)
 }
 
 // leaveAll takes s out of every room (session ended or went unavailable).
@@ -290,23 +326,21 @@ func (m *mucService) leaveAll(s *session) {
 	}
 }
 
-// forgetOwner drops the ownership of rooms owned by user (account
-// deleted). An empty room goes, with its archive: nobody could read the
-// archive any more, and the room's name may be taken again. A room with
-// occupants lives on without owner until the server stops.
+// forgetOwner removes user (account deleted) from every room: the rooms
+// the user owns are destroyed (occupants told, archive erased; a room has
+// one owner here, so there is nobody to hand it to), and the user's
+// affiliations in other rooms go. The store's Erase removes the same from
+// the file (and finishes the job after a crash).
 func (m *mucService) forgetOwner(user jid.JID) {
+	bare := user.Bare()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for name, r := range m.rooms {
-		if r.owner.Equal(user.Bare()) && len(r.occupants) == 0 {
-			delete(m.rooms, name)
-			if err := m.eraseArchive(r.jid); err != nil {
-				// Erased at the latest when the name is taken again.
-				m.srv.log.Error("erasing the archive of a deleted room", "err", err)
-			}
-		} else if r.owner.Equal(user.Bare()) {
-			r.owner = jid.JID{}
+	for _, r := range m.rooms {
+		if r.owner.Equal(bare) {
+			m.destroyLocked(r, destroyNotice("", "the owner's account was deleted"))
+			continue
 		}
+		delete(r.affiliations, bare.String())
 	}
 }
 
@@ -329,6 +363,10 @@ func (m *mucService) handleMessage(s *session, t xmlstream.TokenReadEncoder, e e
 		m.mu.Unlock()
 		return s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound})
 	}
+	if x, ok := e.child(xml.Name{Space: muc.NSUser, Local: "x"}); ok && to.Resourcepart() == "" && typ != "groupchat" {
+		defer m.mu.Unlock()
+		return m.mediate(s, t, e, r, x) // invitation or decline, § 7.8.2
+	}
 	nick, joined := r.nickOf(s)
 	if !joined {
 		m.mu.Unlock()
@@ -347,6 +385,13 @@ func (m *mucService) handleMessage(s *session, t xmlstream.TokenReadEncoder, e e
 	if typ != "groupchat" {
 		m.mu.Unlock()
 		return s.replyError(t, e, stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable})
+	}
+	if subj, ok := e.child(xml.Name{Space: stanza.NSClient, Local: "subject"}); ok {
+		if !r.maySetSubject(s.jid) {
+			m.mu.Unlock()
+			return s.replyError(t, e, stanza.Error{Type: stanza.Auth, Condition: stanza.Forbidden})
+		}
+		r.subject = subj.text()
 	}
 	archiving := r.archiving
 	roomJID := r.jid
@@ -427,7 +472,9 @@ func (m *mucService) serviceInfo() discoInfo {
 	m.mu.Lock()
 	jids := make([]string, 0, len(m.rooms))
 	for _, r := range m.rooms {
-		jids = append(jids, r.jid.String())
+		if !r.hidden && !r.locked {
+			jids = append(jids, r.jid.String())
+		}
 	}
 	m.mu.Unlock()
 	sort.Strings(jids)
@@ -452,10 +499,13 @@ const maxListedRoomBytes = 64 << 10
 // roomInfo is a room's disco: the archive's features only while archiving
 // is on.
 func roomInfo(r *room) discoInfo {
+	name := r.name
+	if name == "" {
+		name = r.jid.Localpart()
+	}
 	return discoInfo{
-		Identities: []discoIdentity{{Category: "conference", Type: "text", Name: r.jid.Localpart()}},
-		Features: append([]string{muc.NS, "muc_semianonymous", "muc_open", "muc_persistent", "muc_unmoderated", "muc_unsecured"},
-			mam.RoomFeatures(r.archiving)...),
+		Identities: []discoIdentity{{Category: "conference", Type: "text", Name: name}},
+		Features:   append(r.features(), mam.RoomFeatures(r.archiving)...),
 	}
 }
 
@@ -470,6 +520,10 @@ func (m *mucService) handleIQ(s *session, t xmlstream.TokenReadEncoder, e elemen
 	isOwner := s.jid.Bare().Equal(r.owner)
 	info := roomInfo(r)
 	archiving := r.archiving
+	if r.locked && !isOwner { // § 10.1.1: nobody else sees a locked room
+		m.mu.Unlock()
+		return s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound})
+	}
 	m.mu.Unlock()
 
 	switch payload.Name.Space {
@@ -480,7 +534,7 @@ func (m *mucService) handleIQ(s *session, t xmlstream.TokenReadEncoder, e elemen
 			return s.replyError(t, e, stanza.Error{Type: stanza.Auth, Condition: stanza.Forbidden})
 		}
 		if iq.Type == stanza.GetIQ {
-			return m.sendConfigForm(t, iq, archiving)
+			return m.sendConfigForm(t, iq, to)
 		}
 		if q, ok := e.child(xml.Name{Space: muc.NSOwner, Local: "query"}); ok {
 			if d, ok := q.child(xml.Name{Space: muc.NSOwner, Local: "destroy"}); ok {
@@ -488,6 +542,8 @@ func (m *mucService) handleIQ(s *session, t xmlstream.TokenReadEncoder, e elemen
 			}
 		}
 		return m.setConfig(s, t, e, to)
+	case muc.NSAdmin:
+		return m.handleAdmin(s, t, e, iq, to)
 	case mam.NS:
 		if !archiving {
 			return s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
@@ -499,26 +555,6 @@ func (m *mucService) handleIQ(s *session, t xmlstream.TokenReadEncoder, e elemen
 	return s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.FeatureNotImplemented})
 }
 
-// sendConfigForm answers the owner's configuration request: a form with
-// the archiving switch (mam.RoomConfigField).
-func (m *mucService) sendConfigForm(t xmlstream.TokenReadEncoder, iq stanza.IQ, archiving bool) error {
-	field := func(name, typ, value string) xml.TokenReader {
-		return xmlstream.Wrap(
-			xmlstream.Wrap(xmlstream.Token(xml.CharData(value)), xml.StartElement{Name: xml.Name{Space: form.NS, Local: "value"}}),
-			xml.StartElement{Name: xml.Name{Space: form.NS, Local: "field"}, Attr: []xml.Attr{
-				{Name: xml.Name{Local: "var"}, Value: name}, {Name: xml.Name{Local: "type"}, Value: typ}}})
-	}
-	title := xml.StartElement{Name: xml.Name{Space: form.NS, Local: "title"}}
-	x := xml.StartElement{Name: xml.Name{Space: form.NS, Local: "x"}, Attr: []xml.Attr{{Name: xml.Name{Local: "type"}, Value: "form"}}}
-	q := xml.StartElement{Name: xml.Name{Space: muc.NSOwner, Local: "query"}}
-	_, err := xmlstream.Copy(t, iq.Result(xmlstream.Wrap(xmlstream.Wrap(xmlstream.MultiReader(
-		xmlstream.Wrap(xmlstream.Token(xml.CharData("Room configuration")), title),
-		field(fieldFormType, "hidden", nsRoomConfig),
-		mam.RoomConfigField(archiving),
-	), x), q)))
-	return err
-}
-
 // destroy destroys a room at its owner's request (XEP-0045 § 10.9): every
 // occupant gets an unavailable presence carrying the <destroy/> (with the
 // alternate room and reason the owner gave), then the room, its place in
@@ -527,19 +563,10 @@ func (m *mucService) sendConfigForm(t xmlstream.TokenReadEncoder, iq stanza.IQ, 
 func (m *mucService) destroy(s *session, t xmlstream.TokenReadEncoder, e element, to jid.JID, d element) error {
 	iq, _ := stanza.NewIQ(e.start)
 	name := to.Localpart()
-	// The notice to occupants: the alternate room only if it is a JID,
-	// the reason as text.
-	notice := xml.StartElement{Name: xml.Name{Space: muc.NSUser, Local: "destroy"}}
-	if alt, err := jid.Parse(d.attr("jid")); err == nil && d.attr("jid") != "" {
-		notice.Attr = []xml.Attr{{Name: xml.Name{Local: "jid"}, Value: alt.Bare().String()}}
+	reason := ""
+	if rs, ok := d.child(xml.Name{Space: muc.NSOwner, Local: "reason"}); ok {
+		reason = rs.text()
 	}
-	noticeToks := []xml.Token{notice}
-	if rs, ok := d.child(xml.Name{Space: muc.NSOwner, Local: "reason"}); ok && rs.text() != "" {
-		reason := xml.StartElement{Name: xml.Name{Space: muc.NSUser, Local: "reason"}}
-		noticeToks = append(noticeToks, reason, xml.CharData(rs.text()), reason.End())
-	}
-	noticeToks = append(noticeToks, notice.End())
-
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r := m.rooms[name]
@@ -549,79 +576,10 @@ func (m *mucService) destroy(s *session, t xmlstream.TokenReadEncoder, e element
 	if !s.jid.Bare().Equal(r.owner) {
 		return s.replyError(t, e, stanza.Error{Type: stanza.Auth, Condition: stanza.Forbidden})
 	}
-	if err := m.srv.store.deleteRoom(name); err != nil {
+	if err := m.destroyLocked(r, destroyNotice(d.attr("jid"), reason)); err != nil {
 		return s.replyError(t, e, stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError})
-	}
-	delete(m.rooms, name)
-	for nick, o := range r.occupants {
-		x := xml.StartElement{Name: xml.Name{Space: muc.NSUser, Local: "x"}}
-		item := xml.StartElement{Name: xml.Name{Space: muc.NSUser, Local: "item"}, Attr: []xml.Attr{
-			{Name: xml.Name{Local: "affiliation"}, Value: affiliationNone},
-			{Name: xml.Name{Local: "role"}, Value: "none"},
-		}}
-		inner := append([]xml.Token{x, item, item.End()}, noticeToks...)
-		inner = append(inner, x.End())
-		o.send(element{start: presenceStart(r.occupantJID(nick), o.jid, "unavailable"), inner: inner})
-	}
-	if err := m.eraseArchive(r.jid); err != nil {
-		// Erased at the latest when the name is taken again.
-		m.srv.log.Error("erasing the archive of a destroyed room", "err", err)
 	}
 	_, err := xmlstream.Copy(t, iq.Result(nil))
-	return err
-}
-
-// setConfig applies a submitted configuration form (or a cancel).
-func (m *mucService) setConfig(s *session, t xmlstream.TokenReadEncoder, e element, to jid.JID) error {
-	iq, _ := stanza.NewIQ(e.start)
-	q, ok := e.child(xml.Name{Space: muc.NSOwner, Local: "query"})
-	if !ok {
-		return s.replyError(t, e, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest})
-	}
-	x, ok := q.child(xml.Name{Space: form.NS, Local: "x"})
-	if !ok {
-		return s.replyError(t, e, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest})
-	}
-	switch x.attr("type") {
-	case "cancel":
-		_, err := xmlstream.Copy(t, iq.Result(nil))
-		return err
-	case "submit":
-	default:
-		return s.replyError(t, e, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest})
-	}
-	var archiving *bool
-	for _, f := range x.children() {
-		if f.start.Name.Local != "field" {
-			continue
-		}
-		v, _ := f.child(xml.Name{Space: form.NS, Local: "value"})
-		val := strings.TrimSpace(v.text())
-		switch f.attr("var") {
-		case fieldFormType:
-			if val != nsRoomConfig {
-				return s.replyError(t, e, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest})
-			}
-		case mam.FieldEnableArchiving:
-			b, ok := parseBool(val)
-			if !ok {
-				return s.replyError(t, e, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest})
-			}
-			archiving = &b
-		}
-	}
-	m.mu.Lock()
-	r := m.rooms[to.Localpart()]
-	var err error
-	if r != nil && archiving != nil {
-		r.archiving = *archiving
-		err = m.srv.store.saveRoom(to.Localpart(), roomConfig{Owner: r.owner.String(), Archiving: r.archiving})
-	}
-	m.mu.Unlock()
-	if err != nil {
-		return s.replyError(t, e, stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError})
-	}
-	_, err = xmlstream.Copy(t, iq.Result(nil))
 	return err
 }
 

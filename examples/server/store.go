@@ -66,7 +66,7 @@ var (
 
 func newServerStore(db *bolt.DB) (*serverStore, error) {
 	err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketRoster, bucketRooms, bucketSubPending, bucketSubPendingBy, bucketBlocklist, bucketReports} {
+		for _, b := range [][]byte{bucketRoster, bucketRooms, bucketSubPending, bucketSubPendingBy, bucketBlocklist, bucketReports, bucketRoomAffiliations} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -244,6 +244,18 @@ func (st *serverStore) inRoster(user string, contact jid.JID) bool {
 type roomConfig struct {
 	Owner     string `json:"owner"`     // bare JID
 	Archiving bool   `json:"archiving"` // mam.FieldEnableArchiving
+	// The rest is XEP-0045 configuration and affiliations (muc_config.go,
+	// muc_admin.go); a file written before they existed reads as an
+	// unlocked, open, public, persistent, semi-anonymous room.
+	Locked       bool              `json:"locked,omitempty"`
+	MembersOnly  bool              `json:"members_only,omitempty"`
+	WhoisAnyone  bool              `json:"whois_anyone,omitempty"`
+	Hidden       bool              `json:"hidden,omitempty"`
+	Temporary    bool              `json:"temporary,omitempty"`
+	SubjectByAll bool              `json:"subject_by_all,omitempty"`
+	Name         string            `json:"name,omitempty"`
+	Description  string            `json:"description,omitempty"`
+	Affiliations map[string]string `json:"affiliations,omitempty"` // bare JID → admin, member or outcast
 }
 
 // createRoom stores a new room owned by c.Owner. It fails with
@@ -291,6 +303,9 @@ func (st *serverStore) saveRoom(name string, c roomConfig) error {
 				return err
 			}
 		}
+		if err := reindexAffiliations(tx, name, old.Affiliations, c.Affiliations); err != nil {
+			return err
+		}
 		if c.Owner != "" {
 			ob, err := idx.CreateBucketIfNotExists([]byte(c.Owner))
 			if err != nil {
@@ -315,6 +330,9 @@ func (st *serverStore) deleteRoom(name string) error {
 			if err := unindexRoom(tx.Bucket(bucketRoomOwners), c.Owner, name); err != nil {
 				return err
 			}
+		}
+		if err := reindexAffiliations(tx, name, c.Affiliations, nil); err != nil {
+			return err
 		}
 		return rb.Delete([]byte(name))
 	})
@@ -386,6 +404,10 @@ func (st *serverStore) Export(_ context.Context, user jid.JID, w io.Writer) erro
 	if err != nil {
 		return err
 	}
+	affs, err := st.affiliationsOf(user.Bare().String())
+	if err != nil {
+		return err
+	}
 	type xItem struct {
 		JID          string   `xml:"jid,attr"`
 		Name         string   `xml:"name,attr,omitempty"`
@@ -395,14 +417,20 @@ func (st *serverStore) Export(_ context.Context, user jid.JID, w io.Writer) erro
 		Groups       []string `xml:"group"`
 	}
 	type xRoom struct {
-		JID       string `xml:"jid,attr"`
-		Archiving bool   `xml:"archiving,attr"`
+		JID         string `xml:"jid,attr"`
+		Archiving   bool   `xml:"archiving,attr"`
+		MembersOnly bool   `xml:"members-only,attr"`
+		Name        string `xml:"name,attr,omitempty"`
+		Description string `xml:"description,attr,omitempty"`
+		Members     int    `xml:"affiliations,attr"` // how many others the room names; not who
 	}
 	var out struct {
-		XMLName xml.Name
-		Items   []xItem `xml:"item"`
-		Rooms   []xRoom `xml:"urn:example:owned-rooms room"`
+		XMLName      xml.Name
+		Items        []xItem           `xml:"item"`
+		Rooms        []xRoom           `xml:"urn:example:owned-rooms room"`
+		Affiliations []roomAffiliation `xml:"urn:example:room-affiliations affiliation"`
 	}
+	out.Affiliations = affs
 	out.XMLName = xml.Name{Space: roster.NS, Local: "query"}
 	for _, it := range items {
 		x := xItem{JID: it.JID, Name: it.Name, Subscription: it.subscription(), Approved: it.Approved, Groups: it.Groups}
@@ -412,7 +440,9 @@ func (st *serverStore) Export(_ context.Context, user jid.JID, w io.Writer) erro
 		out.Items = append(out.Items, x)
 	}
 	for _, name := range slices.Sorted(maps.Keys(owned)) {
-		out.Rooms = append(out.Rooms, xRoom{JID: name, Archiving: owned[name].Archiving})
+		c := owned[name]
+		out.Rooms = append(out.Rooms, xRoom{JID: name, Archiving: c.Archiving, MembersOnly: c.MembersOnly,
+			Name: c.Name, Description: c.Description, Members: len(c.Affiliations)})
 	}
 	enc := xml.NewEncoder(w)
 	enc.Indent("", "  ")
@@ -423,14 +453,17 @@ func (st *serverStore) Export(_ context.Context, user jid.JID, w io.Writer) erro
 }
 
 // Erase deletes the user's roster, the configuration of the rooms the user
-// owned and the user's entry in the owner index, in one transaction; the
-// index names the rooms, so no room of another user is read. It is
-// idempotent.
+// owned, the user's entry in the owner index and the user's affiliations
+// in other rooms, in one transaction; the indexes name the rooms, so no
+// room that does not name the user is read. It is idempotent.
 func (st *serverStore) Erase(_ context.Context, user jid.JID) error {
 	owner := user.Bare().String()
 	return st.db.Update(func(tx *bolt.Tx) error {
 		err := tx.Bucket(bucketRoster).DeleteBucket([]byte(user.Localpart()))
 		if err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+			return err
+		}
+		if err := eraseAffiliations(tx, owner); err != nil {
 			return err
 		}
 		rb, idx := tx.Bucket(bucketRooms), tx.Bucket(bucketRoomOwners)
@@ -441,6 +474,9 @@ func (st *serverStore) Erase(_ context.Context, user jid.JID) error {
 		err = ob.ForEach(func(k, _ []byte) error {
 			var c roomConfig
 			if v := rb.Get(k); v != nil && json.Unmarshal(v, &c) == nil && c.Owner == owner {
+				if err := reindexAffiliations(tx, string(k), c.Affiliations, nil); err != nil {
+					return err
+				}
 				return rb.Delete(k)
 			}
 			return nil

@@ -249,6 +249,8 @@ func (srv *Server) privacyItems(context.Context) ([]web.PrivacyItem, error) {
 		web.PrivacyItem{Data: fmt.Sprintf("blocklist (at most %d addresses) and the number of spam reports you sent (no content, no reported address)", maxBlocklistItems),
 			Job: "account deletion"},
 		pepPrivacyItem,
+		web.PrivacyItem{Data: "group chats: configuration of the rooms you own (destroyed with your account) and your affiliations in rooms (admin, member, banned)", Job: "account deletion or the room's destruction",
+			Kept: "until you delete your account, or the room's owner or admins remove it; a room you own until you destroy it"},
 	)
 	return items, nil
 }
@@ -392,21 +394,14 @@ func (r rosterLookup) InRoster(_ context.Context, owner, contact jid.JID) (bool,
 }
 
 // roomAccess lets whoever may join an archiving room read its archive,
-// also before joining (clients fetch the history first, then join); only
-// the owner sees real JIDs (rooms are semi-anonymous).
+// also before joining (clients fetch the history first, then join): in a
+// members-only room its members; real JIDs as in the room
+// (mucService.archiveAccess).
 type roomAccess struct{ m *mucService }
 
 func (a roomAccess) Access(_ context.Context, roomJID, requester jid.JID) (allowed, seeReal bool, err error) {
-	if roomJID.Domainpart() != conferenceHost(a.m.srv.cfg.Domain) {
-		return false, false, nil
-	}
-	a.m.mu.Lock()
-	defer a.m.mu.Unlock()
-	r := a.m.rooms[roomJID.Localpart()]
-	if r == nil || !r.archiving || !a.m.mayJoin(r, requester) {
-		return false, false, nil
-	}
-	return true, requester.Bare().Equal(r.owner), nil
+	allowed, seeReal = a.m.archiveAccess(roomJID, requester)
+	return allowed, seeReal, nil
 }
 
 // purgeJobs wipe the free pages of every bbolt file (retention.PurgeJob),
