@@ -115,6 +115,7 @@ func (srv *Server) serverInfo() discoInfo {
 	if srv.cfg.OpenRegistration {
 		info.Features = append(info.Features, account.NS)
 	}
+	info.Features = append(info.Features, srv.personalFeatures()...)
 	return info
 }
 

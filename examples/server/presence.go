@@ -43,7 +43,13 @@ func (s *session) handlePresence(t xmlstream.TokenReadEncoder, e element, to jid
 // also gets the current presence of its online contacts who have the client
 // in their roster.
 func (srv *Server) broadcastPresence(s *session, e element, available bool) {
+	if available {
+		e = srv.withPhotoHash(s.jid, e) // XEP-0153
+	}
 	initial := s.setPresence(e, available)
+	if initial {
+		defer srv.offline.deliver(s) // XEP-0160, after the presence went out
+	}
 	for _, r := range srv.sessions.lookup(s.jid.Bare()) {
 		r.send(e.withAttr("to", r.jid.String()))
 	}

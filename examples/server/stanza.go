@@ -97,6 +97,9 @@ func (srv *Server) deliverMessage(ctx context.Context, s *session, t xmlstream.T
 		targets = srv.sessions.lookup(to.Bare())
 	}
 	if len(targets) == 0 {
+		if typ != "error" && srv.offline.keep(ctx, to, out) {
+			return nil // XEP-0160: kept for the recipient's next login
+		}
 		if storedForRecipient || typ == "error" || typ == "groupchat" || typ == "headline" {
 			return nil
 		}

@@ -124,6 +124,10 @@ func (srv *Server) wire(ctx context.Context) error {
 	}
 	srv.uploadMux = mux.New(stanza.NSClient, upload.Handle(srv.uploads))
 
+	if err := srv.wirePersonal(ctx); err != nil {
+		return err
+	}
+
 	// Accounts (accounts.db); every Holder is erased on deletion.
 	accDB, err := srv.openDB("accounts.db")
 	if err != nil {
@@ -143,7 +147,7 @@ func (srv *Server) wire(ctx context.Context) error {
 		// Loopback clients are not limited when registering (as in
 		// Prosody); failed logins are limited for everyone.
 		Exempt:  func(key string) bool { return key == exemptKey },
-		Holders: []account.Holder{srv.mamStore, srv.uploads, srv.store, logHolder{srv}},
+		Holders: []account.Holder{srv.mamStore, srv.uploads, srv.store, logHolder{srv}, srv.private, srv.vcards, srv.offline.store},
 		Now:     cfg.Now,
 		Logger:  srv.log,
 	})
@@ -161,6 +165,10 @@ func (srv *Server) wire(ctx context.Context) error {
 		mux.IQFunc(stanza.SetIQ, xml.Name{Space: roster.NS, Local: "query"}, srv.handleRoster),
 		mux.IQFunc(stanza.GetIQ, xml.Name{Space: account.NS, Local: "query"}, srv.handleRegister),
 		mux.IQFunc(stanza.SetIQ, xml.Name{Space: account.NS, Local: "query"}, srv.handleRegister),
+		mux.IQFunc(stanza.GetIQ, xml.Name{Space: nsPrivate, Local: "query"}, srv.handlePrivate),
+		mux.IQFunc(stanza.SetIQ, xml.Name{Space: nsPrivate, Local: "query"}, srv.handlePrivate),
+		mux.IQFunc(stanza.GetIQ, xml.Name{Space: nsVCard, Local: "vCard"}, srv.handleVCard),
+		mux.IQFunc(stanza.SetIQ, xml.Name{Space: nsVCard, Local: "vCard"}, srv.handleVCard),
 	)
 
 	if srv.scheduler, err = retention.NewScheduler(retention.Config{
@@ -171,6 +179,7 @@ func (srv *Server) wire(ctx context.Context) error {
 		return fmt.Errorf("retention: %w", err)
 	}
 	fmt.Fprintf(cfg.Stderr, "Privacy report (also at /privacy):\n%s\n", srv.scheduler.PrivacyReport().Markdown())
+	fmt.Fprint(cfg.Stderr, srv.offlineReportNote())
 	srv.wireHTTP()
 	return nil
 }
@@ -196,6 +205,7 @@ func (srv *Server) retentionJobs() []retention.Job {
 				return 0, srv.manager.Resume(ctx)
 			}), Interval: time.Hour},
 	}
+	jobs = append(jobs, srv.offlineJobs()...)
 	return append(jobs, srv.purgeJobs()...)
 }
 
@@ -242,6 +252,7 @@ func (srv *Server) privacyItems(context.Context) ([]web.PrivacyItem, error) {
 		web.PrivacyItem{Data: "message archive (only messages you opted in to archive; default: none)", Job: "account deletion"},
 		web.PrivacyItem{Data: "account (username, Argon2id password hash), roster", Job: "account deletion"},
 	)
+	items = append(items, srv.personalPrivacyItems()...)
 	return items, nil
 }
 
