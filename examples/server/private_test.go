@@ -185,7 +185,9 @@ func TestVCard(t *testing.T) {
 	// Presence carries the photo hash, in place of one the client sent.
 	b.Send(t, `<presence/>`)
 	a.Send(t, `<presence><x xmlns="vcard-temp:x:update"><photo>0000</photo></x></presence>`)
-	p := b.Next(t, func(e element) bool { return e.start.Name.Local == "presence" && strings.HasPrefix(e.attr("from"), "alice@") })
+	p := b.Next(t, func(e element) bool {
+		return e.start.Name.Local == "presence" && strings.HasPrefix(e.attr("from"), "alice@")
+	})
 	var photos []string
 	for _, x := range p.children() {
 		if x.start.Name == (xml.Name{Space: nsVCardUpdate, Local: "x"}) {
