@@ -172,7 +172,7 @@ func (o *offlineService) stamped(e element, now time.Time) element {
 	domain := o.srv.cfg.Domain
 	name := xml.Name{Space: stanza.NSDelay, Local: "delay"}
 	var inner []xml.Token
-	for _, c := range splitChildren(e.inner) {
+	for _, c := range topLevelPieces(e.inner) {
 		if s, ok := c[0].(xml.StartElement); ok && s.Name == name && (element{start: s}).attr("from") == domain {
 			continue
 		}
@@ -186,9 +186,9 @@ func (o *offlineService) stamped(e element, now time.Time) element {
 	return e.withInner(inner)
 }
 
-// splitChildren cuts inner tokens into top-level pieces: each child
+// topLevelPieces cuts inner tokens into top-level pieces: each child
 // element with its content, or one token of text between them.
-func splitChildren(inner []xml.Token) [][]xml.Token {
+func topLevelPieces(inner []xml.Token) [][]xml.Token {
 	var out [][]xml.Token
 	depth, start := 0, 0
 	for i, tok := range inner {

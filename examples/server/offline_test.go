@@ -13,19 +13,19 @@ import (
 	"mellium.im/xmpp/stanza"
 )
 
-// settle waits until the server has handled everything c sent before: it
+// awaitHandled waits until the server has handled everything c sent before: it
 // answers a ping only after the stanzas ahead of it, and their bounces
 // come before its answer.
-func settle(t *testing.T, c *testClient) {
+func awaitHandled(t *testing.T, c *testClient) {
 	t.Helper()
-	if resp := c.IQ(t, `<iq type="get" id="settle" to="localhost"><ping xmlns="urn:xmpp:ping"/></iq>`); resp.attr("type") != "result" {
+	if resp := c.IQ(t, `<iq type="get" id="handled" to="localhost"><ping xmlns="urn:xmpp:ping"/></iq>`); resp.attr("type") != "result" {
 		t.Fatalf("ping: %s", stanzaErrorCondition(resp))
 	}
 }
 
-// bounced reports whether an error for a message has already arrived at
+// lastBounce reports whether an error for a message has already arrived at
 // c, and its condition.
-func bounced(c *testClient) (string, bool) {
+func lastBounce(c *testClient) (string, bool) {
 	e, err := c.next(func(e element) bool { return e.start.Name.Local == "message" && e.attr("type") == "error" }, 0)
 	if err != nil {
 		return "", false
@@ -33,8 +33,8 @@ func bounced(c *testClient) (string, bool) {
 	return stanzaErrorCondition(e), true
 }
 
-// delayOf returns the from and stamp of a message's XEP-0203 delay.
-func delayOf(e element) (from, stamp string, ok bool) {
+// offlineDelay returns the from and stamp of a message's XEP-0203 delay.
+func offlineDelay(e element) (from, stamp string, ok bool) {
 	d, ok := e.child(xml.Name{Space: stanza.NSDelay, Local: "delay"})
 	return d.attr("from"), d.attr("stamp"), ok
 }
@@ -59,15 +59,15 @@ func TestOfflineMessages(t *testing.T) {
 	a := ts.Login(t, "alice", "alice password 1")
 	for i := 1; i <= 3; i++ {
 		a.Send(t, fmt.Sprintf(`<message to="bob@localhost" type="chat" id="m%d"><body>offline %d</body><delay xmlns="urn:xmpp:delay" from="localhost" stamp="1999-01-01T00:00:00Z"/></message>`, i, i))
-		settle(t, a)
+		awaitHandled(t, a)
 		clock.Advance(time.Minute)
 	}
-	if c, ok := bounced(a); ok {
+	if c, ok := lastBounce(a); ok {
 		t.Fatalf("a kept message bounced: %s", c)
 	}
 	a.Send(t, `<message to="bob@localhost" type="chat" id="m4"><body>one too many</body></message>`)
-	settle(t, a)
-	if c, ok := bounced(a); !ok || c != "service-unavailable" {
+	awaitHandled(t, a)
+	if c, ok := lastBounce(a); !ok || c != "service-unavailable" {
 		t.Errorf("message over the limit: bounced %v %q, want service-unavailable", ok, c)
 	}
 	for _, m := range []string{
@@ -76,8 +76,8 @@ func TestOfflineMessages(t *testing.T) {
 		`<message to="nobody@localhost" type="chat"><body>to no account</body></message>`,
 	} {
 		a.Send(t, m)
-		settle(t, a)
-		if c, ok := bounced(a); !ok || c != "service-unavailable" {
+		awaitHandled(t, a)
+		if c, ok := lastBounce(a); !ok || c != "service-unavailable" {
 			t.Errorf("%s: bounced %v %q, want service-unavailable", m, ok, c)
 		}
 	}
@@ -89,7 +89,7 @@ func TestOfflineMessages(t *testing.T) {
 		if body(m) != fmt.Sprintf("offline %d", i) || m.attr("from") != a.JID.String() {
 			t.Fatalf("offline message %d: from %s body %q", i, m.attr("from"), body(m))
 		}
-		from, stamp, ok := delayOf(m)
+		from, stamp, ok := offlineDelay(m)
 		want := time.Date(2026, 12, 4, 12, i-1, 0, 0, time.UTC).Format("2006-01-02T15:04:05.000000Z")
 		if !ok || from != "localhost" || stamp != want {
 			t.Errorf("message %d delay from %q stamp %q, want localhost %s", i, from, stamp, want)
@@ -98,25 +98,25 @@ func TestOfflineMessages(t *testing.T) {
 			t.Errorf("message %d keeps the forged server delay", i)
 		}
 	}
-	settle(t, b) // delivery ends before b's next stanza is handled
+	awaitHandled(t, b) // delivery ends before b's next stanza is handled
 	if msgs, _ := ts.offline.store.list("bob", 10); len(msgs) != 0 {
 		t.Errorf("%d messages still stored after delivery", len(msgs))
 	}
 
 	// Expiry: one message expired by the job, one found expired at login.
 	a.Send(t, `<message to="carol@localhost"><body>expires by the job</body></message>`)
-	settle(t, a)
+	awaitHandled(t, a)
 	clock.Advance(2 * time.Hour)
 	r, err := ts.scheduler.RunJob(context.Background(), "offline-messages")
 	if err != nil || r.Removed != 1 {
 		t.Fatalf("offline-messages job: removed %d, %v", r.Removed, err)
 	}
 	a.Send(t, `<message to="carol@localhost"><body>expires unsent</body></message>`)
-	settle(t, a)
+	awaitHandled(t, a)
 	clock.Advance(2*time.Hour + time.Second)
 	c := ts.Login(t, "carol", "carol password 1")
 	c.Send(t, `<presence/>`)
-	settle(t, c)
+	awaitHandled(t, c)
 	if m, err := c.next(isMessage, 0); err == nil {
 		t.Errorf("expired message delivered: %q", body(m))
 	}
@@ -134,8 +134,8 @@ func TestOfflineMessagesOff(t *testing.T) {
 	ts.Register(t, "bob", "bob password 1")
 	a := ts.Login(t, "alice", "alice password 1")
 	a.Send(t, `<message to="bob@localhost" type="chat"><body>nobody keeps this</body></message>`)
-	settle(t, a)
-	if c, ok := bounced(a); !ok || c != "service-unavailable" {
+	awaitHandled(t, a)
+	if c, ok := lastBounce(a); !ok || c != "service-unavailable" {
 		t.Errorf("bounce %v %q, want service-unavailable", ok, c)
 	}
 	if msgs, _ := ts.offline.store.list("bob", 10); len(msgs) != 0 {
@@ -146,7 +146,7 @@ func TestOfflineMessagesOff(t *testing.T) {
 	if strings.Contains(string(b), nsMsgOffline) || !strings.Contains(string(b), nsPrivate) || !strings.Contains(string(b), `"vcard-temp"`) {
 		t.Errorf("disco#info: %s", b)
 	}
-	page := privacyPage(t, ts)
+	page := privacyPageText(t, ts)
 	if !strings.Contains(page, "not kept: offline storage is off, the sender gets an error") {
 		t.Errorf("/privacy does not say offline messages are refused:\n%s", page)
 	}
@@ -161,7 +161,7 @@ func TestOfflineMessagesOff(t *testing.T) {
 // messages with their retention job and the server advertises msgoffline.
 func TestOfflineMessagesOnReport(t *testing.T) {
 	ts := startTestServer(t, withConfig(func(c *Config) { c.OfflineMessages = 24 * time.Hour }))
-	page := privacyPage(t, ts)
+	page := privacyPageText(t, ts)
 	if !strings.Contains(page, "messages sent to you while you had no session") || !strings.Contains(page, "offline-messages") ||
 		strings.Contains(page, "offline storage is off") {
 		t.Errorf("/privacy with offline messages on:\n%s", page)
@@ -171,7 +171,7 @@ func TestOfflineMessagesOnReport(t *testing.T) {
 	}
 }
 
-func privacyPage(t *testing.T, ts *testServer) string {
+func privacyPageText(t *testing.T, ts *testServer) string {
 	t.Helper()
 	res, err := ts.HTTPClient.Get(ts.HTTPSURL + "/privacy")
 	if err != nil {
@@ -226,7 +226,7 @@ func TestPersonalDataExport(t *testing.T) {
 	b := ts.Login(t, "bob", "bob password 1")
 	b.Send(t, `<message to="alice@localhost" type="chat"><body>first while away</body></message>`)
 	b.Send(t, `<message to="alice@localhost" type="chat"><body>second while away</body></message>`)
-	settle(t, b)
+	awaitHandled(t, b)
 
 	files := exportZip(t, ts, "alice", "alice password 1")
 	for name, want := range map[string]string{
@@ -270,7 +270,7 @@ func TestDeletePersonalDataLeavesNothing(t *testing.T) {
 			cancel()
 			b := ts.Login(t, "bob", "bob password 1")
 			b.Send(t, `<message to="`+user+`@localhost" type="chat"><body>`+offline+`</body></message>`)
-			settle(t, b)
+			awaitHandled(t, b)
 			if found := scanDir(t, ts.DataDir, private, vcard, offline); len(found) < 3 {
 				t.Fatalf("the test data is not all on disk before the deletion: %v", found)
 			}

@@ -123,12 +123,12 @@ func (st *offlineStore) remove(user string, keys [][]byte) error {
 				return err
 			}
 		}
-		return dropIfEmpty(tx.Bucket(bucketOffline), b, []byte(user))
+		return dropEmptyUserBucket(tx.Bucket(bucketOffline), b, []byte(user))
 	})
 }
 
-// dropIfEmpty deletes the user bucket b of parent when it holds nothing.
-func dropIfEmpty(parent, b *bolt.Bucket, name []byte) error {
+// dropEmptyUserBucket deletes the user bucket b of parent when it holds nothing.
+func dropEmptyUserBucket(parent, b *bolt.Bucket, name []byte) error {
 	if k, _ := b.Cursor().First(); k == nil {
 		return parent.DeleteBucket(name)
 	}
@@ -164,7 +164,7 @@ func (st *offlineStore) Expire(ctx context.Context, before time.Time) (int, erro
 				}
 				removed++
 			}
-			if err := dropIfEmpty(root, b, u); err != nil {
+			if err := dropEmptyUserBucket(root, b, u); err != nil {
 				return err
 			}
 		}

@@ -40,7 +40,7 @@ func FuzzPrivateQuery(f *testing.F) {
 			if v == nil {
 				continue
 			}
-			toks, err := parseTokens(v)
+			toks, err := parseStoredXML(v)
 			if err != nil {
 				t.Fatalf("stored %q does not parse: %v", v, err)
 			}
@@ -61,8 +61,8 @@ func FuzzPrivateQuery(f *testing.F) {
 }
 
 // FuzzVCard: parseVCard never panics, and a photo hash is 40 hex digits;
-// withoutChild on any presence content keeps the tokens balanced, and
-// splitChildren (offline storage's delay replacement) keeps every token.
+// withoutChildNamed on any presence content keeps the tokens balanced, and
+// topLevelPieces (offline storage's delay replacement) keeps every token.
 func FuzzVCard(f *testing.F) {
 	for _, s := range []string{
 		`<vCard xmlns="vcard-temp"><FN>A</FN><PHOTO><TYPE>image/png</TYPE><BINVAL>aGVsbG8=</BINVAL></PHOTO></vCard>`,
@@ -82,7 +82,7 @@ func FuzzVCard(f *testing.F) {
 			t.Fatalf("photo hash %q", h)
 		}
 		depth := 0
-		for _, tok := range withoutChild(e.inner, xml.Name{Space: nsVCardUpdate, Local: "x"}) {
+		for _, tok := range withoutChildNamed(e.inner, xml.Name{Space: nsVCardUpdate, Local: "x"}) {
 			switch tok.(type) {
 			case xml.StartElement:
 				depth++
@@ -97,11 +97,11 @@ func FuzzVCard(f *testing.F) {
 			t.Fatal("unbalanced tokens")
 		}
 		n := 0 // offline storage's split of a message's children loses nothing
-		for _, c := range splitChildren(e.inner) {
+		for _, c := range topLevelPieces(e.inner) {
 			n += len(c)
 		}
 		if n != len(e.inner) {
-			t.Fatalf("splitChildren kept %d of %d tokens", n, len(e.inner))
+			t.Fatalf("topLevelPieces kept %d of %d tokens", n, len(e.inner))
 		}
 	})
 }

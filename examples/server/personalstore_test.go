@@ -50,11 +50,11 @@ func TestPersonalStores(t *testing.T) {
 	if v, _ := priv.get("alice", "urn:a"); v != nil {
 		t.Error("private XML survives Erase")
 	}
-	if got := exportFileName("http://x/y:z.a"); got != "http%3A%2F%2Fx%2Fy%3Az.a" {
-		t.Errorf("exportFileName = %q", got)
+	if got := privateFileName("http://x/y:z.a"); got != "http%3A%2F%2Fx%2Fy%3Az.a" {
+		t.Errorf("privateFileName = %q", got)
 	}
-	if got := exportFileName(".."); got != "%2E." {
-		t.Errorf("exportFileName(..) = %q", got)
+	if got := privateFileName(".."); got != "%2E." {
+		t.Errorf("privateFileName(..) = %q", got)
 	}
 
 	vc, err := newVCardStore(db)

@@ -77,7 +77,7 @@ func parsePrivate(q element, set bool) (privateQuery, error) {
 		}
 		if bufs[ns] == nil {
 			bufs[ns] = &bytes.Buffer{}
-			empty[ns] = isEmptyElement(c)
+			empty[ns] = isBareElement(c)
 		} else {
 			empty[ns] = false
 		}
@@ -96,9 +96,9 @@ func parsePrivate(q element, set bool) (privateQuery, error) {
 	return p, nil
 }
 
-// isEmptyElement reports whether e has no attribute but xmlns and no
+// isBareElement reports whether e has no attribute but xmlns and no
 // content but white space.
-func isEmptyElement(e element) bool {
+func isBareElement(e element) bool {
 	for _, a := range e.start.Attr {
 		if !(a.Name.Space == "" && a.Name.Local == "xmlns") && a.Name.Space != "xmlns" {
 			return false
@@ -129,17 +129,17 @@ func (srv *Server) handlePrivate(iq stanza.IQ, t xmlstream.TokenReadEncoder, sta
 	set := iq.Type == stanza.SetIQ
 	p, err := parsePrivate(q, set)
 	if err != nil {
-		return reply(stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable, Text: enText(err.Error())})
+		return reply(stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable, Text: personalText(err.Error())})
 	}
 	user := iq.From.Localpart()
 	if set {
 		switch err := srv.private.set(user, p.docs); {
 		case errors.Is(err, errPrivateTooBig):
 			return reply(stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable,
-				Text: enText(fmt.Sprintf("at most %d KiB of private XML per namespace", maxPrivateNSBytes>>10))})
+				Text: personalText(fmt.Sprintf("at most %d KiB of private XML per namespace", maxPrivateNSBytes>>10))})
 		case errors.Is(err, errPrivateFull):
 			return reply(stanza.Error{Type: stanza.Cancel, Condition: stanza.PolicyViolation,
-				Text: enText(fmt.Sprintf("at most %d KiB of private XML in all: remove some first", maxPrivateBytes>>10))})
+				Text: personalText(fmt.Sprintf("at most %d KiB of private XML in all: remove some first", maxPrivateBytes>>10))})
 		case err != nil:
 			srv.log.Error("private XML storage: set failed", "err", err)
 			return reply(stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError})
@@ -154,7 +154,7 @@ func (srv *Server) handlePrivate(iq stanza.IQ, t xmlstream.TokenReadEncoder, sta
 	}
 	inner := q.inner // nothing stored: the requested element comes back empty
 	if v != nil {
-		if inner, err = parseTokens(v); err != nil {
+		if inner, err = parseStoredXML(v); err != nil {
 			srv.log.Error("private XML storage: stored data unreadable", "err", err)
 			return reply(stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError})
 		}
@@ -164,8 +164,8 @@ func (srv *Server) handlePrivate(iq stanza.IQ, t xmlstream.TokenReadEncoder, sta
 	return err
 }
 
-// parseTokens reads serialized XML (one or more elements) into tokens.
-func parseTokens(b []byte) ([]xml.Token, error) {
+// parseStoredXML reads serialized XML (one or more elements) into tokens.
+func parseStoredXML(b []byte) ([]xml.Token, error) {
 	d := xml.NewDecoder(bytes.NewReader(b))
 	var out []xml.Token
 	for {
@@ -180,5 +180,5 @@ func parseTokens(b []byte) ([]xml.Token, error) {
 	}
 }
 
-// enText is a stanza error text in English.
-func enText(s string) map[string]string { return map[string]string{"en": s} }
+// personalText is a stanza error text in English.
+func personalText(s string) map[string]string { return map[string]string{"en": s} }

@@ -152,7 +152,7 @@ func (st *privateStore) Export(_ context.Context, user jid.JID, w io.Writer) err
 // holding the namespace's elements (account.FileExporter).
 func (st *privateStore) ExportFiles(_ context.Context, user jid.JID, create func(string) (io.Writer, error)) error {
 	return st.each(user.Localpart(), func(ns string, v []byte) error {
-		w, err := create(exportFileName(ns) + ".xml")
+		w, err := create(privateFileName(ns) + ".xml")
 		if err != nil {
 			return err
 		}
@@ -172,11 +172,11 @@ func (st *privateStore) Erase(_ context.Context, user jid.JID) error {
 	})
 }
 
-// exportFileName turns a namespace into a file name: ASCII letters,
+// privateFileName turns a namespace into a file name: ASCII letters,
 // digits, '_', '-' and '.' (not first) stay, every other byte is %XX, so
 // no name holds a path separator, starts with a dot or collides with
 // another. A namespace has at most maxPrivateNamespace bytes.
-func exportFileName(ns string) string {
+func privateFileName(ns string) string {
 	var b strings.Builder
 	for i := 0; i < len(ns); i++ {
 		c := ns[i]

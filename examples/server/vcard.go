@@ -28,7 +28,7 @@ var errVCardPhoto = errors.New("vCard PHOTO/BINVAL is not base64")
 // (XEP-0153 § 4.1; "" without PHOTO/BINVAL), and whether the vCard is
 // empty (no attribute, no content), which deletes the stored one.
 func parseVCard(v element) (photoHash string, empty bool, err error) {
-	if isEmptyElement(v) {
+	if isBareElement(v) {
 		return "", true, nil
 	}
 	photo, ok := v.child(xml.Name{Space: nsVCard, Local: "PHOTO"})
@@ -87,7 +87,7 @@ func (srv *Server) handleVCard(iq stanza.IQ, t xmlstream.TokenReadEncoder, start
 			_, err := xmlstream.Copy(t, iq.Result(xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: nsVCard, Local: "vCard"}})))
 			return err
 		}
-		toks, err := parseTokens(b)
+		toks, err := parseStoredXML(b)
 		if err != nil {
 			srv.log.Error("vCard: stored vCard unreadable", "err", err)
 			return reply(stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError})
@@ -100,7 +100,7 @@ func (srv *Server) handleVCard(iq stanza.IQ, t xmlstream.TokenReadEncoder, start
 	}
 	hash, empty, err := parseVCard(v)
 	if err != nil {
-		return reply(stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable, Text: enText(err.Error())})
+		return reply(stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable, Text: personalText(err.Error())})
 	}
 	var b []byte
 	if !empty {
@@ -111,7 +111,7 @@ func (srv *Server) handleVCard(iq stanza.IQ, t xmlstream.TokenReadEncoder, start
 	switch err := srv.vcards.set(iq.From.Localpart(), b, hash); {
 	case errors.Is(err, errVCardTooBig):
 		return reply(stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable,
-			Text: enText(fmt.Sprintf("a vCard may hold at most %d KiB", maxVCardBytes>>10))})
+			Text: personalText(fmt.Sprintf("a vCard may hold at most %d KiB", maxVCardBytes>>10))})
 	case err != nil:
 		srv.log.Error("vCard: set failed", "err", err)
 		return reply(stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError})
@@ -131,14 +131,14 @@ func (srv *Server) withPhotoHash(user jid.JID, e element) element {
 	}
 	x := xml.StartElement{Name: xml.Name{Space: nsVCardUpdate, Local: "x"}}
 	p := xml.StartElement{Name: xml.Name{Space: nsVCardUpdate, Local: "photo"}}
-	inner := withoutChild(e.inner, x.Name)
+	inner := withoutChildNamed(e.inner, x.Name)
 	inner = append(inner, x, p, xml.CharData(h), p.End(), x.End())
 	return e.withInner(inner)
 }
 
-// withoutChild returns a copy of inner without the direct children named
+// withoutChildNamed returns a copy of inner without the direct children named
 // name.
-func withoutChild(inner []xml.Token, name xml.Name) []xml.Token {
+func withoutChildNamed(inner []xml.Token, name xml.Name) []xml.Token {
 	out := make([]xml.Token, 0, len(inner)+5)
 	depth, skip := 0, false
 	for _, tok := range inner {
