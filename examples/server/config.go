@@ -33,6 +33,7 @@ type Config struct {
 	IdleTimeout        time.Duration // -idle-timeout: silence before the server pings a bound client; 0 means 5 min
 	MaxConnsPerIP      int           // -max-conns-per-ip: negotiating connections per IPv4 address or IPv6 /64; 0 means 10
 	MaxConns           int           // -max-conns: open client connections; 0 means 10000, or 3/4 of the open-file limit if lower
+	OfflineMessages    time.Duration // -offline-messages: keep messages to offline users this long (XEP-0160); 0 means off, at most 720h
 
 	// Knobs for tests and embedding; no flag.
 
@@ -59,6 +60,11 @@ type Config struct {
 	// MaxOwnedRooms is the most rooms one user may own; creating one more
 	// is refused (not-allowed). 0 (or less) means 100.
 	MaxOwnedRooms int
+
+	// MaxOfflineMessages is the most messages kept for one offline user
+	// (with -offline-messages); one more is bounced (service-unavailable).
+	// 0 (or less) means 1,000.
+	MaxOfflineMessages int
 
 	// authenticate, if set, replaces account.Manager.Authenticate for XMPP
 	// logins. A test-only seam: the load tests log in without Argon2id
@@ -124,6 +130,8 @@ func parseFlags(args []string, out io.Writer) (Config, error) {
 		"client connections still negotiating per IPv4 address or IPv6 /64")
 	fs.IntVar(&c.MaxConns, "max-conns", 0,
 		"open client connections (default 10000, or 3/4 of the open-file limit if lower)")
+	fs.DurationVar(&c.OfflineMessages, "offline-messages", 0,
+		"keep messages to offline users this long until delivered (at most 720h); 0 refuses them (the sender gets an error)")
 	fs.BoolVar(&c.Purge, "purge", false, "run every retention job and the residue purge once, then exit")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -180,6 +188,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("-upload-max must not be negative")
 	case c.UploadTTL < 0:
 		return c, errors.New("-upload-ttl must not be negative")
+	case c.OfflineMessages < 0 || c.OfflineMessages > maxOfflineTTL:
+		return c, errors.New("-offline-messages must be between 0 (off) and 720h (30 days)")
 	case c.RevealIPs < 0 || c.RevealIPs > maxRevealIPs:
 		return c, errors.New("-reveal-ips must be between 0 and 24h")
 	case c.NegotiationTimeout < 0 || c.IdleTimeout < 0 || c.PingTimeout < 0:

@@ -118,6 +118,7 @@ func (srv *Server) serverInfo() discoInfo {
 	// profanity sends publish-options (OMEMO nodes open) only when the
 	// server's disco lists them (PEP itself is on the account, pep.go).
 	info.Features = append(info.Features, nsPubSubPublishOptions)
+	info.Features = append(info.Features, srv.personalFeatures()...)
 	return info
 }
 

@@ -76,6 +76,9 @@ func (s *session) handleIQ(t xmlstream.TokenReadEncoder, e element, to jid.JID) 
 		return srv.muc.handleIQ(s, t, e, iq, payload, to)
 	case srv.isLocalUser(to) && to.Resourcepart() != "":
 		return s.relayIQ(t, e, to)
+	case srv.isLocalUser(to) && to.Resourcepart() == "" && (payload.Name.Space == nsVCard || payload.Name.Space == nsPrivate):
+		// Another user's vCard (readable), private XML (forbidden).
+		return srv.userMux.HandleXMPP(rw, &start)
 	case srv.isLocalUser(to) && to.Resourcepart() == "" && payload.Name.Space == mam.NS:
 		// Another user's archive: the mam handler answers forbidden.
 		return srv.userMux.HandleXMPP(rw, &start)

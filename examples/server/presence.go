@@ -38,7 +38,13 @@ func (s *session) handlePresence(t xmlstream.TokenReadEncoder, e element, to jid
 // broadcastPresence records the client's broadcast presence and shares it
 // as the subscriptions allow (sharePresence, subscription.go).
 func (srv *Server) broadcastPresence(s *session, e element, available bool) {
+	if available {
+		e = srv.withPhotoHash(s.jid, e) // XEP-0153
+	}
 	initial := s.setPresence(e, available)
+	if initial {
+		defer srv.offline.deliver(s) // XEP-0160, after the presence went out
+	}
 	srv.sharePresence(s, e, available, initial)
 	if !available {
 		srv.muc.leaveAll(s)

@@ -59,6 +59,10 @@ type Server struct {
 	pep      *pepService   // XEP-0163, pep.go
 	archiver *mam.Archiver // every routed message goes through it
 
+	private *privateStore   // XEP-0049 (private.go)
+	vcards  *vcardStore     // XEP-0054 (vcard.go)
+	offline *offlineService // XEP-0160 (offline.go)
+
 	userMux   *mux.ServeMux // IQs to the account, the server or a room archive
 	uploadMux *mux.ServeMux // IQs to upload.<domain>
 

@@ -87,9 +87,10 @@ func (s *session) handleMessage(t xmlstream.TokenReadEncoder, e element, to jid.
 // deliverMessage hands a message from a local session to a local user:
 // archived per both users' preferences, then queued to the recipient's
 // sessions (a full JID that is offline falls back to the bare JID, RFC
-// 6121 § 8.5.3.2.1). With no session to deliver to and nothing archived
-// for the recipient, the sender gets service-unavailable: this server has
-// no offline storage, and the error does not say whether the user exists.
+// 6121 § 8.5.3.2.1). With no session to deliver to, the message is kept
+// for the recipient's next login if -offline-messages is on (offline.go);
+// otherwise, with nothing archived for the recipient, the sender gets
+// service-unavailable.
 func (srv *Server) deliverMessage(ctx context.Context, s *session, t xmlstream.TokenReadEncoder, e element, to jid.JID) error {
 	typ := e.attr("type")
 	out, storedForRecipient := e, false
@@ -101,6 +102,9 @@ func (srv *Server) deliverMessage(ctx context.Context, s *session, t xmlstream.T
 		targets = srv.sessions.lookup(to.Bare())
 	}
 	if len(targets) == 0 {
+		if typ != "error" && srv.offline.keep(ctx, to, out) {
+			return nil // XEP-0160: kept for the recipient's next login
+		}
 		if storedForRecipient || typ == "error" || typ == "groupchat" || typ == "headline" {
 			return nil
 		}

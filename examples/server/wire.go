@@ -124,6 +124,10 @@ func (srv *Server) wire(ctx context.Context) error {
 	}
 	srv.uploadMux = mux.New(stanza.NSClient, upload.Handle(srv.uploads))
 
+	if err := srv.wirePersonal(ctx); err != nil {
+		return err
+	}
+
 	// Accounts (accounts.db); every Holder is erased on deletion.
 	accDB, err := srv.openDB("accounts.db")
 	if err != nil {
@@ -143,7 +147,7 @@ func (srv *Server) wire(ctx context.Context) error {
 		// Loopback clients are not limited when registering (as in
 		// Prosody); failed logins are limited for everyone.
 		Exempt:  func(key string) bool { return key == exemptKey },
-		Holders: []account.Holder{srv.mamStore, srv.uploads, subsHolder{srv}, blockingHolder{srv}, srv.store, srv.pep, logHolder{srv}}, // subsHolder reads the roster
+		Holders: []account.Holder{srv.mamStore, srv.uploads, subsHolder{srv}, blockingHolder{srv}, srv.store, srv.pep, logHolder{srv}, srv.private, srv.vcards, srv.offline.store}, // subsHolder reads the roster
 		Now:     cfg.Now,
 		Logger:  srv.log,
 	})
@@ -164,6 +168,10 @@ func (srv *Server) wire(ctx context.Context) error {
 		mux.IQFunc(stanza.SetIQ, xml.Name{Space: nsBlocking, Local: "block"}, srv.handleBlocking),
 		mux.IQFunc(stanza.SetIQ, xml.Name{Space: nsBlocking, Local: "unblock"}, srv.handleBlocking),
 		mux.IQFunc(stanza.SetIQ, xml.Name{Space: account.NS, Local: "query"}, srv.handleRegister),
+		mux.IQFunc(stanza.GetIQ, xml.Name{Space: nsPrivate, Local: "query"}, srv.handlePrivate),
+		mux.IQFunc(stanza.SetIQ, xml.Name{Space: nsPrivate, Local: "query"}, srv.handlePrivate),
+		mux.IQFunc(stanza.GetIQ, xml.Name{Space: nsVCard, Local: "vCard"}, srv.handleVCard),
+		mux.IQFunc(stanza.SetIQ, xml.Name{Space: nsVCard, Local: "vCard"}, srv.handleVCard),
 	)
 
 	if srv.scheduler, err = retention.NewScheduler(retention.Config{
@@ -174,6 +182,7 @@ func (srv *Server) wire(ctx context.Context) error {
 		return fmt.Errorf("retention: %w", err)
 	}
 	fmt.Fprintf(cfg.Stderr, "Privacy report (also at /privacy):\n%s\n", srv.scheduler.PrivacyReport().Markdown())
+	fmt.Fprint(cfg.Stderr, srv.offlineReportNote())
 	srv.wireHTTP()
 	return nil
 }
@@ -199,6 +208,7 @@ func (srv *Server) retentionJobs() []retention.Job {
 				return 0, srv.manager.Resume(ctx)
 			}), Interval: time.Hour},
 	}
+	jobs = append(jobs, srv.offlineJobs()...)
 	return append(jobs, srv.purgeJobs()...)
 }
 
@@ -252,6 +262,7 @@ func (srv *Server) privacyItems(context.Context) ([]web.PrivacyItem, error) {
 		web.PrivacyItem{Data: "group chats: configuration of the rooms you own (destroyed with your account) and your affiliations in rooms (admin, member, banned)", Job: "account deletion or the room's destruction",
 			Kept: "until you delete your account, or the room's owner or admins remove it; a room you own until you destroy it"},
 	)
+	items = append(items, srv.personalPrivacyItems()...)
 	return items, nil
 }
 
