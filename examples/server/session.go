@@ -37,6 +37,7 @@ type session struct {
 
 	relay      relayTable   // IQs relayed to this session, awaiting its answer
 	relayedOut atomic.Int32 // IQs this session relayed, awaiting an answer
+	carbons    atomic.Bool  // XEP-0280 carbons enabled (carbons.go)
 
 	mu        sync.Mutex
 	available bool    // sent initial presence
