@@ -57,6 +57,7 @@ type Server struct {
 	sessions *registry
 	muc      *mucService
 	archiver *mam.Archiver // every routed message goes through it
+	sm       *smTable      // XEP-0198 resumable sessions (sm.go)
 
 	userMux   *mux.ServeMux // IQs to the account, the server or a room archive
 	uploadMux *mux.ServeMux // IQs to upload.<domain>
@@ -112,6 +113,7 @@ func run(ctx context.Context, cfg Config, ready func(*Server)) (err error) {
 		sessions: newRegistry(),
 		conns:    make(map[net.Conn]struct{}),
 	}
+	srv.sm = newSMTable(srv)
 	defer func() {
 		if cerr := srv.closeAll(); err == nil {
 			err = cerr
@@ -315,6 +317,7 @@ func (srv *Server) shutdown() error {
 		srv.mu.Unlock()
 		<-done
 	}
+	srv.sm.closeAll() // parked XEP-0198 sessions: their messages bounced
 	srv.bg.Wait()
 	srv.refused.stop()
 	srv.acceptErrs.stop()

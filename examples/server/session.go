@@ -38,6 +38,7 @@ type session struct {
 	relay      relayTable   // IQs relayed to this session, awaiting its answer
 	relayedOut atomic.Int32 // IQs this session relayed, awaiting an answer
 	carbons    atomic.Bool  // XEP-0280 carbons enabled (carbons.go)
+	sm         smState      // XEP-0198 stream management (sm.go)
 
 	mu        sync.Mutex
 	available bool    // sent initial presence
@@ -125,6 +126,10 @@ func (s *session) finish() {
 // serve reads what it still sends for lingerTimeout at most.
 func (s *session) writer() {
 	defer close(s.writerDone)
+	if !s.smResend() { // a resumed session's held stanzas go first
+		s.conn.Close()
+		return
+	}
 	for {
 		select {
 		case se := <-s.stop:
@@ -142,7 +147,7 @@ func (s *session) writer() {
 			ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 			err := s.xs.Send(ctx, e.TokenReader())
 			cancel()
-			if err != nil {
+			if err != nil || !s.smWritten(e) {
 				s.conn.Close() // serve returns; the session ends
 				return
 			}

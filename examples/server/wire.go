@@ -241,6 +241,7 @@ func (srv *Server) privacyItems(context.Context) ([]web.PrivacyItem, error) {
 	items = append(items,
 		web.PrivacyItem{Data: "message archive (only messages you opted in to archive; default: none)", Job: "account deletion"},
 		web.PrivacyItem{Data: "account (username, Argon2id password hash), roster", Job: "account deletion"},
+		web.PrivacyItem{Data: "stanzas sent to a client whose connection dropped, not acknowledged (XEP-0198), in memory only", Lifetime: srv.cfg.SMResumeTimeout, Job: "stream resumption window"},
 	)
 	return items, nil
 }
