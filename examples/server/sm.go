@@ -309,6 +309,7 @@ type smEntry struct {
 	base     uint32    // stanzas acknowledged before held[0]
 	in       uint32    // the client's stanzas handled
 	presence element   // the presence it had, if available
+	carbons  bool      // XEP-0280 carbons were on
 	timer    *time.Timer
 }
 
@@ -389,6 +390,7 @@ func (srv *Server) smEnded(s *session, err error) {
 		return
 	}
 	e.live, e.held, e.unacked, e.base, e.in = nil, held, unacked, base, in
+	e.carbons = s.carbons.Load()
 	e.presence = element{}
 	if available {
 		e.presence = presence
@@ -628,6 +630,7 @@ func (n *negotiation) resume(xs *xmpp.Session, e element) (bool, error) {
 		return false, nil
 	}
 	n.bound = true
+	s.carbons.Store(ent.carbons)
 	m := &s.sm
 	m.mu.Lock()
 	m.enabled, m.counting, m.id, m.timeout, m.limit = true, true, ent.id, ent.timeout, srv.cfg.QueueSize

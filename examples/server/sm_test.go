@@ -387,3 +387,65 @@ func TestSMClosedStreamBounces(t *testing.T) {
 		t.Fatalf("resume after a closed stream: %v", e.start.Name)
 	}
 }
+
+// TestSMIdleTimeoutResumable: a client whose network went away (it does
+// not answer the server's ping) stays resumable, and the resumed session
+// keeps its carbons setting.
+func TestSMIdleTimeoutResumable(t *testing.T) {
+	ts := startTestServer(t, withConfig(func(c *Config) {
+		c.IdleTimeout = 50 * time.Millisecond
+		c.PingTimeout = 50 * time.Millisecond
+	}))
+	ts.Register(t, "alice", "alice pass 1")
+	c1, j, enabled := smEnable(t, ts, "alice", "alice pass 1")
+	c1.write(t, `<iq type='set' id='cc'><enable xmlns='urn:xmpp:carbons:2'/></iq>`)
+	if e := c1.nextSkipping(t, nil); e.attr("id") != "cc" || e.attr("type") != "result" {
+		t.Fatalf("carbons: %v", e.start.Attr)
+	}
+	s1 := liveSession(t, ts, j)
+	// c1 reads nothing more: the ping goes unanswered.
+	if cond := c1.streamError(t); cond != "connection-timeout" {
+		t.Fatalf("idle stream ended with %s", cond)
+	}
+	<-s1.writerDone
+	c2, _ := smAuth(t, ts, "alice", "alice pass 1")
+	c2.write(t, fmt.Sprintf(`<resume xmlns='urn:xmpp:sm:3' previd='%s' h='1'/>`, enabled.attr("id")))
+	if e := c2.nextSkipping(t, nil); e.start.Name.Local != "resumed" {
+		t.Fatalf("resume after the idle timeout: %v", e.start.Name)
+	}
+	if s2 := liveSession(t, ts, j); !s2.carbons.Load() {
+		t.Error("carbons off after resuming")
+	}
+}
+
+// TestSMAccountDeletionDropsParked: deleting the account forgets its
+// parked sessions at once (their messages bounced), so nothing of the
+// user stays in memory either.
+func TestSMAccountDeletionDropsParked(t *testing.T) {
+	ts := startTestServer(t)
+	ts.Register(t, "alice", "alice pass 1")
+	ts.Register(t, "bob", "bob pass 12")
+	b := ts.Login(t, "bob", "bob pass 12")
+	c1, j, _ := smEnable(t, ts, "alice", "alice pass 1")
+	b.Send(t, fmt.Sprintf(`<message to="%s" type="chat" id="z"><body>parked</body></message>`, j))
+	h := 0
+	c1.nextMessage(t, &h)
+	s1 := liveSession(t, ts, j)
+	c1.conn.Close()
+	<-s1.writerDone
+	a := ts.Login(t, "alice", "alice pass 1")
+	if resp := a.IQ(t, `<iq type="set" id="rm"><query xmlns="jabber:iq:register"><remove/></query></iq>`); resp.attr("type") != "result" {
+		t.Fatalf("remove: %s", stanzaErrorCondition(resp))
+	}
+	bounce := b.Next(t, func(e element) bool { return e.start.Name.Local == "message" && e.attr("type") == "error" })
+	if bounce.attr("id") != "z" {
+		t.Fatalf("bounce of %q", bounce.attr("id"))
+	}
+	ts.sm.mu.Lock()
+	defer ts.sm.mu.Unlock()
+	for _, e := range ts.sm.byID {
+		if e.user == "alice" {
+			t.Fatalf("a session of the deleted account is still parked (%d stanzas)", len(e.held))
+		}
+	}
+}
