@@ -449,3 +449,36 @@ func TestSMAccountDeletionDropsParked(t *testing.T) {
 		}
 	}
 }
+
+// TestSMResumeTimeoutFlag: -sm-resume-timeout defaults to 5 minutes, is
+// bounded by 1 hour, and the privacy report lists the held stanzas with
+// that lifetime.
+func TestSMResumeTimeoutFlag(t *testing.T) {
+	var out bytes.Buffer
+	c, err := parseFlags(nil, &out)
+	if err != nil || c.SMResumeTimeout != 5*time.Minute {
+		t.Fatalf("default: %v %v", c.SMResumeTimeout, err)
+	}
+	if c, err = parseFlags([]string{"-sm-resume-timeout", "90s"}, &out); err != nil || c.SMResumeTimeout != 90*time.Second {
+		t.Fatalf("90s: %v %v", c.SMResumeTimeout, err)
+	}
+	for _, bad := range []string{"61m", "-1s"} {
+		if _, err := parseFlags([]string{"-sm-resume-timeout", bad}, &out); err == nil {
+			t.Errorf("-sm-resume-timeout %s accepted", bad)
+		}
+	}
+	ts := startTestServer(t, withConfig(func(c *Config) { c.SMResumeTimeout = 3 * time.Minute }))
+	items, err := ts.privacyItems(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, it := range items {
+		if it.Job == "stream resumption window" {
+			found = it.Lifetime == 3*time.Minute
+		}
+	}
+	if !found {
+		t.Errorf("no privacy report row for held stanzas with a 3 min lifetime: %+v", items)
+	}
+}
