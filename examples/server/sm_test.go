@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -481,4 +482,58 @@ func TestSMResumeTimeoutFlag(t *testing.T) {
 	if !found {
 		t.Errorf("no privacy report row for held stanzas with a 3 min lifetime: %+v", items)
 	}
+}
+
+// FuzzSMAndCarbons: stream management elements from a client never panic
+// the read loop's handler, and a message that is copied survives the
+// carbon wrapping: the copy serializes, parses back and carries the
+// original's body.
+func FuzzSMAndCarbons(f *testing.F) {
+	for _, seed := range []string{
+		`<enable xmlns="urn:xmpp:sm:3" resume="true" max="99999999999"/>`,
+		`<enable xmlns="urn:xmpp:sm:3" resume="1" max="1"/>`,
+		`<r xmlns="urn:xmpp:sm:3"/>`,
+		`<a xmlns="urn:xmpp:sm:3" h="4294967295"/>`,
+		`<a xmlns="urn:xmpp:sm:3" h="-1"/>`,
+		`<resume xmlns="urn:xmpp:sm:3" previd="x" h="1"/>`,
+		`<message xmlns="jabber:client" type="chat"><body>hi &amp; bye</body><x xmlns="urn:example"><y/></x></message>`,
+		`<message xmlns="jabber:client"><body/><private xmlns="urn:xmpp:carbons:2"/></message>`,
+	} {
+		f.Add([]byte(seed))
+	}
+	srv := newOfflineServer(f)
+	srv.sm = newSMTable(srv)
+	me := jid.MustParse("alice@localhost/fuzz")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := parseElement(b)
+		if err != nil {
+			return
+		}
+		if e.start.Name.Space == nsSM {
+			s := newSession(srv, nil, netip.MustParseAddr("192.0.2.7"))
+			s.jid = me
+			_ = s.handleSM(e) // an error ends the session; it must not panic
+			_ = s.handleSM(e) // a second time, enabled
+			srv.sm.closeAll()
+			srv.sm.mu.Lock()
+			clear(srv.sm.byID)
+			srv.sm.mu.Unlock()
+			return
+		}
+		if e.start.Name != (xml.Name{Space: stanza.NSClient, Local: "message"}) || !carbonEligible(e) {
+			return
+		}
+		raw, err := carbonCopy("sent", me.Bare(), me, e).bytes()
+		if err != nil {
+			return // not encodable (the original would not be either)
+		}
+		back, err := parseElement(raw)
+		if err != nil {
+			t.Fatalf("carbon copy does not parse: %v\n%s", err, raw)
+		}
+		kind, fwd := carbonOf(back)
+		if kind != "sent" || body(fwd) != body(e) {
+			t.Fatalf("copy: kind %q, body %q, want sent with %q\n%s", kind, body(fwd), body(e), raw)
+		}
+	})
 }
