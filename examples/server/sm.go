@@ -229,6 +229,9 @@ type smReplies struct {
 
 // add takes one token; depth is the nesting after it.
 func (q *smReplies) add(t xml.Token, depth int) {
+	if _, start := t.(xml.StartElement); !start && len(q.toks) == 0 {
+		return // text between answers
+	}
 	q.toks = append(q.toks, xml.CopyToken(t))
 	if _, end := t.(xml.EndElement); !end || depth != 0 {
 		return

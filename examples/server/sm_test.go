@@ -537,3 +537,34 @@ func FuzzSMAndCarbons(f *testing.F) {
 		}
 	})
 }
+
+// TestSMReplies: answers written by a handler are queued as whole
+// elements, text between them ignored.
+func TestSMReplies(t *testing.T) {
+	srv := &Server{cfg: Config{QueueSize: 4}}
+	s := newSession(srv, nil, netip.Addr{})
+	q := &smReplies{s: s}
+	iq := xml.Name{Space: stanza.NSClient, Local: "iq"}
+	p := xml.Name{Space: "urn:xmpp:ping", Local: "ping"}
+	depth := 0
+	for _, tok := range []xml.Token{
+		xml.CharData("\n"),
+		xml.StartElement{Name: iq}, xml.StartElement{Name: p}, xml.EndElement{Name: p}, xml.EndElement{Name: iq},
+		xml.CharData(" "),
+		xml.StartElement{Name: iq}, xml.EndElement{Name: iq},
+	} {
+		switch tok.(type) {
+		case xml.StartElement:
+			depth++
+		case xml.EndElement:
+			depth--
+		}
+		q.add(tok, depth)
+	}
+	if len(s.out) != 2 {
+		t.Fatalf("%d elements queued, want 2", len(s.out))
+	}
+	if e := <-s.out; e.start.Name != iq || len(e.inner) != 2 {
+		t.Fatalf("first: %v with %d tokens", e.start.Name, len(e.inner))
+	}
+}
