@@ -120,6 +120,7 @@ func (srv *Server) handleConn(conn net.Conn, directTLS bool, ticket *connTicket)
 		// Only offered after TLS (Necessary: Secure): no plaintext auth, ever.
 		saslPlainServer(n.authenticate),
 		xmpp.BindCustom(n.bind),
+		n.smFeature(), // XEP-0198 resumption in place of binding (sm.go)
 	)
 	inner := xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
 		return xmpp.StreamConfig{Features: features}
@@ -169,11 +170,12 @@ func (srv *Server) handleConn(conn net.Conn, directTLS bool, ticket *connTicket)
 	defer s.finish()
 	go s.writer()
 	go s.watchIdle(srv.cfg.IdleTimeout, srv.cfg.PingTimeout)
+	srv.smResumed(s)
 
 	srv.connLog.Info("connected", "user", s.jid.Localpart(), "ip", ip.String(), "tls", tlsKind(directTLS))
 	err = s.serve(lc)
 	s.finish()
-	srv.sessionEnded(s)
+	srv.smEnded(s, err) // sessionEnded, then XEP-0198 parking (sm.go)
 	srv.connLog.Info("disconnected", "user", s.jid.Localpart(), "ip", ip.String())
 	srv.log.Debug("session ended", "err", err)
 }

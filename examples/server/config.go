@@ -34,6 +34,7 @@ type Config struct {
 	MaxConnsPerIP      int           // -max-conns-per-ip: negotiating connections per IPv4 address or IPv6 /64; 0 means 10
 	MaxConns           int           // -max-conns: open client connections; 0 means 10000, or 3/4 of the open-file limit if lower
 	OfflineMessages    time.Duration // -offline-messages: keep messages to offline users this long (XEP-0160); 0 means off, at most 720h
+	SMResumeTimeout    time.Duration // -sm-resume-timeout: XEP-0198 resumption window; 0 means 5 min, at most 1 h
 
 	// Knobs for tests and embedding; no flag.
 
@@ -132,6 +133,8 @@ func parseFlags(args []string, out io.Writer) (Config, error) {
 		"open client connections (default 10000, or 3/4 of the open-file limit if lower)")
 	fs.DurationVar(&c.OfflineMessages, "offline-messages", 0,
 		"keep messages to offline users this long until delivered (at most 720h); 0 refuses them (the sender gets an error)")
+	fs.DurationVar(&c.SMResumeTimeout, "sm-resume-timeout", defaultSMResumeTimeout,
+		"XEP-0198: how long unacknowledged stanzas of a dropped connection wait in memory for its resumption (max 1h)")
 	fs.BoolVar(&c.Purge, "purge", false, "run every retention job and the residue purge once, then exit")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -174,6 +177,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxConns == 0 {
 		c.MaxConns = defaultMaxConns(openFileLimit())
 	}
+	if c.SMResumeTimeout == 0 {
+		c.SMResumeTimeout = defaultSMResumeTimeout
+	}
 	if c.QueueSize == 0 {
 		c.QueueSize = defaultQueueSize
 	}
@@ -196,6 +202,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("-negotiation-timeout and -idle-timeout must be positive")
 	case c.MaxConnsPerIP < 0 || c.MaxConns < 0:
 		return c, errors.New("-max-conns-per-ip and -max-conns must be positive")
+	case c.SMResumeTimeout < 0 || c.SMResumeTimeout > maxSMResumeTimeout:
+		return c, errors.New("-sm-resume-timeout must be between 0 and 1h")
 	case (c.CertFile == "") != (c.KeyFile == ""):
 		return c, errors.New("-cert and -key go together")
 	case c.C2S == "":

@@ -7,6 +7,7 @@ import (
 	"chatbx.eu/privacy/account"
 	"chatbx.eu/privacy/mam"
 	"mellium.im/xmlstream"
+	"mellium.im/xmpp/carbons"
 	"mellium.im/xmpp/disco"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/ping"
@@ -106,7 +107,7 @@ func (srv *Server) serverInfo() discoInfo {
 		Identities: []discoIdentity{{Category: "server", Type: "im", Name: "chatbx privacy example"}},
 		// The archive's features too: clients such as profanity look for
 		// urn:xmpp:mam:2 on the server's disco, not the account's.
-		Features: append([]string{ping.NS, roster.NS, stanza.NSSid, nsBlocking, nsReporting}, mam.Features()...),
+		Features: append([]string{ping.NS, roster.NS, stanza.NSSid, nsBlocking, nsReporting, carbons.NS}, mam.Features()...),
 		Items: []discoItem{
 			{JID: uploadHost(d), Name: "HTTP file upload"},
 			{JID: conferenceHost(d), Name: "Group chats"},

@@ -10,6 +10,7 @@ import (
 
 	"chatbx.eu/privacy/mam"
 	"mellium.im/xmlstream"
+	"mellium.im/xmpp/carbons"
 	"mellium.im/xmpp/disco"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/roster"
@@ -49,6 +50,8 @@ func (s *session) handleIQ(t xmlstream.TokenReadEncoder, e element, to jid.JID) 
 	start := e.start.Copy()
 
 	switch {
+	case payload.Name.Space == carbons.NS && (to.Equal(jid.JID{}) || to.Equal(s.jid.Bare()) || to.String() == domain):
+		return s.handleCarbonsIQ(t, iq, payload)
 	case isPubSub(payload) && (to.Equal(jid.JID{}) || srv.isLocalUser(to) && to.Resourcepart() == ""):
 		return srv.pep.handleIQ(s, t, e, iq, payload, to) // PEP, pep.go
 	case to.Equal(jid.JID{}) || to.Equal(s.jid.Bare()):

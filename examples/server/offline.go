@@ -15,9 +15,8 @@ import (
 
 // XEP-0160 offline messages, off unless -offline-messages is set.
 const (
-	nsMsgOffline              = "msgoffline"     // XEP-0160 § 3 disco feature
-	nsHints                   = "urn:xmpp:hints" // XEP-0334
-	maxOfflineTTL             = 720 * time.Hour  // the most -offline-messages allows
+	nsMsgOffline              = "msgoffline"    // XEP-0160 § 3 disco feature
+	maxOfflineTTL             = 720 * time.Hour // the most -offline-messages allows
 	defaultMaxOfflineMessages = 1000
 	maxOfflineBytes           = 10 << 20 // all of one user's offline messages
 	offlineBatch              = 32       // messages read per transaction on delivery

@@ -190,6 +190,7 @@ func (srv *Server) deleteAccount(ctx context.Context, user string) error {
 	wctx, cancel := context.WithTimeout(ctx, writeTimeout+time.Second)
 	srv.sessions.waitGone(wctx, user)
 	cancel()
+	srv.sm.dropUser(user) // parked XEP-0198 sessions hold messages to the user
 	if j, err := jid.New(user, srv.cfg.Domain, ""); err == nil {
 		srv.muc.forgetOwner(j)
 	}

@@ -99,7 +99,11 @@ func (s *session) fail(err error, lc *limitConn) error {
 // answers an IQ get or set that handle left unanswered with
 // service-unavailable (RFC 6120 § 8.4), as Session.Serve does.
 func (s *session) dispatch(e element) error {
-	w := &replyWriter{xs: s.xs, conn: s.conn, id: e.attr("id")}
+	if e.start.Name.Space == nsSM {
+		return s.handleSM(e) // XEP-0198 (sm.go)
+	}
+	s.smHandled()
+	w := &replyWriter{xs: s.xs, conn: s.conn, id: e.attr("id"), queue: s.smQueue()}
 	defer w.Close()
 	if err := s.handle(w, e); err != nil {
 		return err
@@ -123,6 +127,7 @@ type replyWriter struct {
 	id       string
 	answered bool
 	depth    int
+	queue    *smReplies // with XEP-0198 on, answers go through the queue
 }
 
 func (rw *replyWriter) Token() (xml.Token, error) { return nil, io.EOF }
@@ -139,6 +144,10 @@ func (rw *replyWriter) EncodeToken(t xml.Token) error {
 		rw.depth++
 	case xml.EndElement:
 		rw.depth--
+	}
+	if rw.queue != nil {
+		rw.queue.add(t, rw.depth)
+		return nil
 	}
 	if rw.w == nil {
 		rw.w = rw.xs.TokenWriter()
@@ -224,6 +233,7 @@ func (s *session) watchIdle(idle, grace time.Duration) {
 			continue
 		}
 		if pinged {
+			s.smIdleEnd()
 			s.end(stream.ConnectionTimeout)
 			return
 		}

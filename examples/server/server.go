@@ -58,6 +58,7 @@ type Server struct {
 	muc      *mucService
 	pep      *pepService   // XEP-0163, pep.go
 	archiver *mam.Archiver // every routed message goes through it
+	sm       *smTable      // XEP-0198 resumable sessions (sm.go)
 
 	private *privateStore   // XEP-0049 (private.go)
 	vcards  *vcardStore     // XEP-0054 (vcard.go)
@@ -118,6 +119,7 @@ func run(ctx context.Context, cfg Config, ready func(*Server)) (err error) {
 		sessions: newRegistry(),
 		conns:    make(map[net.Conn]struct{}),
 	}
+	srv.sm = newSMTable(srv)
 	defer func() {
 		if cerr := srv.closeAll(); err == nil {
 			err = cerr
@@ -327,6 +329,7 @@ func (srv *Server) shutdown() error {
 		srv.mu.Unlock()
 		<-done
 	}
+	srv.sm.closeAll() // parked XEP-0198 sessions: their messages bounced
 	srv.bg.Wait()
 	srv.refused.stop()
 	srv.acceptErrs.stop()

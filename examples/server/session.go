@@ -39,6 +39,8 @@ type session struct {
 
 	relay      relayTable   // IQs relayed to this session, awaiting its answer
 	relayedOut atomic.Int32 // IQs this session relayed, awaiting an answer
+	carbons    atomic.Bool  // XEP-0280 carbons enabled (carbons.go)
+	sm         smState      // XEP-0198 stream management (sm.go)
 
 	rosterInterested    atomic.Bool // asked for the roster: gets roster pushes (RFC 6121 § 2.1.6)
 	blocklistInterested atomic.Bool // asked for the blocklist: gets its pushes (XEP-0191 § 3.3)
@@ -131,6 +133,10 @@ func (s *session) finish() {
 // serve reads what it still sends for lingerTimeout at most.
 func (s *session) writer() {
 	defer close(s.writerDone)
+	if !s.smResend() { // a resumed session's held stanzas go first
+		s.conn.Close()
+		return
+	}
 	for {
 		select {
 		case se := <-s.stop:
@@ -145,7 +151,7 @@ func (s *session) writer() {
 			s.writeError(se)
 			return
 		case e := <-s.out:
-			if err := s.write(e.TokenReader()); err != nil {
+			if err := s.write(e.TokenReader()); err != nil || !s.smWritten(e) {
 				s.conn.Close() // serve returns; the session ends
 				return
 			}

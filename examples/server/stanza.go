@@ -93,26 +93,27 @@ func (s *session) handleMessage(t xmlstream.TokenReadEncoder, e element, to jid.
 // service-unavailable.
 func (srv *Server) deliverMessage(ctx context.Context, s *session, t xmlstream.TokenReadEncoder, e element, to jid.JID) error {
 	typ := e.attr("type")
-	out, storedForRecipient := e, false
+	out, storedForRecipient, senderID := e, false, ""
 	if typ != "error" {
-		out, storedForRecipient = archiveChat(ctx, srv.archiver, s.jid, to, e)
+		out, storedForRecipient, senderID = archiveChatIDs(ctx, srv.archiver, s.jid, to, e)
 	}
 	targets := srv.sessions.lookup(to)
 	if len(targets) == 0 && to.Resourcepart() != "" && (typ == "" || typ == "chat" || typ == "normal") {
 		targets = srv.sessions.lookup(to.Bare())
 	}
 	if len(targets) == 0 {
-		if typ != "error" && srv.offline.keep(ctx, to, out) {
-			return nil // XEP-0160: kept for the recipient's next login
+		kept := typ != "error" && srv.offline.keep(ctx, to, out) // XEP-0160
+		if !kept && !storedForRecipient {
+			if typ == "error" || typ == "groupchat" || typ == "headline" {
+				return nil
+			}
+			return s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
 		}
-		if storedForRecipient || typ == "error" || typ == "groupchat" || typ == "headline" {
-			return nil
-		}
-		return s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
 	}
 	for _, r := range targets {
 		r.send(out)
 	}
+	srv.sendCarbons(s, to, out, senderID, targets) // XEP-0280, carbons.go
 	return nil
 }
 
@@ -120,12 +121,19 @@ func (srv *Server) deliverMessage(ctx context.Context, s *session, t xmlstream.T
 // the copy to deliver: every stanza-id forged in either archive's name
 // removed, the recipient's stamped when stored for the recipient.
 func archiveChat(ctx context.Context, a *mam.Archiver, from, to jid.JID, e element) (out element, storedForRecipient bool) {
+	out, storedForRecipient, _ = archiveChatIDs(ctx, a, from, to, e)
+	return out, storedForRecipient
+}
+
+// archiveChatIDs is archiveChat that also returns the id in the sender's
+// archive ("" if not stored there), for the sender's carbon copies.
+func archiveChatIDs(ctx context.Context, a *mam.Archiver, from, to jid.JID, e element) (out element, storedForRecipient bool, senderID string) {
 	res, _ := a.Archive(ctx, mam.Chat{From: from, To: to, Stanza: mam.Stanza{Start: e.start, Inner: e.inner}})
 	if !res.Deliver.IsZero() {
 		// Tokens in, tokens out: the archiver built them as it read.
-		return element{start: res.Deliver.Start, inner: res.Deliver.Inner}, res.RecipientID != ""
+		return element{start: res.Deliver.Start, inner: res.Deliver.Inner}, res.RecipientID != "", res.SenderID
 	}
 	// Unreadable for the archiver: delivered unarchived, never with a
 	// stanza-id that claims to be from either archive.
-	return e.withInner(stripStanzaIDs(stripStanzaIDs(e.inner, to.Bare().String()), from.Bare().String())), false
+	return e.withInner(stripStanzaIDs(stripStanzaIDs(e.inner, to.Bare().String()), from.Bare().String())), false, ""
 }

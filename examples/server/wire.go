@@ -261,6 +261,7 @@ func (srv *Server) privacyItems(context.Context) ([]web.PrivacyItem, error) {
 		pepPrivacyItem,
 		web.PrivacyItem{Data: "group chats: configuration of the rooms you own (destroyed with your account) and your affiliations in rooms (admin, member, banned)", Job: "account deletion or the room's destruction",
 			Kept: "until you delete your account, or the room's owner or admins remove it; a room you own until you destroy it"},
+		web.PrivacyItem{Data: "stanzas sent to a client whose connection dropped, not acknowledged (XEP-0198), in memory only", Lifetime: srv.cfg.SMResumeTimeout, Job: "stream resumption window"},
 	)
 	items = append(items, srv.personalPrivacyItems()...)
 	return items, nil
