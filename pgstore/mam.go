@@ -10,6 +10,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"chatbx.eu/privacy/mam"
@@ -34,6 +35,14 @@ type MAMConfig struct {
 	// Zero means 2 seconds; a negative Skew turns the adjustment off.
 	Skew time.Duration
 
+	// GroupCommit is how many append transactions may be in flight at
+	// once: each commits, in one transaction and one WAL flush, every
+	// append that queued while the others ran, as bbolt's Batch does for
+	// the bolt store. Zero means 4; a negative value commits each append on
+	// its own. An append whose group fails is retried on its own, so one
+	// bad message never fails the others.
+	GroupCommit int
+
 	// EraseGroupMessages makes Erase delete the user's own messages in room
 	// archives instead of only removing the user's real JID from them.
 	EraseGroupMessages bool
@@ -44,6 +53,10 @@ type MAMConfig struct {
 type MAMStore struct {
 	pool *pgxpool.Pool
 	cfg  MAMConfig
+
+	mu       sync.Mutex
+	queue    []*appendReq // appends waiting for a group
+	flushers int          // groups in flight
 }
 
 var _ mam.Store = (*MAMStore)(nil)
@@ -74,7 +87,7 @@ CREATE TABLE mam_messages (
 );
 CREATE UNIQUE INDEX mam_messages_id ON mam_messages (archive, id);
 CREATE INDEX mam_messages_with ON mam_messages (archive, with_bare, ts, seq);
-CREATE INDEX mam_messages_expiry ON mam_messages (ts, archive, seq);
+CREATE INDEX mam_messages_expiry ON mam_messages (ts);
 CREATE INDEX mam_messages_real ON mam_messages (real_jid) WHERE real_jid IS NOT NULL;
 CREATE TABLE mam_counts (
 	archive   text    NOT NULL,
@@ -188,26 +201,60 @@ func (s *MAMStore) Append(ctx context.Context, m mam.Message) (mam.Message, erro
 	if excluded {
 		incl = 0
 	}
-	archive := m.Archive.String()
+	r := &appendReq{m: m, args: []any{m.Archive.String(), m.Time.UnixNano(), incl, s.skew(),
+		m.With.Bare().String(), m.With.Resourcepart(), excluded, nil, m.Groupchat, real, m.Stanza}}
+	if s.cfg.GroupCommit < 0 {
+		s.appendOne(ctx, r)
+	} else if err := s.appendGrouped(ctx, r); err != nil {
+		return mam.Message{}, err
+	}
+	if r.err != nil {
+		return mam.Message{}, r.err
+	}
+	return r.m, nil
+}
+
+// appendReq is one message on its way into the archive.
+type appendReq struct {
+	m    mam.Message // prepared; m.ID and m.Time are set once stored
+	args []any       // of appendSQL; args[idArg] is the raw id
+	err  error
+	done chan struct{}
+}
+
+const idArg = 7
+
+// appendOne stores r in a statement of its own, with a new id if the
+// drawn one is taken in the archive, and sets r.m or r.err.
+func (s *MAMStore) appendOne(ctx context.Context, r *appendReq) {
 	for range maxRetries {
-		m.ID = mam.NewID()
-		raw, _ := mam.ParseID(m.ID)
+		r.newID()
 		var ts int64
 		err := retry(ctx, func() error {
-			return s.pool.QueryRow(ctx, appendSQL, archive, m.Time.UnixNano(), incl, s.skew(),
-				m.With.Bare().String(), m.With.Resourcepart(), excluded, raw[:], m.Groupchat, real, m.Stanza).Scan(&ts)
+			return s.pool.QueryRow(ctx, appendSQL, r.args...).Scan(&ts)
 		})
-		var pe *pgconn.PgError
-		if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == "mam_messages_id" {
+		if idTaken(err) {
 			continue // the same random id twice in one archive: draw again
 		}
 		if err != nil {
-			return mam.Message{}, fmt.Errorf("pgstore: append: %w", err)
+			r.err = fmt.Errorf("pgstore: append: %w", err)
+			return
 		}
-		m.Time = fromNanos(ts)
-		return m, nil
+		r.m.Time = fromNanos(ts)
+		return
 	}
-	return mam.Message{}, errors.New("pgstore: append: no free archive id")
+	r.err = errors.New("pgstore: append: no free archive id")
+}
+
+func (r *appendReq) newID() {
+	r.m.ID = mam.NewID()
+	raw, _ := mam.ParseID(r.m.ID)
+	r.args[idArg] = raw[:]
+}
+
+func idTaken(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == "mam_messages_id"
 }
 
 // pos is a message's place in its archive.
@@ -271,8 +318,9 @@ func (w *where) String() string { return strings.Join(w.conds, " AND ") }
 
 const msgColumns = `id, ts, with_bare, with_res, groupchat, real_jid, stanza`
 
-// scanMessages reads rows of msgColumns.
-func scanMessages(rows pgx.Rows, archive jid.JID) ([]mam.Message, error) {
+// scanMessages reads rows of msgColumns, then the columns scanned into
+// extra.
+func scanMessages(rows pgx.Rows, archive jid.JID, extra ...any) ([]mam.Message, error) {
 	var out []mam.Message
 	var (
 		raw            []byte
@@ -283,7 +331,7 @@ func scanMessages(rows pgx.Rows, archive jid.JID) ([]mam.Message, error) {
 		stanza         []byte
 		scanErr, jidEr error
 	)
-	_, scanErr = pgx.ForEachRow(rows, []any{&raw, &ts, &bare, &res, &group, &real, &stanza}, func() error {
+	_, scanErr = pgx.ForEachRow(rows, append([]any{&raw, &ts, &bare, &res, &group, &real, &stanza}, extra...), func() error {
 		m := mam.Message{Archive: archive, Time: fromNanos(ts), Groupchat: group, Stanza: slices.Clone(stanza)}
 		var a [16]byte
 		copy(a[:], raw)
@@ -324,37 +372,41 @@ func (s *MAMStore) Query(ctx context.Context, archive jid.JID, q mam.Query) (mam
 	}
 	archive = archive.Bare()
 	a := archive.String()
-	var lookup []string
-	for _, id := range []string{q.AfterID, q.BeforeID, q.After, q.Before} {
-		if id != "" {
-			lookup = append(lookup, id)
-		}
-	}
-	lookup = append(lookup, q.IDs...)
-	at, err := s.positions(ctx, a, lookup)
-	if err != nil {
-		return mam.Page{}, err
-	}
-
-	sql, args, backward := pageSQL(a, q, at, size)
-	count := int64(-1)
+	sql, args, backward, nids := pageSQL(a, q, size)
 	counted := q.Start.IsZero() && q.End.IsZero() && q.AfterID == "" && q.BeforeID == "" && len(q.IDs) == 0
+	if counted {
+		// The counter, in the same statement (one snapshot, one round trip).
+		var csql string
+		csql, args = countSQL(q, args)
+		sql = strings.Replace(sql, "-1::bigint AS n", "("+csql+") AS n", 1)
+	}
+	// One statement reads the page, checks the ids and reads the counter.
 	var msgs []mam.Message
-	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, sql, args...)
-		if err != nil {
-			return err
-		}
-		if msgs, err = scanMessages(rows, archive); err != nil {
-			return err
-		}
-		if counted {
-			count, err = s.count(ctx, tx, a, q)
-		}
-		return err
-	})
+	var found, count int64
+	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return mam.Page{}, fmt.Errorf("pgstore: query: %w", err)
+	}
+	msgs, err = scanMessages(rows, archive, &found, &count)
+	if err != nil {
+		return mam.Page{}, fmt.Errorf("pgstore: query: %w", err)
+	}
+	if len(msgs) == 0 || found != int64(nids) {
+		// An empty page: maybe an id is not in the archive (comparisons
+		// with it matched nothing), and the counter was not read.
+		if _, err := s.positions(ctx, a, lookupIDs(q)); err != nil {
+			return mam.Page{}, err
+		}
+		if len(msgs) > 0 {
+			return mam.Page{}, fmt.Errorf("pgstore: query: archive ids changed under the query")
+		}
+		count = -1
+		if counted {
+			csql, cargs := countSQL(q, []any{a})
+			if err := s.pool.QueryRow(ctx, csql, cargs...).Scan(&count); err != nil {
+				return mam.Page{}, fmt.Errorf("pgstore: query: %w", err)
+			}
+		}
 	}
 	p := mam.Page{FirstIndex: -1, Count: int(count), Complete: len(msgs) <= size}
 	if len(msgs) > size {
@@ -380,12 +432,38 @@ func (s *MAMStore) Query(ctx context.Context, archive jid.JID, q mam.Query) (mam
 	return p, nil
 }
 
+// lookupIDs returns the distinct archive ids q names.
+func lookupIDs(q mam.Query) []string {
+	var ids []string
+	for _, id := range append([]string{q.AfterID, q.BeforeID, q.After, q.Before}, q.IDs...) {
+		if id != "" && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
 // pageSQL returns the statement selecting one page (size+1 rows, to see
-// whether there are more) of q's matches in archive a, and whether it
-// reads backwards. at holds the positions of q's ids.
-func pageSQL(a string, q mam.Query, at map[string]pos, size int) (sql string, args []any, backward bool) {
+// whether there are more) of q's matches in archive a, whether it reads
+// backwards, and how many distinct ids q names. Each row also holds the
+// number of those ids found in the archive and a column n, -1::bigint,
+// for the caller to replace with a counter. The ids are resolved in the
+// statement; an id that is not a well-formed archive id matches nothing.
+func pageSQL(a string, q mam.Query, size int) (sql string, args []any, backward bool, nids int) {
+	ids := lookupIDs(q)
+	raws := make([][]byte, 0, len(ids))
+	for _, id := range ids {
+		if raw, err := mam.ParseID(id); err == nil {
+			raws = append(raws, raw[:])
+		}
+	}
 	var w where
-	w.add("archive = ?", a)
+	w.args = []any{a, raws}
+	w.add("archive = $1")
+	at := func(id string) any {
+		raw, _ := mam.ParseID(id)
+		return raw[:]
+	}
 	if !zeroJID(q.With) {
 		w.add("with_bare = ?", q.With.Bare().String())
 		if r := q.With.Resourcepart(); r != "" {
@@ -401,62 +479,56 @@ func pageSQL(a string, q mam.Query, at map[string]pos, size int) (sql string, ar
 	if !q.End.IsZero() {
 		w.add("ts <= ?", nanos(q.End))
 	}
+	const after, before = "(ts, seq) > (SELECT ts, seq FROM ids WHERE id = ?)", "(ts, seq) < (SELECT ts, seq FROM ids WHERE id = ?)"
 	if q.AfterID != "" {
-		p := at[q.AfterID]
-		w.add("(ts, seq) > (?, ?)", p.ts, p.seq)
+		w.add(after, at(q.AfterID))
 	}
 	if q.BeforeID != "" {
-		p := at[q.BeforeID]
-		w.add("(ts, seq) < (?, ?)", p.ts, p.seq)
+		w.add(before, at(q.BeforeID))
 	}
 	if len(q.IDs) > 0 {
-		raws := make([][]byte, len(q.IDs))
-		for i, id := range q.IDs {
-			raw, _ := mam.ParseID(id)
-			raws[i] = raw[:]
-		}
-		w.add("id = ANY(?)", raws)
+		w.add("id IN (SELECT id FROM ids)")
 	}
 	if q.After != "" {
-		p := at[q.After]
-		w.add("(ts, seq) > (?, ?)", p.ts, p.seq)
+		w.add(after, at(q.After))
 	}
 	if q.Before != "" {
-		p := at[q.Before]
-		w.add("(ts, seq) < (?, ?)", p.ts, p.seq)
+		w.add(before, at(q.Before))
 	}
 	backward = q.Before != "" || q.Last
 	order := "ts, seq"
 	if backward {
 		order = "ts DESC, seq DESC"
 	}
-	sql = fmt.Sprintf("SELECT %s FROM mam_messages WHERE %s ORDER BY %s LIMIT %d", msgColumns, w.String(), order, size+1)
-
-	return sql, w.args, backward
+	sql = fmt.Sprintf(`WITH ids AS (SELECT id, ts, seq FROM mam_messages WHERE archive = $1 AND id = ANY($2))
+SELECT %s, (SELECT count(*) FROM ids) AS found, -1::bigint AS n FROM mam_messages WHERE %s ORDER BY %s LIMIT %d`,
+		msgColumns, w.String(), order, size+1)
+	return sql, w.args, backward, len(ids)
 }
 
-// count returns the number of messages matching q's With and
-// IncludeGroupchat, from the counters.
-func (s *MAMStore) count(ctx context.Context, tx pgx.Tx, archive string, q mam.Query) (int64, error) {
-	var n int64
-	var err error
+// countSQL returns a query of the number of messages matching q's With
+// and IncludeGroupchat, from the counters, its archive being $1; it
+// appends its other arguments to args.
+func countSQL(q mam.Query, args []any) (string, []any) {
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
 	switch {
 	case zeroJID(q.With):
 		col := "n_incl"
 		if q.IncludeGroupchat {
 			col = "n_all"
 		}
-		err = tx.QueryRow(ctx, `SELECT coalesce(max(`+col+`), 0) FROM mam_archives WHERE archive = $1`, archive).Scan(&n)
+		return `SELECT coalesce(max(` + col + `), 0) FROM mam_archives WHERE archive = $1`, args
 	case q.With.Resourcepart() == "":
-		err = tx.QueryRow(ctx, `SELECT coalesce(sum(n), 0) FROM mam_counts
-			WHERE archive = $1 AND with_bare = $2 AND ($3 OR NOT excluded)`,
-			archive, q.With.String(), q.IncludeGroupchat).Scan(&n)
+		return `SELECT coalesce(sum(n), 0) FROM mam_counts WHERE archive = $1 AND with_bare = ` +
+			arg(q.With.String()) + ` AND (` + arg(q.IncludeGroupchat) + ` OR NOT excluded)`, args
 	default:
-		err = tx.QueryRow(ctx, `SELECT coalesce(sum(n), 0) FROM mam_counts
-			WHERE archive = $1 AND with_bare = $2 AND with_res = $3 AND ($4 OR NOT excluded)`,
-			archive, q.With.Bare().String(), q.With.Resourcepart(), q.IncludeGroupchat).Scan(&n)
+		return `SELECT coalesce(sum(n), 0) FROM mam_counts WHERE archive = $1 AND with_bare = ` +
+			arg(q.With.Bare().String()) + ` AND with_res = ` + arg(q.With.Resourcepart()) +
+			` AND (` + arg(q.IncludeGroupchat) + ` OR NOT excluded)`, args
 	}
-	return n, err
 }
 
 // Metadata implements mam.Store.
@@ -694,7 +766,7 @@ func (s *MAMStore) Erase(ctx context.Context, user jid.JID) error {
 // oldest first, each batch its own transaction.
 func (s *MAMStore) Expire(ctx context.Context, before time.Time) (int, error) {
 	n, err := s.deleteBatches(ctx, fmt.Sprintf(`SELECT archive, ts, seq FROM mam_messages
-		WHERE ts < $1 ORDER BY ts, archive, seq LIMIT %d FOR UPDATE`, batchSize), nanos(before))
+		WHERE ts < $1 ORDER BY ts LIMIT %d FOR UPDATE`, batchSize), nanos(before))
 	if err != nil {
 		return n, fmt.Errorf("pgstore: expire: %w", err)
 	}

@@ -16,3 +16,14 @@ func TestMAMStore(t *testing.T) {
 		return s
 	})
 }
+
+// The same contract with each append committed on its own.
+func TestMAMStoreNoGroupCommit(t *testing.T) {
+	mamtest.TestStore(t, func(t *testing.T) mam.Store {
+		s, err := NewMAMStore(t.Context(), newPool(t), MAMConfig{GroupCommit: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}

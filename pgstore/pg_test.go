@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -21,12 +22,17 @@ import (
 // fail.
 
 var (
-	clusterDSN  string // DSN of the server, "" when none
-	clusterErr  error  // why there is none
-	clusterStop func()
+	benchmarking bool
+	clusterDSN   string // DSN of the server, "" when none
+	clusterErr   error  // why there is none
+	clusterStop  func()
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	// Tests run without fsync, for speed; benchmarks with it, as a server
+	// would.
+	benchmarking = flag.Lookup("test.bench").Value.String() != ""
 	clusterDSN, clusterStop, clusterErr = startCluster()
 	code := m.Run()
 	if clusterStop != nil {
@@ -79,7 +85,10 @@ func startCluster() (dsn string, stop func(), err error) {
 		cleanup()
 		return "", nil, err
 	}
-	opts := fmt.Sprintf("-c listen_addresses='' -k %s -c fsync=off -c max_connections=200", sock)
+	opts := fmt.Sprintf("-c listen_addresses='' -k %s -c max_connections=200", sock)
+	if !benchmarking {
+		opts += " -c fsync=off"
+	}
 	if err := run(filepath.Join(bin, "pg_ctl"), "-D", data, "-l", filepath.Join(dir, "log"), "-w", "-o", opts, "start"); err != nil {
 		cleanup()
 		return "", nil, err
@@ -150,7 +159,7 @@ func poolIn(t testing.TB, schema string) *pgxpool.Pool {
 		t.Fatalf("parse DSN: %v", err)
 	}
 	cfg.ConnConfig.RuntimeParams["search_path"] = schema
-	cfg.MaxConns = 8
+	cfg.MaxConns = 32
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("pool: %v", err)
