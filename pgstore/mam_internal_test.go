@@ -1,6 +1,7 @@
 package pgstore
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"sync"
@@ -217,6 +218,14 @@ func TestMAMBatches(t *testing.T) {
 	p, err := s.Query(ctx, alice, mam.Query{With: bob, Last: true, Max: 1})
 	if err != nil || p.Count != n-batchSize-5 || p.FirstIndex != p.Count-1 {
 		t.Fatalf("after expiry: %+v, %v", p, err)
+	}
+	// Export reads in pages of 1,000: every message once, in order.
+	var buf bytes.Buffer
+	if err := s.Export(ctx, alice, &buf); err != nil {
+		t.Fatal(err)
+	}
+	if got := bytes.Count(buf.Bytes(), []byte("<result ")); got != n-batchSize-5 {
+		t.Errorf("export holds %d results, want %d", got, n-batchSize-5)
 	}
 	if err := s.Erase(ctx, alice); err != nil {
 		t.Fatal(err)
