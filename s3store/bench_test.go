@@ -66,6 +66,22 @@ func BenchmarkPut(b *testing.B) {
 			b.StartTimer()
 		}
 	})
+	// minio-go streaming from a reader of unknown size with the Store's
+	// part size: one part buffered, parts sent one after another, as the
+	// Store does.
+	b.Run("minio-sequential", func(b *testing.B) {
+		b.SetBytes(benchSize)
+		for b.Loop() {
+			key := uploadtest.NewID()
+			r := struct{ io.Reader }{bytes.NewReader(data)}
+			if _, err := c.PutObject(ctx, bucket, key, r, -1, minio.PutObjectOptions{PartSize: s3store.DefaultPartSize}); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			c.RemoveObject(ctx, bucket, key, minio.RemoveObjectOptions{})
+			b.StartTimer()
+		}
+	})
 }
 
 // BenchmarkGet compares reading a whole object through the Store's Open with
