@@ -342,13 +342,15 @@ func (s *Service) expireBatches(ctx context.Context, next func() ([]Record, erro
 			return removed, fmt.Errorf("upload: expire: %w", err)
 		}
 		ids := make([]string, 0, len(recs))
+		var keys []string
 		for _, r := range recs {
 			if r.State != StateReserved {
-				if err := s.blobs.Delete(ctx, r.ID); err != nil {
-					return removed, fmt.Errorf("upload: expire blob: %w", err)
-				}
+				keys = append(keys, r.ID)
 			}
 			ids = append(ids, r.ID)
+		}
+		if err := s.deleteBlobs(ctx, keys); err != nil {
+			return removed, fmt.Errorf("upload: expire blob: %w", err)
 		}
 		if len(ids) > 0 {
 			if err := s.meta.Delete(ctx, ids...); err != nil {
@@ -371,16 +373,12 @@ func (s *Service) Erase(ctx context.Context, user jid.JID) error {
 	if err != nil {
 		return fmt.Errorf("upload: erase: %w", err)
 	}
-	var errs []error
-	for _, r := range recs {
-		errs = append(errs, s.blobs.Delete(ctx, r.ID))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("upload: erase blobs: %w", err)
-	}
 	ids := make([]string, len(recs))
 	for i, r := range recs {
 		ids[i] = r.ID
+	}
+	if err := s.deleteBlobs(ctx, ids); err != nil {
+		return fmt.Errorf("upload: erase blobs: %w", err)
 	}
 	if err := s.meta.Delete(ctx, ids...); err != nil {
 		return fmt.Errorf("upload: erase: %w", err)
@@ -388,11 +386,27 @@ func (s *Service) Erase(ctx context.Context, user jid.JID) error {
 	// A PUT that committed its blob between the first pass and the metadata
 	// deletion left a blob behind: delete again. A PUT committing later
 	// finds its record gone and removes its own blob.
-	for _, r := range recs {
-		errs = append(errs, s.blobs.Delete(ctx, r.ID))
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := s.deleteBlobs(ctx, ids); err != nil {
 		return fmt.Errorf("upload: erase blobs: %w", err)
 	}
 	return nil
+}
+
+// deleteBlobs deletes the blobs of keys: in one call when the BlobStore has
+// a method DeleteBlobs(ctx, keys...) error (s3store sends up to 1,000 keys
+// per request), else one Delete each.
+func (s *Service) deleteBlobs(ctx context.Context, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	if b, ok := s.blobs.(interface {
+		DeleteBlobs(ctx context.Context, keys ...string) error
+	}); ok {
+		return b.DeleteBlobs(ctx, keys...)
+	}
+	var errs []error
+	for _, k := range keys {
+		errs = append(errs, s.blobs.Delete(ctx, k))
+	}
+	return errors.Join(errs...)
 }

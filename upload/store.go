@@ -78,6 +78,11 @@ type MetaStore interface {
 // BlobStore keeps file contents under keys chosen by the Service (random
 // IDs, never user input). Implementations must be safe for concurrent use.
 // uploadtest.TestBlobStore checks the contract.
+//
+// Two optional methods are used when present: RemoveStale(ctx, t) (int,
+// error), called by Service.Expire with now − Config.UploadTimeout to drop
+// uploads a crash left unfinished, and DeleteBlobs(ctx, keys...) error,
+// which Expire and Erase call instead of one Delete per key.
 type BlobStore interface {
 	// Create starts writing a new blob. Nothing is visible to Open until
 	// Commit returns nil; after Abort (or a failed Commit) nothing is left.

@@ -1,0 +1,130 @@
+package s3store_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"testing"
+
+	"github.com/minio/minio-go/v7"
+
+	"chatbx.eu/privacy/s3store"
+	"chatbx.eu/privacy/upload/uploadtest"
+)
+
+// benchSize is the object size of the transfer benchmarks (issue 17: 256 MiB).
+const benchSize = 256 << 20
+
+// chunks feeds w the benchmark object in 32 KiB writes, as upload's
+// handler does.
+func chunks(w io.Writer, data []byte) error {
+	for rest := data; len(rest) > 0; {
+		n := min(len(rest), 32<<10)
+		if _, err := w.Write(rest[:n]); err != nil {
+			return err
+		}
+		rest = rest[n:]
+	}
+	return nil
+}
+
+// BenchmarkPut compares a PUT through the Store with minio-go's own
+// PutObject (known size, its default part size and parallel parts) to the
+// same server.
+func BenchmarkPut(b *testing.B) {
+	s, c, bucket := newStore(b, s3store.Options{})
+	data := pattern(benchSize)
+	ctx := context.Background()
+	b.Run("store", func(b *testing.B) {
+		b.SetBytes(benchSize)
+		for b.Loop() {
+			key := uploadtest.NewID()
+			w, err := s.Create(ctx, key)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := chunks(w, data); err != nil {
+				b.Fatal(err)
+			}
+			if err := w.Commit(); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			s.Delete(ctx, key)
+			b.StartTimer()
+		}
+	})
+	b.Run("minio", func(b *testing.B) {
+		b.SetBytes(benchSize)
+		for b.Loop() {
+			key := uploadtest.NewID()
+			if _, err := c.PutObject(ctx, bucket, key, bytes.NewReader(data), benchSize, minio.PutObjectOptions{}); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			c.RemoveObject(ctx, bucket, key, minio.RemoveObjectOptions{})
+			b.StartTimer()
+		}
+	})
+	// minio-go streaming from a reader of unknown size with the Store's
+	// part size: one part buffered, parts sent one after another, as the
+	// Store does.
+	b.Run("minio-sequential", func(b *testing.B) {
+		b.SetBytes(benchSize)
+		for b.Loop() {
+			key := uploadtest.NewID()
+			r := struct{ io.Reader }{bytes.NewReader(data)}
+			if _, err := c.PutObject(ctx, bucket, key, r, -1, minio.PutObjectOptions{PartSize: s3store.DefaultPartSize}); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			c.RemoveObject(ctx, bucket, key, minio.RemoveObjectOptions{})
+			b.StartTimer()
+		}
+	})
+}
+
+// BenchmarkGet compares reading a whole object through the Store's Open with
+// minio-go's GetObject.
+func BenchmarkGet(b *testing.B) {
+	s, c, bucket := newStore(b, s3store.Options{})
+	ctx := context.Background()
+	key := uploadtest.NewID()
+	w, err := s.Create(ctx, key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := chunks(w, pattern(benchSize)); err != nil {
+		b.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, 32<<10)
+	b.Run("store", func(b *testing.B) {
+		b.SetBytes(benchSize)
+		for b.Loop() {
+			rc, _, err := s.Open(ctx, key)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if n, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{rc}, buf); err != nil || n != benchSize {
+				b.Fatal(n, err)
+			}
+			rc.Close()
+		}
+	})
+	b.Run("minio", func(b *testing.B) {
+		b.SetBytes(benchSize)
+		for b.Loop() {
+			o, err := c.GetObject(ctx, bucket, key, minio.GetObjectOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if n, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{o}, buf); err != nil || n != benchSize {
+				b.Fatal(n, err)
+			}
+			o.Close()
+		}
+	})
+}
