@@ -49,9 +49,6 @@ func carbonOf(e element) (string, element) {
 
 func isCarbon(e element) bool { k, _ := carbonOf(e); return k != "" }
 
-// isPlainMessage matches a message with a body that is no carbon copy.
-func isPlainMessage(e element) bool { return isMessage(e) && !isCarbon(e) }
-
 // TestCarbons: XEP-0280. A chat message sent by one resource is copied as
 // <sent/> to the account's other carbons-enabled resources, one received by
 // a resource as <received/> to the others that did not get it; <private/>

@@ -18,10 +18,6 @@ var bucketRoomAffiliations = []byte("room-affiliations")
 // (the owner not counted): about 1,000 × 2 KB of JIDs at most.
 const maxRoomAffiliations = 1000
 
-// errAffiliationLimit is returned when a change would give a room more
-// than maxRoomAffiliations affiliations.
-var errAffiliationLimit = errors.New("room affiliation limit reached")
-
 // reindexAffiliations brings the affiliation index of room name from the
 // old configuration's affiliations to the new one's (nil: the room is
 // deleted).

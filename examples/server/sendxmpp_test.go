@@ -25,7 +25,6 @@ import (
 // sendxmpp is a go-sendxmpp run against a test server.
 type sendxmpp struct {
 	bin, home, certFile string
-	addr                string // host:port of the server, "localhost" as host
 }
 
 func newSendxmpp(t *testing.T, ts *testServer) *sendxmpp {

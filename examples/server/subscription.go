@@ -168,15 +168,6 @@ func (x *subTx) put(user string, it rosterItem) error {
 	return nil
 }
 
-// itemOrNew returns user's item for contact, or a new item (subscription
-// none) when there is none.
-func (x *subTx) itemOrNew(user string, contact jid.JID) rosterItem {
-	if it, ok := x.item(user, contact.String()); ok {
-		return it
-	}
-	return rosterItem{JID: contact.String()}
-}
-
 // addPending stores requester's subscription request to user; at
 // maxPendingSubscriptions the oldest request is dropped first.
 func (x *subTx) addPending(user, requester jid.JID) error {
