@@ -124,6 +124,20 @@ func addContact(t *testing.T, c *testClient, contact string) {
 	}
 }
 
+// letSee makes both clients available and contact subscribed to owner's
+// presence (owner's roster item for contact gets "from"), which
+// presence-model nodes ask for.
+func letSee(t *testing.T, owner, contact *testClient) {
+	t.Helper()
+	o, c := owner.JID.Bare().String(), contact.JID.Bare().String()
+	online(t, owner) // requests reach available resources only
+	online(t, contact)
+	contact.Send(t, `<presence to="`+o+`" type="subscribe"/>`)
+	owner.Next(t, isPresence(c, "subscribe"))
+	owner.Send(t, `<presence to="`+c+`" type="subscribed"/>`)
+	contact.Next(t, isPresence(o, "subscribed"))
+}
+
 // assertNoEvent checks, after a round trip, that c got no notification
 // for node from from.
 func assertNoEvent(t *testing.T, c *testClient, from, node string) {
@@ -149,6 +163,7 @@ func TestPEPOMEMO(t *testing.T) {
 	b := ts.Login(t, "bob", "bob password")
 	c := ts.Login(t, "carol", "carol password")
 	addContact(t, a, "bob@localhost")
+	letSee(t, a, b) // a presence-model node needs a real subscription
 
 	info := a.IQ(t, `<iq type="get" id="d" to="alice@localhost"><query xmlns="http://jabber.org/protocol/disco#info"/></iq>`)
 	raw, _ := info.bytes()
@@ -377,6 +392,7 @@ func TestPEPSubscribe(t *testing.T) {
 	b := ts.Login(t, "bob", "bob password")
 	c := ts.Login(t, "carol", "carol password")
 	addContact(t, a, "bob@localhost")
+	letSee(t, a, b) // a presence-model node needs a real subscription
 	mustPublish(t, a, "http://jabber.org/protocol/nick", "n1", `<nick xmlns="http://jabber.org/protocol/nick">Alice</nick>`)
 	sub := func(cl *testClient) element {
 		return cl.IQ(t, fmt.Sprintf(`<iq type="set" id="sub" to="alice@localhost"><pubsub xmlns="http://jabber.org/protocol/pubsub"><subscribe node="http://jabber.org/protocol/nick" jid="%s"/></pubsub></iq>`, cl.JID))

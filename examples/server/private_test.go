@@ -141,6 +141,8 @@ func TestVCard(t *testing.T) {
 	// Mutual roster: presence flows both ways.
 	a.IQ(t, `<iq type="set" id="r"><query xmlns="jabber:iq:roster"><item jid="bob@localhost"/></query></iq>`)
 	b.IQ(t, `<iq type="set" id="r"><query xmlns="jabber:iq:roster"><item jid="alice@localhost"/></query></iq>`)
+	letSee(t, a, b) // RFC 6121: presence flows only with a subscription
+	letSee(t, b, a)
 
 	resp := a.IQ(t, `<iq type="get" id="v0"><vCard xmlns="vcard-temp"/></iq>`)
 	if resp.attr("type") != "result" {
@@ -185,8 +187,9 @@ func TestVCard(t *testing.T) {
 	// Presence carries the photo hash, in place of one the client sent.
 	b.Send(t, `<presence/>`)
 	a.Send(t, `<presence><x xmlns="vcard-temp:x:update"><photo>0000</photo></x></presence>`)
-	p := b.Next(t, func(e element) bool {
-		return e.start.Name.Local == "presence" && strings.HasPrefix(e.attr("from"), "alice@")
+	p := b.Next(t, func(e element) bool { // the one sent now, not earlier ones
+		_, x := e.child(xml.Name{Space: nsVCardUpdate, Local: "x"})
+		return e.start.Name.Local == "presence" && strings.HasPrefix(e.attr("from"), "alice@") && x
 	})
 	var photos []string
 	for _, x := range p.children() {
