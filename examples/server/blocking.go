@@ -468,23 +468,8 @@ func blockElement(name string, js []string) xml.TokenReader {
 // pushBlocking sends a block or unblock push to the user's resources that
 // asked for the blocklist (XEP-0191 § 3.3, § 3.4).
 func (srv *Server) pushBlocking(user jid.JID, name string, js []string) {
-	for _, r := range srv.sessions.lookup(user) {
-		if !r.blocklistInterested.Load() {
-			continue
-		}
-		toks, err := xmlstream.ReadAll(blockElement(name, js))
-		if err != nil {
-			return
-		}
-		r.send(element{start: xml.StartElement{
-			Name: xml.Name{Space: stanza.NSClient, Local: "iq"},
-			Attr: []xml.Attr{
-				{Name: xml.Name{Local: "type"}, Value: "set"},
-				{Name: xml.Name{Local: "id"}, Value: "block-" + randomResource()},
-				{Name: xml.Name{Local: "to"}, Value: r.jid.String()},
-			},
-		}, inner: toks})
-	}
+	srv.pushIQ(user, "block-", func(r *session) bool { return r.blocklistInterested.Load() },
+		blockElement(name, js))
 }
 
 // blockingHolder is the account Holder of the blocklist and the number of

@@ -315,19 +315,30 @@ func (srv *Server) sendUnavailableOf(from, to jid.JID) {
 // pushRoster sends a roster push with item to the user's interested
 // resources (those that asked for the roster, RFC 6121 § 2.1.6).
 func (srv *Server) pushRoster(user jid.JID, item xRosterItem) {
+	srv.pushIQ(user, "push-", func(r *session) bool { return r.rosterInterested.Load() },
+		rosterQuery([]xRosterItem{item}))
+}
+
+// pushIQ sends an IQ set with payload to those of the user's sessions for
+// which interested is true (roster and blocklist pushes); the payload is
+// read once for all of them.
+func (srv *Server) pushIQ(user jid.JID, idPrefix string, interested func(*session) bool, payload xml.TokenReader) {
+	var toks []xml.Token
 	for _, r := range srv.sessions.lookup(user.Bare()) {
-		if !r.rosterInterested.Load() {
+		if !interested(r) {
 			continue
 		}
-		toks, err := xmlstream.ReadAll(rosterQuery([]xRosterItem{item}))
-		if err != nil {
-			return
+		if toks == nil {
+			var err error
+			if toks, err = xmlstream.ReadAll(payload); err != nil {
+				return
+			}
 		}
 		r.send(element{start: xml.StartElement{
 			Name: xml.Name{Space: stanza.NSClient, Local: "iq"},
 			Attr: []xml.Attr{
 				{Name: xml.Name{Local: "type"}, Value: "set"},
-				{Name: xml.Name{Local: "id"}, Value: "push-" + randomResource()},
+				{Name: xml.Name{Local: "id"}, Value: idPrefix + randomResource()},
 				{Name: xml.Name{Local: "to"}, Value: r.jid.String()},
 			},
 		}, inner: toks})
