@@ -109,6 +109,12 @@ func testDeleteLeavesNothing(t *testing.T, purgeFlag bool) {
 	z.IQ(t, `<iq type="set" id="c" to="zeta@conference.localhost"><query xmlns="http://jabber.org/protocol/muc#owner"><x xmlns="jabber:x:data" type="submit"><field var="muc#roomconfig_enablearchiving"><value>1</value></field></x></query></iq>`)
 	z.Send(t, `<message to="zeta@conference.localhost" type="groupchat"><body>`+roomMarker+`</body></message>`)
 	z.Next(t, isGroupchat(roomMarker))
+	// An affiliation in a room of bob's (kept after the deletion: only the
+	// user's affiliation must go).
+	joinRoom(t, b, "bobs@conference.localhost/bob")
+	if resp := adminIQ(t, b, "set", "bobs@conference.localhost", `<item affiliation="member" jid="`+user+`@localhost"/>`); resp.attr("type") != "result" {
+		t.Fatalf("member: %s", stanzaErrorCondition(resp))
+	}
 	mustPublish(t, z, "urn:example:residue", "i1", `<note xmlns="urn:example">`+pepMarker+`</note>`, "access_model", "open")
 	if found := scanDir(t, ts.DataDir, user, chatMarker, roomMarker, fileMarker, blockMarker, pepMarker); len(found) < 6 {
 		t.Fatalf("the test data is not all on disk before the deletion (the scan would prove nothing): %v", found)
