@@ -238,16 +238,8 @@ func TestKick(t *testing.T) {
 // and binding on the same stream, as Conversations does.
 func TestRegisterThenLoginOnOneStream(t *testing.T) {
 	ts := startTestServer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	conn, err := net.DialTimeout("tcp", ts.C2S, testTimeout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	var regErr error
-	s, err := xmpp.NewClientSession(ctx, jid.MustParse("newbie@localhost"), conn,
-		xmpp.StartTLS(ts.TLSConfig.Clone()),
+	s, err := ts.negotiate(t, "newbie@localhost",
 		registerClientFeature("newbie", "newbie password", true, &regErr),
 		xmpp.SASL("", "newbie password", sasl.Plain),
 		xmpp.BindResource(),
@@ -273,21 +265,13 @@ func TestBindRefusedEndsStream(t *testing.T) {
 	ts := startTestServer(t, withConfig(func(c *Config) {
 		c.authenticate = func(context.Context, string, string, string) error { return nil }
 	}))
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	conn, err := net.DialTimeout("tcp", ts.C2S, testTimeout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	s, err := xmpp.NewClientSession(ctx, jid.MustParse("alice@localhost"), conn,
-		xmpp.StartTLS(ts.TLSConfig.Clone()), xmpp.SASL("", "alice password", sasl.Plain), xmpp.BindResource())
+	s, err := ts.negotiate(t, "alice@localhost", xmpp.SASL("", "alice password", sasl.Plain), xmpp.BindResource())
 	if err == nil {
 		if s.LocalAddr().Resourcepart() != "" {
 			t.Fatalf("bound %s", s.LocalAddr())
 		}
 		// The server ends the stream instead of serving it.
-		_ = conn.SetDeadline(time.Now().Add(testTimeout))
+		_ = s.Conn().SetDeadline(time.Now().Add(testTimeout))
 		err = s.Serve(nil)
 		var se stream.Error
 		if !errors.As(err, &se) || se.Err != "not-authorized" {

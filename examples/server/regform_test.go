@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"testing"
 
@@ -14,7 +13,6 @@ import (
 	"mellium.im/sasl"
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp"
-	"mellium.im/xmpp/jid"
 )
 
 // TestRegisterWithDataForm: a client that speaks only XEP-0004 data forms
@@ -25,16 +23,8 @@ import (
 // account logs in again on a new one.
 func TestRegisterWithDataForm(t *testing.T) {
 	ts := startTestServer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	conn, err := net.DialTimeout("tcp", ts.C2S, testTimeout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	var formErr error
-	s, err := xmpp.NewClientSession(ctx, jid.MustParse("dino@localhost"), conn,
-		xmpp.StartTLS(ts.TLSConfig.Clone()),
+	s, err := ts.negotiate(t, "dino@localhost",
 		dataFormRegistration("dino", "dino's password & <key>", &formErr),
 		xmpp.SASL("", "dino's password & <key>", sasl.Plain),
 		xmpp.BindResource(),

@@ -346,6 +346,23 @@ func (ts *testServer) login(user, password string, direct bool) (*testClient, er
 	return c, nil
 }
 
+// negotiate dials the STARTTLS port and negotiates a client session for
+// origin with StartTLS followed by features (registration, SASL, bind as
+// the test needs); the error is negotiation's. t.Cleanup closes the
+// connection.
+func (ts *testServer) negotiate(t testing.TB, origin string, features ...xmpp.StreamFeature) (*xmpp.Session, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	conn, err := net.DialTimeout("tcp", ts.C2S, testTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	features = append([]xmpp.StreamFeature{xmpp.StartTLS(ts.TLSConfig.Clone())}, features...)
+	return xmpp.NewClientSession(ctx, jid.MustParse(origin), conn, features...)
+}
+
 // Close ends the client's stream and connection.
 func (c *testClient) Close() {
 	_ = c.Session.Close()
