@@ -96,7 +96,23 @@ func (srv *Server) blocks(u, j jid.JID) bool {
 
 // blockedEitherWay reports whether a blocks b or b blocks a.
 func (srv *Server) blockedEitherWay(a, b jid.JID) bool {
-	return srv.blocks(a, b) || srv.blocks(b, a)
+	ab, ba := srv.blockState(a, b)
+	return ab || ba
+}
+
+// blockState reports whether a blocks b and whether b blocks a, in one
+// read transaction (it runs for every routed stanza).
+func (srv *Server) blockState(a, b jid.JID) (aBlocksB, bBlocksA bool) {
+	la, lb := srv.isLocalUser(a), srv.isLocalUser(b)
+	if !la && !lb {
+		return false, false
+	}
+	_ = srv.db.View(func(tx *bolt.Tx) error {
+		aBlocksB = la && blocksTx(tx, a.Localpart(), b)
+		bBlocksA = lb && blocksTx(tx, b.Localpart(), a)
+		return nil
+	})
+	return aBlocksB, bBlocksA
 }
 
 // blockedStanza applies the blocklists to a stanza from s to to, before it
@@ -108,13 +124,14 @@ func (s *session) blockedStanza(t xmlstream.TokenReadEncoder, e element, to jid.
 		return false, nil
 	}
 	typ := e.attr("type")
-	if srv.blocks(s.jid, to) {
+	sBlocks, blockedByTo := srv.blockState(s.jid, to)
+	if sBlocks {
 		if typ == "error" || typ == "result" {
 			return true, nil // an answer is dropped, not answered
 		}
 		return true, s.replyBlocked(t, e)
 	}
-	if !srv.isLocalUser(to) || !srv.blocks(to, s.jid) {
+	if !blockedByTo {
 		return false, nil
 	}
 	// Blocked by the recipient (XEP-0191 § 3.4): presence dropped; a
