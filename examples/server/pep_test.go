@@ -95,6 +95,16 @@ func itemIDs(e element) []string {
 	return ids
 }
 
+// hasEvent matches a notification whose <event/> holds a child named kind
+// (purge, delete).
+func hasEvent(kind string) func(element) bool {
+	return func(e element) bool {
+		ev, ok := e.child(xml.Name{Space: pubsub.NSEvent, Local: "event"})
+		_, has := ev.child(xml.Name{Space: pubsub.NSEvent, Local: kind})
+		return ok && has
+	}
+}
+
 // isEvent matches a headline notification for node from from ("" for
 // the client's own account: mellium's client clears a from that is its
 // own bare JID).
@@ -512,11 +522,7 @@ func TestPEPNodeLifecycle(t *testing.T) {
 	if resp.attr("type") != "result" {
 		t.Fatalf("purge: %s", stanzaErrorCondition(resp))
 	}
-	a2.Next(t, func(e element) bool {
-		ev, ok := e.child(xml.Name{Space: pubsub.NSEvent, Local: "event"})
-		_, purged := ev.child(xml.Name{Space: pubsub.NSEvent, Local: "purge"})
-		return ok && purged
-	})
+	a2.Next(t, hasEvent("purge"))
 	if _, ids := getItems(t, a, "", node, "", ""); len(ids) != 0 {
 		t.Errorf("after purge: %v", ids)
 	}
@@ -524,11 +530,7 @@ func TestPEPNodeLifecycle(t *testing.T) {
 	if resp.attr("type") != "result" {
 		t.Fatalf("delete: %s", stanzaErrorCondition(resp))
 	}
-	a2.Next(t, func(e element) bool {
-		ev, ok := e.child(xml.Name{Space: pubsub.NSEvent, Local: "event"})
-		_, deleted := ev.child(xml.Name{Space: pubsub.NSEvent, Local: "delete"})
-		return ok && deleted
-	})
+	a2.Next(t, hasEvent("delete"))
 	if _, err := ts.pep.store.config("alice", node); !errors.Is(err, errPEPNodeNotFound) {
 		t.Errorf("config of a deleted node: %v", err)
 	}
