@@ -23,9 +23,9 @@
 //     deliver.
 //   - [Handler] answers the XMPP side: queries (with data form and RSM),
 //     form discovery, metadata and preferences, over mellium.im/xmpp's mux.
-//   - [ParseQuery], [ParsePrefs] and [Prefs.TokenReader] are the pure
-//     parsers and encoders the handler uses, for servers built on another
-//     XMPP library.
+//   - Servers built on another XMPP library call [Handler.HandleIQ] with
+//     any [xmlstream.TokenReadEncoder] over their own stream; [Prefs] reads
+//     and writes itself as XML ([Prefs.TokenReader]) for exports.
 //
 // # Wiring into a mellium server
 //

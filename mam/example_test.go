@@ -3,7 +3,6 @@ package mam_test
 import (
 	"context"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -46,31 +45,6 @@ func Example() {
 	// after opting in, stored: true
 	// juliet's archive holds 1 message
 	// romeo's archive holds 0 messages
-}
-
-// ParsePrefs reads an XEP-0441 <prefs/> element, from a server's token
-// stream or, as here, from bytes; an unknown default is refused with
-// ErrBadRequest (bad-request).
-func ExampleParsePrefs() {
-	parse := func(s string) (mam.Prefs, error) {
-		d := xml.NewDecoder(strings.NewReader(s))
-		tok, err := d.Token()
-		if err != nil {
-			return mam.Prefs{}, err
-		}
-		return mam.ParsePrefs(d, tok.(xml.StartElement))
-	}
-	p, err := parse(`<prefs xmlns='urn:xmpp:mam:2' default='roster'>
-	  <always><jid>romeo@example.org</jid></always>
-	  <never/>
-	</prefs>`)
-	fmt.Println(p.Default, p.Always, err)
-
-	_, err = parse(`<prefs xmlns='urn:xmpp:mam:2' default='sometimes'/>`)
-	fmt.Println(errors.Is(err, mam.ErrBadRequest), err)
-	// Output:
-	// roster [romeo@example.org] <nil>
-	// true mam: bad request: unknown default
 }
 
 // A server mounts one Handler in each session's mux, beside its other

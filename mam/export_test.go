@@ -8,3 +8,6 @@ var (
 	ParseQueryBytes = parseQueryBytes
 	ParsePrefsBytes = parsePrefsBytes
 )
+
+// Request is the parsed query the table tests compare against.
+type Request = request

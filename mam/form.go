@@ -36,8 +36,8 @@ const (
 	maxSkipDepth = 32
 )
 
-// Request is a parsed <query xmlns='urn:xmpp:mam:2'/>.
-type Request struct {
+// request is a parsed <query xmlns='urn:xmpp:mam:2'/>.
+type request struct {
 	// QueryID is the client's queryid attribute, echoed in every result.
 	QueryID string
 
@@ -53,14 +53,14 @@ type Request struct {
 	CountOnly bool
 }
 
-// ParseQuery parses a MAM query: start is the <query/> start element and r
+// parseQuery parses a MAM query: start is the <query/> start element and r
 // yields its content (its end element or io.EOF ends it). It parses the
 // optional data form and RSM set, trims values, caps the page size as c
 // says, and returns errors wrapping ErrBadRequest (malformed values: bad-request)
 // or ErrUnsupported (unknown fields: feature-not-implemented). It never
 // panics on any input.
-func ParseQuery(r xml.TokenReader, start xml.StartElement, c Config) (Request, error) {
-	var req Request
+func parseQuery(r xml.TokenReader, start xml.StartElement, c Config) (request, error) {
+	var req request
 	if start.Name.Local != "query" || start.Name.Space != NS {
 		return req, fmt.Errorf("%w: not a mam:2 query", ErrBadRequest)
 	}
@@ -114,14 +114,14 @@ func ParseQuery(r xml.TokenReader, start xml.StartElement, c Config) (Request, e
 	return req, nil
 }
 
-// parseQueryBytes is ParseQuery for a whole <query/> element in XML.
-func parseQueryBytes(b []byte, c Config) (Request, error) {
+// parseQueryBytes is parseQuery for a whole <query/> element in XML.
+func parseQueryBytes(b []byte, c Config) (request, error) {
 	d := xml.NewDecoder(strings.NewReader(string(b)))
 	start, err := firstStart(d)
 	if err != nil {
-		return Request{}, err
+		return request{}, err
 	}
-	return ParseQuery(d, start, c)
+	return parseQuery(d, start, c)
 }
 
 func firstStart(d xml.TokenReader) (xml.StartElement, error) {
@@ -370,7 +370,7 @@ func limitStr(s string) string {
 }
 
 // queryForm returns the form a client gets for form discovery (an IQ get
-// with an empty query): every field ParseQuery supports.
+// with an empty query): every field parseQuery supports.
 func queryForm() xml.TokenReader {
 	field := func(name, typ string, inner xml.TokenReader) xml.TokenReader {
 		return xmlstream.Wrap(inner, xml.StartElement{

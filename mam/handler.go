@@ -170,7 +170,7 @@ func (h *Handler) query(ctx context.Context, iq stanza.IQ, t xmlstream.TokenRead
 	if err != nil {
 		return err
 	}
-	req, err := ParseQuery(t, start, h.cfg)
+	req, err := parseQuery(t, start, h.cfg)
 	if err != nil {
 		return err
 	}
@@ -386,7 +386,7 @@ func (h *Handler) setPrefs(ctx context.Context, iq stanza.IQ, t xmlstream.TokenR
 	if err != nil {
 		return err
 	}
-	p, err := ParsePrefs(t, start)
+	p, err := parsePrefs(t, start)
 	if err != nil {
 		return err
 	}

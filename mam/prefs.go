@@ -15,11 +15,11 @@ import (
 // maxPrefsJIDs caps each of the always and never lists.
 const maxPrefsJIDs = 1000
 
-// ParsePrefs parses an XEP-0441 <prefs xmlns='urn:xmpp:mam:2'/> element:
+// parsePrefs parses an XEP-0441 <prefs xmlns='urn:xmpp:mam:2'/> element:
 // start is its start element and r yields its content. The default must be
 // always, never or roster and each <jid/> a valid JID; anything else wraps
 // ErrBadRequest (bad-request). Duplicate JIDs are dropped. It never panics.
-func ParsePrefs(r xml.TokenReader, start xml.StartElement) (Prefs, error) {
+func parsePrefs(r xml.TokenReader, start xml.StartElement) (Prefs, error) {
 	var p Prefs
 	if start.Name.Local != "prefs" || start.Name.Space != NS {
 		return p, fmt.Errorf("%w: not mam:2 prefs", ErrBadRequest)
@@ -54,14 +54,14 @@ func ParsePrefs(r xml.TokenReader, start xml.StartElement) (Prefs, error) {
 	return p, nil
 }
 
-// parsePrefsBytes is ParsePrefs for a whole <prefs/> element in XML.
+// parsePrefsBytes is parsePrefs for a whole <prefs/> element in XML.
 func parsePrefsBytes(b []byte) (Prefs, error) {
 	d := xml.NewDecoder(strings.NewReader(string(b)))
 	start, err := firstStart(d)
 	if err != nil {
 		return Prefs{}, err
 	}
-	return ParsePrefs(d, start)
+	return parsePrefs(d, start)
 }
 
 func parseJIDList(r xml.TokenReader, list *[]jid.JID) error {

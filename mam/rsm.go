@@ -15,7 +15,7 @@ import (
 // req: max (capped), after, before (empty = last page) and index (only 0,
 // the first page, is supported: out-of-order paging is
 // feature-not-implemented as XEP-0059 says).
-func parseRSM(r xml.TokenReader, req *Request, c Config) error {
+func parseRSM(r xml.TokenReader, req *request, c Config) error {
 	var sawAfter, sawBefore, sawMax bool
 	for se, err := range xmlutil.Children(r) {
 		if err != nil {

@@ -12,7 +12,7 @@ import (
 	"chatbx.eu/privacy/upload/uploadtest"
 )
 
-// benchSize is the object size of the transfer benchmarks (issue 17: 256 MiB).
+// benchSize is the object size of the transfer benchmarks (256 MiB, the size the targets name).
 const benchSize = 256 << 20
 
 // chunks feeds w the benchmark object in 32 KiB writes, as upload's
