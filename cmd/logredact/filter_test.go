@@ -277,4 +277,3 @@ func containsDelimited(s, f string) bool {
 		i = st + 1
 	}
 }
-
