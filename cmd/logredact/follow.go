@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -29,9 +30,11 @@ type follower struct {
 	// program polls every interval; tests step it.
 	wait func(ctx context.Context) error
 
-	f   *os.File
-	st  os.FileInfo
-	off int64
+	mu     sync.Mutex // guards f and closed against Close from another goroutine
+	f      *os.File
+	closed bool
+	st     os.FileInfo
+	off    int64
 }
 
 // openFollower opens path for following; fromStart says whether to read
@@ -62,8 +65,20 @@ func (fl *follower) open() error {
 		f.Close()
 		return fmt.Errorf("follow: %w", err)
 	}
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	if fl.closed {
+		f.Close()
+		return os.ErrClosed
+	}
 	fl.f, fl.st, fl.off = f, st, 0
 	return nil
+}
+
+func (fl *follower) file() *os.File {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	return fl.f
 }
 
 // pollEvery returns a wait function that returns after d.
@@ -88,7 +103,7 @@ func (fl *follower) Read(p []byte) (int, error) {
 		if err := fl.ctx.Err(); err != nil {
 			return 0, err
 		}
-		n, err := fl.f.Read(p)
+		n, err := fl.file().Read(p)
 		fl.off += int64(n)
 		if n > 0 {
 			return n, nil
@@ -100,16 +115,16 @@ func (fl *follower) Read(p []byte) (int, error) {
 		switch st, err := os.Stat(fl.path); {
 		case err == nil && !os.SameFile(st, fl.st):
 			// A new file under the path: the old one is read to its end.
-			old := fl.f
-			if err := fl.open(); err != nil {
-				// Created and gone again: keep the old one for now.
-				fl.f = old
-			} else {
+			old := fl.file()
+			if err := fl.open(); errors.Is(err, os.ErrClosed) {
+				return 0, err
+			} else if err == nil {
 				old.Close()
 				continue
 			}
+			// Created and gone again: keep the old one for now.
 		case err == nil && st.Mode().IsRegular() && st.Size() < fl.off:
-			if _, err := fl.f.Seek(0, io.SeekStart); err != nil {
+			if _, err := fl.file().Seek(0, io.SeekStart); err != nil {
 				return 0, fmt.Errorf("follow: %w", err)
 			}
 			fl.off = 0
@@ -121,5 +136,14 @@ func (fl *follower) Read(p []byte) (int, error) {
 	}
 }
 
-// Close closes the file.
-func (fl *follower) Close() error { return fl.f.Close() }
+// Close closes the file; a Read waiting on a named pipe returns. It is
+// safe to call from another goroutine than Read's, and more than once.
+func (fl *follower) Close() error {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	if fl.closed {
+		return nil
+	}
+	fl.closed = true
+	return fl.f.Close()
+}

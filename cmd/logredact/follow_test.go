@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -234,5 +236,58 @@ func TestControlSocket(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), logredact.AuditRevealStart) || !strings.Contains(out.String(), logredact.AuditRevealEnd) {
 		t.Fatalf("audit records missing:\n%s", out.String())
+	}
+}
+
+// signalWriter passes writes to a buffer and signals each one.
+type signalWriter struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	wrote chan struct{}
+}
+
+func (w *signalWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	select {
+	case w.wrote <- struct{}{}:
+	default:
+	}
+	return len(p), nil
+}
+
+// TestStopWhileWaitingOnPipe follows a named pipe, as the systemd unit
+// does, and stops while the read waits for the server to write: the
+// program ends, and what came is written out.
+func TestStopWhileWaitingOnPipe(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "prosody.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skip("no named pipes here:", err)
+	}
+	// The server's end, opened read-write so that opening does not block.
+	srv, err := os.OpenFile(fifo, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cfg, _, err := parseFlags([]string{"-in", fifo, "-follow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &signalWriter{wrote: make(chan struct{}, 1)}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- cfg.filter(ctx, nil, out, script(), nil) }()
+	if _, err := srv.WriteString("Dec 05 06:07:00 c2s1\tinfo\tNew connection (192.0.2.55, 43410)\n"); err != nil {
+		t.Fatal(err)
+	}
+	<-out.wrote
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := out.buf.String(); got != "Dec 05 06:07:00 c2s1\tinfo\tNew connection (192.0.2.0, 43410)\n" {
+		t.Fatalf("got %q", got)
 	}
 }

@@ -160,6 +160,7 @@ func (cfg *config) filter(ctx context.Context, stdin io.Reader, stdout io.Writer
 	}
 
 	var in io.Reader = stdin
+	closeIn := func() error { return nil }
 	if cfg.in != "-" {
 		if wait == nil {
 			wait = pollEvery(cfg.poll)
@@ -170,14 +171,14 @@ func (cfg *config) filter(ctx context.Context, stdin io.Reader, stdout io.Writer
 				return err
 			}
 			defer fl.Close()
-			in = fl
+			in, closeIn = fl, fl.Close
 		} else {
 			file, err := os.Open(cfg.in)
 			if err != nil {
 				return err
 			}
 			defer file.Close()
-			in = file
+			in, closeIn = file, file.Close
 		}
 	}
 	copied := make(chan error, 1)
@@ -186,13 +187,15 @@ func (cfg *config) filter(ctx context.Context, stdin io.Reader, stdout io.Writer
 	select {
 	case cerr = <-copied:
 	case <-ctx.Done():
-		// Shutting down: a followed file or a file stops reading at once;
-		// standard input cannot be interrupted, what came is written out.
+		// Shutting down: closing a file or a named pipe ends a read that
+		// waits for a writer; standard input cannot be interrupted, what
+		// came from it is written out.
 		if in != stdin {
+			_ = closeIn()
 			cerr = <-copied
 		}
 	}
-	if ctx.Err() != nil && errors.Is(cerr, ctx.Err()) {
+	if ctx.Err() != nil && (errors.Is(cerr, ctx.Err()) || errors.Is(cerr, os.ErrClosed)) {
 		cerr = nil
 	}
 	cancel()
