@@ -78,10 +78,10 @@ func verifyJWT(secret []byte, tok string, now time.Time) (prosodyClaims, error) 
 		return prosodyClaims{}, fmt.Errorf("%w: encoding", errBadToken)
 	}
 	var c struct {
-		Sub      string       `json:"sub"`
-		Slot     string       `json:"slot"`
-		Filename string       `json:"filename"`
-		Filetype string       `json:"filetype"`
+		Sub      string          `json:"sub"`
+		Slot     string          `json:"slot"`
+		Filename string          `json:"filename"`
+		Filetype string          `json:"filetype"`
 		Filesize json.RawMessage `json:"filesize"`
 		Expires  json.RawMessage `json:"expires"`
 		Exp      json.RawMessage `json:"exp"`
