@@ -70,6 +70,10 @@ type app struct {
 	svc    *upload.Service
 	public *public
 	admin  *admin
+
+	// adminHTTP is what the admin listener serves: admin, which tests wrap
+	// to learn when a request was answered.
+	adminHTTP http.Handler
 }
 
 // newApp opens the data directory (metadata in upload.db, files in files/,
@@ -119,10 +123,11 @@ func newApp(cfg config) (*app, error) {
 				Now:         cfg.Now,
 			})
 			if err == nil {
+				adm := newAdmin(svc, cfg.AdminSecret, cfg.Log)
 				return &app{
 					cfg: cfg, db: db, svc: svc,
 					public: &public{svc: svc, prefix: prefix, sec: cfg.Secrets, now: cfg.Now},
-					admin:  newAdmin(svc, cfg.AdminSecret, cfg.Log),
+					admin:  adm, adminHTTP: adm,
 				}, nil
 			}
 		}
@@ -167,7 +172,7 @@ func (a *app) serve(ctx context.Context, pub, adm net.Listener, tlsCfg *tls.Conf
 	}
 	pubSrv := &http.Server{Handler: a.public, TLSConfig: tlsCfg, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute,
 		ErrorLog: slog.NewLogLogger(slog.DiscardHandler, slog.LevelError)} // net/http's log lines carry client IPs
-	admSrv := &http.Server{Handler: a.admin, ReadHeaderTimeout: 10 * time.Second}
+	admSrv := &http.Server{Handler: a.adminHTTP, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 4)
 	go func() { errc <- pubSrv.ServeTLS(pub, "", "") }()
 	go func() { errc <- admSrv.Serve(adm) }()
