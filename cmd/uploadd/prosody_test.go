@@ -136,6 +136,7 @@ type interop struct {
 	base     string
 	erased   chan int // status of each admin request, once answered
 	password string
+	data     string // Prosody's data_path
 }
 
 // startInterop writes a Prosody configuration under t.TempDir() (loopback
@@ -177,6 +178,7 @@ ssl = { certificate = %[6]q, key = %[7]q }
 log = { info = "*console" }
 uploadd_admin_url = "http://127.0.0.1:%[8]d"
 uploadd_admin_secret = %[9]q
+uploadd_file_share_host = "upload.localhost"
 
 VirtualHost "localhost"
 
@@ -244,7 +246,7 @@ Component "files.localhost"
 		t.Fatal(err)
 	}
 	in := &interop{app: a, clock: clock, log: pl, c2s: fmt.Sprintf("127.0.0.1:%d", c2s), pool: pool,
-		base: base, erased: make(chan int, 4), password: password}
+		base: base, erased: make(chan int, 4), password: password, data: filepath.Join(dir, "data")}
 	a.adminHTTP = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w}
 		a.admin.ServeHTTP(rec, r)
@@ -379,6 +381,25 @@ func (in *interop) get(t *testing.T, u string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// slotRecordsMention reports whether mod_http_file_share's store of slot
+// records (internal storage under data_path) contains s.
+func (in *interop) slotRecordsMention(t *testing.T, s string) bool {
+	t.Helper()
+	found := false
+	err := filepath.WalkDir(filepath.Join(in.data, "upload%2elocalhost"), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		found = found || strings.Contains(string(b), s)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
 // TestProsodyInterop runs Debian's Prosody with mod_http_file_share in
 // external mode: a mellium client gets a slot from Prosody, uploads to
 // uploadd and downloads; the file expires at uploadd's TTL; the component
@@ -431,6 +452,9 @@ func TestProsodyInterop(t *testing.T) {
 	if code := in.put(t, slot2, "kept", "text/plain"); code != http.StatusCreated {
 		t.Fatalf("PUT = %d", code)
 	}
+	if !in.slotRecordsMention(t, "alice@localhost") {
+		t.Fatal("no slot record of alice in Prosody's store before the deletion: the check below would prove nothing")
+	}
 	remove := xmlstream.Wrap(xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Local: "remove"}}),
 		xml.StartElement{Name: xml.Name{Space: "jabber:iq:register", Local: "query"}})
 	if err := s.UnmarshalIQElement(context.Background(), remove, stanza.IQ{Type: stanza.SetIQ}, nil); err != nil {
@@ -438,6 +462,11 @@ func TestProsodyInterop(t *testing.T) {
 	}
 	if code := <-in.erased; code != http.StatusNoContent {
 		t.Fatalf("admin DELETE from mod_uploadd_erase = %d, want 204", code)
+	}
+	// mod_uploadd_erase deleted Prosody's own slot records of alice (in the
+	// same event, before calling uploadd).
+	if in.slotRecordsMention(t, "alice@localhost") {
+		t.Fatal("Prosody's http_file_share store still names alice after her account was deleted")
 	}
 	for _, u := range []string{slot2.Slot.Get.URL, cslot.Slot.Get.URL} {
 		if code, _ := in.get(t, u); code != http.StatusNotFound {
