@@ -58,9 +58,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.TTL, "ttl", 0, "file lifetime (0: 30 days)")
 	fs.Int64Var(&c.MaxFileSize, "max-size", 0, "largest file in bytes (0: 100 MiB)")
 	fs.DurationVar(&c.ExpireEvery, "expire-every", 10*time.Minute, "interval between two expiry runs")
-	files := map[string]*[]byte{}
 	secretFlag := func(name, usage string, dst *[]byte) {
-		files[name] = dst
 		fs.Func(name, usage+" (`file`)", func(p string) error {
 			b, err := os.ReadFile(p)
 			if err != nil {
