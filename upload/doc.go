@@ -104,6 +104,16 @@
 // (which would cut large transfers at a fixed time whatever their rate):
 // ReadHeaderTimeout and IdleTimeout suffice.
 //
+// # Slots granted by another server
+//
+// ServeGranted stores and serves a slot that another XMPP server signed
+// (cmd/uploadd verifies Prosody's and ejabberd's tokens and passes a
+// Grant): the file is named by a keyed hash of the slot's URL path, counts
+// against Grant.Owner's quotas (507 when exhausted), is deleted at the
+// earlier of Grant.Expires and upload time + TTL, and is erased by Erase
+// (an owner that is a bare JID) or EraseOwner (any other owner key). Every
+// other promise of the HTTP side above holds for it.
+//
 // # Storage and expiry
 //
 // FSBlobStore writes each upload to a temporary file in its directory, fsyncs,

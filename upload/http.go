@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // copyBufSize is the buffer used to stream a PUT body to the blob store.
@@ -153,7 +154,7 @@ func (s *Service) servePut(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusInternalServerError)
 		return
 	}
-	code := s.store(ctx, rec, body)
+	code := s.store(ctx, rec, body, time.Time{})
 	if code != http.StatusCreated {
 		// The slot is spent; release its quota.
 		_ = s.meta.Delete(context.WithoutCancel(ctx), id)
@@ -173,8 +174,9 @@ func sameType(a, b string) bool {
 
 // store streams exactly rec.Size bytes of body into a new blob and commits
 // it with its metadata. It returns the HTTP status; on any failure nothing
-// is left in the blob store.
-func (s *Service) store(ctx context.Context, rec Record, body io.Reader) int {
+// is left in the blob store. A non-zero notAfter caps the file's deletion
+// time (upload time + TTL otherwise).
+func (s *Service) store(ctx context.Context, rec Record, body io.Reader, notAfter time.Time) int {
 	bw, err := s.blobs.Create(ctx, rec.ID)
 	if err != nil {
 		return http.StatusInternalServerError
@@ -224,7 +226,11 @@ func (s *Service) store(ctx context.Context, rec Record, body io.Reader) int {
 	}
 	committed = true
 	now := s.now()
-	if err := s.meta.Commit(ctx, rec.ID, now, now.Add(s.cfg.TTL)); err != nil {
+	exp := now.Add(s.cfg.TTL)
+	if !notAfter.IsZero() && notAfter.Before(exp) {
+		exp = notAfter
+	}
+	if err := s.meta.Commit(ctx, rec.ID, now, exp); err != nil {
 		// Erased or expired meanwhile, or the store failed: drop the blob.
 		_ = s.blobs.Delete(context.WithoutCancel(ctx), rec.ID)
 		if errors.Is(err, ErrNotFound) {
@@ -250,6 +256,11 @@ func (s *Service) serveGet(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound)
 		return
 	}
+	s.serveFile(w, r, id, name)
+}
+
+// serveFile answers a GET or HEAD of the stored file id named name.
+func (s *Service) serveFile(w http.ResponseWriter, r *http.Request, id, name string) {
 	ctx := r.Context()
 	rec, err := s.meta.Get(ctx, id)
 	if errors.Is(err, ErrNotFound) {

@@ -368,7 +368,11 @@ func (s *Service) expireBatches(ctx context.Context, next func() ([]Record, erro
 // then metadata, so a crash part-way leaves records that a repeated Erase
 // finds again. It is idempotent.
 func (s *Service) Erase(ctx context.Context, user jid.JID) error {
-	owner := user.Bare().String()
+	return s.eraseOwner(ctx, user.Bare().String())
+}
+
+// eraseOwner is Erase for a Record.Owner.
+func (s *Service) eraseOwner(ctx context.Context, owner string) error {
 	recs, err := s.meta.ByOwner(ctx, owner)
 	if err != nil {
 		return fmt.Errorf("upload: erase: %w", err)

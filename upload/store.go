@@ -21,7 +21,7 @@ const (
 // Record is the metadata of one slot or stored file.
 type Record struct {
 	ID          string    // random, URL-safe, ≥ 128 bits; also the blob key
-	Owner       string    // the owner's bare JID
+	Owner       string    // the owner's bare JID, or the opaque Grant.Owner of a granted slot ("" for none)
 	Filename    string    // sanitized file name shown in the GET URL
 	ContentType string    // normalized media type, "" when the client gave none
 	Size        int64     // exact size in bytes
