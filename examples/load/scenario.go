@@ -33,7 +33,7 @@ type result struct {
 	Bytes     int64   `json:"bytes,omitempty"`      // uploaded bytes
 	MBps      float64 `json:"mb_per_s,omitempty"`   // uploaded MB (10^6 bytes) per second
 
-	ServerCPU     float64 `json:"server_cpu_s,omitempty"`     // server user+system CPU during the phase
+	ServerCPU     float64 `json:"server_cpu_s,omitempty"` // server user+system CPU during the phase
 	CPUPerMessage float64 `json:"cpu_per_message_us,omitempty"`
 	RSSStartKiB   int64   `json:"rss_start_kib,omitempty"`
 	RSSEndKiB     int64   `json:"rss_end_kib,omitempty"`
