@@ -164,7 +164,10 @@ func registerFeature(a account, offered *bool, result *error) xmpp.StreamFeature
 				if err != nil {
 					return 0, nil, err
 				}
-				if n.attr("type") == "error" {
+				switch {
+				case n.Name.Local != "iq":
+					*result = fmt.Errorf("register %s: %w (<%s> instead of an answer)", a.User, ErrRefused, n.Name.Local)
+				case n.attr("type") == "error":
 					if c := n.errorCondition(); c != "conflict" {
 						*result = fmt.Errorf("register %s: %w (%s)", a.User, ErrRefused, c)
 					}
@@ -287,9 +290,7 @@ func (c *client) write(r xml.TokenReader) error {
 
 // writeRaw sends raw XML in the jabber:client namespace.
 func (c *client) writeRaw(raw string) error {
-	d := xml.NewDecoder(strings.NewReader(raw))
-	d.DefaultSpace = stanza.NSClient
-	return c.write(d)
+	return c.write(rawTokens(raw))
 }
 
 // iq sends raw, an <iq> whose id attribute is the placeholder {id}, and
@@ -359,10 +360,32 @@ func escape(s string) string {
 }
 
 func copyRaw(w xmlstream.TokenWriter, raw string) error {
+	_, err := xmlstream.Copy(w, rawTokens(raw))
+	return err
+}
+
+// rawTokens decodes raw XML in the jabber:client namespace. The xmlns
+// attributes are dropped: the decoder already put them in each name's
+// Space, and the encoder would write them twice (which Prosody rightly
+// refuses as a duplicate attribute).
+func rawTokens(raw string) xml.TokenReader {
 	d := xml.NewDecoder(strings.NewReader(raw))
 	d.DefaultSpace = stanza.NSClient
-	_, err := xmlstream.Copy(w, d)
-	return err
+	return xmlstream.ReaderFunc(func() (xml.Token, error) {
+		tok, err := d.Token()
+		if start, ok := tok.(xml.StartElement); ok {
+			attrs := start.Attr[:0]
+			for _, a := range start.Attr {
+				if a.Name.Space == "" && a.Name.Local == "xmlns" {
+					continue
+				}
+				attrs = append(attrs, a)
+			}
+			start.Attr = attrs
+			tok = start
+		}
+		return tok, err
+	})
 }
 
 // epoch is the process's reference for the timestamps in message bodies;

@@ -59,7 +59,8 @@ func compare(w io.Writer, ours, theirs string) error {
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	var errs []string
 	fmt.Fprintln(tw, "scenario\tfigure\tA\tB\tA/B\t")
 	for _, x := range a {
 		var y *result
@@ -92,9 +93,17 @@ func compare(w io.Writer, ours, theirs string) error {
 		}
 		for _, e := range []*result{&x, y} {
 			if e.Error != "" {
-				fmt.Fprintf(tw, "%s\terror (%s)\t%s\t\t\t\n", x.Scenario, e.Server, e.Error)
+				errs = append(errs, fmt.Sprintf("%s, %s: %s", x.Scenario, e.Server, e.Error))
 			}
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, e := range errs {
+		if _, err := fmt.Fprintln(w, "error:", e); err != nil {
+			return err
+		}
+	}
+	return nil
 }

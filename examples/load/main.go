@@ -74,6 +74,7 @@ type options struct {
 	conc            int
 	serverPID       int
 	label           string
+	name            string
 	jsonOut         bool
 	timeout         time.Duration
 	uploadService   string
@@ -107,6 +108,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.conc, "conc", 4, "registrations and logins at a time")
 	fs.IntVar(&o.serverPID, "server-pid", 0, "server process to sample in /proc (CPU, RSS); 0: none")
 	fs.StringVar(&o.label, "label", "server", "name of the server in the output")
+	fs.StringVar(&o.name, "name", "", "name of the run in the output and in -compare (default: the scenario)")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the result as JSON")
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Minute, "bound of each wait (answers, deliveries)")
 	fs.StringVar(&o.uploadService, "upload-service", "", "upload service JID (default: found with disco)")
@@ -202,6 +204,9 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	res := result{Server: o.label, Scenario: o.scenario, Users: need}
+	if o.name != "" {
+		res.Scenario = o.name
+	}
 	err = r.scenario(ctx, &res)
 	r.closeAll()
 	if err != nil {
