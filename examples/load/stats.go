@@ -22,7 +22,9 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	if p >= 100 {
 		return sorted[n-1]
 	}
-	rank := int(math.Ceil(p / 100 * float64(n)))
+	// The epsilon keeps a rank that is whole in decimal (99.9% of 1,000)
+	// from rounding up through a binary fraction.
+	rank := int(math.Ceil(p/100*float64(n) - 1e-9))
 	if rank < 1 {
 		rank = 1
 	}
