@@ -149,7 +149,7 @@ for s in "${scenarios[@]}"; do
 	rooms) both rooms -scenario rooms -n "$N" -k "$K" ;;
 	mam) both mam -scenario mam -n "$MAM_N" -user-prefix mam ;;
 	upload) both upload -scenario upload -n "$UPLOADS" -k 2 ;;
-	idle) both idle -scenario idle -k "$IDLE" -user-prefix idle ;;
+	idle) both idle -scenario idle -k "$IDLE" -conc 1 -user-prefix idle ;; # one login at a time: one Argon2id hash in memory
 	*) echo "unknown scenario $s" >&2; exit 2 ;;
 	esac
 done

@@ -191,8 +191,17 @@ func (tr *traffic) send(c *client, i, count int, to, typ string) error {
 		if tr.windows != nil {
 			select {
 			case tr.windows[i] <- struct{}{}:
-			case <-c.done:
-				return ErrClosed
+			default: // the window is full: wait for a delivery, not forever
+				t := time.NewTimer(c.timeout)
+				select {
+				case tr.windows[i] <- struct{}{}:
+					t.Stop()
+				case <-c.done:
+					t.Stop()
+					return ErrClosed
+				case <-t.C:
+					return fmt.Errorf("%w: no delivery for %v with %d messages in flight", ErrTimeout, c.timeout, cap(tr.windows[i]))
+				}
 			}
 		}
 		if err := c.sendMessage(to, typ, body(i, seq, since())); err != nil {
@@ -577,11 +586,9 @@ func (r *run) idle(ctx context.Context, res *result, k int) error {
 	if r.opts.serverPID <= 0 {
 		return errors.New("the idle scenario measures the server's memory: give -server-pid")
 	}
-	first, err := r.loginAll(ctx, r.accts[:1], false, nil)
-	if err != nil {
+	if _, err := r.loginAll(ctx, r.accts[:1], false, nil); err != nil {
 		return err
 	}
-	_ = first
 	ph, err := startPhase(r.opts.serverPID)
 	if err != nil {
 		return err
