@@ -836,7 +836,7 @@ func (p *pepService) Erase(_ context.Context, user jid.JID) error {
 
 // pepPrivacyItem is the privacy report's row for PEP items.
 var pepPrivacyItem = web.PrivacyItem{
-	Data: "what you publish on your account (PEP: avatar, nickname, OMEMO and OpenPGP public keys, bookmarks, private XML); bounded per account",
-	Kept: "until you replace or delete it; erased with the account",
+	Data: "what you publish on your account (PEP: avatar, nickname, OMEMO and OpenPGP public keys, bookmarks, private XML) and your subscriptions to others' published data; bounded per account",
+	Kept: "until you replace or delete it (subscriptions: until you unsubscribe); erased with the account",
 	Job:  "account deletion",
 }

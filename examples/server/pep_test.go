@@ -603,7 +603,7 @@ func TestPEPExportErase(t *testing.T) {
 	}
 	page, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if !strings.Contains(string(page), "(PEP:") || !strings.Contains(string(page), "until you replace or delete it; erased with the account") {
+	if !strings.Contains(string(page), "(PEP:") || !strings.Contains(string(page), "until you unsubscribe); erased with the account") {
 		t.Errorf("/privacy has no PEP row:\n%s", page)
 	}
 	// The erasure <remove/> starts, waited for (TestDeleteLeavesNothing
