@@ -37,6 +37,7 @@ const (
 	fieldMaxHistory    = "muc#maxhistoryfetch"
 	defaultRoomHistory = 20
 	maxRoomHistory     = 50
+	maxHistorySeconds  = 100 * 365 * 24 * 3600 // a longer <history seconds/> asks for all (and would overflow)
 )
 
 // historyEntry is one message of a room's in-memory history.
@@ -131,7 +132,7 @@ func (m *mucService) historyFor(r *room, s *session, req historyRequest) []eleme
 	}
 	now := m.srv.cfg.Now()
 	var earliest time.Time
-	if req.seconds >= 0 {
+	if req.seconds >= 0 && req.seconds < maxHistorySeconds { // longer: everything
 		earliest = now.Add(-time.Duration(req.seconds) * time.Second)
 	}
 	if req.since.After(earliest) {

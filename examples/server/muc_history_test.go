@@ -120,6 +120,7 @@ func TestRoomHistoryMemory(t *testing.T) {
 		{`seconds="60"`, "three"},
 		{`since="` + sinceRaw + `"`, "three"},
 		{`maxstanzas="x" seconds="-5"`, "one,two,three"}, // unparsable: ignored
+		{`seconds="9000000000000000000"`, "one,two,three"}, // would overflow a Duration
 		{`maxchars="` + strconv.Itoa(len(size)+5) + `"`, "three"},
 	} {
 		h := joinHistory(t, c, room+"/Cat", tc.attrs)
