@@ -119,7 +119,7 @@ func TestRoomHistoryMemory(t *testing.T) {
 		{`maxchars="0"`, ""},
 		{`seconds="60"`, "three"},
 		{`since="` + sinceRaw + `"`, "three"},
-		{`maxstanzas="x" seconds="-5"`, "one,two,three"}, // unparsable: ignored
+		{`maxstanzas="x" seconds="-5"`, "one,two,three"},   // unparsable: ignored
 		{`seconds="9000000000000000000"`, "one,two,three"}, // would overflow a Duration
 		{`maxchars="` + strconv.Itoa(len(size)+5) + `"`, "three"},
 	} {
