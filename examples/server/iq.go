@@ -77,6 +77,8 @@ func (s *session) handleIQ(t xmlstream.TokenReadEncoder, e element, to jid.JID) 
 		}
 	case to.Domainpart() == conferenceHost(domain) && to.Resourcepart() == "":
 		return srv.muc.handleIQ(s, t, e, iq, payload, to)
+	case to.Domainpart() == conferenceHost(domain):
+		return srv.muc.relayIQ(s, t, e, to) // to an occupant, muc_iq.go
 	case srv.isLocalUser(to) && to.Resourcepart() != "":
 		return s.relayIQ(t, e, to)
 	case srv.isLocalUser(to) && to.Resourcepart() == "" && (payload.Name.Space == nsVCard || payload.Name.Space == nsPrivate):
@@ -235,13 +237,15 @@ const maxRelayedIQs = 32
 // requester gets service-unavailable and a late answer is dropped.
 const relayTimeout = 60 * time.Second
 
-// relayKey names one relayed IQ at its target: the requester's full JID and
+// relayKey names one relayed IQ at its target: the requester's full JID
+// (or, for an IQ between room occupants, the requester's occupant JID) and
 // the IQ's id. The target's answer must carry both (to and id).
 type relayKey struct{ requester, id string }
 
 // relayEntry is one relayed IQ waiting for the target's answer.
 type relayEntry struct {
 	requester *session
+	addressed jid.JID // what the requester wrote to, if not the target's JID: the source of errors
 	timer     *time.Timer
 }
 
@@ -266,11 +270,18 @@ var (
 // add registers an IQ from requester with id relayed to target; onTimeout
 // runs when no answer came within the table's timeout.
 func (rt *relayTable) add(requester *session, id string, onTimeout func()) error {
+	return rt.addAs(requester, requester.jid, jid.JID{}, id, onTimeout)
+}
+
+// addAs is add for a requester known to the target as as (its occupant
+// JID in a room) that addressed the target as addressed (the target's
+// occupant JID): the answer must be to as, and errors come from addressed.
+func (rt *relayTable) addAs(requester *session, as, addressed jid.JID, id string, onTimeout func()) error {
 	if requester.relayedOut.Add(1) > maxRelayedIQs {
 		requester.relayedOut.Add(-1)
 		return errRelayFull
 	}
-	key := relayKey{requester: requester.jid.String(), id: id}
+	key := relayKey{requester: as.String(), id: id}
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	err := error(nil)
@@ -291,7 +302,7 @@ func (rt *relayTable) add(requester *session, id string, onTimeout func()) error
 	if timeout <= 0 {
 		timeout = relayTimeout
 	}
-	rt.pending[key] = relayEntry{requester: requester, timer: time.AfterFunc(timeout, func() {
+	rt.pending[key] = relayEntry{requester: requester, addressed: addressed, timer: time.AfterFunc(timeout, func() {
 		if _, ok := rt.take(key); ok {
 			onTimeout()
 		}
@@ -314,15 +325,15 @@ func (rt *relayTable) take(key relayKey) (*session, bool) {
 }
 
 // close refuses further relays and returns what was pending.
-func (rt *relayTable) close() map[relayKey]*session {
+func (rt *relayTable) close() map[relayKey]relayEntry {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	rt.closed = true
-	out := make(map[relayKey]*session, len(rt.pending))
+	out := make(map[relayKey]relayEntry, len(rt.pending))
 	for k, en := range rt.pending {
 		en.timer.Stop()
 		en.requester.relayedOut.Add(-1)
-		out[k] = en.requester
+		out[k] = en
 	}
 	rt.pending = nil
 	return out
@@ -367,6 +378,10 @@ func (s *session) relayIQ(t xmlstream.TokenReadEncoder, e element, to jid.JID) e
 // whose relayed IQ it answers; an answer that matches no pending request
 // to s is dropped.
 func (s *session) relayAnswer(e element, to jid.JID) {
+	if to.Resourcepart() != "" && to.Domainpart() == conferenceHost(s.srv.cfg.Domain) {
+		s.srv.muc.relayAnswer(s, e, to) // between room occupants (muc_iq.go)
+		return
+	}
 	if to.Resourcepart() == "" || !s.srv.isLocalUser(to) {
 		return
 	}
@@ -382,8 +397,12 @@ func (s *session) relayAnswer(e element, to jid.JID) {
 // 6120 § 8.3.3.13 keeps it from those not allowed to know the recipient's
 // availability.
 func (s *session) failRelayed() {
-	for k, requester := range s.relay.close() {
-		requester.send(relayError(s.jid, requester.jid, k.id, stanza.ServiceUnavailable))
+	for k, en := range s.relay.close() {
+		from := s.jid
+		if !en.addressed.Equal(jid.JID{}) {
+			from = en.addressed // an occupant: its real JID stays hidden
+		}
+		en.requester.send(relayError(from, en.requester.jid, k.id, stanza.ServiceUnavailable))
 	}
 }
 

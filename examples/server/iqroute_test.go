@@ -303,7 +303,7 @@ func TestRelayTable(t *testing.T) {
 	if err := rt.add(req, "b", func() {}); err != nil {
 		t.Fatal(err)
 	}
-	if left := rt.close(); len(left) != 1 || left[relayKey{requester: req.jid.String(), id: "b"}] != req {
+	if left := rt.close(); len(left) != 1 || left[relayKey{requester: req.jid.String(), id: "b"}].requester != req {
 		t.Errorf("close returned %v", left)
 	}
 	if err := rt.add(req, "c", func() {}); !errors.Is(err, errRelayClosed) {

@@ -43,8 +43,9 @@ const (
 // Config.MaxOwnedRooms rooms. Affiliations, kicks, bans, members-only
 // rooms (muc_admin.go) and invitations (muc_invite.go) follow XEP-0045.
 // Configuration and affiliations survive a restart, occupants and the
-// subject do not. Messages are not replayed on join (no MUC history):
-// archived rooms are read with MAM.
+// subject do not. A joining occupant gets the last messages (discussion
+// history, muc_history.go): from the archive of a room that archives, from
+// memory otherwise. Moderated and password-protected rooms: muc_voice.go.
 type mucService struct {
 	srv *Server
 
@@ -68,9 +69,15 @@ type room struct {
 	subjectByAll bool // participants may change the subject
 	name, desc   string
 	affiliations map[string]string // bare JID → admin, member or outcast
+	moderated    bool              // visitors without voice (muc_voice.go)
+	secretSalt   []byte            // password: salt and PBKDF2 hash (muc_voice.go)
+	secretHash   []byte
+	historyMax   int // muc#maxhistoryfetch: 0 default, < 0 none (muc_history.go)
 
 	subject  string                   // in memory only
 	presence map[*session][]xml.Token // occupant → its own presence children (§ 7.14)
+	roles    map[*session]string      // voice granted or revoked by a moderator (muc_voice.go)
+	history  []historyEntry           // a non-archiving room's last messages, in memory only
 }
 
 func newMUCService(srv *Server) (*mucService, error) {
@@ -136,7 +143,7 @@ func (r *room) occupantPresence(nick string, occ, viewer *session, typ string, c
 // caps …, XEP-0045 § 7.14) come first.
 func (r *room) occupantPresenceWhy(nick string, occ, viewer *session, typ string, codes []string, newNick, reason string) element {
 	affiliation := r.affiliation(occ.jid)
-	role := roleFor(affiliation)
+	role := r.roleOf(occ)
 	if typ == "unavailable" {
 		role = roleNone
 	}
@@ -196,6 +203,9 @@ func (m *mucService) handlePresence(s *session, t xmlstream.TokenReadEncoder, e 
 		if se, refused := m.joinRefusal(r, s.jid); refused {
 			return s.replyError(t, e, se)
 		}
+		if r != nil && !r.passwordOK(s.jid, e) { // § 7.2.6
+			return s.replyError(t, e, stanza.Error{Type: stanza.Auth, Condition: stanza.NotAuthorized})
+		}
 	}
 	created := false
 	if r == nil {
@@ -248,6 +258,9 @@ func (m *mucService) handlePresence(s *session, t xmlstream.TokenReadEncoder, e 
 		}
 		r.occupants[nick] = s
 		m.broadcastJoin(r, nick, s, r.joinCodes(created || r.locked))
+		for _, h := range m.historyFor(r, s, parseHistoryRequest(e)) { // § 7.2.15
+			s.send(h)
+		}
 		// The subject (maybe empty) ends the join, XEP-0045 § 7.2.15.
 		subj := xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "subject"}}
 		s.send(element{start: xml.StartElement{
@@ -314,6 +327,7 @@ func (m *mucService) leaveLocked(r *room, s *session) {
 	}
 	delete(r.occupants, nick)
 	delete(r.presence, s)
+	delete(r.roles, s)
 	m.dropIfTemporary(r)
 }
 
@@ -341,6 +355,7 @@ func (m *mucService) forgetOwner(user jid.JID) {
 			continue
 		}
 		delete(r.affiliations, bare.String())
+		r.forgetHistoryOf(bare)
 	}
 }
 
@@ -386,6 +401,11 @@ func (m *mucService) handleMessage(s *session, t xmlstream.TokenReadEncoder, e e
 		m.mu.Unlock()
 		return s.replyError(t, e, stanza.Error{Type: stanza.Modify, Condition: stanza.NotAcceptable})
 	}
+	if r.roleOf(s) == roleVisitor { // § 7.4: no voice
+		m.mu.Unlock()
+		return s.replyError(t, e, stanza.Error{Type: stanza.Auth, Condition: stanza.Forbidden,
+			Text: map[string]string{"en": "you have no voice in this moderated room"}})
+	}
 	if subj, ok := e.child(xml.Name{Space: stanza.NSClient, Local: "subject"}); ok {
 		if !r.maySetSubject(s.jid) {
 			m.mu.Unlock()
@@ -406,6 +426,13 @@ func (m *mucService) handleMessage(s *session, t xmlstream.TokenReadEncoder, e e
 		out = archiveRoom(context.Background(), m.srv.archiver, roomJID, from, s.jid, out)
 	} else {
 		out = out.withInner(stripStanzaIDs(out.inner, roomJID.String()))
+		if _, subject := e.child(xml.Name{Space: stanza.NSClient, Local: "subject"}); !subject {
+			m.mu.Lock()
+			if m.rooms[roomJID.Localpart()] == r && !r.archiving {
+				r.remember(m.srv.cfg.Now(), s.jid, out.withAttr("to", ""))
+			}
+			m.mu.Unlock()
+		}
 	}
 	for _, o := range targets {
 		o.send(out.withAttr("to", o.jid.String()))

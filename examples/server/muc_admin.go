@@ -16,7 +16,7 @@ import (
 // A room has exactly one owner, its creator (room.owner, counted against
 // Config.MaxOwnedRooms); the other affiliations are in room.affiliations.
 // Roles follow affiliations: owners and admins are moderators, everyone
-// else a participant (no visitors: rooms are unmoderated).
+// else a participant, or a visitor in a moderated room (muc_voice.go).
 const (
 	affiliationAdmin   = "admin"
 	affiliationMember  = "member"
@@ -127,6 +127,9 @@ func (m *mucService) archiveAccess(roomJID, requester jid.JID) (allowed, seeReal
 	if r == nil || !r.archiving || !m.mayJoin(r, requester) {
 		return false, false
 	}
+	if r.passwordProtected() && r.affiliation(requester) == affiliationNone && !r.occupiedBy(requester) {
+		return false, false // a query carries no password (muc_voice.go)
+	}
 	return true, r.showsRealJIDs(requester)
 }
 
@@ -192,6 +195,7 @@ func (m *mucService) removeOccupant(r *room, nick string, reason string, code st
 		return
 	}
 	delete(r.presence, o) // the room's notice, not the occupant's status
+	delete(r.roles, o)
 	for _, v := range r.occupants {
 		codes := []string{code}
 		if v == o {
@@ -254,16 +258,14 @@ func (m *mucService) adminList(s *session, t xmlstream.TokenReadEncoder, e eleme
 				toks = append(toks, item("affiliation", aff, "jid", j)...)
 			}
 		}
-	case role == roleModerator || role == roleParticipant:
+	case role == roleModerator || role == roleParticipant || role == roleVisitor:
 		nicks := slices.Sorted(maps.Keys(r.occupants))
 		for _, n := range nicks {
 			o := r.occupants[n]
-			if a := r.affiliation(o.jid); roleFor(a) == role {
-				toks = append(toks, item("nick", n, "role", role, "affiliation", a, "jid", o.jid.String())...)
+			if r.roleOf(o) == role {
+				toks = append(toks, item("nick", n, "role", role, "affiliation", r.affiliation(o.jid), "jid", o.jid.String())...)
 			}
 		}
-	case role == "visitor":
-		// none: rooms are unmoderated
 	default:
 		return s.replyError(t, e, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest})
 	}
@@ -275,6 +277,8 @@ func (m *mucService) adminList(s *session, t xmlstream.TokenReadEncoder, e eleme
 // adminChange is one validated item of a muc#admin set.
 type adminChange struct {
 	kick        string // nick to kick (role none)
+	voice       string // nick whose role becomes role (participant or visitor)
+	role        string
 	user        string // bare JID whose affiliation changes
 	affiliation string
 	reason      string
@@ -298,10 +302,11 @@ func (m *mucService) adminSet(s *session, t xmlstream.TokenReadEncoder, e elemen
 			c.reason = rs.text()
 		}
 		if c.affiliation == "" { // a role change
-			switch it.attr("role") {
-			case roleNone:
-			case roleParticipant, roleModerator, "visitor":
-				return refuse(stanza.NotAllowed, stanza.Cancel, "roles follow affiliations in this service")
+			role := it.attr("role")
+			switch role {
+			case roleNone, roleParticipant, roleVisitor:
+			case roleModerator:
+				return refuse(stanza.NotAllowed, stanza.Cancel, "moderators are the owner and admins: make the user an admin")
 			default:
 				return refuse(stanza.BadRequest, stanza.Modify, "")
 			}
@@ -310,9 +315,13 @@ func (m *mucService) adminSet(s *session, t xmlstream.TokenReadEncoder, e elemen
 				return refuse(stanza.ItemNotFound, stanza.Cancel, "")
 			}
 			if r.isModerator(o.jid) {
-				return refuse(stanza.NotAllowed, stanza.Cancel, "owners and admins cannot be kicked")
+				return refuse(stanza.NotAllowed, stanza.Cancel, "the roles of owners and admins cannot be changed")
 			}
-			c.kick = it.attr("nick")
+			if role == roleNone {
+				c.kick = it.attr("nick")
+			} else {
+				c.voice, c.role = it.attr("nick"), role
+			}
 			changes = append(changes, c)
 			continue
 		}
@@ -372,6 +381,13 @@ func (m *mucService) adminSet(s *session, t xmlstream.TokenReadEncoder, e elemen
 			m.removeOccupant(r, c.kick, c.reason, statusKicked)
 			continue
 		}
+		if c.voice != "" { // § 8.3, § 8.4: everyone sees the new role
+			if o := r.occupants[c.voice]; o != nil {
+				r.setRole(o, c.role)
+				m.broadcastJoin(r, c.voice, o, nil)
+			}
+			continue
+		}
 		for _, nick := range slices.Sorted(maps.Keys(r.occupants)) {
 			o := r.occupants[nick]
 			if o.jid.Bare().String() != c.user {
@@ -383,6 +399,7 @@ func (m *mucService) adminSet(s *session, t xmlstream.TokenReadEncoder, e elemen
 			case c.affiliation == affiliationNone && r.membersOnly:
 				m.removeOccupant(r, nick, c.reason, statusNotMember)
 			default:
+				delete(r.roles, o) // the new affiliation's default role
 				m.broadcastJoin(r, nick, o, nil)
 			}
 		}

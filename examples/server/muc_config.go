@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"encoding/xml"
+	"fmt"
 	"maps"
+	"strconv"
 	"strings"
 
 	"chatbx.eu/privacy/mam"
@@ -23,6 +26,8 @@ const (
 	fieldMembersOnly   = "muc#roomconfig_membersonly"
 	fieldWhois         = "muc#roomconfig_whois"
 	fieldChangeSubject = "muc#roomconfig_changesubject"
+	// fieldModerated, fieldPasswordProtected, fieldRoomSecret: muc_voice.go;
+	// fieldMaxHistory: muc_history.go.
 
 	// Bounds of the room's texts, kept in the store.
 	maxRoomNameBytes = 256
@@ -35,6 +40,8 @@ func (r *room) apply(c roomConfig) {
 	r.whoisAnyone, r.hidden, r.temporary, r.subjectByAll = c.WhoisAnyone, c.Hidden, c.Temporary, c.SubjectByAll
 	r.name, r.desc = c.Name, c.Description
 	r.affiliations = maps.Clone(c.Affiliations)
+	r.moderated, r.historyMax = c.Moderated, c.HistoryMax
+	r.secretSalt, r.secretHash = c.SecretSalt, c.SecretHash
 }
 
 // config is r's persistent part.
@@ -43,6 +50,7 @@ func (r *room) config() roomConfig {
 		Owner: r.owner.String(), Archiving: r.archiving, Locked: r.locked, MembersOnly: r.membersOnly,
 		WhoisAnyone: r.whoisAnyone, Hidden: r.hidden, Temporary: r.temporary, SubjectByAll: r.subjectByAll,
 		Name: r.name, Description: r.desc, Affiliations: maps.Clone(r.affiliations),
+		Moderated: r.moderated, SecretSalt: r.secretSalt, SecretHash: r.secretHash, HistoryMax: r.historyMax,
 	}
 }
 
@@ -59,7 +67,8 @@ func (r *room) features() []string {
 		pick(r.membersOnly, "muc_membersonly", "muc_open"),
 		pick(r.temporary, "muc_temporary", "muc_persistent"),
 		pick(r.hidden, "muc_hidden", "muc_public"),
-		"muc_unmoderated", "muc_unsecured",
+		pick(r.moderated, "muc_moderated", "muc_unmoderated"),
+		pick(r.passwordProtected(), "muc_passwordprotected", "muc_unsecured"),
 	}
 }
 
@@ -149,6 +158,10 @@ func (m *mucService) sendConfigForm(t xmlstream.TokenReadEncoder, iq stanza.IQ, 
 		field(fieldMembersOnly, "boolean", "Members only", boolean(c.MembersOnly)),
 		whoisField,
 		field(fieldChangeSubject, "boolean", "Participants may change the subject", boolean(c.SubjectByAll)),
+		field(fieldModerated, "boolean", "Moderated: only occupants with voice send messages", boolean(c.Moderated)),
+		field(fieldPasswordProtected, "boolean", "Password required to enter", boolean(len(c.SecretHash) > 0)),
+		field(fieldRoomSecret, "text-private", "Password (empty: keep the current one)"),
+		field(fieldMaxHistory, "text-single", fmt.Sprintf("Messages sent to a new occupant (0 to %d)", maxRoomHistory), strconv.Itoa(historyLen(c.HistoryMax))),
 		mam.RoomConfigField(c.Archiving),
 	), x), q)))
 	return err
@@ -191,6 +204,7 @@ func (m *mucService) setConfig(s *session, t xmlstream.TokenReadEncoder, e eleme
 		return s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound})
 	}
 	c := r.config()
+	protect, secret := len(c.SecretHash) > 0, ""
 	for _, f := range x.children() {
 		if f.start.Name.Local != "field" {
 			continue
@@ -223,6 +237,24 @@ func (m *mucService) setConfig(s *session, t xmlstream.TokenReadEncoder, e eleme
 			default:
 				return bad("muc#roomconfig_whois is moderators or anyone")
 			}
+		case fieldRoomSecret:
+			if len(raw) > maxRoomSecretBytes || !xmlText(raw) {
+				return bad(fieldRoomSecret + " is too long")
+			}
+			secret = raw
+		case fieldPasswordProtected:
+			target = &protect
+		case fieldModerated:
+			target = &c.Moderated
+		case fieldMaxHistory:
+			n, err := strconv.Atoi(val)
+			if err != nil || n < 0 || n > maxRoomHistory {
+				return bad(fmt.Sprintf("%s is a number from 0 to %d", fieldMaxHistory, maxRoomHistory))
+			}
+			c.HistoryMax = n
+			if n == 0 {
+				c.HistoryMax = -1
+			}
 		case mam.FieldEnableArchiving:
 			target = &c.Archiving
 		case fieldMembersOnly:
@@ -242,12 +274,23 @@ func (m *mucService) setConfig(s *session, t xmlstream.TokenReadEncoder, e eleme
 			*target = b != invert
 		}
 	}
+	switch {
+	case !protect:
+		c.SecretSalt, c.SecretHash = nil, nil
+	case secret != "":
+		c.SecretSalt, c.SecretHash = newRoomSecret(secret)
+	case len(c.SecretHash) == 0:
+		return bad(fieldPasswordProtected + " needs a " + fieldRoomSecret)
+	}
 	c.Locked = false
 	old := r.config()
 	if err := m.srv.store.saveRoom(to.Localpart(), c); err != nil {
 		return s.replyError(t, e, stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError})
 	}
 	r.apply(c)
+	if old.Archiving != c.Archiving || historyLen(old.HistoryMax) != historyLen(c.HistoryMax) {
+		r.history = nil // memory history serves one setting only (muc_history.go)
+	}
 	if _, err := xmlstream.Copy(t, iq.Result(nil)); err != nil {
 		return err
 	}
@@ -269,7 +312,8 @@ func (m *mucService) announceConfig(r *room, old, c roomConfig) {
 	}
 	old.Archiving, old.WhoisAnyone, old.Locked = c.Archiving, c.WhoisAnyone, c.Locked
 	if old.MembersOnly != c.MembersOnly || old.Hidden != c.Hidden || old.Temporary != c.Temporary ||
-		old.SubjectByAll != c.SubjectByAll || old.Name != c.Name || old.Description != c.Description {
+		old.SubjectByAll != c.SubjectByAll || old.Name != c.Name || old.Description != c.Description ||
+		old.Moderated != c.Moderated || !bytes.Equal(old.SecretHash, c.SecretHash) || old.HistoryMax != c.HistoryMax {
 		codes = append(codes, statusConfigChange)
 	}
 	if len(codes) > 0 {

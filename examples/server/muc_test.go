@@ -293,7 +293,7 @@ func TestRoomKickBan(t *testing.T) {
 		{c, `<item nick="Bob" role="none"/>`, "forbidden"},
 		{a, `<item nick="Nobody" role="none"/>`, "item-not-found"},
 		{a, `<item nick="Al" role="none"/>`, "not-allowed"},
-		{a, `<item nick="Bob" role="visitor"/>`, "not-allowed"},
+		{a, `<item nick="Bob" role="moderator"/>`, "not-allowed"},
 	} {
 		if r := adminIQ(t, tc.who, "set", room, tc.items); stanzaErrorCondition(r) != tc.want {
 			t.Errorf("%s: %q, want %q", tc.items, stanzaErrorCondition(r), tc.want)

@@ -39,8 +39,9 @@ import (
 // initial presence (or once its caps are learned) it gets the last item of
 // every node it has +notify for.
 //
-// Items are stored in pepStore; explicit subscriptions and the caps of
-// sessions live in memory only.
+// Items and explicit subscriptions are stored in pepStore (subscriptions
+// with a copy in memory, pepsubs.go); the caps of sessions live in memory
+// only.
 type pepService struct {
 	srv   *Server
 	store *pepStore
@@ -73,8 +74,8 @@ const (
 	nsDelay          = "urn:xmpp:delay"
 )
 
-func newPEPService(srv *Server, store *pepStore) *pepService {
-	return &pepService{
+func newPEPService(srv *Server, store *pepStore) (*pepService, error) {
+	p := &pepService{
 		srv:   srv,
 		store: store,
 		caps:  make(map[*session]*sessionCaps),
@@ -82,6 +83,7 @@ func newPEPService(srv *Server, store *pepStore) *pepService {
 		subs:  make(map[pepNodeKey]map[string]bool),
 		nsubs: make(map[string]int),
 	}
+	return p, p.loadSubscriptions()
 }
 
 // isPubSub reports whether an IQ payload is for the PEP service.
@@ -437,7 +439,10 @@ func (p *pepService) subscribe(t xmlstream.TokenReadEncoder, iq stanza.IQ, s *se
 	if !p.allowed(owner, cfg, s.jid) {
 		return accessError(cfg, reply)
 	}
-	if !p.subscribeJID(key, sub) {
+	if ok, err := p.subscribeJID(key, sub); err != nil {
+		p.srv.log.Error("storing a PEP subscription", "err", err)
+		return reply(stanza.Wait, stanza.InternalServerError, "")
+	} else if !ok {
 		return reply(stanza.Cancel, stanza.NotAllowed, "too-many-subscriptions")
 	}
 	el := xml.StartElement{Name: xml.Name{Space: pubsub.NS, Local: "subscription"}, Attr: []xml.Attr{
@@ -456,23 +461,29 @@ func (p *pepService) subscribe(t xmlstream.TokenReadEncoder, iq stanza.IQ, s *se
 	return nil
 }
 
-func (p *pepService) subscribeJID(key pepNodeKey, sub jid.JID) bool {
+// subscribeJID subscribes sub to key, stored and in memory; false when
+// sub has maxSubscriptions already.
+func (p *pepService) subscribeJID(key pepNodeKey, sub jid.JID) (bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.subs[key][sub.String()] {
-		return true
+		return true, nil
 	}
 	if p.nsubs[sub.Bare().String()] >= maxSubscriptions {
-		return false
+		return false, nil
+	}
+	if err := p.store.addSubscription(pepSub{key: key, sub: sub.String()}); err != nil {
+		return false, err
 	}
 	if p.subs[key] == nil {
 		p.subs[key] = make(map[string]bool)
 	}
 	p.subs[key][sub.String()] = true
 	p.nsubs[sub.Bare().String()]++
-	return true
+	return true, nil
 }
 
+// unsubscribeJID ends sub's subscription to key; false if there was none.
 func (p *pepService) unsubscribeJID(key pepNodeKey, sub jid.JID) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -480,7 +491,17 @@ func (p *pepService) unsubscribeJID(key pepNodeKey, sub jid.JID) bool {
 		return false
 	}
 	p.unsubscribeLocked(key, sub.String())
+	p.removeStored([]pepSub{{key: key, sub: sub.String()}})
 	return true
+}
+
+// removeStored deletes subscriptions from the store; a failure is logged
+// (the memory copy is gone already, and the account's erasure or the
+// node's deletion deletes them again). Called with p.mu held.
+func (p *pepService) removeStored(subs []pepSub) {
+	if err := p.store.removeSubscriptions(subs); err != nil {
+		p.srv.log.Error("deleting PEP subscriptions", "err", err)
+	}
 }
 
 func (p *pepService) unsubscribeLocked(key pepNodeKey, sub string) {
@@ -500,9 +521,12 @@ func (p *pepService) unsubscribeLocked(key pepNodeKey, sub string) {
 func (p *pepService) dropSubscriptions(key pepNodeKey) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	var gone []pepSub
 	for sub := range p.subs[key] {
 		p.unsubscribeLocked(key, sub)
+		gone = append(gone, pepSub{key: key, sub: sub})
 	}
+	p.removeStored(gone)
 }
 
 // configure answers the owner's configuration form (get) or applies a
@@ -786,15 +810,24 @@ func (p *pepService) Export(ctx context.Context, user jid.JID, w io.Writer) erro
 // the user's subscriptions; idempotent.
 func (p *pepService) Erase(_ context.Context, user jid.JID) error {
 	p.mu.Lock()
+	var gone []pepSub
 	for key, subs := range p.subs {
 		for sub := range subs {
 			j, err := jid.Parse(sub)
 			if key.owner == user.Localpart() || err != nil || j.Bare().Equal(user.Bare()) {
 				p.unsubscribeLocked(key, sub)
+				gone = append(gone, pepSub{key: key, sub: sub})
 			}
 		}
 	}
+	err := p.store.removeSubscriptions(gone)
+	if err == nil {
+		err = p.store.eraseSubscriber(user.Bare().String())
+	}
 	p.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("pep erase: %w", err)
+	}
 	if err := p.store.erase(userOf(user)); err != nil {
 		return fmt.Errorf("pep erase: %w", err)
 	}
@@ -803,7 +836,7 @@ func (p *pepService) Erase(_ context.Context, user jid.JID) error {
 
 // pepPrivacyItem is the privacy report's row for PEP items.
 var pepPrivacyItem = web.PrivacyItem{
-	Data: "what you publish on your account (PEP: avatar, nickname, OMEMO and OpenPGP public keys, bookmarks, private XML); bounded per account",
-	Kept: "until you replace or delete it; erased with the account",
+	Data: "what you publish on your account (PEP: avatar, nickname, OMEMO and OpenPGP public keys, bookmarks, private XML) and your subscriptions to others' published data; bounded per account",
+	Kept: "until you replace or delete it (subscriptions: until you unsubscribe); erased with the account",
 	Job:  "account deletion",
 }

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"maps"
 	"net"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -542,25 +545,57 @@ func TestPEPNodeLifecycle(t *testing.T) {
 	}
 }
 
-// TestPEPExportErase: the export holds the user's nodes and items; the
-// account's deletion erases them (the residue test, TestDeleteLeavesNothing,
-// checks the bytes on disk).
+// TestPEPExportErase: the export holds one file per node, pep/<node>.xml
+// (the name made safe), with its configuration and items, and the user's
+// subscriptions to others' nodes in pep/+subscriptions.xml; the account's
+// deletion erases nodes, items and subscriptions both ways (the residue
+// test, TestDeleteLeavesNothing, checks the bytes on disk).
 func TestPEPExportErase(t *testing.T) {
 	ts := startTestServer(t)
 	ts.Register(t, "alice", "alice password")
+	ts.Register(t, "bob", "bob password")
 	a := ts.Login(t, "alice", "alice password")
+	b := ts.Login(t, "bob", "bob password")
 	mustPublish(t, a, "http://jabber.org/protocol/nick", "n", `<nick xmlns="http://jabber.org/protocol/nick">Export-Nick-7q</nick>`)
 	mustPublish(t, a, nodeBookmarks, "r@conference.localhost", `<conference xmlns="urn:xmpp:bookmarks:1" name="Export-Room"/>`,
 		"access_model", "whitelist", "max_items", "max")
-	files := exportZip(t, ts, "alice", "alice password")
-	pep := files["pep.xml"]
-	for _, want := range []string{"Export-Nick-7q", `name='http://jabber.org/protocol/nick'`, "Export-Room", "access_model='whitelist'", "max_items='1000'"} {
-		if !strings.Contains(pep, want) {
-			t.Errorf("pep.xml lacks %q:\n%s", want, pep)
+	mustPublish(t, b, "urn:example:Feed", "1", `<entry xmlns="urn:example">x</entry>`, "access_model", "open")
+	subscribe := func(c *testClient, owner, node string) {
+		t.Helper()
+		if r := c.IQ(t, `<iq type="set" id="s" to="`+owner+`"><pubsub xmlns="http://jabber.org/protocol/pubsub"><subscribe node="`+node+`" jid="`+c.JID.String()+`"/></pubsub></iq>`); r.attr("type") != "result" {
+			t.Fatalf("subscribe to %s %s: %s", owner, node, stanzaErrorCondition(r))
 		}
 	}
-	if _, err := parseElement([]byte(pep)); err != nil {
-		t.Errorf("pep.xml is not XML: %v", err)
+	mustPublish(t, a, "urn:example:open", "1", `<entry xmlns="urn:example">y</entry>`, "access_model", "open")
+	subscribe(a, "bob@localhost", "urn:example:Feed")
+	subscribe(b, "alice@localhost", "urn:example:open")
+
+	files := exportZip(t, ts, "alice", "alice password")
+	if _, old := files["pep.xml"]; old {
+		t.Error("the export still has one pep.xml")
+	}
+	for name, wants := range map[string][]string{
+		"pep/http%3A%2F%2Fjabber.org%2Fprotocol%2Fnick.xml": {"Export-Nick-7q", `name='http://jabber.org/protocol/nick'`, "access_model='presence'"},
+		"pep/urn%3Axmpp%3Abookmarks%3A1.xml":                {"Export-Room", "access_model='whitelist'", "max_items='1000'"},
+		"pep/urn%3Aexample%3Aopen.xml":                      {"access_model='open'"},
+		"pep/+subscriptions.xml":                            {"owner='bob@localhost'", "node='urn:example:Feed'", "jid='" + a.JID.String() + "'"},
+	} {
+		f, ok := files[name]
+		if !ok {
+			t.Errorf("export lacks %s; has %v", name, slices.Sorted(maps.Keys(files)))
+			continue
+		}
+		for _, want := range wants {
+			if !strings.Contains(f, want) {
+				t.Errorf("%s lacks %q:\n%s", name, want, f)
+			}
+		}
+		if _, err := parseElement([]byte(f)); err != nil {
+			t.Errorf("%s is not XML: %v", name, err)
+		}
+	}
+	if strings.Contains(files["pep/+subscriptions.xml"], "bob@localhost/") {
+		t.Error("alice's export shows bob's subscription")
 	}
 	res, err := ts.HTTPClient.Get(ts.HTTPSURL + "/privacy")
 	if err != nil {
@@ -568,7 +603,7 @@ func TestPEPExportErase(t *testing.T) {
 	}
 	page, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if !strings.Contains(string(page), "(PEP:") || !strings.Contains(string(page), "until you replace or delete it; erased with the account") {
+	if !strings.Contains(string(page), "(PEP:") || !strings.Contains(string(page), "until you unsubscribe); erased with the account") {
 		t.Errorf("/privacy has no PEP row:\n%s", page)
 	}
 	// The erasure <remove/> starts, waited for (TestDeleteLeavesNothing
@@ -583,4 +618,96 @@ func TestPEPExportErase(t *testing.T) {
 	if u := ts.pep.store.usage("alice"); u != (pepUsage{}) {
 		t.Errorf("usage after deletion: %+v", u)
 	}
+	if subs, err := ts.pep.store.subscriptions(); err != nil || len(subs) != 0 {
+		t.Errorf("subscriptions after alice's deletion (hers and bob's to her node): %v %v", subs, err)
+	}
+}
+
+// TestPEPSubscriptionsSurviveRestart: an explicit subscription is stored:
+// after a restart the subscriber (without +notify caps) still gets the
+// node's notifications; an unsubscription is stored too.
+func TestPEPSubscriptionsSurviveRestart(t *testing.T) {
+	ts := startTestServer(t)
+	ts.Register(t, "alice", "alice password")
+	ts.Register(t, "bob", "bob password")
+	a := ts.Login(t, "alice", "alice password")
+	b := ts.Login(t, "bob", "bob password")
+	const node = "urn:example:news"
+	mustPublish(t, a, node, "1", `<entry xmlns="urn:example">one</entry>`, "access_model", "open")
+	sub := func(c *testClient, op string) element {
+		return c.IQ(t, `<iq type="set" id="s" to="alice@localhost"><pubsub xmlns="http://jabber.org/protocol/pubsub"><`+op+` node="`+node+`" jid="bob@localhost"/></pubsub></iq>`)
+	}
+	if r := sub(b, "subscribe"); r.attr("type") != "result" {
+		t.Fatalf("subscribe: %s", stanzaErrorCondition(r))
+	}
+	if err := ts.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := ts.cfg
+	cfg.C2S, cfg.C2STLS, cfg.HTTP = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	ts2 := startWithConfig(t, cfg)
+	a = ts2.Login(t, "alice", "alice password")
+	b = ts2.Login(t, "bob", "bob password")
+	b.Send(t, `<presence/>`)
+	mustPublish(t, a, node, "2", `<entry xmlns="urn:example">two</entry>`)
+	if ids := itemIDs(b.Next(t, isEvent("alice@localhost", node))); len(ids) != 1 || ids[0] != "2" {
+		t.Errorf("notification after restart: %v", ids)
+	}
+	if r := sub(b, "unsubscribe"); r.attr("type") != "result" {
+		t.Fatalf("unsubscribe after restart: %s", stanzaErrorCondition(r))
+	}
+	if subs, err := ts2.pep.store.subscriptions(); err != nil || len(subs) != 0 {
+		t.Errorf("stored after unsubscribe: %v %v", subs, err)
+	}
+}
+
+// TestExportFileName: names from users become file names that are safe to
+// unpack on any system, and distinct names stay distinct.
+func TestExportFileName(t *testing.T) {
+	long := strings.Repeat("a", 300)
+	for _, tc := range []struct{ in, want string }{
+		{"urn:xmpp:omemo:2:bundles", "urn%3Axmpp%3Aomemo%3A2%3Abundles"},
+		{"eu.siacs.conversations.axolotl.bundles:1234", "eu.siacs.conversations.axolotl.bundles%3A1234"},
+		{"../../etc/passwd", "%2E.%2F..%2Fetc%2Fpasswd"},
+		{"a/b\\c", "a%2Fb%5Cc"},
+		{"Nick", "%4Eick"},
+		{"con", "%63on"},
+		{"nul.feed", "%6Eul.feed"},
+		{"com7", "%63om7"},
+		{"console", "console"},
+		{"+subscriptions", "%2Bsubscriptions"},
+		{"", "%"},
+		{".", "%2E"},
+		{"é", "%C3%A9"},
+		{"a\x00b", "a%00b"},
+	} {
+		if got := exportFileName(tc.in); got != tc.want {
+			t.Errorf("exportFileName(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	if got := exportFileName(long); len(got) > maxExportNameBytes || !strings.Contains(got, "~") {
+		t.Errorf("long name: %d bytes: %q", len(got), got)
+	}
+	if exportFileName(long) == exportFileName(long+"b") {
+		t.Error("two long names collide")
+	}
+}
+
+// FuzzExportFileName: every name maps to a valid, bounded, single path
+// element, never a dot file, and the mapping is one-to-one on the sample.
+func FuzzExportFileName(f *testing.F) {
+	for _, s := range []string{"urn:xmpp:avatar:data", "..", "CON", strings.Repeat("%", 150), "a/b"} {
+		f.Add(s, s+"x")
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		fa, fb := exportFileName(a), exportFileName(b)
+		for _, n := range []string{fa, fb} {
+			if !fs.ValidPath(n+".xml") || strings.ContainsAny(n, "/\\") || n[0] == '.' || len(n) > maxExportNameBytes {
+				t.Fatalf("unsafe name %q", n)
+			}
+		}
+		if a != b && strings.EqualFold(fa, fb) { // case-insensitive file systems
+			t.Fatalf("%q and %q both map to %q", a, b, fa)
+		}
+	})
 }

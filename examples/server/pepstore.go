@@ -568,26 +568,32 @@ func (st *pepStore) export(_ context.Context, user string, w io.Writer) error {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		c := nodes[n]
-		if _, err := fmt.Fprintf(w, "  <node xmlns='urn:example:chatbx:pep' name='%s' access_model='%s' persist_items='%t' max_items='%d' send_last_published_item='%s'>\n",
-			attrEscape(n), attrEscape(c.Access), c.Persist, c.MaxItems, attrEscape(c.SendLast)); err != nil {
-			return err
-		}
-		items, err := st.items(user, n, nil, 0)
-		if err != nil && !errors.Is(err, errPEPNodeNotFound) {
-			return err
-		}
-		for _, it := range items {
-			if _, err := fmt.Fprintf(w, "    <item id='%s' published='%s'>%s</item>\n",
-				attrEscape(it.ID), it.Published.UTC().Format(time.RFC3339), it.XML); err != nil {
-				return err
-			}
-		}
-		if _, err := io.WriteString(w, "  </node>\n"); err != nil {
+		if err := st.exportNode(user, n, nodes[n], w); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// exportNode writes one node of the user, c its configuration, as a
+// <node/> element.
+func (st *pepStore) exportNode(user, n string, c nodeConfig, w io.Writer) error {
+	if _, err := fmt.Fprintf(w, "  <node xmlns='urn:example:chatbx:pep' name='%s' access_model='%s' persist_items='%t' max_items='%d' send_last_published_item='%s'>\n",
+		attrEscape(n), attrEscape(c.Access), c.Persist, c.MaxItems, attrEscape(c.SendLast)); err != nil {
+		return err
+	}
+	items, err := st.items(user, n, nil, 0)
+	if err != nil && !errors.Is(err, errPEPNodeNotFound) {
+		return err
+	}
+	for _, it := range items {
+		if _, err := fmt.Fprintf(w, "    <item id='%s' published='%s'>%s</item>\n",
+			attrEscape(it.ID), it.Published.UTC().Format(time.RFC3339), it.XML); err != nil {
+			return err
+		}
+	}
+	_, err = io.WriteString(w, "  </node>\n")
+	return err
 }
 
 // attrEscape escapes s for an XML attribute in single quotes.

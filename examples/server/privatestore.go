@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -172,22 +171,5 @@ func (st *privateStore) Erase(_ context.Context, user jid.JID) error {
 	})
 }
 
-// privateFileName turns a namespace into a file name: ASCII letters,
-// digits, '_', '-' and '.' (not first) stay, every other byte is %XX, so
-// no name holds a path separator, starts with a dot or collides with
-// another. A namespace has at most maxPrivateNamespace bytes.
-func privateFileName(ns string) string {
-	var b strings.Builder
-	for i := 0; i < len(ns); i++ {
-		c := ns[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
-			b.WriteByte(c)
-		case c == '.' && i > 0:
-			b.WriteByte(c)
-		default:
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	return b.String()
-}
+// privateFileName turns a namespace into a file name (exportFileName).
+func privateFileName(ns string) string { return exportFileName(ns) }

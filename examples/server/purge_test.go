@@ -116,6 +116,21 @@ func testDeleteLeavesNothing(t *testing.T, purgeFlag bool) {
 		t.Fatalf("member: %s", stanzaErrorCondition(resp))
 	}
 	mustPublish(t, z, "urn:example:residue", "i1", `<note xmlns="urn:example">`+pepMarker+`</note>`, "access_model", "open")
+	// Stored PEP subscriptions both ways (pepsubs.go): keys that name the
+	// user, which the scan for the user's name finds if they stay.
+	mustPublish(t, b, "urn:example:bobs", "i1", `<note xmlns="urn:example">bob's</note>`, "access_model", "open")
+	for _, s := range []struct {
+		c     *testClient
+		owner string
+		node  string
+	}{{z, "bob@localhost", "urn:example:bobs"}, {b, user + "@localhost", "urn:example:residue"}} {
+		if r := s.c.IQ(t, `<iq type="set" id="ps" to="`+s.owner+`"><pubsub xmlns="http://jabber.org/protocol/pubsub"><subscribe node="`+s.node+`" jid="`+s.c.JID.Bare().String()+`"/></pubsub></iq>`); r.attr("type") != "result" {
+			t.Fatalf("PEP subscription: %s", stanzaErrorCondition(r))
+		}
+	}
+	if subs, _ := ts.pep.store.subscriptions(); len(subs) != 2 {
+		t.Fatalf("stored PEP subscriptions: %v", subs)
+	}
 	if found := scanDir(t, ts.DataDir, user, chatMarker, roomMarker, fileMarker, blockMarker, pepMarker); len(found) < 6 {
 		t.Fatalf("the test data is not all on disk before the deletion (the scan would prove nothing): %v", found)
 	}

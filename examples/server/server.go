@@ -181,7 +181,9 @@ func (srv *Server) open() error {
 	if err != nil {
 		return err
 	}
-	srv.pep = newPEPService(srv, pepStore)
+	if srv.pep, err = newPEPService(srv, pepStore); err != nil {
+		return err
+	}
 	srv.muc, err = newMUCService(srv)
 	return err
 }

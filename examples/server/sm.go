@@ -289,9 +289,10 @@ func (s *session) smIdleEnd() {
 
 // smTable holds the resumable sessions by id: live ones and parked ones.
 type smTable struct {
-	srv  *Server
-	mu   sync.Mutex
-	byID map[string]*smEntry
+	srv    *Server
+	mu     sync.Mutex
+	byID   map[string]*smEntry
+	byUser map[string]int // entries in byID per user, for register's bound
 }
 
 // smEntry is one resumable session.
@@ -315,7 +316,15 @@ type smEntry struct {
 }
 
 func newSMTable(srv *Server) *smTable {
-	return &smTable{srv: srv, byID: make(map[string]*smEntry)}
+	return &smTable{srv: srv, byID: make(map[string]*smEntry), byUser: make(map[string]int)}
+}
+
+// remove deletes e from the table; t.mu is held.
+func (t *smTable) remove(e *smEntry) {
+	delete(t.byID, e.id)
+	if t.byUser[e.user]--; t.byUser[e.user] <= 0 {
+		delete(t.byUser, e.user)
+	}
 }
 
 // register makes s resumable and returns its id; "" when the user has
@@ -323,22 +332,18 @@ func newSMTable(srv *Server) *smTable {
 func (t *smTable) register(s *session, timeout time.Duration) string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	n := 0
-	for _, e := range t.byID {
-		if e.user == s.jid.Localpart() {
-			n++
-		}
-	}
-	if n >= maxResumablePerUser || timeout <= 0 {
+	user := s.jid.Localpart()
+	if t.byUser[user] >= maxResumablePerUser || timeout <= 0 {
 		return ""
 	}
 	b := make([]byte, 18) // 144 bits from crypto/rand: unguessable
 	_, _ = rand.Read(b)
 	id := base64.RawURLEncoding.EncodeToString(b)
 	t.byID[id] = &smEntry{
-		id: id, user: s.jid.Localpart(), jid: s.jid, timeout: timeout,
+		id: id, user: user, jid: s.jid, timeout: timeout,
 		live: s, parked: make(chan struct{}),
 	}
+	t.byUser[user]++
 	return id
 }
 
@@ -384,7 +389,7 @@ func (srv *Server) smEnded(s *session, err error) {
 		return
 	}
 	if !resumable {
-		delete(t.byID, id)
+		t.remove(e)
 		close(e.parked)
 		t.mu.Unlock()
 		srv.bounceHeld(s.jid, held)
@@ -409,7 +414,7 @@ func (t *smTable) expire(e *smEntry) {
 		t.mu.Unlock()
 		return // resumed or being resumed
 	}
-	delete(t.byID, e.id)
+	t.remove(e)
 	held := e.held
 	e.held = nil
 	t.mu.Unlock()
@@ -459,7 +464,7 @@ func (t *smTable) take(id, user string, s *session) (*smEntry, error) {
 func (t *smTable) drop(e *smEntry) {
 	t.mu.Lock()
 	if t.byID[e.id] == e {
-		delete(t.byID, e.id)
+		t.remove(e)
 	}
 	held := e.held
 	e.held = nil
@@ -479,9 +484,9 @@ func (t *smTable) closeAll() { t.dropWhere(func(*smEntry) bool { return true }) 
 func (t *smTable) dropWhere(match func(*smEntry) bool) {
 	var gone []*smEntry
 	t.mu.Lock()
-	for id, e := range t.byID {
+	for _, e := range t.byID {
 		if match(e) && e.live == nil && !e.taking {
-			delete(t.byID, id)
+			t.remove(e)
 			if e.timer != nil {
 				e.timer.Stop()
 			}

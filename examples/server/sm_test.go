@@ -568,3 +568,89 @@ func TestSMReplies(t *testing.T) {
 		t.Fatalf("first: %v with %d tokens", e.start.Name, len(e.inner))
 	}
 }
+
+// TestSMTableCountsPerUser checks the per-user count that bounds
+// resumable sessions: maxResumablePerUser per user, independent of other
+// users, and freed by every way an entry leaves the table.
+func TestSMTableCountsPerUser(t *testing.T) {
+	tab := newSMTable(nil)
+	sess := func(user string, i int) *session {
+		return &session{jid: jid.MustParse(fmt.Sprintf("%s@example.test/r%d", user, i))}
+	}
+	var alice []string
+	for i := range maxResumablePerUser {
+		id := tab.register(sess("alice", i), time.Minute)
+		if id == "" {
+			t.Fatalf("register %d of alice refused", i)
+		}
+		alice = append(alice, id)
+	}
+	if id := tab.register(sess("alice", 99), time.Minute); id != "" {
+		t.Fatalf("register beyond %d for alice = %q, want refused", maxResumablePerUser, id)
+	}
+	if id := tab.register(sess("bob", 0), time.Minute); id == "" {
+		t.Fatal("bob refused because of alice's sessions")
+	}
+	if id := tab.register(sess("carol", 0), 0); id != "" {
+		t.Fatal("register with no timeout accepted")
+	}
+
+	// Each way out of the table frees one place: drop (failed resumption),
+	// expire (end of window), dropWhere (account deletion, shutdown).
+	leave := []struct {
+		name string
+		out  func(e *smEntry)
+	}{
+		{"drop", func(e *smEntry) { tab.drop(e) }},
+		{"expire", func(e *smEntry) { e.live = nil; tab.expire(e) }},
+		{"dropWhere", func(e *smEntry) {
+			e.live = nil
+			tab.dropWhere(func(x *smEntry) bool { return x == e })
+		}},
+	}
+	for i, l := range leave {
+		tab.mu.Lock()
+		e := tab.byID[alice[i]]
+		tab.mu.Unlock()
+		l.out(e)
+		if got := tab.byUser["alice"]; got != maxResumablePerUser-1 {
+			t.Fatalf("after %s: alice counts %d, want %d", l.name, got, maxResumablePerUser-1)
+		}
+		if id := tab.register(sess("alice", 100+i), time.Minute); id == "" {
+			t.Fatalf("after %s: register refused, place not freed", l.name)
+		}
+	}
+
+	// Everything gone: no count left behind.
+	tab.mu.Lock()
+	for _, e := range tab.byID {
+		e.live = nil
+	}
+	tab.mu.Unlock()
+	tab.closeAll()
+	if len(tab.byID) != 0 || len(tab.byUser) != 0 {
+		t.Fatalf("after closeAll: %d entries, counts %v", len(tab.byID), tab.byUser)
+	}
+}
+
+// BenchmarkSMRegister measures register with many other users' sessions in
+// the table; with a per-user count it does not grow with the table.
+//
+//	go test -run '^$' -bench SMRegister ./examples/server
+func BenchmarkSMRegister(b *testing.B) {
+	for _, others := range []int{0, 10000} {
+		b.Run(fmt.Sprintf("others=%d", others), func(b *testing.B) {
+			tab := newSMTable(nil)
+			for i := range others {
+				tab.register(&session{jid: jid.MustParse(fmt.Sprintf("u%d@example.test/r", i))}, time.Minute)
+			}
+			s := &session{jid: jid.MustParse("alice@example.test/r")}
+			for b.Loop() {
+				id := tab.register(s, time.Minute)
+				tab.mu.Lock()
+				tab.remove(tab.byID[id])
+				tab.mu.Unlock()
+			}
+		})
+	}
+}

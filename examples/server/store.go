@@ -256,6 +256,10 @@ type roomConfig struct {
 	Name         string            `json:"name,omitempty"`
 	Description  string            `json:"description,omitempty"`
 	Affiliations map[string]string `json:"affiliations,omitempty"` // bare JID → admin, member or outcast
+	Moderated    bool              `json:"moderated,omitempty"`
+	SecretSalt   []byte            `json:"secret_salt,omitempty"` // room password: PBKDF2 salt and hash, never the password
+	SecretHash   []byte            `json:"secret_hash,omitempty"`
+	HistoryMax   int               `json:"history_max,omitempty"` // 0: defaultRoomHistory; < 0: none
 }
 
 // createRoom stores a new room owned by c.Owner. It fails with
@@ -420,6 +424,8 @@ func (st *serverStore) Export(_ context.Context, user jid.JID, w io.Writer) erro
 		JID         string `xml:"jid,attr"`
 		Archiving   bool   `xml:"archiving,attr"`
 		MembersOnly bool   `xml:"members-only,attr"`
+		Moderated   bool   `xml:"moderated,attr"`
+		Password    bool   `xml:"password-protected,attr"` // not the password, which is kept hashed
 		Name        string `xml:"name,attr,omitempty"`
 		Description string `xml:"description,attr,omitempty"`
 		Members     int    `xml:"affiliations,attr"` // how many others the room names; not who
@@ -442,6 +448,7 @@ func (st *serverStore) Export(_ context.Context, user jid.JID, w io.Writer) erro
 	for _, name := range slices.Sorted(maps.Keys(owned)) {
 		c := owned[name]
 		out.Rooms = append(out.Rooms, xRoom{JID: name, Archiving: c.Archiving, MembersOnly: c.MembersOnly,
+			Moderated: c.Moderated, Password: len(c.SecretHash) > 0,
 			Name: c.Name, Description: c.Description, Members: len(c.Affiliations)})
 	}
 	enc := xml.NewEncoder(w)
