@@ -91,6 +91,7 @@ func FuzzHandleStanza(f *testing.F) {
 		defer srv.pep.sessionEnded(s)
 		rw := discardRW{TokenReader: e.innerReader(), Encoder: xml.NewEncoder(io.Discard)}
 		_ = s.handle(rw, e) // an error ends the session; it must not panic
+		s.flushPipeline()
 		for {
 			select {
 			case out := <-s.out:

@@ -102,7 +102,10 @@ func (s *session) dispatch(e element) error {
 	if e.start.Name.Space == nsSM {
 		return s.handleSM(e) // XEP-0198 (sm.go)
 	}
-	s.smHandled()
+	if e.start.Name.Local != "message" {
+		s.flushPipeline() // handled after the messages before it (archivepipe.go)
+	}
+	s.pipelined = false
 	w := &replyWriter{xs: s.xs, conn: s.conn, id: e.attr("id"), queue: s.smQueue()}
 	defer w.Close()
 	if err := s.handle(w, e); err != nil {
@@ -112,6 +115,12 @@ func (s *session) dispatch(e element) error {
 		if err := s.replyError(w, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}); err != nil {
 			return err
 		}
+	}
+	if !s.pipelined {
+		// Counted after the pipelined stanzas before it (XEP-0198), which
+		// the pipeline's worker counts when they are archived and routed.
+		s.flushPipeline()
+		s.smHandled()
 	}
 	return w.Close()
 }

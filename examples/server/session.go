@@ -41,6 +41,8 @@ type session struct {
 	relayedOut atomic.Int32 // IQs this session relayed, awaiting an answer
 	carbons    atomic.Bool  // XEP-0280 carbons enabled (carbons.go)
 	sm         smState      // XEP-0198 stream management (sm.go)
+	pipe       archivePipe  // messages being archived, then routed (archivepipe.go)
+	pipelined  bool         // the stanza being dispatched went into pipe; read loop only
 
 	rosterInterested    atomic.Bool // asked for the roster: gets roster pushes (RFC 6121 § 2.1.6)
 	blocklistInterested atomic.Bool // asked for the blocklist: gets its pushes (XEP-0191 § 3.3)

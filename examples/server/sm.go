@@ -145,6 +145,7 @@ func (s *session) handleSM(e element) error {
 	m := &s.sm
 	switch e.start.Name.Local {
 	case "enable":
+		s.flushPipeline() // the count starts after what came before
 		m.mu.Lock()
 		if m.enabled {
 			m.mu.Unlock()
@@ -172,6 +173,13 @@ func (s *session) handleSM(e element) error {
 		m.mu.Unlock()
 		if !enabled {
 			s.send(smFailed("unexpected-request"))
+			return nil
+		}
+		if s.pipelineBusy() {
+			// Answered once the messages before it are archived and
+			// routed (archivepipe.go): h never counts a message whose
+			// archive commit is not done.
+			s.pipeline(pipeItem{r: true})
 			return nil
 		}
 		s.send(smElement("a", "h", strconv.FormatUint(uint64(h), 10)))
