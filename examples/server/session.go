@@ -28,7 +28,7 @@ type session struct {
 	ip   netip.Addr
 	jid  jid.JID // bound full JID; set in the bind callback
 
-	out        chan element      // outbound queue
+	out        *outQueue         // outbound queue (outqueue.go)
 	stop       chan stream.Error // ends the session with this stream error
 	ending     atomic.Bool       // a stream error was asked for
 	done       chan struct{}     // closed when the session is over
@@ -59,7 +59,7 @@ func newSession(srv *Server, conn net.Conn, ip netip.Addr) *session {
 		srv:        srv,
 		conn:       conn,
 		ip:         ip,
-		out:        make(chan element, srv.cfg.QueueSize),
+		out:        newOutQueue(srv.cfg.QueueSize),
 		stop:       make(chan stream.Error, 1),
 		done:       make(chan struct{}),
 		writerDone: make(chan struct{}),
@@ -80,19 +80,12 @@ func (s *session) send(e element) bool {
 		return false
 	default:
 	}
-	select {
-	case s.out <- e:
+	if s.out.push(e) {
 		return true
-	default:
-		s.endWithin(stream.ResourceConstraint, queueFullGrace)
-		for {
-			select {
-			case <-s.out: // what the client would not read: dropped
-			default:
-				return false
-			}
-		}
 	}
+	s.endWithin(stream.ResourceConstraint, queueFullGrace)
+	s.out.clear() // what the client would not read: dropped
+	return false
 }
 
 // queueFullGrace is how long a client whose queue filled up has to read
@@ -146,17 +139,21 @@ func (s *session) writer() {
 			return
 		default:
 		}
-		select {
-		case <-s.done:
-			return
-		case se := <-s.stop:
-			s.writeError(se)
-			return
-		case e := <-s.out:
-			if !s.writeQueued(e) {
-				s.conn.Close() // serve returns; the session ends
+		e, ok := s.out.pop()
+		if !ok {
+			select {
+			case <-s.done:
 				return
+			case se := <-s.stop:
+				s.writeError(se)
+				return
+			case <-s.out.ready:
+				continue
 			}
+		}
+		if !s.writeQueued(e) {
+			s.conn.Close() // serve returns; the session ends
+			return
 		}
 	}
 }
@@ -181,7 +178,7 @@ batch:
 			ok = false
 			break
 		}
-		over, askR := s.sm.sent(e, len(s.out) == 0)
+		over, askR := s.sm.sent(e, s.out.len() == 0)
 		if over {
 			// The client does not acknowledge: like a client that does
 			// not read (its held stanzas are bounced when the session
@@ -198,9 +195,8 @@ batch:
 		if n == maxWriteBatch || len(s.stop) > 0 {
 			break
 		}
-		select {
-		case e = <-s.out:
-		default:
+		var ok bool
+		if e, ok = s.out.pop(); !ok {
 			break batch
 		}
 	}

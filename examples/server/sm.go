@@ -254,7 +254,7 @@ func (q *smReplies) add(t xml.Token, depth int) {
 // smWritten is the writer's bookkeeping after it wrote e; false when the
 // connection failed.
 func (s *session) smWritten(e element) bool {
-	over, askR := s.sm.sent(e, len(s.out) == 0)
+	over, askR := s.sm.sent(e, s.out.len() == 0)
 	if over {
 		// The client does not acknowledge: like a client that does not
 		// read (its held stanzas are bounced when the session ends).
@@ -373,14 +373,13 @@ func (srv *Server) smEnded(s *session, err error) {
 	resumable := id != "" && (m.takeover || m.idle || (!s.ending.Load() && err != nil))
 	m.unacked = nil
 	m.mu.Unlock()
-	for drained := false; !drained; {
-		select {
-		case e := <-s.out:
-			if e.start.Name.Space != nsSM {
-				held = append(held, e)
-			}
-		default:
-			drained = true
+	for {
+		e, ok := s.out.pop()
+		if !ok {
+			break
+		}
+		if e.start.Name.Space != nsSM {
+			held = append(held, e)
 		}
 	}
 	t := srv.sm
