@@ -127,13 +127,21 @@ func (s *session) pipeWorker() {
 		}
 		p.mu.Unlock()
 		s.archiveBatch(batch)
-		w := &replyWriter{queue: &smReplies{s: s}} // answers go through the queue
 		for i := range batch {
 			it := &batch[i]
 			if it.r {
 				s.smAnswer()
 			} else {
+				// A bounce is written like the read loop's answers (to
+				// the stream, or through the queue with XEP-0198 on),
+				// so it goes out before the answer to anything the
+				// client sent after the message.
+				w := &replyWriter{xs: s.xs, conn: s.conn, queue: s.smQueue()}
+				if s.xs == nil { // a test's session without a stream
+					w.queue = &smReplies{s: s}
+				}
 				_ = s.srv.route(context.Background(), s, w, it.e, it.to, it.out, it.storedForRecipient, it.senderID)
+				_ = w.Close()
 				s.smHandled()
 			}
 			batch[i] = pipeItem{} // the stanza is no longer held

@@ -168,8 +168,8 @@ func (srv *Server) handleConn(conn net.Conn, directTLS bool, ticket *connTicket)
 	s.xs = xs
 	defer srv.sessions.remove(s)
 	defer s.finish()
-	go s.writer()
-	go s.watchIdle(srv.cfg.IdleTimeout, srv.cfg.PingTimeout)
+	s.startWriter()
+	defer s.watchIdle(srv.cfg.IdleTimeout, srv.cfg.PingTimeout)()
 	srv.smResumed(s)
 
 	srv.connLog.Info("connected", "user", s.jid.Localpart(), "ip", ip.String(), "tls", tlsKind(directTLS))

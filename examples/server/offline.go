@@ -291,5 +291,6 @@ func (s *session) sendWait(e element, timeout time.Duration) bool {
 			return false
 		}
 	}
+	s.kickWriter()
 	return true
 }

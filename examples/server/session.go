@@ -33,7 +33,12 @@ type session struct {
 	ending     atomic.Bool       // a stream error was asked for
 	done       chan struct{}     // closed when the session is over
 	doneOnce   sync.Once
-	writerDone chan struct{} // closed when the writer returned
+	writerDone chan struct{} // closed when the writer ended for good (writerOver)
+	wmu        sync.Mutex    // guards the four w fields
+	wEnabled   bool          // startWriter was called
+	wRunning   bool          // a writer goroutine runs
+	wOver      bool          // the writer ended for good
+	wResent    bool          // the writer ran once (a resumed session's resend)
 	xs         *xmpp.Session // set before the writer starts
 	activity   atomic.Int64  // top-level tokens read from the client
 
@@ -81,6 +86,7 @@ func (s *session) send(e element) bool {
 	default:
 	}
 	if s.out.push(e) {
+		s.kickWriter()
 		return true
 	}
 	s.endWithin(stream.ResourceConstraint, queueFullGrace)
@@ -102,6 +108,7 @@ func (s *session) endWithin(e stream.Error, grace time.Duration) {
 		return // already ending
 	}
 	s.stop <- e // buffered: the first and only error
+	s.kickWriter()
 	go func() {
 		t := time.NewTimer(grace)
 		defer t.Stop()
@@ -120,22 +127,66 @@ func (s *session) finish() {
 		close(s.done)
 		s.failRelayed()
 	})
+	s.kickWriter() // an idle writer ends for good (writerDone)
 }
 
-// writer drains the queue until the session is over. A stream error asked
-// for with end goes before what is still queued; after it the stream is
-// closed and the connection half-closed: the client's reads end, and
-// serve reads what it still sends for lingerTimeout at most.
+// startWriter lets the session's writer run: from now on, queueing a
+// stanza, asking for a stream error and the end of the session start it
+// when it is not running. It runs at once, for a resumed session's held
+// stanzas.
+func (s *session) startWriter() {
+	s.wmu.Lock()
+	s.wEnabled = true
+	s.wmu.Unlock()
+	s.kickWriter()
+}
+
+// kickWriter starts the writer unless it runs, has ended for good, or was
+// not started yet (startWriter).
+func (s *session) kickWriter() {
+	s.wmu.Lock()
+	if !s.wEnabled || s.wRunning || s.wOver {
+		s.wmu.Unlock()
+		return
+	}
+	s.wRunning = true
+	s.wmu.Unlock()
+	go s.writer()
+}
+
+// writerOver marks the writer ended for good and closes writerDone.
+func (s *session) writerOver() {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.wRunning = false
+	if !s.wOver {
+		s.wOver = true
+		close(s.writerDone)
+	}
+}
+
+// writer drains the queue, then returns (kickWriter starts it again when
+// something is queued): an idle session holds no writer goroutine. A
+// stream error asked for with end goes before what is still queued; after
+// it the stream is closed and the connection half-closed: the client's
+// reads end, and serve reads what it still sends for lingerTimeout at
+// most. Once the session is over and its queue empty, the writer ends for
+// good (writerDone).
 func (s *session) writer() {
-	defer close(s.writerDone)
-	if !s.smResend() { // a resumed session's held stanzas go first
+	s.wmu.Lock()
+	resend := !s.wResent
+	s.wResent = true
+	s.wmu.Unlock()
+	if resend && !s.smResend() { // a resumed session's held stanzas go first
 		s.conn.Close()
+		s.writerOver()
 		return
 	}
 	for {
 		select {
 		case se := <-s.stop:
 			s.writeError(se)
+			s.writerOver()
 			return
 		default:
 		}
@@ -143,16 +194,24 @@ func (s *session) writer() {
 		if !ok {
 			select {
 			case <-s.done:
+				s.writerOver()
 				return
-			case se := <-s.stop:
-				s.writeError(se)
-				return
-			case <-s.out.ready:
+			default:
+			}
+			// Going idle. What is queued or asked for from here on
+			// starts a new writer (kickWriter takes wmu after it).
+			s.wmu.Lock()
+			if s.out.len() > 0 || len(s.stop) > 0 {
+				s.wmu.Unlock()
 				continue
 			}
+			s.wRunning = false
+			s.wmu.Unlock()
+			return
 		}
 		if !s.writeQueued(e) {
 			s.conn.Close() // serve returns; the session ends
+			s.writerOver()
 			return
 		}
 	}
