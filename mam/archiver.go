@@ -145,8 +145,8 @@ type Result struct {
 // (serialized as stored) is not stored: the error wraps ErrTooLarge and
 // Deliver is still set.
 func (a *Archiver) Archive(ctx context.Context, c Chat) (Result, error) {
-	pl, err := a.plan(ctx, c)
-	if err != nil || len(pl.owners) == 0 {
+	var pl archivePlan // on the stack: Archive allocates no plan
+	if err := a.plan(ctx, c, &pl); err != nil || len(pl.owners) == 0 {
 		return pl.res, err
 	}
 	ids := make([]string, len(pl.owners))
@@ -170,15 +170,15 @@ func (a *Archiver) Archive(ctx context.Context, c Chat) (Result, error) {
 func (a *Archiver) ArchiveAll(ctx context.Context, cs []Chat) ([]Result, []error) {
 	res := make([]Result, len(cs))
 	errs := make([]error, len(cs))
-	plans := make([]*archivePlan, len(cs))
+	plans := make([]archivePlan, len(cs))
 	var msgs []Message
 	for i, c := range cs {
-		pl, err := a.plan(ctx, c)
-		if err != nil || len(pl.owners) == 0 {
+		pl := &plans[i]
+		if err := a.plan(ctx, c, pl); err != nil || len(pl.owners) == 0 {
 			res[i], errs[i] = pl.res, err
+			pl.owners = nil // done: no append
 			continue
 		}
-		plans[i] = pl
 		for _, o := range pl.owners {
 			msgs = append(msgs, pl.message(o))
 		}
@@ -194,8 +194,9 @@ func (a *Archiver) ArchiveAll(ctx context.Context, cs []Chat) ([]Result, []error
 		}
 	}
 	k := 0
-	for i, pl := range plans {
-		if pl == nil {
+	for i := range plans {
+		pl := &plans[i]
+		if len(pl.owners) == 0 {
 			continue
 		}
 		ids := make([]string, len(pl.owners))
@@ -235,13 +236,12 @@ type archivePlan struct {
 // the address it was sent to) and the recipient's (peer: the sender's full
 // JID), each by its owner's preferences; a message to oneself once. With
 // no owner, pl.res is the answer.
-func (a *Archiver) plan(ctx context.Context, c Chat) (*archivePlan, error) {
-	pl := &archivePlan{}
+func (a *Archiver) plan(ctx context.Context, c Chat, pl *archivePlan) error {
 	switch {
 	case c.From.Domainpart() == "":
-		return pl, fmt.Errorf("%w: Chat.From missing", ErrBadRequest)
+		return fmt.Errorf("%w: Chat.From missing", ErrBadRequest)
 	case c.To.Domainpart() == "":
-		return pl, fmt.Errorf("%w: Chat.To missing", ErrBadRequest)
+		return fmt.Errorf("%w: Chat.To missing", ErrBadRequest)
 	}
 	pl.from, pl.to = c.From, c.To
 	pl.sender, pl.recipient = c.From.Bare(), c.To.Bare()
@@ -251,19 +251,19 @@ func (a *Archiver) plan(ctx context.Context, c Chat) (*archivePlan, error) {
 		from:  pl.from,
 		to:    pl.to,
 	}); err != nil {
-		return pl, err
+		return err
 	}
 	f, err := sc.scan()
 	if err != nil {
-		return pl, err
+		return err
 	}
 	pl.stored = sc.w.buf
 	pl.res.Deliver = sc.deliver(false)
 	if f.typ == "groupchat" || !f.archivable() {
-		return pl, nil
+		return nil
 	}
 	if len(pl.stored) > a.cfg.maxStanzaSize() {
-		return pl, fmt.Errorf("%w: %d bytes", ErrTooLarge, len(pl.stored))
+		return fmt.Errorf("%w: %d bytes", ErrTooLarge, len(pl.stored))
 	}
 	pl.now = a.cfg.now()
 	owners := [2]jid.JID{pl.sender, pl.recipient}
@@ -286,9 +286,9 @@ func (a *Archiver) plan(ctx context.Context, c Chat) (*archivePlan, error) {
 		}
 	}
 	if len(pl.owners) == 0 && len(pl.errs) > 0 {
-		return pl, errors.Join(pl.errs...)
+		return errors.Join(pl.errs...)
 	}
-	return pl, nil
+	return nil
 }
 
 // message is the Message to append to owner's archive.
