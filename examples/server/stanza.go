@@ -89,17 +89,6 @@ func (s *session) handleMessage(t xmlstream.TokenReadEncoder, e element, to jid.
 	return nil
 }
 
-// deliverMessage hands a message from a local session to a local user:
-// archived per both users' preferences, then routed (route). The archive
-// pipeline does the same for batches of messages.
-func (srv *Server) deliverMessage(ctx context.Context, s *session, t xmlstream.TokenReadEncoder, e element, to jid.JID) error {
-	out, storedForRecipient, senderID := e, false, ""
-	if e.attr("type") != "error" {
-		out, storedForRecipient, senderID = archiveChatIDs(ctx, srv.archiver, s.jid, to, e)
-	}
-	return srv.route(ctx, s, t, e, to, out, storedForRecipient, senderID)
-}
-
 // route queues out, the archived copy of the message e from session s, to
 // the recipient's sessions (a full JID that is offline falls back to the
 // bare JID, RFC 6121 § 8.5.3.2.1), with carbons to the sender's other
