@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"chatbx.eu/privacy/internal/xmlutil"
 	"mellium.im/xmlstream"
@@ -144,68 +145,181 @@ type Result struct {
 // (serialized as stored) is not stored: the error wraps ErrTooLarge and
 // Deliver is still set.
 func (a *Archiver) Archive(ctx context.Context, c Chat) (Result, error) {
-	var res Result
+	var pl archivePlan // on the stack: Archive allocates no plan
+	if err := a.plan(ctx, c, &pl); err != nil || len(pl.owners) == 0 {
+		return pl.res, err
+	}
+	ids := make([]string, len(pl.owners))
+	for i, o := range pl.owners {
+		m, err := a.store.Append(ctx, pl.message(o))
+		if err != nil {
+			pl.errs = append(pl.errs, fmt.Errorf("mam: append: %w", err))
+			continue
+		}
+		ids[i] = m.ID
+	}
+	return pl.finish(ids), errors.Join(pl.errs...)
+}
+
+// ArchiveAll is Archive for several messages, in the order given: results
+// and errors are index for index those Archive would return for each. The
+// messages' appends go to the store together and in order, which a
+// BoltStore commits in one write transaction (one fsync) rather than one
+// per message; other stores get one Append after the other. When it
+// returns, every message stored is committed, as with Archive.
+func (a *Archiver) ArchiveAll(ctx context.Context, cs []Chat) ([]Result, []error) {
+	res := make([]Result, len(cs))
+	errs := make([]error, len(cs))
+	plans := make([]archivePlan, len(cs))
+	var msgs []Message
+	for i, c := range cs {
+		pl := &plans[i]
+		if err := a.plan(ctx, c, pl); err != nil || len(pl.owners) == 0 {
+			res[i], errs[i] = pl.res, err
+			pl.owners = nil // done: no append
+			continue
+		}
+		for _, o := range pl.owners {
+			msgs = append(msgs, pl.message(o))
+		}
+	}
+	var stored []Message
+	var serrs []error
+	if ba, ok := a.store.(batchAppender); ok && len(msgs) > 1 {
+		stored, serrs = ba.appendAll(ctx, msgs)
+	} else {
+		stored, serrs = make([]Message, len(msgs)), make([]error, len(msgs))
+		for i, m := range msgs {
+			stored[i], serrs[i] = a.store.Append(ctx, m)
+		}
+	}
+	k := 0
+	for i := range plans {
+		pl := &plans[i]
+		if len(pl.owners) == 0 {
+			continue
+		}
+		ids := make([]string, len(pl.owners))
+		for j := range pl.owners {
+			if serrs[k] != nil {
+				pl.errs = append(pl.errs, fmt.Errorf("mam: append: %w", serrs[k]))
+			} else {
+				ids[j] = stored[k].ID
+			}
+			k++
+		}
+		res[i], errs[i] = pl.finish(ids), errors.Join(pl.errs...)
+	}
+	return res, errs
+}
+
+// batchAppender is a Store that appends several messages in order in one
+// commit (BoltStore).
+type batchAppender interface {
+	appendAll(ctx context.Context, ms []Message) ([]Message, []error)
+}
+
+// archivePlan is a scanned message and the archives that store it.
+type archivePlan struct {
+	sc        scanner
+	res       Result
+	stored    []byte
+	now       time.Time
+	sender    jid.JID
+	recipient jid.JID
+	from, to  jid.JID
+	owners    []jid.JID // the sender's archive first, then the recipient's
+	errs      []error
+}
+
+// plan scans c and decides which archives store it: the sender's (peer:
+// the address it was sent to) and the recipient's (peer: the sender's full
+// JID), each by its owner's preferences; a message to oneself once. With
+// no owner, pl.res is the answer.
+func (a *Archiver) plan(ctx context.Context, c Chat, pl *archivePlan) error {
 	switch {
 	case c.From.Domainpart() == "":
-		return res, fmt.Errorf("%w: Chat.From missing", ErrBadRequest)
+		return fmt.Errorf("%w: Chat.From missing", ErrBadRequest)
 	case c.To.Domainpart() == "":
-		return res, fmt.Errorf("%w: Chat.To missing", ErrBadRequest)
+		return fmt.Errorf("%w: Chat.To missing", ErrBadRequest)
 	}
-	from, to := c.From, c.To
-	sender, recipient := from.Bare(), to.Bare()
-	var sc scanner
+	pl.from, pl.to = c.From, c.To
+	pl.sender, pl.recipient = c.From.Bare(), c.To.Bare()
+	sc := &pl.sc
 	if err := sc.init(c.Stanza, scanOptions{
-		strip: [2]jid.JID{sender, recipient},
-		from:  from,
-		to:    to,
+		strip: [2]jid.JID{pl.sender, pl.recipient},
+		from:  pl.from,
+		to:    pl.to,
 	}); err != nil {
-		return res, err
+		return err
 	}
 	f, err := sc.scan()
 	if err != nil {
-		return res, err
+		return err
 	}
-	stored := sc.w.buf
-	res.Deliver = sc.deliver(false)
+	pl.stored = sc.w.buf
+	pl.res.Deliver = sc.deliver(false)
 	if f.typ == "groupchat" || !f.archivable() {
-		return res, nil
+		return nil
 	}
-	if len(stored) > a.cfg.maxStanzaSize() {
-		return res, fmt.Errorf("%w: %d bytes", ErrTooLarge, len(stored))
+	if len(pl.stored) > a.cfg.maxStanzaSize() {
+		return fmt.Errorf("%w: %d bytes", ErrTooLarge, len(pl.stored))
 	}
-	now := a.cfg.now()
-	var errs []error
-	store := func(owner, peer jid.JID) string {
+	pl.now = a.cfg.now()
+	owners := [2]jid.JID{pl.sender, pl.recipient}
+	n := 2
+	if pl.recipient.Equal(pl.sender) {
+		n = 1 // a message to oneself is archived once
+	}
+	for i, owner := range owners[:n] {
+		peer := pl.to
+		if i == 1 {
+			peer = pl.from
+		}
 		ok, err := a.allows(ctx, owner, peer)
 		if err != nil {
-			errs = append(errs, err)
-			return ""
+			pl.errs = append(pl.errs, err)
+			continue
 		}
-		if !ok {
-			return ""
+		if ok {
+			pl.owners = append(pl.owners, owner)
 		}
-		m, err := a.store.Append(ctx, Message{Archive: owner, With: peer, Time: now, Stanza: stored})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("mam: append: %w", err))
-			return ""
-		}
-		return m.ID
 	}
-	res.SenderID = store(sender, to)
-	if recipient.Equal(sender) {
-		// A message to oneself is archived once.
-		res.RecipientID = res.SenderID
-	} else {
-		res.RecipientID = store(recipient, from)
+	if len(pl.owners) == 0 && len(pl.errs) > 0 {
+		return errors.Join(pl.errs...)
+	}
+	return nil
+}
+
+// message is the Message to append to owner's archive.
+func (pl *archivePlan) message(owner jid.JID) Message {
+	peer := pl.to
+	if !owner.Equal(pl.sender) {
+		peer = pl.from
+	}
+	return Message{Archive: owner, With: peer, Time: pl.now, Stanza: pl.stored}
+}
+
+// finish fills the result from the ids the owners' archives assigned ("" for
+// a failed append), index for index with pl.owners.
+func (pl *archivePlan) finish(ids []string) Result {
+	res := pl.res
+	for i, o := range pl.owners {
+		if o.Equal(pl.sender) {
+			res.SenderID = ids[i]
+		}
+		if o.Equal(pl.recipient) {
+			res.RecipientID = ids[i]
+		}
 	}
 	switch {
 	case res.RecipientID != "":
-		res.Deliver = sc.stamp(res.RecipientID, recipient)
+		res.Deliver = pl.sc.stamp(res.RecipientID, pl.recipient)
 	case res.SenderID != "":
 		// The store may keep stored; the caller owns Deliver.
-		res.Deliver = sc.deliver(true)
+		res.Deliver = pl.sc.deliver(true)
 	}
-	return res, errors.Join(errs...)
+	return res
 }
 
 // allows applies owner's preferences to a message with peer.

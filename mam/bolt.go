@@ -36,8 +36,11 @@ type BoltConfig struct {
 	ExpireBatch int
 }
 
-// BoltStore is a Store in a bbolt database. Several BoltStores (or other
-// packages) may share one file: every bucket of this store is named "mam.…".
+// BoltStore is a Store in a bbolt database. Stores of other packages may
+// share the file: every bucket of this store is named "mam.…". The mam
+// buckets of a file belong to one BoltStore at a time: it keeps the
+// preferences it read in memory (up to 8,192 owners, dropped by SetPrefs and
+// Erase), so that archiving a message reads no preferences from the file.
 //
 // # Layout
 //
@@ -88,6 +91,8 @@ type BoltStore struct {
 	gcMu      sync.Mutex
 	gcQueue   []*commitReq // appends waiting for the next transaction
 	gcRunning bool         // a goroutine is committing
+
+	prefs prefsCache // owners' preferences, read once (bolt_prefscache.go)
 
 	mu sync.RWMutex
 	// jids caches parsed stored JIDs; Erase clears it. The values are

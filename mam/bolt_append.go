@@ -140,16 +140,33 @@ type commitReq struct {
 // once; under load, one fsync serves many appends. (bbolt's DB.Batch would
 // add up to MaxBatchDelay, 10 ms by default, to every concurrent append.)
 func (s *BoltStore) groupCommit(p *pending) error {
-	req := &commitReq{p: p, done: make(chan error, 1)}
+	return s.groupCommitAll([]*pending{p})[0]
+}
+
+// groupCommitAll is groupCommit for several appends, queued together and
+// in order: they are committed in this order, in as few transactions as
+// maxGroup allows. It returns each append's error.
+func (s *BoltStore) groupCommitAll(ps []*pending) []error {
+	if len(ps) == 0 {
+		return nil
+	}
+	reqs := make([]commitReq, len(ps))
 	s.gcMu.Lock()
-	s.gcQueue = append(s.gcQueue, req)
+	for i, p := range ps {
+		reqs[i] = commitReq{p: p, done: make(chan error, 1)}
+		s.gcQueue = append(s.gcQueue, &reqs[i])
+	}
 	lead := !s.gcRunning
 	s.gcRunning = true
 	s.gcMu.Unlock()
 	if lead {
 		s.drain()
 	}
-	return <-req.done
+	errs := make([]error, len(ps))
+	for i := range reqs {
+		errs[i] = <-reqs[i].done
+	}
+	return errs
 }
 
 // drain commits one group of queued appends and, if more arrived meanwhile,
@@ -204,4 +221,39 @@ func (s *BoltStore) Append(ctx context.Context, m Message) (Message, error) {
 	out := p.m
 	out.Stanza = slices.Clone(p.m.Stanza)
 	return out, nil
+}
+
+// appendAll appends ms in order, committed together (see groupCommitAll);
+// results and errors are index for index those of Append.
+// It is the Archiver's path (ArchiveAll), unexported so that the Store
+// interface stays as it is.
+func (s *BoltStore) appendAll(ctx context.Context, ms []Message) ([]Message, []error) {
+	out := make([]Message, len(ms))
+	errs := make([]error, len(ms))
+	if err := ctx.Err(); err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return out, errs
+	}
+	ps := make([]*pending, 0, len(ms))
+	idx := make([]int, 0, len(ms))
+	for i, m := range ms {
+		p, err := s.prepare(m)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		ps = append(ps, p)
+		idx = append(idx, i)
+	}
+	for j, err := range s.groupCommitAll(ps) {
+		i := idx[j]
+		if err != nil {
+			errs[i] = boltErr(err)
+			continue
+		}
+		out[i] = ps[j].m // its Stanza is prepare's copy: nobody else holds it
+	}
+	return out, errs
 }

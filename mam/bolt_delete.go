@@ -99,6 +99,7 @@ func (s *BoltStore) Erase(ctx context.Context, user jid.JID) error {
 		return fmt.Errorf("mam: erase without user: %w", ErrBadRequest)
 	}
 	u := bareBytes(user)
+	defer s.prefs.drop(u)
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketPrefs).Delete(u); err != nil {
 			return err

@@ -74,13 +74,21 @@ func (s *BoltStore) Prefs(ctx context.Context, owner jid.JID) (Prefs, error) {
 	if err := ctx.Err(); err != nil {
 		return Prefs{}, err
 	}
-	var p Prefs
+	key := bareBytes(owner)
+	p, ok, gen := s.prefs.get(key)
+	if ok {
+		return p, nil
+	}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
-		p, err = boltPrefs(tx, bareBytes(owner))
+		p, err = boltPrefs(tx, key)
 		return err
 	})
-	return p, boltErr(err)
+	if err != nil {
+		return Prefs{}, boltErr(err)
+	}
+	s.prefs.put(key, p, gen)
+	return p, nil
 }
 
 // SetPrefs implements Store. An unknown default is an error wrapping
@@ -99,9 +107,11 @@ func (s *BoltStore) SetPrefs(ctx context.Context, owner jid.JID, p Prefs) error 
 	if err != nil {
 		return fmt.Errorf("mam: encode prefs: %w", err)
 	}
+	key := bareBytes(owner)
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketPrefs).Put(bareBytes(owner), v)
+		return tx.Bucket(bucketPrefs).Put(key, v)
 	})
+	s.prefs.drop(key) // also after a failure: the next read sees the file
 	return boltErr(err)
 }
 

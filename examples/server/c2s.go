@@ -168,12 +168,13 @@ func (srv *Server) handleConn(conn net.Conn, directTLS bool, ticket *connTicket)
 	s.xs = xs
 	defer srv.sessions.remove(s)
 	defer s.finish()
-	go s.writer()
-	go s.watchIdle(srv.cfg.IdleTimeout, srv.cfg.PingTimeout)
+	s.startWriter()
+	defer s.watchIdle(srv.cfg.IdleTimeout, srv.cfg.PingTimeout)()
 	srv.smResumed(s)
 
 	srv.connLog.Info("connected", "user", s.jid.Localpart(), "ip", ip.String(), "tls", tlsKind(directTLS))
 	err = s.serve(lc)
+	s.flushPipeline() // what the client sent is archived and routed, and counted
 	s.finish()
 	srv.smEnded(s, err) // sessionEnded, then XEP-0198 parking (sm.go)
 	srv.connLog.Info("disconnected", "user", s.jid.Localpart(), "ip", ip.String())

@@ -8,6 +8,8 @@ import (
 	"io"
 	"path/filepath"
 	"time"
+
+	"chatbx.eu/privacy/mam"
 )
 
 // Config is the server configuration. Each field but the last group maps to
@@ -72,6 +74,10 @@ type Config struct {
 	// (they measure the stream layer), and TestBindRefusedEndsStream lets
 	// in a user whose account is gone by the time it binds.
 	authenticate func(ctx context.Context, clientKey, username, password string) error
+
+	// archiveStore, if set, wraps the message archive the Archiver writes
+	// to (tests: a store whose commits wait for the test).
+	archiveStore func(mam.Store) mam.Store
 
 	// httpBodyTimeout, if set, replaces the 15 s within which an HTTPS
 	// request body (a form) must arrive (https.go; tests shorten it).

@@ -282,12 +282,15 @@ func (s *session) sendWait(e element, timeout time.Duration) bool {
 	}
 	t := time.NewTimer(timeout)
 	defer t.Stop()
-	select {
-	case s.out <- e:
-		return true
-	case <-s.done:
-		return false
-	case <-t.C:
-		return false
+	for !s.out.push(e) {
+		select {
+		case <-s.out.space: // a pop: try again
+		case <-s.done:
+			return false
+		case <-t.C:
+			return false
+		}
 	}
+	s.kickWriter()
+	return true
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"syscall"
 	"time"
 
@@ -102,7 +103,10 @@ func (s *session) dispatch(e element) error {
 	if e.start.Name.Space == nsSM {
 		return s.handleSM(e) // XEP-0198 (sm.go)
 	}
-	s.smHandled()
+	if e.start.Name.Local != "message" {
+		s.flushPipeline() // handled after the messages before it (archivepipe.go)
+	}
+	s.pipelined = false
 	w := &replyWriter{xs: s.xs, conn: s.conn, id: e.attr("id"), queue: s.smQueue()}
 	defer w.Close()
 	if err := s.handle(w, e); err != nil {
@@ -112,6 +116,12 @@ func (s *session) dispatch(e element) error {
 		if err := s.replyError(w, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}); err != nil {
 			return err
 		}
+	}
+	if !s.pipelined {
+		// Counted after the pipelined stanzas before it (XEP-0198), which
+		// the pipeline's worker counts when they are archived and routed.
+		s.flushPipeline()
+		s.smHandled()
 	}
 	return w.Close()
 }
@@ -216,31 +226,54 @@ func (rw *replyWriter) Close() error {
 // otherwise spend the stanza budget; a client that only sends whitespace
 // is pinged, answers, and its budget is refilled. The ping goes out after
 // idle to twice idle of silence.
-func (s *session) watchIdle(idle, grace time.Duration) {
-	t := time.NewTimer(idle)
-	defer t.Stop()
-	seen := s.activity.Load()
-	pinged := false
-	for {
-		select {
-		case <-s.done:
-			return
-		case <-t.C:
-		}
-		if now := s.activity.Load(); now != seen {
-			seen, pinged = now, false
-			t.Reset(idle)
-			continue
-		}
-		if pinged {
-			s.smIdleEnd()
-			s.end(stream.ConnectionTimeout)
-			return
-		}
-		s.send(s.ping())
-		pinged = true
-		t.Reset(grace)
+//
+// It runs on a timer, not a goroutine of its own (an idle session's
+// goroutines are most of its memory); the returned stop ends it.
+func (s *session) watchIdle(idle, grace time.Duration) (stop func()) {
+	w := &idleWatch{s: s, idle: idle, grace: grace, seen: s.activity.Load()}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.t = time.AfterFunc(idle, w.check)
+	return func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.t.Stop()
 	}
+}
+
+// idleWatch is the state of watchIdle between two timer runs.
+type idleWatch struct {
+	s           *session
+	idle, grace time.Duration
+	mu          sync.Mutex
+	t           *time.Timer
+	seen        int64 // s.activity at the last check
+	pinged      bool  // a ping went out since seen changed
+}
+
+// check runs when the timer fires.
+func (w *idleWatch) check() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := w.s
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	if now := s.activity.Load(); now != w.seen {
+		w.seen, w.pinged = now, false
+		w.t.Reset(w.idle)
+		return
+	}
+	if w.pinged {
+		s.smIdleEnd()
+		s.end(stream.ConnectionTimeout)
+		return
+	}
+	s.send(s.ping())
+	w.pinged = true
+	w.t.Reset(w.grace)
 }
 
 // ping is a XEP-0199 ping from the server to the client.

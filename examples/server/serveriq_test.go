@@ -36,7 +36,8 @@ func TestServerIQs(t *testing.T) {
 	if !q.request(a, []xml.Token{p, p.End()}, cb) {
 		t.Fatal("request refused")
 	}
-	sent := <-a.out
+	<-a.out.ready
+	sent, _ := a.out.pop()
 	id := sent.attr("id")
 	if sent.attr("to") != "alice@localhost/a" || sent.attr("from") != "localhost" || sent.attr("type") != "get" {
 		t.Fatalf("sent %v", sent.start.Attr)

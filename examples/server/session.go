@@ -28,12 +28,17 @@ type session struct {
 	ip   netip.Addr
 	jid  jid.JID // bound full JID; set in the bind callback
 
-	out        chan element      // outbound queue
+	out        *outQueue         // outbound queue (outqueue.go)
 	stop       chan stream.Error // ends the session with this stream error
 	ending     atomic.Bool       // a stream error was asked for
 	done       chan struct{}     // closed when the session is over
 	doneOnce   sync.Once
-	writerDone chan struct{} // closed when the writer returned
+	writerDone chan struct{} // closed when the writer ended for good (writerOver)
+	wmu        sync.Mutex    // guards the four w fields
+	wEnabled   bool          // startWriter was called
+	wRunning   bool          // a writer goroutine runs
+	wOver      bool          // the writer ended for good
+	wResent    bool          // the writer ran once (a resumed session's resend)
 	xs         *xmpp.Session // set before the writer starts
 	activity   atomic.Int64  // top-level tokens read from the client
 
@@ -41,6 +46,8 @@ type session struct {
 	relayedOut atomic.Int32 // IQs this session relayed, awaiting an answer
 	carbons    atomic.Bool  // XEP-0280 carbons enabled (carbons.go)
 	sm         smState      // XEP-0198 stream management (sm.go)
+	pipe       archivePipe  // messages being archived, then routed (archivepipe.go)
+	pipelined  bool         // the stanza being dispatched went into pipe; read loop only
 
 	rosterInterested    atomic.Bool // asked for the roster: gets roster pushes (RFC 6121 § 2.1.6)
 	blocklistInterested atomic.Bool // asked for the blocklist: gets its pushes (XEP-0191 § 3.3)
@@ -57,7 +64,7 @@ func newSession(srv *Server, conn net.Conn, ip netip.Addr) *session {
 		srv:        srv,
 		conn:       conn,
 		ip:         ip,
-		out:        make(chan element, srv.cfg.QueueSize),
+		out:        newOutQueue(srv.cfg.QueueSize),
 		stop:       make(chan stream.Error, 1),
 		done:       make(chan struct{}),
 		writerDone: make(chan struct{}),
@@ -78,19 +85,13 @@ func (s *session) send(e element) bool {
 		return false
 	default:
 	}
-	select {
-	case s.out <- e:
+	if s.out.push(e) {
+		s.kickWriter()
 		return true
-	default:
-		s.endWithin(stream.ResourceConstraint, queueFullGrace)
-		for {
-			select {
-			case <-s.out: // what the client would not read: dropped
-			default:
-				return false
-			}
-		}
 	}
+	s.endWithin(stream.ResourceConstraint, queueFullGrace)
+	s.out.clear() // what the client would not read: dropped
+	return false
 }
 
 // queueFullGrace is how long a client whose queue filled up has to read
@@ -107,6 +108,7 @@ func (s *session) endWithin(e stream.Error, grace time.Duration) {
 		return // already ending
 	}
 	s.stop <- e // buffered: the first and only error
+	s.kickWriter()
 	go func() {
 		t := time.NewTimer(grace)
 		defer t.Stop()
@@ -125,38 +127,142 @@ func (s *session) finish() {
 		close(s.done)
 		s.failRelayed()
 	})
+	s.kickWriter() // an idle writer ends for good (writerDone)
 }
 
-// writer drains the queue until the session is over. A stream error asked
-// for with end goes before what is still queued; after it the stream is
-// closed and the connection half-closed: the client's reads end, and
-// serve reads what it still sends for lingerTimeout at most.
+// startWriter lets the session's writer run: from now on, queueing a
+// stanza, asking for a stream error and the end of the session start it
+// when it is not running. It runs at once, for a resumed session's held
+// stanzas.
+func (s *session) startWriter() {
+	s.wmu.Lock()
+	s.wEnabled = true
+	s.wmu.Unlock()
+	s.kickWriter()
+}
+
+// kickWriter starts the writer unless it runs, has ended for good, or was
+// not started yet (startWriter).
+func (s *session) kickWriter() {
+	s.wmu.Lock()
+	if !s.wEnabled || s.wRunning || s.wOver {
+		s.wmu.Unlock()
+		return
+	}
+	s.wRunning = true
+	s.wmu.Unlock()
+	go s.writer()
+}
+
+// writerOver marks the writer ended for good and closes writerDone.
+func (s *session) writerOver() {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.wRunning = false
+	if !s.wOver {
+		s.wOver = true
+		close(s.writerDone)
+	}
+}
+
+// writer drains the queue, then returns (kickWriter starts it again when
+// something is queued): an idle session holds no writer goroutine. A
+// stream error asked for with end goes before what is still queued; after
+// it the stream is closed and the connection half-closed: the client's
+// reads end, and serve reads what it still sends for lingerTimeout at
+// most. Once the session is over and its queue empty, the writer ends for
+// good (writerDone).
 func (s *session) writer() {
-	defer close(s.writerDone)
-	if !s.smResend() { // a resumed session's held stanzas go first
+	s.wmu.Lock()
+	resend := !s.wResent
+	s.wResent = true
+	s.wmu.Unlock()
+	if resend && !s.smResend() { // a resumed session's held stanzas go first
 		s.conn.Close()
+		s.writerOver()
 		return
 	}
 	for {
 		select {
 		case se := <-s.stop:
 			s.writeError(se)
+			s.writerOver()
 			return
 		default:
 		}
-		select {
-		case <-s.done:
-			return
-		case se := <-s.stop:
-			s.writeError(se)
-			return
-		case e := <-s.out:
-			if err := s.write(e.TokenReader()); err != nil || !s.smWritten(e) {
-				s.conn.Close() // serve returns; the session ends
+		e, ok := s.out.pop()
+		if !ok {
+			select {
+			case <-s.done:
+				s.writerOver()
 				return
+			default:
 			}
+			// Going idle. What is queued or asked for from here on
+			// starts a new writer (kickWriter takes wmu after it).
+			s.wmu.Lock()
+			if s.out.len() > 0 || len(s.stop) > 0 {
+				s.wmu.Unlock()
+				continue
+			}
+			s.wRunning = false
+			s.wmu.Unlock()
+			return
+		}
+		if !s.writeQueued(e) {
+			s.conn.Close() // serve returns; the session ends
+			s.writerOver()
+			return
 		}
 	}
+}
+
+// maxWriteBatch bounds the stanzas the writer writes with one flush.
+const maxWriteBatch = 64
+
+// writeQueued writes e and what else is queued behind it, up to
+// maxWriteBatch stanzas, with one flush: a burst goes out in a few TLS
+// records and system calls rather than one per stanza. Each stanza is
+// counted for XEP-0198 as it is written (smWritten), an <r/> following the
+// last one when the queue ran empty. It stops early when a stream error is
+// asked for; false when the connection failed. Like write, it sets the
+// deadline itself and never hands mellium a context.
+func (s *session) writeQueued(e element) bool {
+	w := s.xs.TokenWriter()
+	_ = s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	ok := true
+batch:
+	for n := 1; ; n++ {
+		if _, err := xmlstream.Copy(w, e.TokenReader()); err != nil {
+			ok = false
+			break
+		}
+		over, askR := s.sm.sent(e, s.out.len() == 0)
+		if over {
+			// The client does not acknowledge: like a client that does
+			// not read (its held stanzas are bounced when the session
+			// ends).
+			s.end(stream.ResourceConstraint)
+			break
+		}
+		if askR {
+			if _, err := xmlstream.Copy(w, smElement("r").TokenReader()); err != nil {
+				ok = false
+				break
+			}
+		}
+		if n == maxWriteBatch || len(s.stop) > 0 {
+			break
+		}
+		var ok bool
+		if e, ok = s.out.pop(); !ok {
+			break batch
+		}
+	}
+	if err := w.Close(); err != nil {
+		ok = false
+	}
+	return ok
 }
 
 // write sends what r holds (one element) to the client under the

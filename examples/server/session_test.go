@@ -126,8 +126,8 @@ func TestQueueFullEndsSession(t *testing.T) {
 	default:
 		t.Error("no stream error for the slow session")
 	}
-	if len(s.out) != 0 {
-		t.Errorf("%d stanzas left queued for the stuck client", len(s.out))
+	if n := s.out.len(); n != 0 {
+		t.Errorf("%d stanzas left queued for the stuck client", n)
 	}
 	if s.send(element{}) {
 		t.Error("stanza queued for an ending session")

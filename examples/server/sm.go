@@ -145,6 +145,7 @@ func (s *session) handleSM(e element) error {
 	m := &s.sm
 	switch e.start.Name.Local {
 	case "enable":
+		s.flushPipeline() // the count starts after what came before
 		m.mu.Lock()
 		if m.enabled {
 			m.mu.Unlock()
@@ -172,6 +173,13 @@ func (s *session) handleSM(e element) error {
 		m.mu.Unlock()
 		if !enabled {
 			s.send(smFailed("unexpected-request"))
+			return nil
+		}
+		if s.pipelineBusy() {
+			// Answered once the messages before it are archived and
+			// routed (archivepipe.go): h never counts a message whose
+			// archive commit is not done.
+			s.pipeline(pipeItem{r: true})
 			return nil
 		}
 		s.send(smElement("a", "h", strconv.FormatUint(uint64(h), 10)))
@@ -246,7 +254,7 @@ func (q *smReplies) add(t xml.Token, depth int) {
 // smWritten is the writer's bookkeeping after it wrote e; false when the
 // connection failed.
 func (s *session) smWritten(e element) bool {
-	over, askR := s.sm.sent(e, len(s.out) == 0)
+	over, askR := s.sm.sent(e, s.out.len() == 0)
 	if over {
 		// The client does not acknowledge: like a client that does not
 		// read (its held stanzas are bounced when the session ends).
@@ -370,14 +378,13 @@ func (srv *Server) smEnded(s *session, err error) {
 	resumable := id != "" && (m.takeover || m.idle || (!s.ending.Load() && err != nil))
 	m.unacked = nil
 	m.mu.Unlock()
-	for drained := false; !drained; {
-		select {
-		case e := <-s.out:
-			if e.start.Name.Space != nsSM {
-				held = append(held, e)
-			}
-		default:
-			drained = true
+	for {
+		e, ok := s.out.pop()
+		if !ok {
+			break
+		}
+		if e.start.Name.Space != nsSM {
+			held = append(held, e)
 		}
 	}
 	t := srv.sm

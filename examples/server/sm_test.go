@@ -561,10 +561,10 @@ func TestSMReplies(t *testing.T) {
 		}
 		q.add(tok, depth)
 	}
-	if len(s.out) != 2 {
-		t.Fatalf("%d elements queued, want 2", len(s.out))
+	if n := s.out.len(); n != 2 {
+		t.Fatalf("%d elements queued, want 2", n)
 	}
-	if e := <-s.out; e.start.Name != iq || len(e.inner) != 2 {
+	if e, _ := s.out.pop(); e.start.Name != iq || len(e.inner) != 2 {
 		t.Fatalf("first: %v with %d tokens", e.start.Name, len(e.inner))
 	}
 }

@@ -71,32 +71,33 @@ func (srv *Server) isLocalUser(j jid.JID) bool {
 	return j.Localpart() != "" && j.Domainpart() == srv.cfg.Domain
 }
 
-// handleMessage routes a message: to a room, or to a local user.
+// handleMessage routes a message: to a room, or to a local user. A message
+// to a local user goes through the session's archive pipeline
+// (archivepipe.go); every other one waits for the pipeline to be empty.
 func (s *session) handleMessage(t xmlstream.TokenReadEncoder, e element, to jid.JID) error {
 	srv := s.srv
 	switch {
 	case to.Domainpart() == conferenceHost(srv.cfg.Domain) && to.Localpart() != "":
+		s.flushPipeline()
 		return srv.muc.handleMessage(s, t, e, to)
 	case !srv.isLocalUser(to):
 		// Messages to the server, services or remote domains (no s2s).
+		s.flushPipeline()
 		return s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
 	}
-	return srv.deliverMessage(context.Background(), s, t, e, to)
+	s.pipeline(pipeItem{e: e, to: to})
+	return nil
 }
 
-// deliverMessage hands a message from a local session to a local user:
-// archived per both users' preferences, then queued to the recipient's
-// sessions (a full JID that is offline falls back to the bare JID, RFC
-// 6121 § 8.5.3.2.1). With no session to deliver to, the message is kept
-// for the recipient's next login if -offline-messages is on (offline.go);
+// route queues out, the archived copy of the message e from session s, to
+// the recipient's sessions (a full JID that is offline falls back to the
+// bare JID, RFC 6121 § 8.5.3.2.1), with carbons to the sender's other
+// sessions. With no session to deliver to, the message is kept for the
+// recipient's next login if -offline-messages is on (offline.go);
 // otherwise, with nothing archived for the recipient, the sender gets
-// service-unavailable.
-func (srv *Server) deliverMessage(ctx context.Context, s *session, t xmlstream.TokenReadEncoder, e element, to jid.JID) error {
+// service-unavailable, written to t.
+func (srv *Server) route(ctx context.Context, s *session, t xmlstream.TokenReadEncoder, e element, to jid.JID, out element, storedForRecipient bool, senderID string) error {
 	typ := e.attr("type")
-	out, storedForRecipient, senderID := e, false, ""
-	if typ != "error" {
-		out, storedForRecipient, senderID = archiveChatIDs(ctx, srv.archiver, s.jid, to, e)
-	}
 	targets := srv.sessions.lookup(to)
 	if len(targets) == 0 && to.Resourcepart() != "" && (typ == "" || typ == "chat" || typ == "normal") {
 		targets = srv.sessions.lookup(to.Bare())
@@ -129,6 +130,13 @@ func archiveChat(ctx context.Context, a *mam.Archiver, from, to jid.JID, e eleme
 // archive ("" if not stored there), for the sender's carbon copies.
 func archiveChatIDs(ctx context.Context, a *mam.Archiver, from, to jid.JID, e element) (out element, storedForRecipient bool, senderID string) {
 	res, _ := a.Archive(ctx, mam.Chat{From: from, To: to, Stanza: mam.Stanza{Start: e.start, Inner: e.inner}})
+	return archived(res, from, to, e)
+}
+
+// archived is what the Archiver's result res for the message e is routed
+// as, with whether the recipient's archive stored it and the sender's
+// archive id.
+func archived(res mam.Result, from, to jid.JID, e element) (out element, storedForRecipient bool, senderID string) {
 	if !res.Deliver.IsZero() {
 		// Tokens in, tokens out: the archiver built them as it read.
 		return element{start: res.Deliver.Start, inner: res.Deliver.Inner}, res.RecipientID != "", res.SenderID

@@ -96,7 +96,11 @@ func (srv *Server) wire(ctx context.Context) error {
 		Logger:  srv.log,
 		Now:     cfg.Now,
 	}
-	srv.archiver = mam.NewArchiver(srv.mamStore, mamCfg)
+	var archive mam.Store = srv.mamStore
+	if cfg.archiveStore != nil {
+		archive = cfg.archiveStore(archive)
+	}
+	srv.archiver = mam.NewArchiver(archive, mamCfg)
 	mamHandler := mam.NewHandler(srv.mamStore, mamCfg)
 
 	// Uploads (upload.db and the uploads directory).
