@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"chatbx.eu/privacy/account"
+	"chatbx.eu/privacy/examples/server/internal/web"
 	"chatbx.eu/privacy/mam"
 	"chatbx.eu/privacy/pgstore"
 	"chatbx.eu/privacy/retention"
@@ -279,4 +280,37 @@ func (srv *Server) eraseDeletedElsewhere(ctx context.Context, user string) {
 func validBlobs(s string) bool {
 	_, err := parseBlobs(s)
 	return err == nil
+}
+
+// storagePrivacyItems state where the data lives and, with -store, what
+// PostgreSQL keeps of deleted data after the purge (measured by
+// TestErasureOnPostgresAndS3; README, "Several nodes").
+func (srv *Server) storagePrivacyItems() []web.PrivacyItem {
+	var items []web.PrivacyItem
+	switch {
+	case srv.pool == nil && srv.cfg.Blobs == "":
+		items = append(items, web.PrivacyItem{Data: "where your data is stored: every item above in this server's data directory (database files and the uploads directory)",
+			Job: "none (a statement)", Kept: "as stated above"})
+	default:
+		where := "message archive, upload records (file name, size, type, owner, times) and accounts in PostgreSQL; "
+		if srv.pool == nil {
+			where = "message archive, upload records and accounts in this server's data directory; "
+		}
+		files := "uploaded files in an S3 bucket; "
+		if srv.cfg.Blobs == "" {
+			files = "uploaded files in the data directory; "
+		}
+		items = append(items, web.PrivacyItem{Data: "where your data is stored: " + where + files +
+			"rosters, rooms, PEP, vCards, private storage, blocklists, offline messages and logs in the data directory of each server you used",
+			Job: "none (a statement)", Kept: "as stated above"})
+	}
+	if srv.pool != nil {
+		items = append(items, web.PrivacyItem{
+			Data: "deleted or expired rows in PostgreSQL: in its table files until the purge rewrites them (" + purgePostgres + "), " +
+				"in its write-ahead log until the segment is removed or overwritten, in WAL archives and backups as long as the operator keeps them",
+			Job:  purgePostgres + " (tables); PostgreSQL's checkpoints (WAL)",
+			Kept: "table files: until the next hourly purge; WAL: see the server's README",
+		})
+	}
+	return items
 }

@@ -276,8 +276,57 @@ func TestTwoNodes(t *testing.T) {
 	if found := scanDir(t, b.DataDir, vcardMarker); len(found) > 0 {
 		t.Errorf("node B kept the deleted user's data: %v", found)
 	}
-	// Bob is untouched on both.
-	b.Login(t, "bob", "bob password 1")
+	// Bob is untouched on both, until blocked on A (GDPR Art. 18): then
+	// his session on B ends too, without erasure.
+	bobB := b.Login(t, "bob", "bob password 1")
+	if err := a.manager.Block(context.Background(), "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if err := bobB.WaitEnd(t); !errors.As(err, &se) || se.Err != "not-authorized" {
+		t.Fatalf("blocked user's session on node B ended with %v", err)
+	}
+	if _, err := b.manager.Get(context.Background(), "bob"); err != nil {
+		t.Fatalf("the blocked account: %v", err)
+	}
+	// /privacy says where the data is.
+	if code, page := httpGet(t, b, b.HTTPSURL+"/privacy"); code != http.StatusOK || !strings.Contains(page, "in PostgreSQL") || !strings.Contains(page, "S3 bucket") {
+		t.Fatalf("/privacy does not say where the data lives: %d\n%s", code, page)
+	}
+}
+
+// TestSharedStoreFlags: -store and -blobs accept what the README says and
+// refuse the rest with an error that does not repeat a password.
+func TestSharedStoreFlags(t *testing.T) {
+	for _, tc := range []struct {
+		store, blobs string
+		ok           bool
+		want         blobsURL
+	}{
+		{"", "", true, blobsURL{}},
+		{"postgres://xmpp:hunter2@db.example.org/xmpp", "", true, blobsURL{}},
+		{"host=/run/postgresql dbname=xmpp", "", true, blobsURL{}},
+		{"postgres://xmpp:hunter2@db.example.org:notaport/xmpp", "", false, blobsURL{}},
+		{"mysql://db", "", false, blobsURL{}},
+		{"", "s3://s3.example.org/bucket", true, blobsURL{endpoint: "s3.example.org", bucket: "bucket", secure: true}},
+		{"", "s3+http://127.0.0.1:9000/b/up", true, blobsURL{endpoint: "127.0.0.1:9000", bucket: "b", prefix: "up/"}},
+		{"", "s3://s3.example.org/", false, blobsURL{}},
+		{"", "s3://key:hunter2@s3.example.org/b", false, blobsURL{}},
+		{"", "https://s3.example.org/b", false, blobsURL{}},
+		{"", "s3://s3.example.org/b?x=1", false, blobsURL{}},
+		{"", "/var/uploads", false, blobsURL{}},
+	} {
+		args := []string{"-store", tc.store, "-blobs", tc.blobs}
+		_, err := parseFlags(args, io.Discard)
+		if (err == nil) != tc.ok {
+			t.Errorf("%q: error %v, want ok %v", args, err, tc.ok)
+		}
+		if err != nil && strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%q: the error repeats the password: %v", args, err)
+		}
+		if got, _ := parseBlobs(tc.blobs); tc.ok && got != tc.want {
+			t.Errorf("-blobs %q: %+v, want %+v", tc.blobs, got, tc.want)
+		}
+	}
 }
 
 // checkpoint writes PostgreSQL's dirty pages to the data files, so that a
