@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"chatbx.eu/privacy/mam"
+	"github.com/jackc/pgx/v5/pgxpool"
 	bolt "go.etcd.io/bbolt"
 	"mellium.im/xmpp/jid"
 )
@@ -52,6 +53,19 @@ func benchBolt(b *testing.B) mam.Store {
 
 func benchPG(b *testing.B) *MAMStore {
 	pool := newPool(b)
+	// The recommended setting (README, "Performance"): one plan per
+	// prepared statement instead of a new plan at every execution.
+	// PGSTORE_BENCH_CUSTOM_PLANS=1 measures PostgreSQL's default.
+	if os.Getenv("PGSTORE_BENCH_CUSTOM_PLANS") == "" {
+		cfg := pool.Config()
+		cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+		var err error
+		pool, err = pgxpool.NewWithConfig(b.Context(), cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(pool.Close)
+	}
 	s, err := NewMAMStore(b.Context(), pool, MAMConfig{})
 	if err != nil {
 		b.Fatal(err)

@@ -47,9 +47,12 @@
 // # What stays on disk
 //
 // PostgreSQL deletes a row by marking it dead: its bytes stay in the table
-// file until VACUUM reuses the space, and in the write-ahead log (and any
-// base backups and WAL archives) until those are recycled. Integrators
-// who promise erasure schedule VACUUM of the mam_messages, mam_counts,
-// upload_records and account_users tables after deletions and bound the
-// life of WAL archives and backups; see README.md.
+// and index files (VACUUM frees the space without clearing it), in the
+// column statistics' value samples, and in the write-ahead log (and any
+// base backups and WAL archives) until those are recycled. Purge rewrites
+// the stores' tables (VACUUM FULL, under an exclusive lock) and the
+// statistics, which leaves the data files clean, as a scan of a real
+// cluster's data directory shows (the example server's tests); the WAL,
+// archives and backups are the operator's to bound (wal_recycle = off,
+// retention); see README.md.
 package pgstore

@@ -479,21 +479,26 @@ func pageSQL(a string, q mam.Query, size int) (sql string, args []any, backward 
 	if !q.End.IsZero() {
 		w.add("ts <= ?", nanos(q.End))
 	}
-	const after, before = "(ts, seq) > (SELECT ts, seq FROM ids WHERE id = ?)", "(ts, seq) < (SELECT ts, seq FROM ids WHERE id = ?)"
+	// A row comparison with a subquery is no index condition: the scalar
+	// bound on ts before it is (an InitPlan parameter), so a page in the
+	// middle of an archive starts its index scan at the id instead of
+	// filtering every row before it.
+	const after = "ts >= (SELECT ts FROM ids WHERE id = ?) AND (ts, seq) > (SELECT ts, seq FROM ids WHERE id = ?)"
+	const before = "ts <= (SELECT ts FROM ids WHERE id = ?) AND (ts, seq) < (SELECT ts, seq FROM ids WHERE id = ?)"
 	if q.AfterID != "" {
-		w.add(after, at(q.AfterID))
+		w.add(after, at(q.AfterID), at(q.AfterID))
 	}
 	if q.BeforeID != "" {
-		w.add(before, at(q.BeforeID))
+		w.add(before, at(q.BeforeID), at(q.BeforeID))
 	}
 	if len(q.IDs) > 0 {
 		w.add("id IN (SELECT id FROM ids)")
 	}
 	if q.After != "" {
-		w.add(after, at(q.After))
+		w.add(after, at(q.After), at(q.After))
 	}
 	if q.Before != "" {
-		w.add(before, at(q.Before))
+		w.add(before, at(q.Before), at(q.Before))
 	}
 	backward = q.Before != "" || q.Last
 	order := "ts, seq"

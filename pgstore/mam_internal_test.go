@@ -246,3 +246,31 @@ func TestMAMBatches(t *testing.T) {
 		t.Errorf("%d rows still name the erased user (%v)", left, err)
 	}
 }
+
+// TestMAMGroupIsAtomic: a group whose last append fails stores none of the
+// group (the batch is one implicit transaction), so the one-by-one retry
+// that follows cannot store a message twice.
+func TestMAMGroupIsAtomic(t *testing.T) {
+	ctx := t.Context()
+	s, err := NewMAMStore(ctx, newPool(t), MAMConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var group []*appendReq
+	for i := range 3 {
+		m := mam.Message{Archive: alice, With: bob, Time: time.Unix(int64(1000+i), 0), Stanza: []byte("<message/>")}
+		group = append(group, &appendReq{m: m, args: []any{alice.String(), m.Time.UnixNano(), int64(1), s.skew(),
+			bob.String(), "", false, nil, false, nil, m.Stanza}})
+	}
+	group[2].args[10] = nil // stanza NOT NULL: the third statement fails
+	if err := s.commitGroup(ctx, group); err == nil {
+		t.Fatal("the group with a failing append committed")
+	}
+	var msgs, archives int
+	if err := s.pool.QueryRow(ctx, "SELECT (SELECT count(*) FROM mam_messages), (SELECT count(*) FROM mam_archives)").Scan(&msgs, &archives); err != nil {
+		t.Fatal(err)
+	}
+	if msgs != 0 || archives != 0 {
+		t.Fatalf("a failed group left %d messages and %d counter rows", msgs, archives)
+	}
+}

@@ -38,6 +38,15 @@ type Config struct {
 	OfflineMessages    time.Duration // -offline-messages: keep messages to offline users this long (XEP-0160); 0 means off, at most 720h
 	SMResumeTimeout    time.Duration // -sm-resume-timeout: XEP-0198 resumption window; 0 means 5 min, at most 1 h
 
+	// Shared stores (stores.go). Store and Blobs "" keep everything in
+	// DataDir.
+	Store       string        // -store: PostgreSQL URL or DSN for archives, upload records, accounts
+	Blobs       string        // -blobs: s3://host[:port]/bucket[/prefix] for uploaded files
+	ClusterPoll time.Duration // -cluster-poll: with -store, how often sessions are checked against the shared accounts; 0 means 2 s
+	// S3AccessKey and S3SecretKey are the credentials for -blobs; main
+	// reads them from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+	S3AccessKey, S3SecretKey string
+
 	// Knobs for tests and embedding; no flag.
 
 	// PingTimeout is how long a silent client has to answer the server's
@@ -141,6 +150,12 @@ func parseFlags(args []string, out io.Writer) (Config, error) {
 		"keep messages to offline users this long until delivered (at most 720h); 0 refuses them (the sender gets an error)")
 	fs.DurationVar(&c.SMResumeTimeout, "sm-resume-timeout", defaultSMResumeTimeout,
 		"XEP-0198: how long unacknowledged stanzas of a dropped connection wait in memory for its resumption (max 1h)")
+	fs.StringVar(&c.Store, "store", "",
+		"PostgreSQL (postgres://... or key=value DSN) for archives, upload records and accounts, shared by several servers; empty: bbolt in -data")
+	fs.StringVar(&c.Blobs, "blobs", "",
+		"S3 bucket for uploaded files: s3://host[:port]/bucket[/prefix] (s3+http:// without TLS), keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; empty: -data/uploads")
+	fs.DurationVar(&c.ClusterPoll, "cluster-poll", defaultClusterPoll,
+		"with -store: how often each server checks its sessions' accounts, ending those deleted or blocked on another server")
 	fs.BoolVar(&c.Purge, "purge", false, "run every retention job and the residue purge once, then exit")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -186,6 +201,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.SMResumeTimeout == 0 {
 		c.SMResumeTimeout = defaultSMResumeTimeout
 	}
+	if c.ClusterPoll == 0 {
+		c.ClusterPoll = defaultClusterPoll
+	}
 	if c.QueueSize == 0 {
 		c.QueueSize = defaultQueueSize
 	}
@@ -210,6 +228,13 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("-max-conns-per-ip and -max-conns must be positive")
 	case c.SMResumeTimeout < 0 || c.SMResumeTimeout > maxSMResumeTimeout:
 		return c, errors.New("-sm-resume-timeout must be between 0 and 1h")
+	case c.ClusterPoll < 0:
+		return c, errors.New("-cluster-poll must be positive")
+	case checkStore(c.Store) != nil:
+		return c, checkStore(c.Store)
+	case !validBlobs(c.Blobs):
+		_, err := parseBlobs(c.Blobs)
+		return c, err
 	case (c.CertFile == "") != (c.KeyFile == ""):
 		return c, errors.New("-cert and -key go together")
 	case c.C2S == "":

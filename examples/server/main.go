@@ -22,6 +22,7 @@ func main() {
 		os.Exit(2)
 	}
 	cfg.Stderr = os.Stderr
+	cfg.S3AccessKey, cfg.S3SecretKey = os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err = run(ctx, cfg, func(srv *Server) {

@@ -20,6 +20,7 @@ import (
 	"chatbx.eu/privacy/mam"
 	"chatbx.eu/privacy/retention"
 	"chatbx.eu/privacy/upload"
+	"github.com/jackc/pgx/v5/pgxpool"
 	bolt "go.etcd.io/bbolt"
 	"mellium.im/xmpp/mux"
 	"mellium.im/xmpp/stream"
@@ -41,7 +42,9 @@ type Server struct {
 	errorLog *log.Logger             // http.Server.ErrorLog, through the scrubber
 
 	manager       *account.Manager
-	mamStore      *mam.BoltStore
+	mamStore      mam.Store        // PostgreSQL with -store, else mam.db
+	holders       []account.Holder // erased on an account's deletion
+	pool          *pgxpool.Pool    // -store; nil means bbolt (stores.go)
 	uploads       *upload.Service
 	scheduler     *retention.Scheduler
 	stopScheduler func()

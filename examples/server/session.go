@@ -444,6 +444,17 @@ func (r *registry) all() []*session {
 	return out
 }
 
+// usernames returns the users with a session.
+func (r *registry) usernames() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(r.users))
+	for u := range r.users {
+		out = append(out, u)
+	}
+	return out
+}
+
 // kick ends every session of the user with a not-authorized stream error
 // (account deleted) and returns how many it ended.
 func (r *registry) kick(user string) int {

@@ -79,15 +79,15 @@ func (srv *Server) openLogs() error {
 func (srv *Server) wire(ctx context.Context) error {
 	cfg := srv.cfg
 
-	// Message archive (mam.db).
-	mamDB, err := srv.openDB("mam.db")
-	if err != nil {
+	// Shared stores (-store, -blobs: stores.go) or the data directory.
+	if err := srv.openPostgres(ctx); err != nil {
 		return err
 	}
-	// EraseGroupMessages: a deleted user's messages in room archives go
-	// too (rooms store the real JID apart, shown to the owner only).
-	if srv.mamStore, err = mam.NewBoltStoreWithConfig(mamDB, mam.BoltConfig{Now: cfg.Now, EraseGroupMessages: true}); err != nil {
-		return fmt.Errorf("mam: %w", err)
+
+	// Message archive (PostgreSQL or mam.db).
+	var err error
+	if srv.mamStore, err = srv.openArchive(ctx); err != nil {
+		return err
 	}
 	mamCfg := mam.Config{
 		Roster:  rosterLookup{srv.store},
@@ -103,18 +103,11 @@ func (srv *Server) wire(ctx context.Context) error {
 	srv.archiver = mam.NewArchiver(archive, mamCfg)
 	mamHandler := mam.NewHandler(srv.mamStore, mamCfg)
 
-	// Uploads (upload.db and the uploads directory).
-	upDB, err := srv.openDB("upload.db")
+	// Uploads (records in PostgreSQL or upload.db; files in S3 or the
+	// uploads directory).
+	meta, blobs, err := srv.openUploadStores(ctx)
 	if err != nil {
 		return err
-	}
-	meta, err := upload.NewBoltMetaStore(upDB)
-	if err != nil {
-		return fmt.Errorf("upload: %w", err)
-	}
-	blobs, err := upload.NewFSBlobStore(filepath.Join(cfg.DataDir, "uploads"))
-	if err != nil {
-		return fmt.Errorf("upload: %w", err)
 	}
 	srv.uploads, err = upload.NewService(meta, blobs, upload.Config{
 		BaseURL:     srv.baseURL + "/upload",
@@ -132,15 +125,14 @@ func (srv *Server) wire(ctx context.Context) error {
 		return err
 	}
 
-	// Accounts (accounts.db); every Holder is erased on deletion.
-	accDB, err := srv.openDB("accounts.db")
+	// Accounts (PostgreSQL or accounts.db); every Holder is erased on
+	// deletion.
+	accStore, err := srv.openAccounts(ctx)
 	if err != nil {
 		return err
 	}
-	accStore, err := account.NewBoltStore(accDB)
-	if err != nil {
-		return fmt.Errorf("account: %w", err)
-	}
+	// subsHolder reads the roster: it comes before the roster's store.
+	srv.holders = []account.Holder{srv.mamStore, srv.uploads, subsHolder{srv}, blockingHolder{srv}, srv.store, srv.pep, logHolder{srv}, srv.private, srv.vcards, srv.offline.store}
 	params := account.DefaultParams()
 	if cfg.FastHashing {
 		params = account.MinParams()
@@ -151,7 +143,7 @@ func (srv *Server) wire(ctx context.Context) error {
 		// Loopback clients are not limited when registering (as in
 		// Prosody); failed logins are limited for everyone.
 		Exempt:  func(key string) bool { return key == exemptKey },
-		Holders: []account.Holder{srv.mamStore, srv.uploads, subsHolder{srv}, blockingHolder{srv}, srv.store, srv.pep, logHolder{srv}, srv.private, srv.vcards, srv.offline.store}, // subsHolder reads the roster
+		Holders: srv.holders,
 		Now:     cfg.Now,
 		Logger:  srv.log,
 	})
@@ -213,7 +205,8 @@ func (srv *Server) retentionJobs() []retention.Job {
 			}), Interval: time.Hour},
 	}
 	jobs = append(jobs, srv.offlineJobs()...)
-	return append(jobs, srv.purgeJobs()...)
+	jobs = append(jobs, srv.purgeJobs()...)
+	return append(jobs, srv.postgresPurgeJob()...)
 }
 
 // wireHTTP builds the HTTPS handlers: uploads, /account, /privacy.
@@ -268,10 +261,12 @@ func (srv *Server) privacyItems(context.Context) ([]web.PrivacyItem, error) {
 		web.PrivacyItem{Data: "stanzas sent to a client whose connection dropped, not acknowledged (XEP-0198), in memory only", Lifetime: srv.cfg.SMResumeTimeout, Job: "stream resumption window"},
 	)
 	items = append(items, srv.personalPrivacyItems()...)
+	items = append(items, srv.storagePrivacyItems()...) // stores.go
 	return items, nil
 }
 
-// startBackground starts the retention scheduler.
+// startBackground starts the retention scheduler and, with -store, the
+// account watch.
 func (srv *Server) startBackground() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -279,7 +274,15 @@ func (srv *Server) startBackground() {
 		defer close(done)
 		_ = srv.scheduler.Run(ctx)
 	}()
-	srv.stopScheduler = func() { cancel(); <-done }
+	// With shared stores, sessions of accounts deleted or blocked on
+	// another node end here too (stores.go).
+	watched := make(chan struct{})
+	if srv.pool != nil {
+		go func() { defer close(watched); srv.watchAccounts(ctx) }()
+	} else {
+		close(watched)
+	}
+	srv.stopScheduler = func() { cancel(); <-done; <-watched }
 }
 
 // stopBackground stops the scheduler (waiting for a running job).
