@@ -36,6 +36,10 @@ type Config struct {
 	OfflineMessages    time.Duration // -offline-messages: keep messages to offline users this long (XEP-0160); 0 means off, at most 720h
 	SMResumeTimeout    time.Duration // -sm-resume-timeout: XEP-0198 resumption window; 0 means 5 min, at most 1 h
 
+	S2S      string // -s2s: server-to-server listener (federation); "" means federation off
+	S2SHosts string // -s2s-hosts: domain=host:port,... instead of DNS for those domains
+	S2SCA    string // -s2s-ca: PEM file of certificates trusted for peers (SASL EXTERNAL) besides the system roots
+
 	// Knobs for tests and embedding; no flag.
 
 	// PingTimeout is how long a silent client has to answer the server's
@@ -72,6 +76,14 @@ type Config struct {
 	// (they measure the stream layer), and TestBindRefusedEndsStream lets
 	// in a user whose account is gone by the time it binds.
 	authenticate func(ctx context.Context, clientKey, username, password string) error
+
+	// s2sRetry, if set, replaces the delays between connection attempts
+	// to a remote domain before its queue is bounced (tests shorten them).
+	s2sRetry []time.Duration
+	// s2sTimeout, if set, replaces NegotiationTimeout for outbound
+	// server-to-server negotiations (a test shortens it alone, so that
+	// its own client logins keep the usual deadline).
+	s2sTimeout time.Duration
 
 	// httpBodyTimeout, if set, replaces the 15 s within which an HTTPS
 	// request body (a form) must arrive (https.go; tests shorten it).
@@ -135,6 +147,12 @@ func parseFlags(args []string, out io.Writer) (Config, error) {
 		"keep messages to offline users this long until delivered (at most 720h); 0 refuses them (the sender gets an error)")
 	fs.DurationVar(&c.SMResumeTimeout, "sm-resume-timeout", defaultSMResumeTimeout,
 		"XEP-0198: how long unacknowledged stanzas of a dropped connection wait in memory for its resumption (max 1h)")
+	fs.StringVar(&c.S2S, "s2s", "",
+		"server-to-server listener (federation, e.g. 0.0.0.0:5269); empty: federation off, no stanza leaves the server")
+	fs.StringVar(&c.S2SHosts, "s2s-hosts", "",
+		"domain=host:port,... : where to reach these remote domains instead of DNS SRV (tests, private networks)")
+	fs.StringVar(&c.S2SCA, "s2s-ca", "",
+		"PEM file of extra certificates trusted for remote servers (SASL EXTERNAL); others authenticate with dialback")
 	fs.BoolVar(&c.Purge, "purge", false, "run every retention job and the residue purge once, then exit")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -206,6 +224,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("-sm-resume-timeout must be between 0 and 1h")
 	case (c.CertFile == "") != (c.KeyFile == ""):
 		return c, errors.New("-cert and -key go together")
+	case c.S2S == "" && (c.S2SHosts != "" || c.S2SCA != ""):
+		return c, errors.New("-s2s-hosts and -s2s-ca need -s2s (federation is off without it)")
 	case c.C2S == "":
 		return c, errors.New("-c2s must not be empty: STARTTLS is the standard client port")
 	case c.HTTP == "":

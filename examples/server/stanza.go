@@ -77,6 +77,8 @@ func (s *session) handleMessage(t xmlstream.TokenReadEncoder, e element, to jid.
 	switch {
 	case to.Domainpart() == conferenceHost(srv.cfg.Domain) && to.Localpart() != "":
 		return srv.muc.handleMessage(s, t, e, to)
+	case srv.isRemote(to) && to.Localpart() != "":
+		return srv.messageToRemote(s, e, to) // federation, s2s_route.go
 	case !srv.isLocalUser(to):
 		// Messages to the server, services or remote domains (no s2s).
 		return s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
