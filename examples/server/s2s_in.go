@@ -310,24 +310,9 @@ func (f *s2sService) inbound(st *s2sStream, domain string, e element) error {
 	if e.start.Name == dbVerify {
 		return f.answerVerify(st, e)
 	}
-	if e.start.Name.Space != nsServer {
-		return stream.UnsupportedStanzaType
-	}
-	switch e.start.Name.Local {
-	case "message", "presence", "iq":
-	default:
-		return stream.UnsupportedStanzaType
-	}
-	from, err := jid.Parse(e.attr("from"))
-	if err != nil || from.Domainpart() != domain {
-		return stream.InvalidFrom
-	}
-	to, err := jid.Parse(e.attr("to"))
-	if err != nil || e.attr("to") == "" {
-		return stream.ImproperAddressing
-	}
-	if !srv.isOurs(to.Domainpart()) {
-		return stream.HostUnknown
+	from, to, err := checkInbound(e, domain, srv.isOurs)
+	if err != nil {
+		return err
 	}
 	if f.s2sAllow != nil && !f.s2sAllow(domain, elementSize(e)) {
 		srv.failures.stanzaRefused(e.start.Name.Local, stanza.PolicyViolation)
@@ -336,6 +321,34 @@ func (f *s2sService) inbound(st *s2sStream, domain string, e element) error {
 	}
 	srv.routeFromRemote(toClientNS(e), from, to)
 	return nil
+}
+
+// checkInbound checks a stanza (jabber:server) of a peer authenticated for
+// domain and returns its addresses: from in domain (else invalid-from), to
+// present and well-formed (else improper-addressing) and ours (else
+// host-unknown); anything but message, presence and iq is
+// unsupported-stanza-type.
+func checkInbound(e element, domain string, ours func(string) bool) (from, to jid.JID, err error) {
+	if e.start.Name.Space != nsServer {
+		return from, to, stream.UnsupportedStanzaType
+	}
+	switch e.start.Name.Local {
+	case "message", "presence", "iq":
+	default:
+		return from, to, stream.UnsupportedStanzaType
+	}
+	from, err = jid.Parse(e.attr("from"))
+	if err != nil || from.Domainpart() != domain {
+		return from, to, stream.InvalidFrom
+	}
+	to, err = jid.Parse(e.attr("to"))
+	if err != nil || e.attr("to") == "" {
+		return from, to, stream.ImproperAddressing
+	}
+	if !ours(to.Domainpart()) {
+		return from, to, stream.HostUnknown
+	}
+	return from, to, nil
 }
 
 // elementSize is the size of e as counted against maxStanzaBytes.

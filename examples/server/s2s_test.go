@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/xml"
@@ -423,4 +424,60 @@ func TestS2SStallBeforeTLS(t *testing.T) {
 	if got := peer.streamError(); got != "policy-violation" {
 		t.Fatalf("dialback before TLS: stream error %q", got)
 	}
+}
+
+// bytesConn is a net.Conn whose reads come from a byte slice.
+type bytesConn struct {
+	net.Conn
+	r *bytes.Reader
+}
+
+func (c bytesConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// FuzzS2SStream feeds arbitrary bytes to the reader of an inbound server
+// stream and the checks of each stanza: never a panic, every element
+// within the stanza limits, and a stanza let through always comes from the
+// authenticated domain and goes to ours; its jabber:client form names the
+// same addresses.
+func FuzzS2SStream(f *testing.F) {
+	for _, s := range []string{
+		`<stream:stream xmlns="jabber:server" xmlns:stream="http://etherx.jabber.org/streams" xmlns:db="jabber:server:dialback" from="a.example" to="b.example" version="1.0">`,
+		`<stream:stream xmlns="jabber:server" xmlns:stream="http://etherx.jabber.org/streams"><message from="x@a.example" to="y@b.example" type="chat"><body>hi</body></message>`,
+		`<stream:stream xmlns="jabber:server" xmlns:stream="http://etherx.jabber.org/streams"><message from="x@c.example" to="y@b.example"/><iq to="b.example" from="a.example" type="get" id="1"><query xmlns="jabber:iq:version"/></iq>`,
+		`<stream:stream xmlns="jabber:server" xmlns:stream="http://etherx.jabber.org/streams" xmlns:db="jabber:server:dialback"><db:result from="a.example" to="b.example">abc</db:result><starttls xmlns="urn:ietf:params:xml:ns:xmpp-tls"/>`,
+		`<stream:stream xmlns="jabber:server" xmlns:stream="http://etherx.jabber.org/streams"><presence from="x@a.example/r" to="y@conference.b.example/nick"><x xmlns="http://jabber.org/protocol/muc"/></presence></stream:stream>`,
+		`<stream:stream xmlns="jabber:client" xmlns:stream="http://etherx.jabber.org/streams"><stream:error><host-unknown xmlns="urn:ietf:params:xml:ns:xmpp-streams"/></stream:error>`,
+	} {
+		f.Add([]byte(s))
+	}
+	ours := func(d string) bool { return d == "b.example" || d == "conference.b.example" }
+	f.Fuzz(func(t *testing.T, data []byte) {
+		st := newS2SStream(bytesConn{r: bytes.NewReader(data)}, maxNegotiationBytes)
+		if _, _, _, err := st.readHeader(); err != nil {
+			return
+		}
+		for range 100 {
+			e, err := st.next(maxStanzaWireBytes)
+			if err != nil {
+				return
+			}
+			if elementSize(e) > maxStanzaBytes {
+				t.Fatalf("element over the limit: %d bytes", elementSize(e))
+			}
+			from, to, err := checkInbound(e, "a.example", ours)
+			if err != nil {
+				continue
+			}
+			if from.Domainpart() != "a.example" || !ours(to.Domainpart()) {
+				t.Fatalf("let through from %q to %q", from, to)
+			}
+			c := toClientNS(e)
+			if c.attr("from") != e.attr("from") || c.attr("to") != e.attr("to") || c.start.Name.Space != stanza.NSClient {
+				t.Fatalf("namespace rewrite changed %v into %v", e.start, c.start)
+			}
+			if _, err := toServerNS(c).bytes(); err != nil {
+				t.Fatalf("rewritten stanza does not serialize: %v", err)
+			}
+		}
+	})
 }
