@@ -67,12 +67,14 @@ type s2sService struct {
 	ln net.Listener
 
 	mu     sync.Mutex
-	out    map[string]*s2sOut      // remote domain → queue
+	out    map[string]*s2sOut      // "our-domain remote-domain" → queue
 	in     map[*s2sStream]struct{} // inbound streams, for shutdown
 	iqs    map[s2sIQKey]time.Time  // IQs sent out, awaiting an answer
 	relays map[s2sIQKey]time.Time  // remote IQs relayed to local sessions
-	down   bool
-	wg     sync.WaitGroup
+	// occupants are the remote users in our rooms (s2s_muc.go).
+	occupants map[string]*session
+	down      bool
+	wg        sync.WaitGroup
 }
 
 // s2sIQKey names an IQ between a local and a remote full JID.
@@ -135,6 +137,8 @@ func newS2S(srv *Server) (*s2sService, error) {
 		in:     make(map[*s2sStream]struct{}),
 		iqs:    make(map[s2sIQKey]time.Time),
 		relays: make(map[s2sIQKey]time.Time),
+
+		occupants: make(map[string]*session),
 	}, nil
 }
 
@@ -196,21 +200,29 @@ func (f *s2sService) serverTLS() *tls.Config {
 // e at once.
 func (f *s2sService) send(e element, to jid.JID) {
 	domain := to.Domainpart()
+	// One stream per pair of domains: a stream authenticates one domain of
+	// ours (XEP-0220 § 2.1), and a room's stanzas come from the
+	// conference subdomain.
+	from := f.srv.cfg.Domain
+	if j, err := jid.Parse(e.attr("from")); err == nil && f.srv.isOurs(j.Domainpart()) {
+		from = j.Domainpart()
+	}
+	key := from + " " + domain
 	f.mu.Lock()
 	if f.down {
 		f.mu.Unlock()
 		f.srv.bounce(e, stanza.RemoteServerTimeout)
 		return
 	}
-	q := f.out[domain]
+	q := f.out[key]
 	if q == nil {
 		if len(f.out) >= maxS2SDomains {
 			f.mu.Unlock()
 			f.srv.bounce(e, stanza.ResourceConstraint)
 			return
 		}
-		q = newS2SOut(f, domain)
-		f.out[domain] = q
+		q = newS2SOut(f, from, domain)
+		f.out[key] = q
 		f.wg.Add(1)
 		go q.run()
 	}
@@ -265,6 +277,9 @@ func (f *s2sService) shutdown() {
 	ins := make([]*s2sStream, 0, len(f.in))
 	for st := range f.in {
 		ins = append(ins, st)
+	}
+	for _, s := range f.occupants {
+		s.finish()
 	}
 	f.mu.Unlock()
 	for _, q := range outs {

@@ -253,7 +253,7 @@ func (f *s2sService) authenticateIn(st *s2sStream, from string, externalOK bool,
 			if from != "" && from != origin {
 				return "", "", stream.InvalidFrom
 			}
-			ok, err := f.verifyDialback(srv.ctx, origin, st.id, key)
+			ok, err := f.verifyDialback(srv.ctx, to, origin, st.id, key)
 			if err != nil {
 				srv.log.Info("s2s: dialback verification failed", "err", err)
 			}
@@ -261,7 +261,7 @@ func (f *s2sService) authenticateIn(st *s2sStream, from string, externalOK bool,
 			if ok {
 				typ = "valid"
 			}
-			if err := st.writeElement(simpleElement(nsDialback, "result", "", "from", srv.cfg.Domain, "to", origin, "type", typ)); err != nil {
+			if err := st.writeElement(simpleElement(nsDialback, "result", "", "from", to, "to", origin, "type", typ)); err != nil {
 				return "", "", err
 			}
 			if !ok {
@@ -278,7 +278,7 @@ func (f *s2sService) authenticateIn(st *s2sStream, from string, externalOK bool,
 // asking domain on that stream id, once.
 func (f *s2sService) answerVerify(st *s2sStream, e element) error {
 	receiving, originating, id := e.attr("from"), e.attr("to"), e.attr("id")
-	ok := originating == f.srv.cfg.Domain &&
+	ok := f.srv.isOurs(originating) &&
 		f.keys.verify(dialbackID{receiving: receiving, originating: originating, streamID: id}, e.text())
 	typ := "invalid"
 	if ok {

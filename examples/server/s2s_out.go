@@ -21,6 +21,7 @@ import (
 // dropped silently.
 type s2sOut struct {
 	f      *s2sService
+	from   string // our domain (or service subdomain) the stream is for
 	domain string
 
 	mu    sync.Mutex
@@ -31,8 +32,8 @@ type s2sOut struct {
 	quitOnce sync.Once
 }
 
-func newS2SOut(f *s2sService, domain string) *s2sOut {
-	return &s2sOut{f: f, domain: domain, wake: make(chan struct{}, 1), quit: make(chan struct{})}
+func newS2SOut(f *s2sService, from, domain string) *s2sOut {
+	return &s2sOut{f: f, from: from, domain: domain, wake: make(chan struct{}, 1), quit: make(chan struct{})}
 }
 
 // push queues e; false when the queue is full.
@@ -107,7 +108,7 @@ func (q *s2sOut) run() {
 				f.mu.Lock()
 				_, busy := q.peek()
 				if !busy {
-					delete(f.out, q.domain)
+					delete(f.out, q.from+" "+q.domain)
 				}
 				f.mu.Unlock()
 				if !busy {
@@ -147,7 +148,7 @@ func (q *s2sOut) run() {
 func (q *s2sOut) connect() (*s2sStream, error) {
 	var timedOut error
 	for i := 0; ; i++ {
-		st, err := q.f.dialAuthenticated(q.f.ctx(), q.domain)
+		st, err := q.f.dialAuthenticated(q.f.ctx(), q.from, q.domain)
 		if err == nil {
 			return st, nil
 		}
@@ -236,15 +237,16 @@ func (f *s2sService) resolve(ctx context.Context, domain string) ([]string, erro
 	return []string{net.JoinHostPort(domain, defaultS2SPort)}, nil
 }
 
-// dialAuthenticated opens an authenticated outbound stream to domain.
-func (f *s2sService) dialAuthenticated(ctx context.Context, domain string) (*s2sStream, error) {
+// dialAuthenticated opens an outbound stream from our domain (or service
+// subdomain) our to domain, authenticated.
+func (f *s2sService) dialAuthenticated(ctx context.Context, our, domain string) (*s2sStream, error) {
 	addrs, err := f.resolve(ctx, domain)
 	if err != nil {
 		return nil, err
 	}
 	var last error
 	for _, addr := range addrs {
-		st, kind, err := f.dialOut(ctx, addr, domain, "")
+		st, kind, err := f.dialOutFrom(ctx, addr, our, domain, "")
 		if err == nil {
 			f.srv.connLog.Info("s2s connected", "dir", "out", "domain", domain, "ip", clientIP(st.raw).String(), "auth", kind)
 			return st, nil
@@ -255,23 +257,23 @@ func (f *s2sService) dialAuthenticated(ctx context.Context, domain string) (*s2s
 }
 
 // verifyDialback asks the authoritative server of originating whether key
-// is the one it sent for our stream streamID (XEP-0220 § 2.3), on a
-// stream of its own, closed after the answer.
-func (f *s2sService) verifyDialback(ctx context.Context, originating, streamID, key string) (bool, error) {
+// is the one it sent to receiving (our domain or a service subdomain) for
+// our stream streamID (XEP-0220 § 2.3), on a stream of its own, closed
+// after the answer.
+func (f *s2sService) verifyDialback(ctx context.Context, receiving, originating, streamID, key string) (bool, error) {
 	addrs, err := f.resolve(ctx, originating)
 	if err != nil {
 		return false, err
 	}
 	var last error
 	for _, addr := range addrs {
-		st, _, err := f.dialOut(ctx, addr, originating, "verify")
+		st, _, err := f.dialOutFrom(ctx, addr, receiving, originating, "verify")
 		if err != nil {
 			last = err
 			continue
 		}
 		defer st.close()
-		our := f.srv.cfg.Domain
-		if err := st.writeElement(simpleElement(nsDialback, "verify", key, "from", our, "to", originating, "id", streamID)); err != nil {
+		if err := st.writeElement(simpleElement(nsDialback, "verify", key, "from", receiving, "to", originating, "id", streamID)); err != nil {
 			return false, err
 		}
 		e, err := st.next(maxNegotiationBytes)
@@ -284,11 +286,12 @@ func (f *s2sService) verifyDialback(ctx context.Context, originating, streamID, 
 	return false, last
 }
 
-// dialOut connects to addr for domain, negotiates STARTTLS (required) and,
+// dialOutFrom connects to addr for domain, negotiates STARTTLS (required) and,
 // unless mode is "verify", authenticates: SASL EXTERNAL when the peer's
 // certificate is valid for domain and EXTERNAL is offered, Server Dialback
 // otherwise. The whole negotiation has Config.NegotiationTimeout.
-func (f *s2sService) dialOut(ctx context.Context, addr, domain, mode string) (st *s2sStream, kind string, err error) {
+// Our side is named our: our domain or a service subdomain.
+func (f *s2sService) dialOutFrom(ctx context.Context, addr, our, domain, mode string) (st *s2sStream, kind string, err error) {
 	timeout := f.srv.cfg.NegotiationTimeout
 	if f.srv.cfg.s2sTimeout > 0 {
 		timeout = f.srv.cfg.s2sTimeout
@@ -306,7 +309,6 @@ func (f *s2sService) dialOut(ctx context.Context, addr, domain, mode string) (st
 	_ = raw.SetDeadline(time.Now().Add(timeout))
 	stopAfter := context.AfterFunc(ctx, func() { _ = raw.SetDeadline(time.Unix(1, 0)) })
 	defer stopAfter()
-	our := f.srv.cfg.Domain
 	st = newS2SStream(raw, maxNegotiationBytes)
 	if err := st.writeHeader(our, domain, ""); err != nil {
 		return nil, "", err
@@ -354,7 +356,7 @@ func (f *s2sService) dialOut(ctx context.Context, addr, domain, mode string) (st
 		return st, "", nil
 	}
 	if valid && offersExternal(feats) {
-		ok, err := f.externalOut(st, domain)
+		ok, err := f.externalOut(st, our, domain)
 		if err != nil {
 			return nil, "", err
 		}
@@ -386,8 +388,7 @@ func (f *s2sService) dialOut(ctx context.Context, addr, domain, mode string) (st
 
 // externalOut authenticates st with SASL EXTERNAL (our certificate); false
 // when the peer refused it, and dialback may follow.
-func (f *s2sService) externalOut(st *s2sStream, domain string) (bool, error) {
-	our := f.srv.cfg.Domain
+func (f *s2sService) externalOut(st *s2sStream, our, domain string) (bool, error) {
 	auth := simpleElement(nsSASL, "auth", base64.StdEncoding.EncodeToString([]byte(our)), "mechanism", "EXTERNAL")
 	if err := st.writeElement(auth); err != nil {
 		return false, err

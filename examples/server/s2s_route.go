@@ -38,6 +38,10 @@ func (srv *Server) replyRemote(e element, se stanza.Error) {
 // routeFromRemote routes a checked inbound stanza (jabber:client) from the
 // remote JID from to the local address to.
 func (srv *Server) routeFromRemote(e element, from, to jid.JID) {
+	if to.Domainpart() == conferenceHost(srv.cfg.Domain) && to.Localpart() != "" && e.start.Name.Local != "iq" {
+		srv.roomFromRemote(e, from, to) // s2s_muc.go
+		return
+	}
 	switch e.start.Name.Local {
 	case "message":
 		srv.messageFromRemote(e, from, to)
@@ -115,14 +119,16 @@ func (srv *Server) presenceFromRemote(e element, from, to jid.JID) {
 		if srv.sharesPresenceWith(u, c) {
 			srv.sendPresenceRemote(u, from)
 		}
-	case "", "unavailable":
+	case "", "unavailable", "error":
 		if to.Resourcepart() != "" {
 			for _, r := range srv.sessions.lookup(to) {
 				r.send(e)
 			}
 			return
 		}
-		srv.deliverAvailable(u, e)
+		if typ != "error" {
+			srv.deliverAvailable(u, e)
+		}
 	}
 }
 

@@ -87,11 +87,11 @@ func startFedPair(t *testing.T, trust bool, extraCA ...string) *fedPair {
 	aCA, bCA := ca(bCert), ca(aCert, extraCA...)
 	p.a = startTestServer(t, withConfig(func(c *Config) {
 		c.Domain, c.CertFile, c.KeyFile, c.Stderr = "a.example", aCert, aKey, p.aLog
-		c.S2S, c.S2SHosts, c.S2SCA = p.aS2S, "b.example="+p.bS2S, aCA
+		c.S2S, c.S2SHosts, c.S2SCA = p.aS2S, "b.example="+p.bS2S+",conference.b.example="+p.bS2S, aCA
 	}))
 	p.b = startTestServer(t, withConfig(func(c *Config) {
 		c.Domain, c.CertFile, c.KeyFile, c.Stderr = "b.example", bCert, bKey, p.bLog
-		c.S2S, c.S2SHosts, c.S2SCA = p.bS2S, "a.example="+p.aS2S, bCA
+		c.S2S, c.S2SHosts, c.S2SCA = p.bS2S, "a.example="+p.aS2S+",conference.a.example="+p.aS2S, bCA
 	}))
 	return p
 }
@@ -480,4 +480,49 @@ func FuzzS2SStream(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestS2SRemoteOccupant: alice@a.example joins a room of b.example with
+// archiving on, sees bob's message and bob sees hers; both are in the
+// room's archive; when alice leaves, bob sees her go.
+func TestS2SRemoteOccupant(t *testing.T) {
+	p := startFedPair(t, false)
+	alice := loginUser(t, p.a, "alice")
+	bob := loginUser(t, p.b, "bob")
+	room := "lounge@conference.b.example"
+	if e := tryJoinRoom(t, bob, room+"/bob"); e.attr("type") == "error" {
+		t.Fatalf("bob creates the room: %s", stanzaErrorCondition(e))
+	}
+	if r := configureRoom(t, bob, room, "muc#roomconfig_enablearchiving", "1"); r.attr("type") != "result" {
+		t.Fatalf("configure: %s", stanzaErrorCondition(r))
+	}
+	// A remote user cannot create rooms here.
+	if e := tryJoinRoom(t, alice, "other@conference.b.example/alice"); stanzaErrorCondition(e) != "forbidden" {
+		t.Fatalf("remote room creation: %q", stanzaErrorCondition(e))
+	}
+	if e := tryJoinRoom(t, alice, room+"/alice"); e.attr("type") == "error" {
+		t.Fatalf("alice joins: %s", stanzaErrorCondition(e))
+	}
+	bob.Next(t, mucPresence(room+"/alice", ""))
+
+	isGroupchat := func(text string) func(element) bool {
+		return func(e element) bool { return e.attr("type") == "groupchat" && body(e) == text }
+	}
+	alice.Send(t, `<message to="`+room+`" type="groupchat"><body>hi from a</body></message>`)
+	if m := bob.Next(t, isGroupchat("hi from a")); m.attr("from") != room+"/alice" {
+		t.Fatalf("bob got it from %q", m.attr("from"))
+	}
+	alice.Next(t, isGroupchat("hi from a")) // the room's echo crosses back
+	bob.Send(t, `<message to="`+room+`" type="groupchat"><body>hi from b</body></message>`)
+	if m := alice.Next(t, isGroupchat("hi from b")); m.attr("from") != room+"/bob" {
+		t.Fatalf("alice got it from %q", m.attr("from"))
+	}
+	if got, _ := mamQuery(t, bob, room, ""); strings.Join(got, "|") != "hi from a|hi from b" {
+		t.Errorf("room archive: %q", got)
+	}
+	alice.Send(t, `<presence to="`+room+`/alice" type="unavailable"/>`)
+	bob.Next(t, mucPresence(room+"/alice", "unavailable"))
+	if s := p.b.s2s.remoteOccupant(alice.JID, false); s != nil {
+		t.Error("b still holds alice's occupant session after she left")
+	}
 }
