@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"chatbx.eu/privacy/examples/server/internal/web"
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -334,4 +335,15 @@ func (srv *Server) S2SAddr() string {
 		return ""
 	}
 	return srv.s2s.ln.Addr().String()
+}
+
+// s2sPrivacyItem is the /privacy line on federation: off unless the
+// operator enabled it; when on, what leaves the server and what is kept.
+func (srv *Server) s2sPrivacyItem() web.PrivacyItem {
+	if srv.s2s == nil {
+		return web.PrivacyItem{Data: "federation (exchanging messages with users of other servers)",
+			Kept: "off on this server: nothing is sent to other servers, and they cannot reach you", Job: "none (operator flag -s2s)"}
+	}
+	return web.PrivacyItem{Data: fmt.Sprintf("federation is on: stanzas to users of other servers are sent to their server over TLS, waiting in memory (at most %d per server) until delivered or returned to you as undeliverable; the connection log records which servers connected (domain, time, anonymized IP), never content", maxS2SQueue),
+		Kept: "in memory until delivered; connection log lines 24 hours", Job: "s2s queues, xmpp-log"}
 }

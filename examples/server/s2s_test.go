@@ -5,9 +5,12 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/xml"
+	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -524,5 +527,93 @@ func TestS2SRemoteOccupant(t *testing.T) {
 	bob.Next(t, mucPresence(room+"/alice", "unavailable"))
 	if s := p.b.s2s.remoteOccupant(alice.JID, false); s != nil {
 		t.Error("b still holds alice's occupant session after she left")
+	}
+}
+
+// s2sLoadMessages is the size of TestS2SLoad's run.
+const s2sLoadMessages = 10000
+
+// s2sLoadWindow is how many messages the sender has in flight: below the
+// recipient session's queue (Config.QueueSize, 256), which ends a client
+// that falls that far behind.
+const s2sLoadWindow = 200
+
+// TestS2SLoad: 10,000 chat messages from alice@a.example to bob@b.example
+// across the federation link, every one delivered once and in order; the
+// same run sends as many from alice to carol on a.example (no federation)
+// as the baseline, and logs both times and their ratio (README,
+// "Federation"). Skipped with -short and under the race detector, like
+// TestLoad.
+func TestS2SLoad(t *testing.T) {
+	if testing.Short() || raceEnabled {
+		t.Skip("load figures need a build without the race detector")
+	}
+	p := startFedPair(t, false)
+	alice := loginUser(t, p.a, "alice")
+	carol := loginUser(t, p.a, "carol")
+	bob := loginUser(t, p.b, "bob")
+	run := func(to *testClient) time.Duration {
+		start := time.Now()
+		next := 0
+		for sent := 0; sent < s2sLoadMessages; {
+			n := min(s2sLoadWindow, s2sLoadMessages-sent)
+			var b strings.Builder
+			for i := range n {
+				fmt.Fprintf(&b, `<message to="%s" type="chat"><body>%d</body></message>`, to.JID.Bare(), sent+i)
+			}
+			alice.Send(t, b.String())
+			sent += n
+			for next < sent {
+				m := to.Next(t, isMessage)
+				if body(m) != strconv.Itoa(next) {
+					t.Fatalf("%s: message %q where %d was due", to.JID, body(m), next)
+				}
+				next++
+			}
+		}
+		return time.Since(start)
+	}
+	local := run(carol)
+	remote := run(bob)
+	t.Logf("%d messages: local %v, federated %v, ratio %.2f", s2sLoadMessages, local, remote, float64(remote)/float64(local))
+}
+
+// TestS2SPrivacyPage: /privacy says federation is off by default, and
+// what leaves the server when the operator turns it on.
+func TestS2SPrivacyPage(t *testing.T) {
+	off := privacyPageText(t, startTestServer(t))
+	if !strings.Contains(off, "nothing is sent to other servers") {
+		t.Errorf("/privacy without -s2s does not say federation is off:\n%s", off)
+	}
+	on := privacyPageText(t, startTestServer(t, withConfig(func(c *Config) { c.S2S = "127.0.0.1:0" })))
+	if !strings.Contains(on, "federation is on") || strings.Contains(on, "nothing is sent to other servers") {
+		t.Errorf("/privacy with -s2s:\n%s", on)
+	}
+}
+
+func TestParseS2SHosts(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want map[string]string
+		ok   bool
+	}{
+		{"", map[string]string{}, true},
+		{"a.example=127.0.0.1:5269, b.example=[::1]:5270", map[string]string{"a.example": "127.0.0.1:5269", "b.example": "[::1]:5270"}, true},
+		{"a.example", nil, false},
+		{"a.example=127.0.0.1", nil, false},
+		{"user@a.example=127.0.0.1:1", nil, false},
+		{"=127.0.0.1:1", nil, false},
+	} {
+		got, err := parseS2SHosts(tc.in)
+		if (err == nil) != tc.ok {
+			t.Errorf("%q: error %v", tc.in, err)
+			continue
+		}
+		if tc.ok && fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("%q: %v, want %v", tc.in, got, tc.want)
+		}
+	}
+	if _, err := parseFlags([]string{"-s2s-hosts", "a.example=127.0.0.1:1"}, io.Discard); err == nil {
+		t.Error("-s2s-hosts without -s2s accepted")
 	}
 }

@@ -264,6 +264,7 @@ func (srv *Server) privacyItems(context.Context) ([]web.PrivacyItem, error) {
 		web.PrivacyItem{Data: "stanzas sent to a client whose connection dropped, not acknowledged (XEP-0198), in memory only", Lifetime: srv.cfg.SMResumeTimeout, Job: "stream resumption window"},
 	)
 	items = append(items, srv.personalPrivacyItems()...)
+	items = append(items, srv.s2sPrivacyItem())
 	return items, nil
 }
 
