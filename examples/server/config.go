@@ -46,6 +46,9 @@ type Config struct {
 	// S3AccessKey and S3SecretKey are the credentials for -blobs; main
 	// reads them from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
 	S3AccessKey, S3SecretKey string
+	S2S                      string // -s2s: server-to-server listener (federation); "" means federation off
+	S2SHosts                 string // -s2s-hosts: domain=host:port,... instead of DNS for those domains
+	S2SCA                    string // -s2s-ca: PEM file of certificates trusted for peers (SASL EXTERNAL) besides the system roots
 
 	// Knobs for tests and embedding; no flag.
 
@@ -87,6 +90,13 @@ type Config struct {
 	// archiveStore, if set, wraps the message archive the Archiver writes
 	// to (tests: a store whose commits wait for the test).
 	archiveStore func(mam.Store) mam.Store
+	// s2sRetry, if set, replaces the delays between connection attempts
+	// to a remote domain before its queue is bounced (tests shorten them).
+	s2sRetry []time.Duration
+	// s2sTimeout, if set, replaces NegotiationTimeout for outbound
+	// server-to-server negotiations (a test shortens it alone, so that
+	// its own client logins keep the usual deadline).
+	s2sTimeout time.Duration
 
 	// httpBodyTimeout, if set, replaces the 15 s within which an HTTPS
 	// request body (a form) must arrive (https.go; tests shorten it).
@@ -156,6 +166,12 @@ func parseFlags(args []string, out io.Writer) (Config, error) {
 		"S3 bucket for uploaded files: s3://host[:port]/bucket[/prefix] (s3+http:// without TLS), keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; empty: -data/uploads")
 	fs.DurationVar(&c.ClusterPoll, "cluster-poll", defaultClusterPoll,
 		"with -store: how often each server checks its sessions' accounts, ending those deleted or blocked on another server")
+	fs.StringVar(&c.S2S, "s2s", "",
+		"server-to-server listener (federation, e.g. 0.0.0.0:5269); empty: federation off, no stanza leaves the server")
+	fs.StringVar(&c.S2SHosts, "s2s-hosts", "",
+		"domain=host:port,... : where to reach these remote domains instead of DNS SRV (tests, private networks)")
+	fs.StringVar(&c.S2SCA, "s2s-ca", "",
+		"PEM file of extra certificates trusted for remote servers (SASL EXTERNAL); others authenticate with dialback")
 	fs.BoolVar(&c.Purge, "purge", false, "run every retention job and the residue purge once, then exit")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -237,6 +253,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, err
 	case (c.CertFile == "") != (c.KeyFile == ""):
 		return c, errors.New("-cert and -key go together")
+	case c.S2S == "" && (c.S2SHosts != "" || c.S2SCA != ""):
+		return c, errors.New("-s2s-hosts and -s2s-ca need -s2s (federation is off without it)")
 	case c.C2S == "":
 		return c, errors.New("-c2s must not be empty: STARTTLS is the standard client port")
 	case c.HTTP == "":

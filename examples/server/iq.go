@@ -28,7 +28,10 @@ func (s *session) handleIQ(t xmlstream.TokenReadEncoder, e element, to jid.JID) 
 	if typ == "result" || typ == "error" {
 		// Answers to relayed IQs go on; answers to our roster pushes and
 		// pings, and anything else, end here.
-		if !s.srv.pep.iqs.answer(s, e) { // the server's own IQs (serveriq.go)
+		switch {
+		case s.srv.isRemote(to):
+			s.iqAnswerRemote(e, to) // federation, s2s_route.go
+		case !s.srv.pep.iqs.answer(s, e): // the server's own IQs (serveriq.go)
 			s.relayAnswer(e, to)
 		}
 		return nil
@@ -81,6 +84,15 @@ func (s *session) handleIQ(t xmlstream.TokenReadEncoder, e element, to jid.JID) 
 		return srv.muc.relayIQ(s, t, e, to) // to an occupant, muc_iq.go
 	case srv.isLocalUser(to) && to.Resourcepart() != "":
 		return s.relayIQ(t, e, to)
+	case srv.isRemote(to):
+		var m replyMarker = noMarker{}
+		if rw, ok := t.(*replyWriter); ok {
+			m = rw
+		}
+		if !s.iqToRemote(m, e, to) {
+			return s.replyError(t, e, stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint})
+		}
+		return nil
 	case srv.isLocalUser(to) && to.Resourcepart() == "" && (payload.Name.Space == nsVCard || payload.Name.Space == nsPrivate):
 		// Another user's vCard (readable), private XML (forbidden).
 		return srv.userMux.HandleXMPP(rw, &start)

@@ -97,7 +97,9 @@ func (r *room) setPresence(s *session, e element) {
 // (forbidden, § 7.2.7); a members-only room only its members, admins and
 // owner (registration-required, § 7.2.5). Called with m.mu held.
 func (m *mucService) joinRefusal(r *room, user jid.JID) (stanza.Error, bool) {
-	if user.Localpart() == "" || user.Domainpart() != m.srv.cfg.Domain {
+	// Remote users (federation) may join existing rooms, not create any.
+	remote := r != nil && m.srv.isRemote(user)
+	if user.Localpart() == "" || user.Domainpart() != m.srv.cfg.Domain && !remote {
 		return stanza.Error{Type: stanza.Auth, Condition: stanza.Forbidden}, true
 	}
 	if r == nil {

@@ -20,6 +20,14 @@ func (s *session) handlePresence(t xmlstream.TokenReadEncoder, e element, to jid
 		return nil
 	case to.Domainpart() == conferenceHost(srv.cfg.Domain) && to.Localpart() != "":
 		return srv.muc.handlePresence(s, t, e, to)
+	case srv.isRemote(to) && to.Localpart() != "":
+		switch typ {
+		case "subscribe", "subscribed", "unsubscribe", "unsubscribed":
+			return s.handleSubscription(t, e, to, typ) // local side, then sent on
+		case "", "unavailable":
+			s.noteDirected(to, typ)
+			srv.sendRemote(e, to)
+		}
 	case srv.isLocalUser(to):
 		switch typ {
 		case "subscribe", "subscribed", "unsubscribe", "unsubscribed":

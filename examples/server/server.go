@@ -62,6 +62,7 @@ type Server struct {
 	pep      *pepService   // XEP-0163, pep.go
 	archiver *mam.Archiver // every routed message goes through it
 	sm       *smTable      // XEP-0198 resumable sessions (sm.go)
+	s2s      *s2sService   // federation; nil when -s2s is empty (s2s.go)
 
 	private *privateStore   // XEP-0049 (private.go)
 	vcards  *vcardStore     // XEP-0054 (vcard.go)
@@ -232,6 +233,15 @@ func (srv *Server) listen() error {
 		return fmt.Errorf("-http: %w", err)
 	}
 	srv.closers = append(srv.closers, ignoreClosed(srv.httpLn.Close))
+	if srv.cfg.S2S != "" {
+		if srv.s2s, err = newS2S(srv); err != nil {
+			return err
+		}
+		if srv.s2s.ln, err = net.Listen("tcp", srv.cfg.S2S); err != nil {
+			return fmt.Errorf("-s2s: %w", err)
+		}
+		srv.closers = append(srv.closers, ignoreClosed(srv.s2s.ln.Close))
+	}
 	_, port, _ := net.SplitHostPort(srv.httpLn.Addr().String())
 	srv.baseURL = "https://" + net.JoinHostPort(srv.cfg.Domain, port)
 	return nil
@@ -257,6 +267,10 @@ func (srv *Server) start() {
 	if srv.c2sTLSLn != nil {
 		srv.wg.Add(1)
 		go srv.serveC2S(srv.c2sTLSLn, true)
+	}
+	if srv.s2s != nil {
+		srv.wg.Add(1)
+		go srv.s2s.serveS2S()
 	}
 	srv.wg.Add(1)
 	go func() {
@@ -319,6 +333,9 @@ func (srv *Server) shutdown() error {
 	defer hcancel()
 	herr := srv.httpSrv.Shutdown(hctx)
 	srv.stopBackground()
+	if srv.s2s != nil {
+		srv.s2s.shutdown() // queued stanzas bounced while sessions still exist
+	}
 	for _, s := range srv.sessions.all() {
 		s.end(stream.SystemShutdown)
 	}

@@ -80,8 +80,11 @@ func (s *session) handleMessage(t xmlstream.TokenReadEncoder, e element, to jid.
 	case to.Domainpart() == conferenceHost(srv.cfg.Domain) && to.Localpart() != "":
 		s.flushPipeline()
 		return srv.muc.handleMessage(s, t, e, to)
+	case srv.isRemote(to) && to.Localpart() != "":
+		s.flushPipeline() // in order after the local messages before it
+		return srv.messageToRemote(s, e, to) // federation, s2s_route.go
 	case !srv.isLocalUser(to):
-		// Messages to the server, services or remote domains (no s2s).
+		// Messages to the server, services or remote domains (federation off).
 		s.flushPipeline()
 		return s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
 	}

@@ -391,6 +391,12 @@ func (s *session) handleSubscription(t xmlstream.TokenReadEncoder, e element, to
 		srv.log.Error("presence subscription", "err", err)
 		return s.replyError(t, e, stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError})
 	}
+	if srv.isRemote(c) { // federation: the contact's server keeps its side
+		srv.sendRemote(e, c)
+		if typ == "subscribed" {
+			srv.sendPresenceRemote(u, c)
+		}
+	}
 	return nil
 }
 
@@ -629,6 +635,15 @@ func (srv *Server) sharePresence(s *session, e element, available, initial bool)
 	var contacts []jid.JID
 	for _, it := range items {
 		c, err := jid.Parse(it.JID)
+		if err == nil && srv.isRemote(c) { // federation: one copy per contact
+			if it.hasFrom() && !srv.blockedEitherWay(s.jid, c) {
+				srv.sendRemote(e.withAttr("from", s.jid.String()), c)
+			}
+			if initial && it.hasTo() {
+				srv.sendRemote(element{start: presenceStart(u, c, "probe")}, c)
+			}
+			continue
+		}
 		if err != nil || !srv.isLocalUser(c) {
 			continue
 		}
@@ -646,6 +661,10 @@ func (srv *Server) sharePresence(s *session, e element, available, initial bool)
 	if !available {
 		for _, j := range s.takeDirected() {
 			if to, err := jid.Parse(j); err == nil {
+				if srv.isRemote(to) {
+					srv.sendRemote(e.withAttr("from", s.jid.String()), to)
+					continue
+				}
 				for _, r := range srv.sessions.lookup(to) {
 					if !srv.blockedEitherWay(s.jid, r.jid) {
 						deliver(r)

@@ -262,6 +262,7 @@ func (srv *Server) privacyItems(context.Context) ([]web.PrivacyItem, error) {
 	)
 	items = append(items, srv.personalPrivacyItems()...)
 	items = append(items, srv.storagePrivacyItems()...) // stores.go
+	items = append(items, srv.s2sPrivacyItem())
 	return items, nil
 }
 
