@@ -81,7 +81,7 @@ func (s *session) handleMessage(t xmlstream.TokenReadEncoder, e element, to jid.
 		s.flushPipeline()
 		return srv.muc.handleMessage(s, t, e, to)
 	case srv.isRemote(to) && to.Localpart() != "":
-		s.flushPipeline() // in order after the local messages before it
+		s.flushPipeline()                    // in order after the local messages before it
 		return srv.messageToRemote(s, e, to) // federation, s2s_route.go
 	case !srv.isLocalUser(to):
 		// Messages to the server, services or remote domains (federation off).
