@@ -81,8 +81,10 @@ func (s *session) handleMessage(t xmlstream.TokenReadEncoder, e element, to jid.
 		s.flushPipeline()
 		return srv.muc.handleMessage(s, t, e, to)
 	case srv.isRemote(to) && to.Localpart() != "":
-		s.flushPipeline()                    // in order after the local messages before it
-		return srv.messageToRemote(s, e, to) // federation, s2s_route.go
+		// Federation (s2s_route.go), in order after the local messages
+		// still in the pipeline.
+		s.flushPipeline()
+		return srv.messageToRemote(s, e, to)
 	case !srv.isLocalUser(to):
 		// Messages to the server, services or remote domains (federation off).
 		s.flushPipeline()
