@@ -365,18 +365,8 @@ func (s *session) relayIQ(t xmlstream.TokenReadEncoder, e element, to jid.JID) e
 	err := target.relay.add(s, id, func() {
 		s.send(relayError(target.jid, s.jid, id, stanza.ServiceUnavailable))
 	})
-	switch {
-	case errors.Is(err, errRelayFull):
-		return s.replyError(t, e, stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint,
-			Text: map[string]string{"en": fmt.Sprintf("at most %d IQs to other users may wait for an answer", maxRelayedIQs)}})
-	case errors.Is(err, errRelayPending):
-		return s.replyError(t, e, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest,
-			Text: map[string]string{"en": "an IQ with this id to this address is still waiting for its answer"}})
-	case err != nil:
-		return s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
-	}
-	if rw, ok := t.(*replyWriter); ok {
-		rw.answered = true // the target answers, not dispatch's fallback
+	if refused, err := s.refuseRelay(t, e, err, "other users"); refused {
+		return err
 	}
 	if !target.send(e) {
 		if _, ok := target.relay.take(relayKey{requester: s.jid.String(), id: id}); ok {
@@ -384,6 +374,27 @@ func (s *session) relayIQ(t xmlstream.TokenReadEncoder, e element, to jid.JID) e
 		}
 	}
 	return nil
+}
+
+// refuseRelay answers e when its IQ could not be relayed (err from
+// relayTable.add or addAs; nil: relayed, nothing to answer) and marks a
+// relayed one as answered by its target, not by dispatch's fallback.
+// whom names the targets in the resource-constraint text.
+func (s *session) refuseRelay(t xmlstream.TokenReadEncoder, e element, err error, whom string) (refused bool, _ error) {
+	switch {
+	case errors.Is(err, errRelayFull):
+		return true, s.replyError(t, e, stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint,
+			Text: map[string]string{"en": fmt.Sprintf("at most %d IQs to %s may wait for an answer", maxRelayedIQs, whom)}})
+	case errors.Is(err, errRelayPending):
+		return true, s.replyError(t, e, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest,
+			Text: map[string]string{"en": "an IQ with this id to this address is still waiting for its answer"}})
+	case err != nil:
+		return true, s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
+	}
+	if rw, ok := t.(*replyWriter); ok {
+		rw.answered = true // the target answers
+	}
+	return false, nil
 }
 
 // relayAnswer passes the IQ result or error e from s to the requester

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"errors"
-	"fmt"
-
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -44,18 +41,8 @@ func (m *mucService) relayIQ(s *session, t xmlstream.TokenReadEncoder, e element
 	err := target.relay.addAs(s, from, to, id, func() {
 		s.send(relayError(to, s.jid, id, stanza.ServiceUnavailable))
 	})
-	switch {
-	case errors.Is(err, errRelayFull):
-		return s.replyError(t, e, stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint,
-			Text: map[string]string{"en": fmt.Sprintf("at most %d IQs to others may wait for an answer", maxRelayedIQs)}})
-	case errors.Is(err, errRelayPending):
-		return s.replyError(t, e, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest,
-			Text: map[string]string{"en": "an IQ with this id to this address is still waiting for its answer"}})
-	case err != nil:
-		return s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
-	}
-	if rw, ok := t.(*replyWriter); ok {
-		rw.answered = true // the occupant answers
+	if refused, err := s.refuseRelay(t, e, err, "others"); refused {
+		return err
 	}
 	if !target.send(e.withAttr("from", from.String()).withAttr("to", target.jid.String())) {
 		if _, ok := target.relay.take(relayKey{requester: from.String(), id: id}); ok {
