@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"time"
 )
@@ -35,6 +36,12 @@ type Config struct {
 	MaxConns           int           // -max-conns: open client connections; 0 means 10000, or 3/4 of the open-file limit if lower
 	OfflineMessages    time.Duration // -offline-messages: keep messages to offline users this long (XEP-0160); 0 means off, at most 720h
 	SMResumeTimeout    time.Duration // -sm-resume-timeout: XEP-0198 resumption window; 0 means 5 min, at most 1 h
+
+	// Limits per remote domain when federating (s2slimit.go): over one,
+	// the stanza is answered with policy-violation.
+	S2SStanzaRate     int // -s2s-stanza-rate: stanzas a second from one remote domain; 0 means 200
+	S2SByteRate       int // -s2s-byte-rate: wire bytes a second from one remote domain; 0 means 1 MiB
+	S2SMaxPendingSubs int // -s2s-max-pending-subs: subscription requests from one remote domain waiting for an answer; 0 means 100
 
 	// Knobs for tests and embedding; no flag.
 
@@ -80,6 +87,18 @@ type Config struct {
 
 // rosterLimit is MaxRosterItems, or its default when not positive.
 func (c Config) rosterLimit() int { return orDefault(c.MaxRosterItems, defaultMaxRosterItems) }
+
+// domainLimits is the configuration of the per-remote-domain limiter
+// (s2slimit.go), its refusals counted in log.
+func (c Config) domainLimits(log *slog.Logger) domainLimitConfig {
+	return domainLimitConfig{
+		StanzaRate:     float64(c.S2SStanzaRate),
+		ByteRate:       float64(c.S2SByteRate),
+		MaxPendingSubs: c.S2SMaxPendingSubs,
+		Now:            c.Now,
+		Log:            log,
+	}
+}
 
 // roomLimit is MaxOwnedRooms, or its default when not positive.
 func (c Config) roomLimit() int { return orDefault(c.MaxOwnedRooms, defaultMaxOwnedRooms) }
@@ -135,6 +154,12 @@ func parseFlags(args []string, out io.Writer) (Config, error) {
 		"keep messages to offline users this long until delivered (at most 720h); 0 refuses them (the sender gets an error)")
 	fs.DurationVar(&c.SMResumeTimeout, "sm-resume-timeout", defaultSMResumeTimeout,
 		"XEP-0198: how long unacknowledged stanzas of a dropped connection wait in memory for its resumption (max 1h)")
+	fs.IntVar(&c.S2SStanzaRate, "s2s-stanza-rate", defaultS2SStanzaRate,
+		"stanzas a second one remote domain may send on average (5 s of it at once); more get policy-violation")
+	fs.IntVar(&c.S2SByteRate, "s2s-byte-rate", defaultS2SByteRate,
+		"bytes a second one remote domain may send on average (5 s of it at once); more get policy-violation")
+	fs.IntVar(&c.S2SMaxPendingSubs, "s2s-max-pending-subs", defaultS2SMaxPendingSubs,
+		"subscription requests from one remote domain that may wait for local users' answers; more get policy-violation")
 	fs.BoolVar(&c.Purge, "purge", false, "run every retention job and the residue purge once, then exit")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -202,6 +227,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("-negotiation-timeout and -idle-timeout must be positive")
 	case c.MaxConnsPerIP < 0 || c.MaxConns < 0:
 		return c, errors.New("-max-conns-per-ip and -max-conns must be positive")
+	case c.S2SStanzaRate < 0 || c.S2SByteRate < 0 || c.S2SMaxPendingSubs < 0:
+		return c, errors.New("-s2s-stanza-rate, -s2s-byte-rate and -s2s-max-pending-subs must not be negative")
 	case c.SMResumeTimeout < 0 || c.SMResumeTimeout > maxSMResumeTimeout:
 		return c, errors.New("-sm-resume-timeout must be between 0 and 1h")
 	case (c.CertFile == "") != (c.KeyFile == ""):
