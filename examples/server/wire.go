@@ -261,6 +261,8 @@ func (srv *Server) privacyItems(context.Context) ([]web.PrivacyItem, error) {
 		pepPrivacyItem,
 		web.PrivacyItem{Data: "group chats: configuration of the rooms you own (destroyed with your account) and your affiliations in rooms (admin, member, banned)", Job: "account deletion or the room's destruction",
 			Kept: "until you delete your account, or the room's owner or admins remove it; a room you own until you destroy it"},
+		web.PrivacyItem{Data: "federation (talking to users of other servers), off unless the operator enables it: then only what the protocol needs when you write to someone on another server goes there; about remote servers only a connection log (domain, time, IP anonymized), no content, no list of their users beyond your roster and rooms' present occupants; when you delete your account, each contact is told (unsubscribe, unsubscribed, unavailable) so that their server forgets the relationship",
+			Lifetime: 24 * time.Hour, Job: "xmpp-log"},
 		web.PrivacyItem{Data: "stanzas sent to a client whose connection dropped, not acknowledged (XEP-0198), in memory only", Lifetime: srv.cfg.SMResumeTimeout, Job: "stream resumption window"},
 	)
 	items = append(items, srv.personalPrivacyItems()...)
