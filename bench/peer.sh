@@ -20,7 +20,7 @@ IDLE=${IDLE:-200}      # idle sessions (each login costs the example server an A
 MAM_N=${MAM_N:-2000}   # messages archived before paging
 UPLOADS=${UPLOADS:-20} # files of 1 MiB
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(pipelined senders latency loaded-latency mam upload idle)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(pipelined plain senders latency loaded-latency mam upload idle)
 
 work=$(mktemp -d)
 chmod 711 "$work" # the prosody user must reach its directory inside
@@ -145,6 +145,7 @@ for s in "${scenarios[@]}"; do
 	case $s in
 	pipelined) both pipelined -scenario pipelined -archive -n "$N" ;;
 	senders) both senders -scenario senders -archive -n "$N" -k "$K" ;;
+	plain) both plain -scenario pipelined -name plain -n "$N" -user-prefix plain ;; # no archive: the cost of routing alone
 	latency) both latency -scenario pipelined -name latency -archive -n 1000 -window 1 -user-prefix lat ;;
 	loaded-latency) both loaded-latency -scenario senders -name loaded-latency -archive -n "$N" -k "$K" -window 4 -user-prefix ll ;; # hop latency under 8 senders, each with at most 4 in flight (compare with latency's p50)
 	rooms) both rooms -scenario rooms -n "$N" -k "$K" -window 16 ;; # unbounded, the fan-out overflows the example server's 256-stanza queues

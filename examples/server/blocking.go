@@ -49,20 +49,20 @@ var (
 // errBlocklistFull is returned when a block would exceed maxBlocklistItems.
 var errBlocklistFull = errors.New("blocklist full")
 
-// blockKeys are the blocklist entries that match j (XEP-0191 § 3.1 uses
-// XEP-0016's order): the full JID, the bare JID, domain/resource and the
-// domain.
+// blockKeys are the blocklist entries that match j, by XEP-0191 § 3's
+// JID matching rules (those of XEP-0016 § 2.1), read literally as
+// Prosody does: an item user@domain/resource matches only that full JID;
+// user@domain matches it with any resource; domain/resource matches only
+// that JID (a server or component's resource, not user@domain/resource);
+// domain matches the domain and every JID at it. A domain never matches
+// its subdomains. The same rules hold for local and remote JIDs.
 func blockKeys(j jid.JID) []string {
 	keys := []string{j.String()}
 	if j.Resourcepart() != "" {
-		keys = append(keys, j.Bare().String())
+		keys = append(keys, j.Bare().String()) // user@domain, or domain for domain/resource
 	}
-	d := j.Domain()
 	if j.Localpart() != "" {
-		if j.Resourcepart() != "" {
-			keys = append(keys, d.String()+"/"+j.Resourcepart())
-		}
-		keys = append(keys, d.String())
+		keys = append(keys, j.Domain().String())
 	}
 	return keys
 }
@@ -115,52 +115,95 @@ func (srv *Server) blockState(a, b jid.JID) (aBlocksB, bBlocksA bool) {
 	return aBlocksB, bBlocksA
 }
 
-// blockedStanza applies the blocklists to a stanza from s to to, before it
-// is routed. It reports whether the stanza was dealt with (refused or
-// dropped); err only ends the session.
-func (s *session) blockedStanza(t xmlstream.TokenReadEncoder, e element, to jid.JID) (bool, error) {
-	srv := s.srv
-	if to.Equal(jid.JID{}) || to.Bare().Equal(s.jid.Bare()) || to.String() == srv.cfg.Domain {
-		return false, nil
-	}
-	typ := e.attr("type")
-	sBlocks, blockedByTo := srv.blockState(s.jid, to)
-	if sBlocks {
-		if typ == "error" || typ == "result" {
-			return true, nil // an answer is dropped, not answered
-		}
-		return true, s.replyBlocked(t, e)
-	}
-	if !blockedByTo {
-		return false, nil
-	}
-	// Blocked by the recipient (XEP-0191 § 3.4): presence dropped; a
-	// message or IQ get/set answered as for a user who is not there.
+// blockAction is what the blocklists make of one stanza (XEP-0191 §§
+// 3.4–3.5).
+type blockAction int
+
+const (
+	blockPass        blockAction = iota // neither side blocks: route it
+	blockDrop                           // dropped without an answer
+	blockRefused                        // the sender blocks the recipient: not-acceptable with <blocked/>
+	blockUnavailable                    // the recipient blocks the sender: service-unavailable, as for a user who is not there
+)
+
+// blockVerdict decides for a stanza of kind (message, presence, iq) and
+// type typ whether the sender blocks the recipient and whether the
+// recipient blocks the sender. The sender's own block wins: its client
+// is told why. An answer (error, result) is never answered; presence to
+// or from a blocked JID, groupchat and headline messages are dropped.
+func blockVerdict(kind, typ string, senderBlocks, recipientBlocks bool) blockAction {
 	switch {
-	case e.start.Name.Local == "presence", typ == "error", typ == "result", typ == "groupchat", typ == "headline":
-		return true, nil
+	case !senderBlocks && !recipientBlocks:
+		return blockPass
+	case typ == "error" || typ == "result":
+		return blockDrop
+	case senderBlocks:
+		return blockRefused
+	case kind == "presence" || typ == "groupchat" || typ == "headline":
+		return blockDrop
 	}
-	return true, s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
+	return blockUnavailable
 }
 
-// replyBlocked refuses a stanza to a JID the user blocks: not-acceptable
-// with <blocked xmlns='urn:xmpp:blocking:errors'/> (XEP-0191 § 3.5).
-func (s *session) replyBlocked(t xmlstream.TokenReadEncoder, e element) error {
+// blockFor applies both blocklists to a stanza of kind and typ from one
+// JID to another, local or remote: only local users have blocklists here
+// (a remote user's server applies its own). The s2s router asks it for
+// every stanza from a remote JID to a local one, as the c2s path does for
+// the other way (blockedStanza), and answers blockRefused and
+// blockUnavailable with blockBounce.
+func (srv *Server) blockFor(from, to jid.JID, kind, typ string) blockAction {
+	if from.Bare().Equal(to.Bare()) || to.Equal(jid.JID{}) || to.String() == srv.cfg.Domain {
+		return blockPass // own resources and the server itself
+	}
+	fromBlocks, toBlocks := srv.blockState(from, to)
+	return blockVerdict(kind, typ, fromBlocks, toBlocks)
+}
+
+// blockBounce is the error stanza answering e (from e's to, to e's from,
+// e's id, no payload) when a is blockRefused (not-acceptable with
+// <blocked xmlns='urn:xmpp:blocking:errors'/>, XEP-0191 § 3.5) or
+// blockUnavailable (service-unavailable, § 3.4); ok is false otherwise.
+func blockBounce(a blockAction, e element) (out element, ok bool) {
+	cond := xml.StartElement{Name: xml.Name{Space: stanza.NSError, Local: string(stanza.ServiceUnavailable)}}
+	inner := []xml.Token{cond, cond.End()}
+	switch a {
+	case blockRefused:
+		cond.Name.Local = string(stanza.NotAcceptable)
+		blocked := xml.StartElement{Name: xml.Name{Space: nsBlockingErrors, Local: "blocked"}}
+		inner = []xml.Token{cond, cond.End(), blocked, blocked.End()}
+	case blockUnavailable:
+	default:
+		return element{}, false
+	}
 	errStart := xml.StartElement{Name: xml.Name{Space: stanza.NSClient, Local: "error"},
 		Attr: []xml.Attr{{Name: xml.Name{Local: "type"}, Value: "cancel"}}}
-	cond := xml.StartElement{Name: xml.Name{Space: stanza.NSError, Local: "not-acceptable"}}
-	blocked := xml.StartElement{Name: xml.Name{Space: nsBlockingErrors, Local: "blocked"}}
 	start := xml.StartElement{Name: e.start.Name, Attr: []xml.Attr{
 		{Name: xml.Name{Local: "type"}, Value: "error"},
 		{Name: xml.Name{Local: "from"}, Value: e.attr("to")},
-		{Name: xml.Name{Local: "to"}, Value: s.jid.String()},
+		{Name: xml.Name{Local: "to"}, Value: e.attr("from")},
 	}}
 	if id := e.attr("id"); id != "" {
 		start.Attr = append(start.Attr, xml.Attr{Name: xml.Name{Local: "id"}, Value: id})
 	}
-	toks := []xml.Token{start, errStart, cond, cond.End(), blocked, blocked.End(), errStart.End(), start.End()}
-	_, err := xmlstream.Copy(t, &sliceReader{toks: toks})
-	return err
+	return element{start: start, inner: append(append([]xml.Token{errStart}, inner...), errStart.End())}, true
+}
+
+// blockedStanza applies the blocklists to a stanza from s to to, before it
+// is routed. It reports whether the stanza was dealt with (refused or
+// dropped); err only ends the session.
+func (s *session) blockedStanza(t xmlstream.TokenReadEncoder, e element, to jid.JID) (bool, error) {
+	switch a := s.srv.blockFor(s.jid, to, e.start.Name.Local, e.attr("type")); a {
+	case blockPass:
+		return false, nil
+	case blockRefused:
+		// The user's own block: the client is told why.
+		out, _ := blockBounce(a, e.withAttr("from", s.jid.String()))
+		_, err := xmlstream.Copy(t, out.TokenReader())
+		return true, err
+	case blockUnavailable:
+		return true, s.replyError(t, e, stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
+	}
+	return true, nil // dropped
 }
 
 // blockPayload is a <block/> or <unblock/>: its items' JIDs, and how many
@@ -532,4 +575,19 @@ func (h blockingHolder) Erase(_ context.Context, user jid.JID) error {
 		}
 		return tx.Bucket(bucketReports).Delete([]byte(user.Localpart()))
 	})
+}
+
+// String names the action (tests, logs).
+func (a blockAction) String() string {
+	switch a {
+	case blockPass:
+		return "pass"
+	case blockDrop:
+		return "drop"
+	case blockRefused:
+		return "refused"
+	case blockUnavailable:
+		return "unavailable"
+	}
+	return "blockAction(" + strconv.Itoa(int(a)) + ")"
 }

@@ -288,3 +288,172 @@ func FuzzBlockPayload(f *testing.F) {
 		}
 	})
 }
+
+// TestBlockMatchTable: XEP-0191 § 3's JID matching for local and remote
+// JIDs and whole domains, for messages, presence and IQs both ways (to
+// and from the blocking user), through blockFor, which both the c2s path
+// and the s2s router ask. alice blocks a remote domain, a remote bare
+// JID, a local full JID and a remote domain/resource; dave blocks his own
+// (local) domain.
+func TestBlockMatchTable(t *testing.T) {
+	ts := startTestServer(t)
+	for _, u := range []string{"alice", "dave"} {
+		ts.Register(t, u, u+" password")
+	}
+	block := func(user string, items ...string) {
+		var js []jid.JID
+		for _, it := range items {
+			js = append(js, jid.MustParse(it))
+		}
+		if _, _, err := ts.store.block(user, js, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	block("alice", "EVIL.example", "spam@other.example", "bob@localhost/phone", "other.example/bot")
+	block("dave", "localhost")
+
+	const alice, dave = "alice@localhost/pc", "dave@localhost/pc"
+	type tc struct {
+		from, to, kind, typ string
+		want                blockAction
+	}
+	var cases []tc
+	// Each JID alice blocks (or not), both ways, every kind.
+	for _, c := range []struct {
+		j       string
+		blocked bool
+	}{
+		{"x@evil.example/r", true},
+		{"x@evil.example", true},
+		{"X@Evil.Example/R", true}, // domains compare case-insensitively
+		{"evil.example", true},
+		{"evil.example/component", true}, // domain/resource is at the domain
+		{"x@sub.evil.example", false},    // not subdomains
+		{"x@evil.example.org", false},
+		{"spam@other.example", true},
+		{"spam@other.example/any", true},
+		{"ham@other.example/any", false},
+		{"other.example/bot", true},
+		{"x@other.example/bot", false}, // domain/resource is that JID only
+		{"other.example", false},
+		{"other.example/other", false},
+		{"bob@localhost/phone", true},
+		{"bob@localhost/pc", false},
+		{"bob@localhost", false}, // the full-JID item does not block the bare JID
+		{"carol@localhost/pc", false},
+	} {
+		in, out := blockPass, blockPass
+		if c.blocked {
+			in, out = blockUnavailable, blockRefused
+		}
+		drop := func(a blockAction) blockAction {
+			if a != blockPass {
+				return blockDrop
+			}
+			return a
+		}
+		cases = append(cases,
+			tc{c.j, alice, "message", "chat", in},
+			tc{c.j, alice, "message", "", in},
+			tc{c.j, alice, "message", "groupchat", drop(in)},
+			tc{c.j, alice, "message", "headline", drop(in)},
+			tc{c.j, alice, "message", "error", drop(in)},
+			tc{c.j, alice, "presence", "", drop(in)},
+			tc{c.j, alice, "presence", "subscribe", drop(in)},
+			tc{c.j, alice, "iq", "get", in},
+			tc{c.j, alice, "iq", "set", in},
+			tc{c.j, alice, "iq", "result", drop(in)},
+			tc{c.j, alice, "iq", "error", drop(in)},
+			tc{alice, c.j, "message", "chat", out},
+			tc{alice, c.j, "message", "groupchat", out},
+			tc{alice, c.j, "presence", "", out},
+			tc{alice, c.j, "presence", "unsubscribed", out},
+			tc{alice, c.j, "iq", "get", out},
+			tc{alice, c.j, "iq", "result", drop(out)},
+			tc{alice, c.j, "message", "error", drop(out)},
+		)
+	}
+	cases = append(cases,
+		// dave blocks his own domain: every local user, both ways; not
+		// the server itself, his own resources or remote JIDs.
+		tc{alice, dave, "message", "chat", blockUnavailable},
+		tc{alice, dave, "presence", "", blockDrop},
+		tc{alice, dave, "iq", "get", blockUnavailable},
+		tc{dave, alice, "message", "chat", blockRefused},
+		tc{dave, "alice@localhost", "iq", "set", blockRefused},
+		tc{dave, "localhost", "iq", "get", blockPass},
+		tc{dave, "dave@localhost/phone", "message", "chat", blockPass},
+		tc{dave, "x@evil.example", "message", "chat", blockPass},
+		tc{"x@evil.example", dave, "message", "chat", blockPass},
+		// Between two remote JIDs: no local blocklist applies.
+		tc{"x@evil.example", "y@other.example", "message", "chat", blockPass},
+		// Both block each other: the sender's own block wins.
+		tc{dave, "alice@localhost/pc", "message", "chat", blockRefused},
+	)
+	for _, c := range cases {
+		got := ts.blockFor(jid.MustParse(c.from), jid.MustParse(c.to), c.kind, c.typ)
+		if got != c.want {
+			t.Errorf("%s %s from %s to %s: %v, want %v", c.kind, c.typ, c.from, c.to, got, c.want)
+		}
+	}
+}
+
+// TestBlockBounce: the error stanzas answering a blocked stanza, as the
+// s2s router sends them back to a remote sender.
+func TestBlockBounce(t *testing.T) {
+	e, err := parseElement([]byte(`<message xmlns="jabber:client" from="x@evil.example/r" to="alice@localhost" id="m1" type="chat"><body>secret-body</body></message>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		a    blockAction
+		want string
+	}{
+		{blockUnavailable, `<message xmlns="jabber:client" type="error" from="alice@localhost" to="x@evil.example/r" id="m1"><error xmlns="jabber:client" type="cancel"><service-unavailable xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"></service-unavailable></error></message>`},
+		{blockRefused, `<message xmlns="jabber:client" type="error" from="alice@localhost" to="x@evil.example/r" id="m1"><error xmlns="jabber:client" type="cancel"><not-acceptable xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"></not-acceptable><blocked xmlns="urn:xmpp:blocking:errors"></blocked></error></message>`},
+	} {
+		out, ok := blockBounce(c.a, e)
+		raw, _ := out.bytes()
+		if !ok || string(raw) != c.want {
+			t.Errorf("%v: %v %s\nwant %s", c.a, ok, raw, c.want)
+		}
+	}
+	for _, a := range []blockAction{blockPass, blockDrop} {
+		if _, ok := blockBounce(a, e); ok {
+			t.Errorf("%v: a bounce", a)
+		}
+	}
+}
+
+// TestBlockRemoteDomainE2E: a client blocks a remote domain with the
+// blocking command; its message, presence and IQ to a JID there are
+// refused with <blocked/> (not routed), and unblocking lifts it.
+func TestBlockRemoteDomainE2E(t *testing.T) {
+	ts := startTestServer(t)
+	ts.Register(t, "alice", "alice password")
+	a := ts.Login(t, "alice", "alice password")
+	if r := a.IQ(t, `<iq type="set" id="b"><block xmlns="urn:xmpp:blocking"><item jid="evil.example"/></block></iq>`); r.attr("type") != "result" {
+		t.Fatalf("block: %s", stanzaErrorCondition(r))
+	}
+	isBlocked := func(e element) bool {
+		raw, _ := e.bytes()
+		return stanzaErrorCondition(e) == "not-acceptable" && strings.Contains(string(raw), nsBlockingErrors)
+	}
+	for _, raw := range []string{
+		`<message to="mallory@evil.example" type="chat" id="s1"><body>hi</body></message>`,
+		`<presence to="mallory@evil.example/r" id="s2"/>`,
+		`<iq to="evil.example" type="get" id="s3"><query xmlns="jabber:iq:version"/></iq>`,
+	} {
+		a.Send(t, raw)
+		e := a.Next(t, func(e element) bool { return e.attr("type") == "error" })
+		if !isBlocked(e) {
+			got, _ := e.bytes()
+			t.Errorf("%s: answered %s, want not-acceptable with <blocked/>", raw, got)
+		}
+	}
+	a.IQ(t, `<iq type="set" id="u"><unblock xmlns="urn:xmpp:blocking"><item jid="evil.example"/></unblock></iq>`)
+	a.Send(t, `<message to="mallory@evil.example" type="chat" id="s4"><body>hi</body></message>`)
+	if e := a.Next(t, func(e element) bool { return e.attr("id") == "s4" }); isBlocked(e) {
+		t.Error("still blocked after the unblock")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"time"
 
@@ -49,6 +50,11 @@ type Config struct {
 	S2S                      string // -s2s: server-to-server listener (federation); "" means federation off
 	S2SHosts                 string // -s2s-hosts: domain=host:port,... instead of DNS for those domains
 	S2SCA                    string // -s2s-ca: PEM file of certificates trusted for peers (SASL EXTERNAL) besides the system roots
+	// Limits per remote domain when federating (s2slimit.go): over one,
+	// the stanza is answered with policy-violation.
+	S2SStanzaRate     int // -s2s-stanza-rate: stanzas a second from one remote domain; 0 means 200
+	S2SByteRate       int // -s2s-byte-rate: wire bytes a second from one remote domain; 0 means 1 MiB
+	S2SMaxPendingSubs int // -s2s-max-pending-subs: subscription requests from one remote domain waiting for an answer; 0 means 100
 
 	// Knobs for tests and embedding; no flag.
 
@@ -105,6 +111,18 @@ type Config struct {
 
 // rosterLimit is MaxRosterItems, or its default when not positive.
 func (c Config) rosterLimit() int { return orDefault(c.MaxRosterItems, defaultMaxRosterItems) }
+
+// domainLimits is the configuration of the per-remote-domain limiter
+// (s2slimit.go), its refusals counted in log.
+func (c Config) domainLimits(log *slog.Logger) domainLimitConfig {
+	return domainLimitConfig{
+		StanzaRate:     float64(c.S2SStanzaRate),
+		ByteRate:       float64(c.S2SByteRate),
+		MaxPendingSubs: c.S2SMaxPendingSubs,
+		Now:            c.Now,
+		Log:            log,
+	}
+}
 
 // roomLimit is MaxOwnedRooms, or its default when not positive.
 func (c Config) roomLimit() int { return orDefault(c.MaxOwnedRooms, defaultMaxOwnedRooms) }
@@ -172,6 +190,12 @@ func parseFlags(args []string, out io.Writer) (Config, error) {
 		"domain=host:port,... : where to reach these remote domains instead of DNS SRV (tests, private networks)")
 	fs.StringVar(&c.S2SCA, "s2s-ca", "",
 		"PEM file of extra certificates trusted for remote servers (SASL EXTERNAL); others authenticate with dialback")
+	fs.IntVar(&c.S2SStanzaRate, "s2s-stanza-rate", defaultS2SStanzaRate,
+		"stanzas a second one remote domain may send on average (5 s of it at once); more get policy-violation")
+	fs.IntVar(&c.S2SByteRate, "s2s-byte-rate", defaultS2SByteRate,
+		"bytes a second one remote domain may send on average (5 s of it at once); more get policy-violation")
+	fs.IntVar(&c.S2SMaxPendingSubs, "s2s-max-pending-subs", defaultS2SMaxPendingSubs,
+		"subscription requests from one remote domain that may wait for local users' answers; more get policy-violation")
 	fs.BoolVar(&c.Purge, "purge", false, "run every retention job and the residue purge once, then exit")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -242,6 +266,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("-negotiation-timeout and -idle-timeout must be positive")
 	case c.MaxConnsPerIP < 0 || c.MaxConns < 0:
 		return c, errors.New("-max-conns-per-ip and -max-conns must be positive")
+	case c.S2SStanzaRate < 0 || c.S2SByteRate < 0 || c.S2SMaxPendingSubs < 0:
+		return c, errors.New("-s2s-stanza-rate, -s2s-byte-rate and -s2s-max-pending-subs must not be negative")
 	case c.SMResumeTimeout < 0 || c.SMResumeTimeout > maxSMResumeTimeout:
 		return c, errors.New("-sm-resume-timeout must be between 0 and 1h")
 	case c.ClusterPoll < 0:

@@ -192,6 +192,7 @@ func (srv *Server) deleteAccount(ctx context.Context, user string) error {
 	cancel()
 	srv.sm.dropUser(user) // parked XEP-0198 sessions hold messages to the user
 	if j, err := jid.New(user, srv.cfg.Domain, ""); err == nil {
+		srv.tellContacts(j) // before the roster is erased
 		srv.muc.forgetOwner(j)
 	}
 	err := srv.manager.Delete(ctx, user)

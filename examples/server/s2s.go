@@ -64,6 +64,9 @@ type s2sService struct {
 	// an authenticated remote domain; false refuses the stanza with
 	// policy-violation (per-domain rate limits, s2slimit.go). nil allows.
 	s2sAllow func(domain string, n int) bool
+	// limits holds the per-remote-domain limits behind s2sAllow and the
+	// pending subscription requests (s2slimit.go).
+	limits *domainLimiter
 
 	ln net.Listener
 
@@ -128,16 +131,19 @@ func newS2S(srv *Server) (*s2sService, error) {
 	if retry == nil {
 		retry = defaultS2SRetry
 	}
+	limits := newDomainLimiter(srv.cfg.domainLimits(srv.log))
 	return &s2sService{
-		srv:    srv,
-		hosts:  hosts,
-		roots:  roots,
-		keys:   newDialbackKeys(),
-		retry:  retry,
-		out:    make(map[string]*s2sOut),
-		in:     make(map[*s2sStream]struct{}),
-		iqs:    make(map[s2sIQKey]time.Time),
-		relays: make(map[s2sIQKey]time.Time),
+		s2sAllow: limits.allow,
+		limits:   limits,
+		srv:      srv,
+		hosts:    hosts,
+		roots:    roots,
+		keys:     newDialbackKeys(),
+		retry:    retry,
+		out:      make(map[string]*s2sOut),
+		in:       make(map[*s2sStream]struct{}),
+		iqs:      make(map[s2sIQKey]time.Time),
+		relays:   make(map[s2sIQKey]time.Time),
 
 		occupants: make(map[string]*session),
 	}, nil
@@ -266,6 +272,9 @@ func (f *s2sService) takeIQ(tab map[s2sIQKey]time.Time, k s2sIQKey) bool {
 // shutdown closes the listener and every stream; queued stanzas are
 // bounced.
 func (f *s2sService) shutdown() {
+	if f.limits != nil {
+		defer f.limits.stop() // logs the refusals still counted
+	}
 	f.mu.Lock()
 	f.down = true
 	if f.ln != nil {
@@ -344,6 +353,6 @@ func (srv *Server) s2sPrivacyItem() web.PrivacyItem {
 		return web.PrivacyItem{Data: "federation (exchanging messages with users of other servers)",
 			Kept: "off on this server: nothing is sent to other servers, and they cannot reach you", Job: "none (operator flag -s2s)"}
 	}
-	return web.PrivacyItem{Data: fmt.Sprintf("federation is on: stanzas to users of other servers are sent to their server over TLS, waiting in memory (at most %d per server) until delivered or returned to you as undeliverable; the connection log records which servers connected (domain, time, anonymized IP), never content", maxS2SQueue),
+	return web.PrivacyItem{Data: fmt.Sprintf("federation is on: stanzas to users of other servers are sent to their server over TLS, waiting in memory (at most %d per server) until delivered or returned to you as undeliverable; the connection log records which servers connected (domain, time, anonymized IP), never content; no list of their users is kept beyond your roster and the present occupants of rooms; when you delete your account, each contact, here or on another server, is told (unsubscribe, unsubscribed, unavailable) so that their server forgets the relationship", maxS2SQueue),
 		Kept: "in memory until delivered; connection log lines 24 hours", Job: "s2s queues, xmpp-log"}
 }

@@ -175,6 +175,12 @@ func (f *s2sService) handleIn(conn net.Conn, ticket *connTicket) {
 	defer srv.connLog.Info("s2s disconnected", "dir", "in", "domain", domain)
 	for {
 		_ = conn.SetReadDeadline(time.Now().Add(2 * s2sIdleClose))
+		if srv.ctx.Err() != nil {
+			// Shutting down: stopAfter's past deadline may have come
+			// before the line above moved it to the future.
+			fail(stream.SystemShutdown)
+			return
+		}
 		e, err := st.next(maxStanzaWireBytes)
 		if err == nil {
 			err = f.inbound(st, domain, e)
@@ -315,6 +321,12 @@ func (f *s2sService) inbound(st *s2sStream, domain string, e element) error {
 		return err
 	}
 	if f.s2sAllow != nil && !f.s2sAllow(domain, elementSize(e)) {
+		srv.failures.stanzaRefused(e.start.Name.Local, stanza.PolicyViolation)
+		srv.replyRemote(toClientNS(e), stanza.Error{Type: stanza.Wait, Condition: stanza.PolicyViolation})
+		return nil
+	}
+	if e.start.Name.Local == "presence" && e.attr("type") == "subscribe" && f.limits != nil && !f.limits.allowSubscription(domain) {
+		// Too many requests of this domain wait for local users' answers.
 		srv.failures.stanzaRefused(e.start.Name.Local, stanza.PolicyViolation)
 		srv.replyRemote(toClientNS(e), stanza.Error{Type: stanza.Wait, Condition: stanza.PolicyViolation})
 		return nil

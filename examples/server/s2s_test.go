@@ -64,6 +64,13 @@ type fedPair struct {
 
 func startFedPair(t *testing.T, trust bool, extraCA ...string) *fedPair {
 	t.Helper()
+	return startFedPairWith(t, trust, nil, extraCA...)
+}
+
+// startFedPairWith is startFedPair with aOpt, if not nil, applied to the
+// configuration of a.example last.
+func startFedPairWith(t *testing.T, trust bool, aOpt func(*Config), extraCA ...string) *fedPair {
+	t.Helper()
 	p := &fedPair{aS2S: freeAddr(t), bS2S: freeAddr(t), aLog: &syncBuffer{}, bLog: &syncBuffer{}}
 	aCert, aKey := fedCert(t, "a.example")
 	bCert, bKey := fedCert(t, "b.example")
@@ -91,6 +98,9 @@ func startFedPair(t *testing.T, trust bool, extraCA ...string) *fedPair {
 	p.a = startTestServer(t, withConfig(func(c *Config) {
 		c.Domain, c.CertFile, c.KeyFile, c.Stderr = "a.example", aCert, aKey, p.aLog
 		c.S2S, c.S2SHosts, c.S2SCA = p.aS2S, "b.example="+p.bS2S+",conference.b.example="+p.bS2S, aCA
+		if aOpt != nil {
+			aOpt(c)
+		}
 	}))
 	p.b = startTestServer(t, withConfig(func(c *Config) {
 		c.Domain, c.CertFile, c.KeyFile, c.Stderr = "b.example", bCert, bKey, p.bLog
@@ -615,5 +625,64 @@ func TestParseS2SHosts(t *testing.T) {
 	}
 	if _, err := parseFlags([]string{"-s2s-hosts", "a.example=127.0.0.1:1"}, io.Discard); err == nil {
 		t.Error("-s2s-hosts without -s2s accepted")
+	}
+}
+
+// TestS2SDomainLimits: the per-remote-domain limits of s2slimit.go hold on
+// a live link. a.example takes 1 stanza a second from b.example (5 at
+// once) and 1 pending subscription request: a second request is refused
+// until alice answered the first, and of 50 messages sent at once some are
+// refused with policy-violation; the operator log counts both by domain.
+func TestS2SDomainLimits(t *testing.T) {
+	p := startFedPairWith(t, false, func(c *Config) {
+		c.S2SStanzaRate, c.S2SMaxPendingSubs = 1, 1
+	})
+	alice := loginUser(t, p.a, "alice")
+	bob := loginUser(t, p.b, "bob")
+	carol := loginUser(t, p.b, "carol")
+	alice.Send(t, `<presence/>`) // requests and answers reach available resources
+	bob.Send(t, `<presence/>`)
+
+	// Subscription requests: one may wait for alice's answer.
+	bob.Send(t, `<presence to="alice@a.example" type="subscribe"/>`)
+	alice.Next(t, isPresence("bob@b.example", "subscribe"))
+	carol.Send(t, `<presence to="alice@a.example" type="subscribe" id="first"/>`) // refused
+	// The link keeps order: once carol's message is at alice, her request
+	// was judged.
+	carol.Send(t, `<message to="alice@a.example" type="chat" id="after"><body>hi</body></message>`)
+	alice.Next(t, func(e element) bool { return isMessage(e) && e.attr("id") == "after" })
+	alice.Send(t, `<presence to="bob@b.example" type="subscribed"/>`)
+	// Answered: carol's next request passes. (The refused one never
+	// reached alice: the first request alice sees from carol is this one,
+	// sent after her answer to bob.)
+	bob.Next(t, isPresence("alice@a.example", "subscribed"))
+	carol.Send(t, `<presence to="alice@a.example" type="subscribe" id="again"/>`)
+	if e := alice.Next(t, isPresence("carol@b.example", "subscribe")); e.attr("id") != "again" {
+		t.Fatalf("alice got carol's request %q, want only the one after her answer to bob", e.attr("id"))
+	}
+
+	// Messages: 1 a second; 50 at once cannot all pass.
+	for i := range 50 {
+		bob.Send(t, fmt.Sprintf(`<message to="alice@a.example" type="chat" id="f%d"><body>%d</body></message>`, i, i))
+	}
+	e := bob.Next(t, func(e element) bool { return e.start.Name.Local == "message" && e.attr("type") == "error" })
+	if stanzaErrorCondition(e) != string(stanza.PolicyViolation) || e.attr("from") != "alice@a.example" {
+		t.Fatalf("refused message: %q from %q, want policy-violation from alice@a.example", stanzaErrorCondition(e), e.attr("from"))
+	}
+
+	// The operator log counts the refusals by domain and limit (the
+	// summary still counted is written at shutdown), never a JID.
+	if err := p.a.Stop(); err != nil {
+		logStacks(t)
+		t.Fatal(err)
+	}
+	log := p.aLog.String()
+	for _, want := range []string{"b.example/subscriptions=1", "b.example/stanzas="} {
+		if !strings.Contains(log, want) {
+			t.Errorf("a.example's log lacks %q:\n%s", want, log)
+		}
+	}
+	if strings.Contains(log, "carol@") || strings.Contains(log, "bob@") {
+		t.Errorf("a.example's log names a remote user:\n%s", log)
 	}
 }

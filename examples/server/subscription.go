@@ -392,6 +392,9 @@ func (s *session) handleSubscription(t xmlstream.TokenReadEncoder, e element, to
 		return s.replyError(t, e, stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError})
 	}
 	if srv.isRemote(c) { // federation: the contact's server keeps its side
+		if (typ == "subscribed" || typ == "unsubscribed") && srv.s2s != nil && srv.s2s.limits != nil {
+			srv.s2s.limits.doneSubscription(c.Domainpart()) // answered (s2slimit.go)
+		}
 		srv.sendRemote(e, c)
 		if typ == "subscribed" {
 			srv.sendPresenceRemote(u, c)
@@ -601,6 +604,32 @@ func (srv *Server) removeContact(u, c jid.JID) error {
 		}
 		return nil
 	})
+}
+
+// tellContacts runs at an account's deletion, after its sessions ended
+// (their unavailable presence went out then) and before its data is
+// erased: every contact with a subscription either way, or asked, gets
+// unsubscribe and/or unsubscribed from the user's bare JID through
+// removeContact, as for a roster removal (RFC 6121 § 2.5.2), so that the
+// contact's server drops its side of the relationship.
+func (srv *Server) tellContacts(u jid.JID) {
+	items, err := srv.store.roster(u.Localpart())
+	if err != nil {
+		srv.log.Error("account deletion: reading the roster to tell contacts", "err", err)
+		return
+	}
+	for _, it := range items {
+		if !it.hasTo() && !it.hasFrom() && !it.Ask {
+			continue
+		}
+		c, err := jid.Parse(it.JID)
+		if err != nil {
+			continue
+		}
+		if err := srv.removeContact(u, c); err != nil {
+			srv.log.Error("account deletion: telling a contact", "err", err)
+		}
+	}
 }
 
 // ---- broadcast, probes and directed presence (RFC 6121 § 4) ----

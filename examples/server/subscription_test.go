@@ -377,3 +377,27 @@ func TestSubscriptionDataErased(t *testing.T) {
 	}
 	b.Next(t, isPush("alice@localhost", "none", false))
 }
+
+// TestDeletionTellsContacts: when alice deletes her account, bob (both
+// ways subscribed) sees her go unavailable and gets unsubscribe and
+// unsubscribed from her bare JID before her data is erased; his roster
+// item for her is left with subscription none.
+func TestDeletionTellsContacts(t *testing.T) {
+	ts := startTestServer(t)
+	ts.Register(t, "alice", "alice password")
+	ts.Register(t, "bob", "bob password 1")
+	a := ts.Login(t, "alice", "alice password")
+	b := ts.Login(t, "bob", "bob password 1")
+	online(t, a)
+	online(t, b)
+	subscribeTo(t, a, b)
+	subscribeTo(t, b, a)
+	rosterOf(t, b) // bob gets roster pushes
+	a.Send(t, `<iq type="set" id="rm"><query xmlns="jabber:iq:register"><remove/></query></iq>`)
+	b.Next(t, isPresence(a.JID.String(), "unavailable"))
+	b.Next(t, isPresence("alice@localhost", "unsubscribe"))
+	b.Next(t, isPresence("alice@localhost", "unsubscribed"))
+	if it, ok := ts.store.rosterItem("bob", "alice@localhost"); ok && (it.Sub != "" || it.Ask) {
+		t.Errorf("bob's item for alice after her deletion: %+v", it)
+	}
+}
