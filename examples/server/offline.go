@@ -273,24 +273,17 @@ func (o *offlineService) deliver(s *session) {
 }
 
 // sendWait queues e for the client like send, but waits up to timeout
-// for room in the queue instead of ending a session whose queue is full:
-// a long backlog of offline messages must not overflow it. It reports
-// whether e was queued.
+// for the client to make room in the queue (renewed by each stanza it
+// takes) instead of ending a session whose queue is full: a long backlog
+// of offline messages must not overflow it. It reports whether e was
+// queued.
 func (s *session) sendWait(e element, timeout time.Duration) bool {
 	if s.ending.Load() {
 		return false
 	}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	for !s.out.push(e) {
-		select {
-		case <-s.out.space: // a pop: try again
-		case <-s.done:
-			return false
-		case <-t.C:
-			return false
-		}
+	if s.out.push(e) {
+		s.kickWriter()
+		return true
 	}
-	s.kickWriter()
-	return true
+	return s.waitForSpace(e, timeout)
 }

@@ -71,11 +71,15 @@ func newSession(srv *Server, conn net.Conn, ip netip.Addr) *session {
 	}
 }
 
-// send queues e for the client. It never blocks: when the queue is full
-// the stanza is dropped (false), the queue emptied and the session ended
-// with a resource-constraint stream error, which the writer sends if the
-// client reads again within queueFullGrace; the connection is closed then
-// in any case.
+// send queues e for the client. When the queue is full it waits for the
+// client to make progress (the writer taking a stanza off the queue), for
+// at most queueFullWait each time: a fast sender is slowed down to its
+// reader's pace (its read loop waits here, and TCP pushes back on it)
+// instead of costing the reader its session. A client that reads nothing
+// for queueFullWait is stuck: the stanza is dropped (false), the queue
+// emptied and the session ended with a resource-constraint stream error,
+// which the writer sends if the client reads again within queueFullGrace;
+// the connection is closed then in any case.
 func (s *session) send(e element) bool {
 	if s.ending.Load() {
 		return false
@@ -89,6 +93,9 @@ func (s *session) send(e element) bool {
 		s.kickWriter()
 		return true
 	}
+	if s.waitForSpace(e, queueFullWait) {
+		return true
+	}
 	s.endWithin(stream.ResourceConstraint, queueFullGrace)
 	s.out.clear() // what the client would not read: dropped
 	return false
@@ -97,6 +104,36 @@ func (s *session) send(e element) bool {
 // queueFullGrace is how long a client whose queue filled up has to read
 // its stream error.
 const queueFullGrace = time.Second
+
+// queueFullWait is how long send waits for a client with a full queue to
+// take a stanza off it before the client counts as stuck.
+const queueFullWait = 2 * time.Second
+
+// waitForSpace retries pushing e onto the full queue each time the writer
+// takes a stanza off it; false when the client took none for wait, or
+// the session ends meanwhile.
+func (s *session) waitForSpace(e element, wait time.Duration) bool {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		s.kickWriter()
+		select {
+		case <-s.out.space:
+		case <-s.done:
+			return false
+		case <-t.C:
+			return false
+		}
+		if s.ending.Load() {
+			return false
+		}
+		if s.out.push(e) {
+			s.kickWriter()
+			return true
+		}
+		t.Reset(wait) // progress: wait again
+	}
+}
 
 // end asks the writer to send the stream error and close the stream. The
 // connection is closed at the latest after writeTimeout.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -101,11 +102,12 @@ func TestFloodBothWays(t *testing.T) {
 	wg.Wait()
 }
 
-// TestQueueFullEndsSession: routing never blocks on a slow client; when
-// its queue is full the stanza is dropped, the queue emptied, nothing more
-// queued, and the session ends with resource-constraint: the writer sends
-// it if the client reads again in time, and the connection is closed after
-// queueFullGrace in any case.
+// TestQueueFullEndsSession: routing waits at most queueFullWait for a
+// stuck client (one that takes nothing off its full queue); then the
+// stanza is dropped, the queue emptied, nothing more queued, and the
+// session ends with resource-constraint: the writer sends it if the client
+// reads again in time, and the connection is closed after queueFullGrace
+// in any case.
 func TestQueueFullEndsSession(t *testing.T) {
 	conn, peer := net.Pipe() // nobody reads peer: the client is stuck
 	defer peer.Close()
@@ -195,4 +197,27 @@ func TestWriteSetsNoPastDeadline(t *testing.T) {
 		}
 		server.Close()
 	})
+}
+
+// TestFastSenderSlowedNotReaderEnded: a sender faster than its reader is
+// slowed to the reader's pace; the reader keeps its session and gets every
+// message in order. With a queue of 4 stanzas, 500 pipelined messages
+// overflow it many times over (before send waited for room, the reader's
+// session ended with resource-constraint and the rest was lost).
+func TestFastSenderSlowedNotReaderEnded(t *testing.T) {
+	ts := startTestServer(t, withConfig(func(c *Config) { c.QueueSize = 4 }))
+	alice := loginUser(t, ts, "alice")
+	bob := loginUser(t, ts, "bob")
+	const n = 500
+	var msgs strings.Builder
+	for i := range n {
+		fmt.Fprintf(&msgs, `<message to="bob@localhost" type="chat" id="q%d"><body>%d</body></message>`, i, i)
+	}
+	alice.Send(t, msgs.String())
+	for i := range n {
+		m := bob.Next(t, isMessage)
+		if m.attr("type") == "error" || body(m) != strconv.Itoa(i) {
+			t.Fatalf("message %d: type %q body %q", i, m.attr("type"), body(m))
+		}
+	}
 }
