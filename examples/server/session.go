@@ -20,8 +20,9 @@ const writeTimeout = 30 * time.Second
 
 // session is one bound client stream. Every stanza for the client other than
 // the answer to its own IQs goes through out, drained by one writer goroutine
-// that owns all writes to the stream: routing only enqueues, never blocks,
-// and a full queue ends the slow session.
+// that owns all writes to the stream: routing only enqueues; on a full
+// queue it waits for the client's progress (send), and a client that makes
+// none for queueFullWait is ended.
 type session struct {
 	srv  *Server
 	conn net.Conn
