@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"time"
 
@@ -104,6 +105,10 @@ type Config struct {
 	// server-to-server negotiations (a test shortens it alone, so that
 	// its own client logins keep the usual deadline).
 	s2sTimeout time.Duration
+	// s2sListener, if set, is the s2s listener instead of one opened on
+	// S2S (tests: two servers must know each other's address before
+	// either starts, without a port picked free and given up meanwhile).
+	s2sListener net.Listener
 
 	// httpBodyTimeout, if set, replaces the 15 s within which an HTTPS
 	// request body (a form) must arrive (https.go; tests shorten it).

@@ -52,6 +52,19 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// listenLoopback opens a listener on a free loopback port, for a server
+// whose address another must know before it starts; the server closes it
+// (a test that does not start one: t.Cleanup).
+func listenLoopback(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	return ln
+}
+
 // fedPair starts a.example and b.example federating. With trust, each
 // trusts the other's certificate (SASL EXTERNAL); without, they
 // authenticate with dialback. extraCA certificates are trusted by b too.
@@ -64,14 +77,15 @@ type fedPair struct {
 
 func startFedPair(t *testing.T, trust bool, extraCA ...string) *fedPair {
 	t.Helper()
-	return startFedPairWith(t, trust, nil, extraCA...)
+	return startFedPairWith(t, trust, nil, nil, extraCA...)
 }
 
-// startFedPairWith is startFedPair with aOpt, if not nil, applied to the
-// configuration of a.example last.
-func startFedPairWith(t *testing.T, trust bool, aOpt func(*Config), extraCA ...string) *fedPair {
+// startFedPairWith is startFedPair with aOpt and bOpt, if not nil, applied
+// last to the configurations of a.example and b.example.
+func startFedPairWith(t *testing.T, trust bool, aOpt, bOpt func(*Config), extraCA ...string) *fedPair {
 	t.Helper()
-	p := &fedPair{aS2S: freeAddr(t), bS2S: freeAddr(t), aLog: &syncBuffer{}, bLog: &syncBuffer{}}
+	aLn, bLn := listenLoopback(t), listenLoopback(t)
+	p := &fedPair{aS2S: aLn.Addr().String(), bS2S: bLn.Addr().String(), aLog: &syncBuffer{}, bLog: &syncBuffer{}}
 	aCert, aKey := fedCert(t, "a.example")
 	bCert, bKey := fedCert(t, "b.example")
 	p.aCert, p.bCert = aCert, bCert
@@ -98,6 +112,7 @@ func startFedPairWith(t *testing.T, trust bool, aOpt func(*Config), extraCA ...s
 	p.a = startTestServer(t, withConfig(func(c *Config) {
 		c.Domain, c.CertFile, c.KeyFile, c.Stderr = "a.example", aCert, aKey, p.aLog
 		c.S2S, c.S2SHosts, c.S2SCA = p.aS2S, "b.example="+p.bS2S+",conference.b.example="+p.bS2S, aCA
+		c.s2sListener = aLn
 		if aOpt != nil {
 			aOpt(c)
 		}
@@ -105,6 +120,10 @@ func startFedPairWith(t *testing.T, trust bool, aOpt func(*Config), extraCA ...s
 	p.b = startTestServer(t, withConfig(func(c *Config) {
 		c.Domain, c.CertFile, c.KeyFile, c.Stderr = "b.example", bCert, bKey, p.bLog
 		c.S2S, c.S2SHosts, c.S2SCA = p.bS2S, "a.example="+p.aS2S+",conference.a.example="+p.aS2S, bCA
+		c.s2sListener = bLn
+		if bOpt != nil {
+			bOpt(c)
+		}
 	}))
 	return p
 }
@@ -558,7 +577,11 @@ func TestS2SLoad(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		t.Skip("load figures need a build without the race detector")
 	}
-	p := startFedPair(t, false)
+	// b.example takes the whole run from a.example at full speed: its
+	// per-domain limit (200 stanzas a second by default) would refuse
+	// most of it (TestS2SDomainLimits tests the limit).
+	unlimited := func(c *Config) { c.S2SStanzaRate, c.S2SByteRate = 1<<30, 1<<30 }
+	p := startFedPairWith(t, false, nil, unlimited)
 	alice := loginUser(t, p.a, "alice")
 	carol := loginUser(t, p.a, "carol")
 	bob := loginUser(t, p.b, "bob")
@@ -636,7 +659,7 @@ func TestParseS2SHosts(t *testing.T) {
 func TestS2SDomainLimits(t *testing.T) {
 	p := startFedPairWith(t, false, func(c *Config) {
 		c.S2SStanzaRate, c.S2SMaxPendingSubs = 1, 1
-	})
+	}, nil)
 	alice := loginUser(t, p.a, "alice")
 	bob := loginUser(t, p.b, "bob")
 	carol := loginUser(t, p.b, "carol")

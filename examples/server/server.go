@@ -237,8 +237,10 @@ func (srv *Server) listen() error {
 		if srv.s2s, err = newS2S(srv); err != nil {
 			return err
 		}
-		if srv.s2s.ln, err = net.Listen("tcp", srv.cfg.S2S); err != nil {
-			return fmt.Errorf("-s2s: %w", err)
+		if srv.s2s.ln = srv.cfg.s2sListener; srv.s2s.ln == nil {
+			if srv.s2s.ln, err = net.Listen("tcp", srv.cfg.S2S); err != nil {
+				return fmt.Errorf("-s2s: %w", err)
+			}
 		}
 		srv.closers = append(srv.closers, ignoreClosed(srv.s2s.ln.Close))
 	}
