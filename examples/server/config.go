@@ -63,9 +63,10 @@ type Config struct {
 	// ping before its stream ends with connection-timeout; 0 means 1 min.
 	PingTimeout time.Duration
 
-	// QueueSize is the number of stanzas waiting for a client; beyond it
-	// routing waits for the client to read, and a client that reads
-	// nothing for 2 s is ended. 0 means 256.
+	// QueueSize is the number of stanzas waiting for a client; beyond it a
+	// one-to-one message waits for the client to read (a client that reads
+	// nothing for 2 s is ended) and a room's fan-out ends the session at
+	// once. 0 means 256.
 	QueueSize int
 	// FastHashing selects the OWASP floor Argon2id parameters (m=19 MiB,
 	// t=2, p=1) instead of RFC 9106's second recommendation. Tests use it.

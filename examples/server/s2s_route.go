@@ -81,7 +81,7 @@ func (srv *Server) messageFromRemote(e element, from, to jid.JID) {
 		return
 	}
 	for _, r := range targets {
-		r.send(out)
+		r.sendPaced(out) // slows the peer's stream to the reader's pace
 	}
 }
 

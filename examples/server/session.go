@@ -20,9 +20,10 @@ const writeTimeout = 30 * time.Second
 
 // session is one bound client stream. Every stanza for the client other than
 // the answer to its own IQs goes through out, drained by one writer goroutine
-// that owns all writes to the stream: routing only enqueues; on a full
-// queue it waits for the client's progress (send), and a client that makes
-// none for queueFullWait is ended.
+// that owns all writes to the stream: routing only enqueues; a one-to-one
+// message waits on a full queue for the client's progress (sendPaced),
+// fan-out never waits (send), and a client that makes no progress is
+// ended.
 type session struct {
 	srv  *Server
 	conn net.Conn
@@ -72,15 +73,13 @@ func newSession(srv *Server, conn net.Conn, ip netip.Addr) *session {
 	}
 }
 
-// send queues e for the client. When the queue is full it waits for the
-// client to make progress (the writer taking a stanza off the queue), for
-// at most queueFullWait each time: a fast sender is slowed down to its
-// reader's pace (its read loop waits here, and TCP pushes back on it)
-// instead of costing the reader its session. A client that reads nothing
-// for queueFullWait is stuck: the stanza is dropped (false), the queue
-// emptied and the session ended with a resource-constraint stream error,
-// which the writer sends if the client reads again within queueFullGrace;
-// the connection is closed then in any case.
+// send queues e for the client. It never blocks: when the queue is full
+// the stanza is dropped (false), the queue emptied and the session ended
+// with a resource-constraint stream error, which the writer sends if the
+// client reads again within queueFullGrace; the connection is closed then
+// in any case. Callers that hold a lock other sessions need (the rooms'
+// fan-out) use send; a sender's own route to one recipient uses
+// sendPaced.
 func (s *session) send(e element) bool {
 	if s.ending.Load() {
 		return false
@@ -94,20 +93,40 @@ func (s *session) send(e element) bool {
 		s.kickWriter()
 		return true
 	}
-	if s.waitForSpace(e, queueFullWait) {
+	s.overflow()
+	return false
+}
+
+// sendPaced queues e like send, but when the queue is full it waits for
+// the client to make progress (the writer taking a stanza off), for at
+// most queueFullWait each time: a sender faster than its reader is slowed
+// to the reader's pace (its read loop waits here, and TCP pushes back on
+// it) instead of costing the reader its session. Only a client that reads
+// nothing for queueFullWait is ended, as send does. It must not be called
+// with a lock held that other sessions need.
+func (s *session) sendPaced(e element) bool {
+	if s.sendWait(e, queueFullWait) {
 		return true
 	}
-	s.endWithin(stream.ResourceConstraint, queueFullGrace)
-	s.out.clear() // what the client would not read: dropped
+	if !s.ending.Load() {
+		s.overflow()
+	}
 	return false
+}
+
+// overflow ends a session whose client does not read: what it would not
+// read is dropped.
+func (s *session) overflow() {
+	s.endWithin(stream.ResourceConstraint, queueFullGrace)
+	s.out.clear()
 }
 
 // queueFullGrace is how long a client whose queue filled up has to read
 // its stream error.
 const queueFullGrace = time.Second
 
-// queueFullWait is how long send waits for a client with a full queue to
-// take a stanza off it before the client counts as stuck.
+// queueFullWait is how long sendPaced waits for a client with a full
+// queue to take a stanza off it before the client counts as stuck.
 const queueFullWait = 2 * time.Second
 
 // waitForSpace retries pushing e onto the full queue each time the writer

@@ -102,12 +102,12 @@ func TestFloodBothWays(t *testing.T) {
 	wg.Wait()
 }
 
-// TestQueueFullEndsSession: routing waits at most queueFullWait for a
-// stuck client (one that takes nothing off its full queue); then the
-// stanza is dropped, the queue emptied, nothing more queued, and the
-// session ends with resource-constraint: the writer sends it if the client
-// reads again in time, and the connection is closed after queueFullGrace
-// in any case.
+// TestQueueFullEndsSession: send never blocks on a slow client; when its
+// queue is full the stanza is dropped, the queue emptied, nothing more
+// queued, and the session ends with resource-constraint: the writer sends
+// it if the client reads again in time, and the connection is closed after
+// queueFullGrace in any case. (A sender's route to one recipient uses
+// sendPaced: TestFastSenderSlowedNotReaderEnded.)
 func TestQueueFullEndsSession(t *testing.T) {
 	conn, peer := net.Pipe() // nobody reads peer: the client is stuck
 	defer peer.Close()
@@ -220,4 +220,40 @@ func TestFastSenderSlowedNotReaderEnded(t *testing.T) {
 			t.Fatalf("message %d: type %q body %q", i, m.attr("type"), body(m))
 		}
 	}
+}
+
+// TestSendPacedEndsStuckClient: sendPaced waits for a client that takes
+// nothing off its full queue for queueFullWait, then ends its session as
+// send does (resource-constraint, queue emptied).
+func TestSendPacedEndsStuckClient(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		conn, peer := net.Pipe()
+		defer peer.Close()
+		s := newSession(&Server{cfg: Config{QueueSize: 2}}, conn, netip.Addr{})
+		for range 2 {
+			if !s.sendPaced(element{}) {
+				t.Fatal("stanza refused with room in the queue")
+			}
+		}
+		start := time.Now()
+		if s.sendPaced(element{}) {
+			t.Fatal("stanza queued for a client that never reads")
+		}
+		if waited := time.Since(start); waited != queueFullWait {
+			t.Errorf("waited %v for the stuck client, want %v", waited, queueFullWait)
+		}
+		select {
+		case e := <-s.stop:
+			if e.Err != "resource-constraint" {
+				t.Errorf("stream error %q", e.Err)
+			}
+		default:
+			t.Error("no stream error for the stuck session")
+		}
+		if n := s.out.len(); n != 0 {
+			t.Errorf("%d stanzas left queued for the stuck client", n)
+		}
+		s.finish()
+		conn.Close()
+	})
 }

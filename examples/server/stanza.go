@@ -117,7 +117,7 @@ func (srv *Server) route(ctx context.Context, s *session, t xmlstream.TokenReadE
 		}
 	}
 	for _, r := range targets {
-		r.send(out)
+		r.sendPaced(out) // one recipient: slows the sender to its pace
 	}
 	srv.sendCarbons(s, to, out, senderID, targets) // XEP-0280, carbons.go
 	return nil
