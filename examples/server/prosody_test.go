@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -60,7 +60,7 @@ run_as_root = true
 daemonize = false
 pidfile = %[1]q
 data_path = %[2]q
-log = { debug = %[3]q }
+log = { debug = %[3]q; info = "*console" }
 plugin_paths = {}
 modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "ping", "s2s_auth_certs" }
 modules_disabled = { "posix", "bosh", "websocket", "http", "s2s_bidi" }
@@ -87,22 +87,58 @@ VirtualHost %[9]q
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, "-F", "--config", p.cfg)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Start(); err != nil {
 		cancel()
 		t.Fatal(err)
 	}
+	// Prosody says on its console when each port is open: wait for both
+	// lines (or its end) instead of polling the ports.
+	var out syncBuffer
+	want := []string{
+		fmt.Sprintf("Activated service 'c2s' on [127.0.0.1]:%s", port(p.c2s)),
+		fmt.Sprintf("Activated service 's2s' on [127.0.0.1]:%s", port(p.s2s)),
+	}
+	ready, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(stdout)
+		seen := 0
+		for sc.Scan() {
+			line := sc.Text()
+			_, _ = out.Write([]byte(line + "\n"))
+			for _, w := range want {
+				if strings.Contains(line, w) {
+					if seen++; seen == len(want) {
+						close(ready)
+					}
+				}
+			}
+		}
+	}()
 	t.Cleanup(func() {
 		cancel()
+		<-done
 		_ = cmd.Wait()
 		if t.Failed() {
 			log, _ := os.ReadFile(filepath.Join(dir, "prosody.log"))
 			t.Logf("prosody output:\n%s\nprosody log:\n%s", out.String(), log)
 		}
 	})
+	select {
+	case <-ready:
+	case <-done:
+		t.Fatal("prosody ended before opening its ports")
+	case <-time.After(testTimeout):
+		t.Fatal("prosody did not open its ports in time")
+	}
 	return p
 }
 
@@ -126,17 +162,7 @@ func (p *prosody) login(t *testing.T, user, pass string) *testClient {
 	pool.AppendCertsFromPEM(pem)
 	ts := &testServer{Domain: p.domain, C2S: p.c2s,
 		TLSConfig: &tls.Config{ServerName: p.domain, RootCAs: pool, MinVersion: tls.VersionTLS12}}
-	var c *testClient
-	// Prosody opens its ports a moment after it started: retry until its
-	// c2s port answers (each try waits on the connection, not a timer).
-	deadline := time.Now().Add(testTimeout)
-	for {
-		c, err = ts.login(user, pass, false)
-		if err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	c, err := ts.login(user, pass, false) // startProsody saw the port open
 	if err != nil {
 		t.Fatalf("login to prosody: %v", err)
 	}
