@@ -49,7 +49,8 @@ type Config struct {
 	// reads them from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
 	S3AccessKey, S3SecretKey string
 	S2S                      string // -s2s: server-to-server listener (federation); "" means federation off
-	S2SHosts                 string // -s2s-hosts: domain=host:port,... instead of DNS for those domains
+	S2STLS                   string // -s2s-tls: server-to-server listener with TLS first (XEP-0368); "" means none; needs -s2s
+	S2SHosts                 string // -s2s-hosts: domain=host:port or domain=tls://host:port,... instead of DNS for those domains
 	S2SCA                    string // -s2s-ca: PEM file of certificates trusted for peers (SASL EXTERNAL) besides the system roots
 	// Limits per remote domain when federating (s2slimit.go): over one,
 	// the stanza is answered with policy-violation.
@@ -110,6 +111,12 @@ type Config struct {
 	// S2S (tests: two servers must know each other's address before
 	// either starts, without a port picked free and given up meanwhile).
 	s2sListener net.Listener
+	// s2sTLSListener, if set, is the direct TLS s2s listener instead of
+	// one opened on S2STLS (tests, as s2sListener).
+	s2sTLSListener net.Listener
+	// s2sResolver, if set, looks up SRV records for federation instead of
+	// net.DefaultResolver (tests).
+	s2sResolver srvResolver
 
 	// httpBodyTimeout, if set, replaces the 15 s within which an HTTPS
 	// request body (a form) must arrive (https.go; tests shorten it).
@@ -193,8 +200,10 @@ func parseFlags(args []string, out io.Writer) (Config, error) {
 		"with -store: how often each server checks its sessions' accounts, ending those deleted or blocked on another server")
 	fs.StringVar(&c.S2S, "s2s", "",
 		"server-to-server listener (federation, e.g. 0.0.0.0:5269); empty: federation off, no stanza leaves the server")
+	fs.StringVar(&c.S2STLS, "s2s-tls", "",
+		"server-to-server listener where TLS comes first (XEP-0368 direct TLS, e.g. 0.0.0.0:5270, published as _xmpps-server._tcp); needs -s2s")
 	fs.StringVar(&c.S2SHosts, "s2s-hosts", "",
-		"domain=host:port,... : where to reach these remote domains instead of DNS SRV (tests, private networks)")
+		"domain=host:port,... : where to reach these remote domains instead of DNS SRV (tests, private networks); tls://host:port for a direct TLS port")
 	fs.StringVar(&c.S2SCA, "s2s-ca", "",
 		"PEM file of extra certificates trusted for remote servers (SASL EXTERNAL); others authenticate with dialback")
 	fs.IntVar(&c.S2SStanzaRate, "s2s-stanza-rate", defaultS2SStanzaRate,
@@ -286,8 +295,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, err
 	case (c.CertFile == "") != (c.KeyFile == ""):
 		return c, errors.New("-cert and -key go together")
-	case c.S2S == "" && (c.S2SHosts != "" || c.S2SCA != ""):
-		return c, errors.New("-s2s-hosts and -s2s-ca need -s2s (federation is off without it)")
+	case c.S2S == "" && (c.S2SHosts != "" || c.S2SCA != "" || c.S2STLS != ""):
+		return c, errors.New("-s2s-tls, -s2s-hosts and -s2s-ca need -s2s (federation is off without it)")
 	case c.C2S == "":
 		return c, errors.New("-c2s must not be empty: STARTTLS is the standard client port")
 	case c.HTTP == "":

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -55,8 +54,8 @@ var defaultS2SRetry = []time.Duration{time.Second, 5 * time.Second, 30 * time.Se
 // s2sService is the federation state of a server.
 type s2sService struct {
 	srv   *Server
-	hosts map[string]string // -s2s-hosts: domain → host:port
-	roots *x509.CertPool    // trusted for peer certificates (system + -s2s-ca)
+	hosts map[string]s2sTarget // -s2s-hosts: domain → address
+	roots *x509.CertPool       // trusted for peer certificates (system + -s2s-ca)
 	keys  *dialbackKeys
 	retry []time.Duration
 
@@ -68,7 +67,14 @@ type s2sService struct {
 	// pending subscription requests (s2slimit.go).
 	limits *domainLimiter
 
-	ln net.Listener
+	// resolver looks up SRV records (s2s_dns.go); nil means
+	// net.DefaultResolver. rnd(n), in [0, n), orders SRV targets of equal
+	// priority by weight; nil means math/rand.
+	resolver srvResolver
+	rnd      func(int) int
+
+	ln    net.Listener // -s2s: STARTTLS
+	tlsLn net.Listener // -s2s-tls: direct TLS (XEP-0368); nil when off
 
 	mu     sync.Mutex
 	out    map[string]*s2sOut      // "our-domain remote-domain" → queue
@@ -83,30 +89,6 @@ type s2sService struct {
 
 // s2sIQKey names an IQ between a local and a remote full JID.
 type s2sIQKey struct{ local, remote, id string }
-
-// parseS2SHosts parses -s2s-hosts: "domain=host:port,..." .
-func parseS2SHosts(v string) (map[string]string, error) {
-	m := make(map[string]string)
-	for _, f := range strings.Split(v, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		d, addr, ok := strings.Cut(f, "=")
-		if !ok {
-			return nil, fmt.Errorf("-s2s-hosts: %q is not domain=host:port", f)
-		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return nil, fmt.Errorf("-s2s-hosts: %q: %w", f, err)
-		}
-		j, err := jid.New("", d, "")
-		if err != nil || j.Domainpart() != d {
-			return nil, fmt.Errorf("-s2s-hosts: bad domain %q", d)
-		}
-		m[d] = addr
-	}
-	return m, nil
-}
 
 // newS2S sets up federation for srv (cfg.S2S is set).
 func newS2S(srv *Server) (*s2sService, error) {
@@ -140,6 +122,7 @@ func newS2S(srv *Server) (*s2sService, error) {
 		roots:    roots,
 		keys:     newDialbackKeys(),
 		retry:    retry,
+		resolver: srv.cfg.s2sResolver,
 		out:      make(map[string]*s2sOut),
 		in:       make(map[*s2sStream]struct{}),
 		iqs:      make(map[s2sIQKey]time.Time),
@@ -182,23 +165,49 @@ func (f *s2sService) certValidFor(certs []*x509.Certificate, domain string) bool
 	return err == nil
 }
 
+// alpnXMPPServer is the ALPN protocol of direct TLS server streams
+// (XEP-0368 § 3).
+const alpnXMPPServer = "xmpp-server"
+
 // clientTLS is the TLS configuration of an outbound stream to domain: our
 // certificate offered for SASL EXTERNAL, the peer's checked by us after
-// the handshake (an invalid one means dialback instead of EXTERNAL).
-func (f *s2sService) clientTLS(domain string) *tls.Config {
-	return &tls.Config{
+// the handshake (an invalid one means dialback instead of EXTERNAL). SNI
+// names the remote domain (not the SRV target), and direct TLS asks for
+// ALPN xmpp-server.
+func (f *s2sService) clientTLS(domain string, directTLS bool) *tls.Config {
+	c := &tls.Config{
 		ServerName:         domain,
 		Certificates:       f.srv.tls.Certificates,
 		MinVersion:         tls.VersionTLS12,
 		CipherSuites:       aeadSuites,
 		InsecureSkipVerify: true, // checked in certValidFor; dialback otherwise
 	}
+	if directTLS {
+		c.NextProtos = []string{alpnXMPPServer}
+	}
+	return c
 }
 
-// serverTLS asks inbound peers for a certificate (for SASL EXTERNAL).
-func (f *s2sService) serverTLS() *tls.Config {
+// errS2SUnknownSNI refuses a direct TLS handshake for a name not served here.
+var errS2SUnknownSNI = errors.New("s2s: TLS server name not served here")
+
+// serverTLS asks inbound peers for a certificate (for SASL EXTERNAL). On
+// the direct TLS port (XEP-0368) it speaks ALPN xmpp-server only (a peer
+// offering other protocols alone fails the handshake) and refuses an SNI
+// name that is not one of our domains; without SNI the stream's to
+// decides, as after STARTTLS.
+func (f *s2sService) serverTLS(directTLS bool) *tls.Config {
 	c := f.srv.tls.Clone()
 	c.ClientAuth = tls.RequestClientCert
+	if directTLS {
+		c.NextProtos = []string{alpnXMPPServer}
+		c.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			if hello.ServerName != "" && !f.srv.isOurs(hello.ServerName) {
+				return nil, errS2SUnknownSNI
+			}
+			return nil, nil
+		}
+	}
 	return c
 }
 
@@ -280,6 +289,9 @@ func (f *s2sService) shutdown() {
 	if f.ln != nil {
 		_ = f.ln.Close()
 	}
+	if f.tlsLn != nil {
+		_ = f.tlsLn.Close()
+	}
 	outs := make([]*s2sOut, 0, len(f.out))
 	for _, q := range f.out {
 		outs = append(outs, q)
@@ -344,6 +356,15 @@ func (srv *Server) S2SAddr() string {
 		return ""
 	}
 	return srv.s2s.ln.Addr().String()
+}
+
+// S2STLSAddr is the address of the direct TLS server-to-server listener
+// (XEP-0368; "" if off).
+func (srv *Server) S2STLSAddr() string {
+	if srv.s2s == nil || srv.s2s.tlsLn == nil {
+		return ""
+	}
+	return srv.s2s.tlsLn.Addr().String()
 }
 
 // s2sPrivacyItem is the /privacy line on federation: off unless the

@@ -27,14 +27,15 @@ var (
 	dbVerify        = xml.Name{Space: nsDialback, Local: "verify"}
 )
 
-// serveS2S accepts peers' connections until the listener is closed. The
-// c2s connection caps apply: a peer's connection counts against the
-// global cap and, until authenticated, against its IP's cap of
+// serveS2S accepts peers' connections on ln until it is closed: the
+// STARTTLS port, or with directTLS the XEP-0368 port where TLS comes
+// first. The c2s connection caps apply: a peer's connection counts against
+// the global cap and, until authenticated, against its IP's cap of
 // negotiating connections.
-func (f *s2sService) serveS2S() {
+func (f *s2sService) serveS2S(ln net.Listener, directTLS bool) {
 	srv := f.srv
 	defer srv.wg.Done()
-	acceptLoop(srv.ctx, f.ln, srv.acceptErrs, srv.sleep, func(conn net.Conn) {
+	acceptLoop(srv.ctx, ln, srv.acceptErrs, srv.sleep, func(conn net.Conn) {
 		ticket, reason := srv.limiter.admit(clientKey(clientIP(conn)))
 		if ticket == nil {
 			srv.refused.add(reason)
@@ -53,7 +54,7 @@ func (f *s2sService) serveS2S() {
 		go func() {
 			defer f.wg.Done()
 			defer ticket.release()
-			f.handleIn(conn, ticket)
+			f.handleIn(conn, ticket, directTLS)
 		}()
 	})
 }
@@ -61,12 +62,14 @@ func (f *s2sService) serveS2S() {
 // errS2SNotAuthorized is a stanza before authentication.
 var errS2SNotAuthorized = errors.New("s2s: stanza before authentication")
 
-// handleIn serves one inbound connection: STARTTLS (required), then SASL
-// EXTERNAL or Server Dialback, then the peer's stanzas. Until the peer is
-// authenticated, Config.NegotiationTimeout bounds the whole negotiation
-// and every step has the c2s negotiation byte budget. db:verify requests
-// (the peer checking a key we sent) are answered on any stream after TLS.
-func (f *s2sService) handleIn(conn net.Conn, ticket *connTicket) {
+// handleIn serves one inbound connection: STARTTLS (required), or with
+// directTLS a TLS handshake first (XEP-0368), then SASL EXTERNAL or Server
+// Dialback, then the peer's stanzas. Until the peer is authenticated,
+// Config.NegotiationTimeout bounds the whole negotiation, TLS handshake
+// included, and every step has the c2s negotiation byte budget. db:verify
+// requests (the peer checking a key we sent) are answered on any stream
+// after TLS.
+func (f *s2sService) handleIn(conn net.Conn, ticket *connTicket, directTLS bool) {
 	srv := f.srv
 	defer conn.Close()
 	ip := clientIP(conn)
@@ -123,23 +126,27 @@ func (f *s2sService) handleIn(conn net.Conn, ticket *connTicket) {
 		}
 		return from, st.writeRaw([]byte(`<stream:features>` + features + `</stream:features>`))
 	}
-	if _, err := open(`<starttls xmlns='` + nsTLS + `'><required/></starttls>`); err != nil {
-		fail(err)
-		return
+	if !directTLS {
+		if _, err := open(`<starttls xmlns='` + nsTLS + `'><required/></starttls>`); err != nil {
+			fail(err)
+			return
+		}
+		e, err := st.next(maxNegotiationBytes)
+		if err != nil {
+			fail(err)
+			return
+		}
+		if e.start.Name != nameStartTLS {
+			fail(stream.PolicyViolation) // TLS first, always
+			return
+		}
+		if err := st.writeRaw([]byte(`<proceed xmlns='` + nsTLS + `'/>`)); err != nil {
+			return
+		}
 	}
-	e, err := st.next(maxNegotiationBytes)
-	if err != nil {
-		fail(err)
-		return
-	}
-	if e.start.Name != nameStartTLS {
-		fail(stream.PolicyViolation) // TLS first, always
-		return
-	}
-	if err := st.writeRaw([]byte(`<proceed xmlns='` + nsTLS + `'/>`)); err != nil {
-		return
-	}
-	tc := tls.Server(st.lc, f.serverTLS())
+	// The handshake reads through the byte budget (st.lc) under the
+	// negotiation deadline: a peer that never completes it is dropped then.
+	tc := tls.Server(st.lc, f.serverTLS(directTLS))
 	if err := tc.HandshakeContext(srv.ctx); err != nil {
 		srv.failures.negotiationFailed("s2s-tls", "tls-failed", ip)
 		return
@@ -171,7 +178,7 @@ func (f *s2sService) handleIn(conn net.Conn, ticket *connTicket) {
 	}
 	_ = conn.SetDeadline(time.Time{})
 	ticket.bound()
-	srv.connLog.Info("s2s connected", "dir", "in", "domain", domain, "ip", ip.String(), "auth", kind)
+	srv.connLog.Info("s2s connected", "dir", "in", "domain", domain, "ip", ip.String(), "auth", kind, "tls", tlsKind(directTLS))
 	defer srv.connLog.Info("s2s disconnected", "dir", "in", "domain", domain)
 	for {
 		_ = conn.SetReadDeadline(time.Now().Add(2 * s2sIdleClose))

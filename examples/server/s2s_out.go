@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"sync"
 	"time"
 
@@ -215,40 +214,18 @@ func (q *s2sOut) deliver(st *s2sStream) {
 	}
 }
 
-// resolve returns the addresses to try for domain: the -s2s-hosts entry,
-// else the targets of its _xmpp-server._tcp SRV records (RFC 6120 § 3.2),
-// else the domain on port 5269. A single "." target means the domain
-// offers no federation.
-func (f *s2sService) resolve(ctx context.Context, domain string) ([]string, error) {
-	if a, ok := f.hosts[domain]; ok {
-		return []string{a}, nil
-	}
-	_, recs, err := net.DefaultResolver.LookupSRV(ctx, "xmpp-server", "tcp", domain)
-	if err == nil && len(recs) > 0 {
-		if len(recs) == 1 && recs[0].Target == "." {
-			return nil, fmt.Errorf("s2s: %w: no federation offered", errS2SRefused)
-		}
-		out := make([]string, 0, len(recs))
-		for _, r := range recs {
-			out = append(out, net.JoinHostPort(strings.TrimSuffix(r.Target, "."), fmt.Sprint(r.Port)))
-		}
-		return out, nil
-	}
-	return []string{net.JoinHostPort(domain, defaultS2SPort)}, nil
-}
-
 // dialAuthenticated opens an outbound stream from our domain (or service
 // subdomain) our to domain, authenticated.
 func (f *s2sService) dialAuthenticated(ctx context.Context, our, domain string) (*s2sStream, error) {
-	addrs, err := f.resolve(ctx, domain)
+	targets, err := f.resolve(ctx, domain)
 	if err != nil {
 		return nil, err
 	}
 	var last error
-	for _, addr := range addrs {
-		st, kind, err := f.dialOutFrom(ctx, addr, our, domain, "")
+	for _, target := range targets {
+		st, kind, err := f.dialOutFrom(ctx, target, our, domain, "")
 		if err == nil {
-			f.srv.connLog.Info("s2s connected", "dir", "out", "domain", domain, "ip", clientIP(st.raw).String(), "auth", kind)
+			f.srv.connLog.Info("s2s connected", "dir", "out", "domain", domain, "ip", clientIP(st.raw).String(), "auth", kind, "tls", tlsKind(target.directTLS))
 			return st, nil
 		}
 		last = err
@@ -261,13 +238,13 @@ func (f *s2sService) dialAuthenticated(ctx context.Context, our, domain string) 
 // our stream streamID (XEP-0220 § 2.3), on a stream of its own, closed
 // after the answer.
 func (f *s2sService) verifyDialback(ctx context.Context, receiving, originating, streamID, key string) (bool, error) {
-	addrs, err := f.resolve(ctx, originating)
+	targets, err := f.resolve(ctx, originating)
 	if err != nil {
 		return false, err
 	}
 	var last error
-	for _, addr := range addrs {
-		st, _, err := f.dialOutFrom(ctx, addr, receiving, originating, "verify")
+	for _, target := range targets {
+		st, _, err := f.dialOutFrom(ctx, target, receiving, originating, "verify")
 		if err != nil {
 			last = err
 			continue
@@ -286,18 +263,20 @@ func (f *s2sService) verifyDialback(ctx context.Context, receiving, originating,
 	return false, last
 }
 
-// dialOutFrom connects to addr for domain, negotiates STARTTLS (required) and,
-// unless mode is "verify", authenticates: SASL EXTERNAL when the peer's
-// certificate is valid for domain and EXTERNAL is offered, Server Dialback
-// otherwise. The whole negotiation has Config.NegotiationTimeout.
+// dialOutFrom connects to target for domain, secures the connection with
+// STARTTLS (required) or, for a direct TLS target (XEP-0368), with a TLS
+// handshake first (ALPN xmpp-server, SNI domain) and, unless mode is
+// "verify", authenticates: SASL EXTERNAL when the peer's certificate is
+// valid for domain and EXTERNAL is offered, Server Dialback otherwise. The
+// whole negotiation, TLS handshake included, has Config.NegotiationTimeout.
 // Our side is named our: our domain or a service subdomain.
-func (f *s2sService) dialOutFrom(ctx context.Context, addr, our, domain, mode string) (st *s2sStream, kind string, err error) {
+func (f *s2sService) dialOutFrom(ctx context.Context, target s2sTarget, our, domain, mode string) (st *s2sStream, kind string, err error) {
 	timeout := f.srv.cfg.NegotiationTimeout
 	if f.srv.cfg.s2sTimeout > 0 {
 		timeout = f.srv.cfg.s2sTimeout
 	}
 	d := net.Dialer{Timeout: timeout}
-	raw, err := d.DialContext(ctx, "tcp", addr)
+	raw, err := d.DialContext(ctx, "tcp", target.addr)
 	if err != nil {
 		return nil, "", err
 	}
@@ -310,30 +289,12 @@ func (f *s2sService) dialOutFrom(ctx context.Context, addr, our, domain, mode st
 	stopAfter := context.AfterFunc(ctx, func() { _ = raw.SetDeadline(time.Unix(1, 0)) })
 	defer stopAfter()
 	st = newS2SStream(raw, maxNegotiationBytes)
-	if err := st.writeHeader(our, domain, ""); err != nil {
-		return nil, "", err
+	if !target.directTLS {
+		if err := st.startTLSOut(our, domain); err != nil {
+			return nil, "", err
+		}
 	}
-	if _, _, _, err := st.readHeader(); err != nil {
-		return nil, "", err
-	}
-	feats, err := st.features()
-	if err != nil {
-		return nil, "", err
-	}
-	if _, ok := feats.child(nameStartTLS); !ok {
-		return nil, "", errS2SNoTLS
-	}
-	if err := st.writeElement(simpleElement(nsTLS, "starttls", "")); err != nil {
-		return nil, "", err
-	}
-	e, err := st.next(maxNegotiationBytes)
-	if err != nil {
-		return nil, "", err
-	}
-	if e.start.Name != (nameProceed) {
-		return nil, "", fmt.Errorf("%w: no proceed to starttls", errS2SProtocol)
-	}
-	tc := tls.Client(st.lc, f.clientTLS(domain))
+	tc := tls.Client(st.lc, f.clientTLS(domain, target.directTLS))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return nil, "", err
 	}
@@ -348,7 +309,8 @@ func (f *s2sService) dialOutFrom(ctx context.Context, addr, our, domain, mode st
 		return nil, "", err
 	}
 	st.id = id
-	if feats, err = st.features(); err != nil {
+	feats, err := st.features()
+	if err != nil {
 		return nil, "", err
 	}
 	if mode == "verify" {
@@ -374,7 +336,7 @@ func (f *s2sService) dialOutFrom(ctx context.Context, addr, our, domain, mode st
 		f.keys.forget(dbid)
 		return nil, "", err
 	}
-	e, err = st.next(maxNegotiationBytes)
+	e, err := st.next(maxNegotiationBytes)
 	f.keys.forget(dbid)
 	if err != nil {
 		return nil, "", err
@@ -423,4 +385,34 @@ func offersExternal(feats element) bool {
 		}
 	}
 	return false
+}
+
+// startTLSOut opens our stream on a plain connection and asks for
+// STARTTLS, which the peer must offer (RFC 6120 § 5); the TLS handshake is
+// the caller's.
+func (st *s2sStream) startTLSOut(our, domain string) error {
+	if err := st.writeHeader(our, domain, ""); err != nil {
+		return err
+	}
+	if _, _, _, err := st.readHeader(); err != nil {
+		return err
+	}
+	feats, err := st.features()
+	if err != nil {
+		return err
+	}
+	if _, ok := feats.child(nameStartTLS); !ok {
+		return errS2SNoTLS
+	}
+	if err := st.writeElement(simpleElement(nsTLS, "starttls", "")); err != nil {
+		return err
+	}
+	e, err := st.next(maxNegotiationBytes)
+	if err != nil {
+		return err
+	}
+	if e.start.Name != nameProceed {
+		return fmt.Errorf("%w: no proceed to starttls", errS2SProtocol)
+	}
+	return nil
 }

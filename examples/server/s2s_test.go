@@ -632,6 +632,9 @@ func TestParseS2SHosts(t *testing.T) {
 	}{
 		{"", map[string]string{}, true},
 		{"a.example=127.0.0.1:5269, b.example=[::1]:5270", map[string]string{"a.example": "127.0.0.1:5269", "b.example": "[::1]:5270"}, true},
+		{"a.example=tls://127.0.0.1:5270,b.example=127.0.0.1:5269", map[string]string{"a.example": "tls://127.0.0.1:5270", "b.example": "127.0.0.1:5269"}, true},
+		{"a.example=tls://127.0.0.1", nil, false},
+		{"a.example=tls://", nil, false},
 		{"a.example", nil, false},
 		{"a.example=127.0.0.1", nil, false},
 		{"user@a.example=127.0.0.1:1", nil, false},
@@ -648,6 +651,12 @@ func TestParseS2SHosts(t *testing.T) {
 	}
 	if _, err := parseFlags([]string{"-s2s-hosts", "a.example=127.0.0.1:1"}, io.Discard); err == nil {
 		t.Error("-s2s-hosts without -s2s accepted")
+	}
+	if _, err := parseFlags([]string{"-s2s-tls", "127.0.0.1:5270"}, io.Discard); err == nil {
+		t.Error("-s2s-tls without -s2s accepted")
+	}
+	if c, err := parseFlags([]string{"-s2s", "127.0.0.1:5269", "-s2s-tls", "127.0.0.1:5270"}, io.Discard); err != nil || c.S2STLS != "127.0.0.1:5270" {
+		t.Errorf("-s2s-tls: %v %q", err, c.S2STLS)
 	}
 }
 

@@ -216,7 +216,7 @@ func openDB(path string) (*bolt.DB, error) {
 	return bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
 }
 
-// listen opens the three listeners.
+// listen opens the listeners.
 func (srv *Server) listen() error {
 	var err error
 	if srv.c2sLn, err = net.Listen("tcp", srv.cfg.C2S); err != nil {
@@ -243,6 +243,14 @@ func (srv *Server) listen() error {
 			}
 		}
 		srv.closers = append(srv.closers, ignoreClosed(srv.s2s.ln.Close))
+		if srv.s2s.tlsLn = srv.cfg.s2sTLSListener; srv.s2s.tlsLn == nil && srv.cfg.S2STLS != "" {
+			if srv.s2s.tlsLn, err = net.Listen("tcp", srv.cfg.S2STLS); err != nil {
+				return fmt.Errorf("-s2s-tls: %w", err)
+			}
+		}
+		if srv.s2s.tlsLn != nil {
+			srv.closers = append(srv.closers, ignoreClosed(srv.s2s.tlsLn.Close))
+		}
 	}
 	_, port, _ := net.SplitHostPort(srv.httpLn.Addr().String())
 	srv.baseURL = "https://" + net.JoinHostPort(srv.cfg.Domain, port)
@@ -272,7 +280,11 @@ func (srv *Server) start() {
 	}
 	if srv.s2s != nil {
 		srv.wg.Add(1)
-		go srv.s2s.serveS2S()
+		go srv.s2s.serveS2S(srv.s2s.ln, false)
+		if srv.s2s.tlsLn != nil {
+			srv.wg.Add(1)
+			go srv.s2s.serveS2S(srv.s2s.tlsLn, true)
+		}
 	}
 	srv.wg.Add(1)
 	go func() {
