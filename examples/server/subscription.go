@@ -302,8 +302,16 @@ func (srv *Server) sendPresenceOf(from, to jid.JID) {
 }
 
 // sendUnavailableOf sends unavailable from each available resource of from
-// to each available resource of to.
+// to each available resource of to; for a remote to, one unavailable per
+// resource of from goes to to's bare JID, and its server hands it to the
+// contact's resources (RFC 6121 § 3.2.2, § 3.3.3).
 func (srv *Server) sendUnavailableOf(from, to jid.JID) {
+	if srv.isRemote(to) {
+		for _, rf := range srv.availableSessions(from) {
+			srv.sendRemote(element{start: presenceStart(rf.jid, to.Bare(), "unavailable")}, to.Bare())
+		}
+		return
+	}
 	targets := srv.availableSessions(to)
 	for _, rf := range srv.availableSessions(from) {
 		for _, rt := range targets {
@@ -570,7 +578,8 @@ func (x *subTx) inUnsubscribed(c, u jid.JID, e element) error {
 
 // removeContact deletes u's roster item for c and cancels the subscription
 // both ways (RFC 6121 § 2.5.2): c gets unsubscribe when u had "to" or
-// asked, unsubscribed (and unavailable) when c had "from". The push of the
+// asked, unsubscribed (and unavailable) when c had "from"; a remote c gets
+// them over federation, and its server updates c's roster. The push of the
 // removal to u is the caller's.
 func (srv *Server) removeContact(u, c jid.JID) error {
 	u, c = u.Bare(), c.Bare()
@@ -590,6 +599,17 @@ func (srv *Server) removeContact(u, c jid.JID) error {
 		}
 		if it.hasFrom() {
 			x.after = append(x.after, func() { srv.sendUnavailableOf(u, c) })
+		}
+		if srv.isRemote(c) { // federation: c's server updates c's side
+			x.after = append(x.after, func() {
+				if it.hasTo() || it.Ask {
+					srv.sendRemote(element{start: presenceStart(u, c, "unsubscribe")}, c)
+				}
+				if it.hasFrom() {
+					srv.sendRemote(element{start: presenceStart(u, c, "unsubscribed")}, c)
+				}
+			})
+			return nil
 		}
 		if !exists {
 			return nil
