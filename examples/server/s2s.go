@@ -374,6 +374,10 @@ func (srv *Server) s2sPrivacyItem() web.PrivacyItem {
 		return web.PrivacyItem{Data: "federation (exchanging messages with users of other servers)",
 			Kept: "off on this server: nothing is sent to other servers, and they cannot reach you", Job: "none (operator flag -s2s)"}
 	}
-	return web.PrivacyItem{Data: fmt.Sprintf("federation is on: stanzas to users of other servers are sent to their server over TLS, waiting in memory (at most %d per server) until delivered or returned to you as undeliverable; the connection log records which servers connected (domain, time, anonymized IP), never content; no list of their users is kept beyond your roster and the present occupants of rooms; when you delete your account, each contact, here or on another server, is told (unsubscribe, unsubscribed, unavailable) so that their server forgets the relationship", maxS2SQueue),
+	direct := "; other servers connect with STARTTLS"
+	if srv.s2s.tlsLn != nil {
+		direct = "; other servers connect with STARTTLS or with TLS from the first byte (direct TLS, XEP-0368)"
+	}
+	return web.PrivacyItem{Data: fmt.Sprintf("federation is on: stanzas to users of other servers are sent to their server over TLS, never in plaintext (STARTTLS, or direct TLS where their server offers it)%s, waiting in memory (at most %d per server) until delivered or returned to you as undeliverable; the connection log records which servers connected (domain, time, anonymized IP), never content; no list of their users is kept beyond your roster and the present occupants of rooms; when you delete your account, each contact, here or on another server, is told (unsubscribe, unsubscribed, unavailable) so that their server forgets the relationship", direct, maxS2SQueue),
 		Kept: "in memory until delivered; connection log lines 24 hours", Job: "s2s queues, xmpp-log"}
 }

@@ -612,15 +612,21 @@ func TestS2SLoad(t *testing.T) {
 }
 
 // TestS2SPrivacyPage: /privacy says federation is off by default, and
-// what leaves the server when the operator turns it on.
+// what leaves the server when the operator turns it on: over TLS only, and
+// the direct TLS port when one is open.
 func TestS2SPrivacyPage(t *testing.T) {
 	off := privacyPageText(t, startTestServer(t))
 	if !strings.Contains(off, "nothing is sent to other servers") {
 		t.Errorf("/privacy without -s2s does not say federation is off:\n%s", off)
 	}
 	on := privacyPageText(t, startTestServer(t, withConfig(func(c *Config) { c.S2S = "127.0.0.1:0" })))
-	if !strings.Contains(on, "federation is on") || strings.Contains(on, "nothing is sent to other servers") {
+	if !strings.Contains(on, "federation is on") || strings.Contains(on, "nothing is sent to other servers") ||
+		!strings.Contains(on, "never in plaintext") || strings.Contains(on, "TLS from the first byte") {
 		t.Errorf("/privacy with -s2s:\n%s", on)
+	}
+	direct := privacyPageText(t, startTestServer(t, withConfig(func(c *Config) { c.S2S, c.S2STLS = "127.0.0.1:0", "127.0.0.1:0" })))
+	if !strings.Contains(direct, "TLS from the first byte (direct TLS, XEP-0368)") {
+		t.Errorf("/privacy with -s2s-tls does not name direct TLS:\n%s", direct)
 	}
 }
 

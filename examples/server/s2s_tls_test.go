@@ -409,3 +409,63 @@ func TestS2SDirectTLSRemoteTimeout(t *testing.T) {
 		t.Fatalf("bounce condition %q", stanzaErrorCondition(e))
 	}
 }
+
+// FuzzOrderSRV: SRV records come from DNS, which anyone can fill. From
+// any records and any random draws, orderSRV returns every usable record
+// once, by priority, direct TLS before STARTTLS at equal priority, and
+// never panics.
+func FuzzOrderSRV(f *testing.F) {
+	f.Add([]byte{0, 10, 1, 0, 0, 90, 0, 1, 5, 0, 1, 2}, []byte{3, 7, 200})
+	f.Add([]byte{1, 0, 0, 0, 1, 0, 1, 0}, []byte{})
+	f.Fuzz(func(t *testing.T, data, draws []byte) {
+		var direct, plain []*net.SRV
+		for i := 0; i+4 <= len(data) && i < 4*64; i += 4 {
+			r := &net.SRV{
+				Target:   fmt.Sprintf("h%d.example.", i),
+				Port:     uint16(i),
+				Priority: uint16(data[i] % 4),
+				Weight:   uint16(data[i+1]) << (data[i+3] % 9),
+			}
+			if data[i+2]%2 == 1 {
+				direct = append(direct, r)
+			} else {
+				plain = append(plain, r)
+			}
+		}
+		k := 0
+		rnd := func(n int) int {
+			if n <= 0 {
+				t.Fatalf("rnd(%d)", n)
+			}
+			v := 0
+			if len(draws) > 0 {
+				v = int(draws[k%len(draws)]) + 256*k
+				k++
+			}
+			return (v%n + n) % n
+		}
+		got := orderSRV(direct, plain, rnd)
+		if len(got) != len(direct)+len(plain) {
+			t.Fatalf("%d targets from %d records", len(got), len(direct)+len(plain))
+		}
+		prio := map[string]uint16{}
+		for _, r := range append(direct[:len(direct):len(direct)], plain...) {
+			prio[net.JoinHostPort(strings.TrimSuffix(r.Target, "."), fmt.Sprint(r.Port))] = r.Priority
+		}
+		seen := map[string]bool{}
+		for i, g := range got {
+			p, ok := prio[g.addr]
+			if !ok || seen[g.addr] {
+				t.Fatalf("target %v unknown or repeated", g)
+			}
+			seen[g.addr] = true
+			if i == 0 {
+				continue
+			}
+			q := prio[got[i-1].addr]
+			if q > p || q == p && !got[i-1].directTLS && g.directTLS {
+				t.Fatalf("order: %v (%d) after %v (%d)", g, p, got[i-1], q)
+			}
+		}
+	})
+}
