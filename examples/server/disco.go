@@ -45,15 +45,21 @@ type xFeature struct {
 // answerDisco writes the disco#info or disco#items result for info to t.
 // Queries for a node get item-not-found: no JID here has nodes.
 func (s *session) answerDisco(t xmlstream.TokenReadEncoder, iq stanza.IQ, payload xml.StartElement, info discoInfo) error {
+	_, err := xmlstream.Copy(t, discoAnswer(iq, payload, info))
+	return err
+}
+
+// discoAnswer is the answer to the disco#info or disco#items query iq
+// (payload its query) for info: a result, or an error for a node, a set
+// or a failure to encode.
+func discoAnswer(iq stanza.IQ, payload xml.StartElement, info discoInfo) xml.TokenReader {
 	for _, a := range payload.Attr {
 		if a.Name.Local == "node" && a.Value != "" {
-			_, err := xmlstream.Copy(t, iq.Error(stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound}))
-			return err
+			return iq.Error(stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound})
 		}
 	}
 	if iq.Type != stanza.GetIQ {
-		_, err := xmlstream.Copy(t, iq.Error(stanza.Error{Type: stanza.Cancel, Condition: stanza.FeatureNotImplemented}))
-		return err
+		return iq.Error(stanza.Error{Type: stanza.Cancel, Condition: stanza.FeatureNotImplemented})
 	}
 	var r xml.TokenReader
 	var err error
@@ -93,11 +99,9 @@ func (s *session) answerDisco(t xmlstream.TokenReadEncoder, iq stanza.IQ, payloa
 		r = q
 	}
 	if err != nil {
-		_, err = xmlstream.Copy(t, iq.Error(stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError}))
-		return err
+		return iq.Error(stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError})
 	}
-	_, err = xmlstream.Copy(t, iq.Result(r))
-	return err
+	return iq.Result(r)
 }
 
 // serverInfo is the domain's disco: the server and its services.

@@ -189,3 +189,44 @@ func TestS2SIQRelayBothWays(t *testing.T) {
 		}
 	}
 }
+
+// TestS2SRemoteDisco: a user of a.example discovers b.example from
+// outside (XEP-0030): the server's identity and its services, the MUC
+// service and its public rooms; a query for a node is item-not-found, and
+// other IQs to the server itself stay service-unavailable.
+func TestS2SRemoteDisco(t *testing.T) {
+	p := startFedPair(t, false)
+	alice := loginUser(t, p.a, "alice")
+	bob := loginUser(t, p.b, "bob")
+	if e := tryJoinRoom(t, bob, "lounge@conference.b.example/bob"); e.attr("type") == "error" {
+		t.Fatalf("bob creates the room: %s", stanzaErrorCondition(e))
+	}
+	if r := configureRoom(t, bob, "lounge@conference.b.example", "muc#roomconfig_publicroom", "1"); r.attr("type") != "result" {
+		t.Fatalf("configure: %s", stanzaErrorCondition(r))
+	}
+	for _, tc := range []struct {
+		to, query, want, cond string
+	}{
+		{"b.example", `<query xmlns="http://jabber.org/protocol/disco#info"/>`, `category="server"`, ""},
+		{"b.example", `<query xmlns="http://jabber.org/protocol/disco#items"/>`, `jid="conference.b.example"`, ""},
+		{"conference.b.example", `<query xmlns="http://jabber.org/protocol/disco#info"/>`, `category="conference"`, ""},
+		{"conference.b.example", `<query xmlns="http://jabber.org/protocol/disco#items"/>`, `jid="lounge@conference.b.example"`, ""},
+		{"b.example", `<query xmlns="http://jabber.org/protocol/disco#info" node="x"/>`, "", "item-not-found"},
+		{"b.example", `<query xmlns="jabber:iq:version"/>`, "", "service-unavailable"},
+	} {
+		r := alice.IQ(t, `<iq type="get" id="d" to="`+tc.to+`">`+tc.query+`</iq>`)
+		raw, _ := r.bytes()
+		if r.attr("from") != tc.to {
+			t.Errorf("%s %s: answer from %q", tc.to, tc.query, r.attr("from"))
+		}
+		if tc.cond != "" {
+			if stanzaErrorCondition(r) != tc.cond {
+				t.Errorf("%s %s: %s, want %s", tc.to, tc.query, raw, tc.cond)
+			}
+			continue
+		}
+		if r.attr("type") != "result" || !strings.Contains(string(raw), tc.want) {
+			t.Errorf("%s %s: %s, want %s", tc.to, tc.query, raw, tc.want)
+		}
+	}
+}

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/xml"
 
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/disco"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 )
@@ -192,6 +195,9 @@ func (srv *Server) iqFromRemote(e element, from, to jid.JID) {
 		}
 		return
 	case "get", "set":
+		if srv.answerRemoteDisco(e, to) {
+			return
+		}
 		if srv.isLocalUser(to) && to.Resourcepart() != "" && !srv.blockedEitherWay(to, from) {
 			if targets := srv.sessions.lookup(to); len(targets) > 0 &&
 				f.noteIQ(f.relays, s2sIQKey{local: to.String(), remote: from.String(), id: id}) {
@@ -201,6 +207,43 @@ func (srv *Server) iqFromRemote(e element, from, to jid.JID) {
 		}
 		srv.replyRemote(e, stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
 	}
+}
+
+// answerRemoteDisco answers a remote JID's disco#info or disco#items query
+// to our domain or our MUC service as local users get it (XEP-0030): the
+// server's identity, features and service subdomains, the service's
+// public rooms; what anyone may learn from outside. false when e is no
+// such query, and iqFromRemote goes on.
+func (srv *Server) answerRemoteDisco(e element, to jid.JID) bool {
+	payload, ok := e.payload()
+	if !ok || payload.Name.Space != disco.NSInfo && payload.Name.Space != disco.NSItems {
+		return false
+	}
+	var info discoInfo
+	switch to.String() {
+	case srv.cfg.Domain:
+		info = srv.serverInfo()
+	case conferenceHost(srv.cfg.Domain):
+		info = srv.muc.serviceInfo()
+	default:
+		return false
+	}
+	iq, err := stanza.NewIQ(e.start)
+	if err != nil {
+		return false
+	}
+	toks, err := xmlstream.ReadAll(discoAnswer(iq, payload, info))
+	if err != nil || len(toks) < 2 {
+		return false
+	}
+	start, ok := toks[0].(xml.StartElement)
+	if !ok {
+		return false
+	}
+	start.Name.Space = stanza.NSClient
+	out := element{start: start, inner: toks[1 : len(toks)-1]}
+	srv.s2s.send(out, iq.From)
+	return true
 }
 
 // iqToRemote sends the IQ get or set e of s to the remote JID to and
