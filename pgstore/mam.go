@@ -57,6 +57,8 @@ type MAMStore struct {
 	mu       sync.Mutex
 	queue    []*appendReq // appends waiting for a group
 	flushers int          // groups in flight
+
+	jids jidCache // stored JIDs, parsed
 }
 
 var _ mam.Store = (*MAMStore)(nil)
@@ -316,46 +318,6 @@ func (w *where) add(cond string, args ...any) {
 
 func (w *where) String() string { return strings.Join(w.conds, " AND ") }
 
-const msgColumns = `id, ts, with_bare, with_res, groupchat, real_jid, stanza`
-
-// scanMessages reads rows of msgColumns, then the columns scanned into
-// extra.
-func scanMessages(rows pgx.Rows, archive jid.JID, extra ...any) ([]mam.Message, error) {
-	var out []mam.Message
-	var (
-		raw            []byte
-		ts             int64
-		bare, res      string
-		group          bool
-		real           *string
-		stanza         []byte
-		scanErr, jidEr error
-	)
-	_, scanErr = pgx.ForEachRow(rows, append([]any{&raw, &ts, &bare, &res, &group, &real, &stanza}, extra...), func() error {
-		m := mam.Message{Archive: archive, Time: fromNanos(ts), Groupchat: group, Stanza: slices.Clone(stanza)}
-		var a [16]byte
-		copy(a[:], raw)
-		m.ID = idFromRaw(a)
-		if bare != "" {
-			s := bare
-			if res != "" {
-				s += "/" + res
-			}
-			if m.With, jidEr = jid.Parse(s); jidEr != nil {
-				return fmt.Errorf("stored with: %w", jidEr)
-			}
-		}
-		if real != nil {
-			if m.RealJID, jidEr = jid.Parse(*real); jidEr != nil {
-				return fmt.Errorf("stored real JID: %w", jidEr)
-			}
-		}
-		out = append(out, m)
-		return nil
-	})
-	return out, scanErr
-}
-
 // Query implements mam.Store. Count is exact (from per-archive counters)
 // for queries without Start, End, AfterID, BeforeID and IDs, and -1 (unknown)
 // otherwise; FirstIndex is known for first and last pages.
@@ -387,7 +349,7 @@ func (s *MAMStore) Query(ctx context.Context, archive jid.JID, q mam.Query) (mam
 	if err != nil {
 		return mam.Page{}, fmt.Errorf("pgstore: query: %w", err)
 	}
-	msgs, err = scanMessages(rows, archive, &found, &count)
+	msgs, err = s.readMessages(rows, archive, size+1, &found, &count)
 	if err != nil {
 		return mam.Page{}, fmt.Errorf("pgstore: query: %w", err)
 	}
@@ -458,7 +420,10 @@ func pageSQL(a string, q mam.Query, size int) (sql string, args []any, backward 
 		}
 	}
 	var w where
-	w.args = []any{a, raws}
+	w.args = []any{a}
+	if len(ids) > 0 {
+		w.args = append(w.args, raws)
+	}
 	w.add("archive = $1")
 	at := func(id string) any {
 		raw, _ := mam.ParseID(id)
@@ -505,9 +470,15 @@ func pageSQL(a string, q mam.Query, size int) (sql string, args []any, backward 
 	if backward {
 		order = "ts DESC, seq DESC"
 	}
-	sql = fmt.Sprintf(`WITH ids AS (SELECT id, ts, seq FROM mam_messages WHERE archive = $1 AND id = ANY($2))
-SELECT %s, (SELECT count(*) FROM ids) AS found, -1::bigint AS n FROM mam_messages WHERE %s ORDER BY %s LIMIT %d`,
-		msgColumns, w.String(), order, size+1)
+	// Without ids, no CTE: it would cost a scan and an InitPlan even when
+	// empty.
+	with, found := "", "0::bigint"
+	if len(ids) > 0 {
+		with = "WITH ids AS (SELECT id, ts, seq FROM mam_messages WHERE archive = $1 AND id = ANY($2))\n"
+		found = "(SELECT count(*) FROM ids)"
+	}
+	sql = fmt.Sprintf(`%sSELECT %s, %s AS found, -1::bigint AS n FROM mam_messages WHERE %s ORDER BY %s LIMIT %d`,
+		with, msgColumns, found, w.String(), order, size+1)
 	return sql, w.args, backward, len(ids)
 }
 
@@ -527,10 +498,10 @@ func countSQL(q mam.Query, args []any) (string, []any) {
 		}
 		return `SELECT coalesce(max(` + col + `), 0) FROM mam_archives WHERE archive = $1`, args
 	case q.With.Resourcepart() == "":
-		return `SELECT coalesce(sum(n), 0) FROM mam_counts WHERE archive = $1 AND with_bare = ` +
+		return `SELECT coalesce(sum(n), 0)::bigint FROM mam_counts WHERE archive = $1 AND with_bare = ` +
 			arg(q.With.String()) + ` AND (` + arg(q.IncludeGroupchat) + ` OR NOT excluded)`, args
 	default:
-		return `SELECT coalesce(sum(n), 0) FROM mam_counts WHERE archive = $1 AND with_bare = ` +
+		return `SELECT coalesce(sum(n), 0)::bigint FROM mam_counts WHERE archive = $1 AND with_bare = ` +
 			arg(q.With.Bare().String()) + ` AND with_res = ` + arg(q.With.Resourcepart()) +
 			` AND (` + arg(q.IncludeGroupchat) + ` OR NOT excluded)`, args
 	}
@@ -546,7 +517,7 @@ func (s *MAMStore) Metadata(ctx context.Context, archive jid.JID) (mam.Metadata,
 	if err != nil {
 		return mam.Metadata{}, fmt.Errorf("pgstore: metadata: %w", err)
 	}
-	ms, err := scanMessages(rows, archive.Bare())
+	ms, err := s.readMessages(rows, archive.Bare(), 2)
 	if err != nil {
 		return mam.Metadata{}, fmt.Errorf("pgstore: metadata: %w", err)
 	}
@@ -735,6 +706,9 @@ func (s *MAMStore) deleteBatches(ctx context.Context, sel string, args ...any) (
 // run again.
 func (s *MAMStore) Erase(ctx context.Context, user jid.JID) error {
 	a := user.Bare().String()
+	// The user's JID may be in the cache (as a peer or a real JID): forget
+	// it here; other processes forget theirs within jidCacheTTL.
+	s.jids.reset()
 	if _, err := s.pool.Exec(ctx, `DELETE FROM mam_prefs WHERE owner = $1`, a); err != nil {
 		return fmt.Errorf("pgstore: erase prefs: %w", err)
 	}
