@@ -407,9 +407,10 @@ func lookupIDs(q mam.Query) []string {
 
 // pageSQL returns the statement selecting one page (size+1 rows, to see
 // whether there are more) of q's matches in archive a, whether it reads
-// backwards, and how many distinct ids q names. Each row also holds the
-// number of those ids found in the archive and a column n, -1::bigint,
-// for the caller to replace with a counter. The ids are resolved in the
+// backwards, and nids: for a query with an IDs filter, how many distinct
+// ids q names, and 0 otherwise. Each row also holds, as found, the number
+// of those nids ids found in the archive, and a column n, -1::bigint, for
+// the caller to replace with a counter. The ids are resolved in the
 // statement; an id that is not a well-formed archive id matches nothing.
 func pageSQL(a string, q mam.Query, size int) (sql string, args []any, backward bool, nids int) {
 	ids := lookupIDs(q)
@@ -419,9 +420,17 @@ func pageSQL(a string, q mam.Query, size int) (sql string, args []any, backward 
 			raws = append(raws, raw[:])
 		}
 	}
+	// The ids are read in a CTE only for an IDs filter, which needs the
+	// set; an id compared with is read by scalar subqueries (two index
+	// lookups cost less than materializing the CTE and counting it). A
+	// missing id compares as NULL: the page is empty and Query then looks
+	// the ids up.
+	cte := len(q.IDs) > 0
+	src := "mam_messages WHERE archive = $1 AND"
 	var w where
 	w.args = []any{a}
-	if len(ids) > 0 {
+	if cte {
+		src = "ids WHERE"
 		w.args = append(w.args, raws)
 	}
 	w.add("archive = $1")
@@ -448,8 +457,8 @@ func pageSQL(a string, q mam.Query, size int) (sql string, args []any, backward 
 	// bound on ts before it is (an InitPlan parameter), so a page in the
 	// middle of an archive starts its index scan at the id instead of
 	// filtering every row before it.
-	const after = "ts >= (SELECT ts FROM ids WHERE id = ?) AND (ts, seq) > (SELECT ts, seq FROM ids WHERE id = ?)"
-	const before = "ts <= (SELECT ts FROM ids WHERE id = ?) AND (ts, seq) < (SELECT ts, seq FROM ids WHERE id = ?)"
+	after := "ts >= (SELECT ts FROM " + src + " id = ?) AND (ts, seq) > (SELECT ts, seq FROM " + src + " id = ?)"
+	before := "ts <= (SELECT ts FROM " + src + " id = ?) AND (ts, seq) < (SELECT ts, seq FROM " + src + " id = ?)"
 	if q.AfterID != "" {
 		w.add(after, at(q.AfterID), at(q.AfterID))
 	}
@@ -470,16 +479,15 @@ func pageSQL(a string, q mam.Query, size int) (sql string, args []any, backward 
 	if backward {
 		order = "ts DESC, seq DESC"
 	}
-	// Without ids, no CTE: it would cost a scan and an InitPlan even when
-	// empty.
 	with, found := "", "0::bigint"
-	if len(ids) > 0 {
+	if cte {
 		with = "WITH ids AS (SELECT id, ts, seq FROM mam_messages WHERE archive = $1 AND id = ANY($2))\n"
 		found = "(SELECT count(*) FROM ids)"
+		nids = len(ids)
 	}
 	sql = fmt.Sprintf(`%sSELECT %s, %s AS found, -1::bigint AS n FROM mam_messages WHERE %s ORDER BY %s LIMIT %d`,
 		with, msgColumns, found, w.String(), order, size+1)
-	return sql, w.args, backward, len(ids)
+	return sql, w.args, backward, nids
 }
 
 // countSQL returns a query of the number of messages matching q's With
