@@ -57,6 +57,8 @@ type MAMStore struct {
 	mu       sync.Mutex
 	queue    []*appendReq // appends waiting for a group
 	flushers int          // groups in flight
+
+	jids jidCache // stored JIDs, parsed
 }
 
 var _ mam.Store = (*MAMStore)(nil)
@@ -316,46 +318,6 @@ func (w *where) add(cond string, args ...any) {
 
 func (w *where) String() string { return strings.Join(w.conds, " AND ") }
 
-const msgColumns = `id, ts, with_bare, with_res, groupchat, real_jid, stanza`
-
-// scanMessages reads rows of msgColumns, then the columns scanned into
-// extra.
-func scanMessages(rows pgx.Rows, archive jid.JID, extra ...any) ([]mam.Message, error) {
-	var out []mam.Message
-	var (
-		raw            []byte
-		ts             int64
-		bare, res      string
-		group          bool
-		real           *string
-		stanza         []byte
-		scanErr, jidEr error
-	)
-	_, scanErr = pgx.ForEachRow(rows, append([]any{&raw, &ts, &bare, &res, &group, &real, &stanza}, extra...), func() error {
-		m := mam.Message{Archive: archive, Time: fromNanos(ts), Groupchat: group, Stanza: slices.Clone(stanza)}
-		var a [16]byte
-		copy(a[:], raw)
-		m.ID = idFromRaw(a)
-		if bare != "" {
-			s := bare
-			if res != "" {
-				s += "/" + res
-			}
-			if m.With, jidEr = jid.Parse(s); jidEr != nil {
-				return fmt.Errorf("stored with: %w", jidEr)
-			}
-		}
-		if real != nil {
-			if m.RealJID, jidEr = jid.Parse(*real); jidEr != nil {
-				return fmt.Errorf("stored real JID: %w", jidEr)
-			}
-		}
-		out = append(out, m)
-		return nil
-	})
-	return out, scanErr
-}
-
 // Query implements mam.Store. Count is exact (from per-archive counters)
 // for queries without Start, End, AfterID, BeforeID and IDs, and -1 (unknown)
 // otherwise; FirstIndex is known for first and last pages.
@@ -387,7 +349,7 @@ func (s *MAMStore) Query(ctx context.Context, archive jid.JID, q mam.Query) (mam
 	if err != nil {
 		return mam.Page{}, fmt.Errorf("pgstore: query: %w", err)
 	}
-	msgs, err = scanMessages(rows, archive, &found, &count)
+	msgs, err = s.readMessages(rows, archive, size+1, &found, &count)
 	if err != nil {
 		return mam.Page{}, fmt.Errorf("pgstore: query: %w", err)
 	}
@@ -445,9 +407,10 @@ func lookupIDs(q mam.Query) []string {
 
 // pageSQL returns the statement selecting one page (size+1 rows, to see
 // whether there are more) of q's matches in archive a, whether it reads
-// backwards, and how many distinct ids q names. Each row also holds the
-// number of those ids found in the archive and a column n, -1::bigint,
-// for the caller to replace with a counter. The ids are resolved in the
+// backwards, and nids: for a query with an IDs filter, how many distinct
+// ids q names, and 0 otherwise. Each row also holds, as found, the number
+// of those nids ids found in the archive, and a column n, -1::bigint, for
+// the caller to replace with a counter. The ids are resolved in the
 // statement; an id that is not a well-formed archive id matches nothing.
 func pageSQL(a string, q mam.Query, size int) (sql string, args []any, backward bool, nids int) {
 	ids := lookupIDs(q)
@@ -457,8 +420,19 @@ func pageSQL(a string, q mam.Query, size int) (sql string, args []any, backward 
 			raws = append(raws, raw[:])
 		}
 	}
+	// The ids are read in a CTE only for an IDs filter, which needs the
+	// set; an id compared with is read by scalar subqueries (two index
+	// lookups cost less than materializing the CTE and counting it). A
+	// missing id compares as NULL: the page is empty and Query then looks
+	// the ids up.
+	cte := len(q.IDs) > 0
+	src := "mam_messages WHERE archive = $1 AND"
 	var w where
-	w.args = []any{a, raws}
+	w.args = []any{a}
+	if cte {
+		src = "ids WHERE"
+		w.args = append(w.args, raws)
+	}
 	w.add("archive = $1")
 	at := func(id string) any {
 		raw, _ := mam.ParseID(id)
@@ -483,8 +457,8 @@ func pageSQL(a string, q mam.Query, size int) (sql string, args []any, backward 
 	// bound on ts before it is (an InitPlan parameter), so a page in the
 	// middle of an archive starts its index scan at the id instead of
 	// filtering every row before it.
-	const after = "ts >= (SELECT ts FROM ids WHERE id = ?) AND (ts, seq) > (SELECT ts, seq FROM ids WHERE id = ?)"
-	const before = "ts <= (SELECT ts FROM ids WHERE id = ?) AND (ts, seq) < (SELECT ts, seq FROM ids WHERE id = ?)"
+	after := "ts >= (SELECT ts FROM " + src + " id = ?) AND (ts, seq) > (SELECT ts, seq FROM " + src + " id = ?)"
+	before := "ts <= (SELECT ts FROM " + src + " id = ?) AND (ts, seq) < (SELECT ts, seq FROM " + src + " id = ?)"
 	if q.AfterID != "" {
 		w.add(after, at(q.AfterID), at(q.AfterID))
 	}
@@ -505,10 +479,15 @@ func pageSQL(a string, q mam.Query, size int) (sql string, args []any, backward 
 	if backward {
 		order = "ts DESC, seq DESC"
 	}
-	sql = fmt.Sprintf(`WITH ids AS (SELECT id, ts, seq FROM mam_messages WHERE archive = $1 AND id = ANY($2))
-SELECT %s, (SELECT count(*) FROM ids) AS found, -1::bigint AS n FROM mam_messages WHERE %s ORDER BY %s LIMIT %d`,
-		msgColumns, w.String(), order, size+1)
-	return sql, w.args, backward, len(ids)
+	with, found := "", "0::bigint"
+	if cte {
+		with = "WITH ids AS (SELECT id, ts, seq FROM mam_messages WHERE archive = $1 AND id = ANY($2))\n"
+		found = "(SELECT count(*) FROM ids)"
+		nids = len(ids)
+	}
+	sql = fmt.Sprintf(`%sSELECT %s, %s AS found, -1::bigint AS n FROM mam_messages WHERE %s ORDER BY %s LIMIT %d`,
+		with, msgColumns, found, w.String(), order, size+1)
+	return sql, w.args, backward, nids
 }
 
 // countSQL returns a query of the number of messages matching q's With
@@ -527,10 +506,10 @@ func countSQL(q mam.Query, args []any) (string, []any) {
 		}
 		return `SELECT coalesce(max(` + col + `), 0) FROM mam_archives WHERE archive = $1`, args
 	case q.With.Resourcepart() == "":
-		return `SELECT coalesce(sum(n), 0) FROM mam_counts WHERE archive = $1 AND with_bare = ` +
+		return `SELECT coalesce(sum(n), 0)::bigint FROM mam_counts WHERE archive = $1 AND with_bare = ` +
 			arg(q.With.String()) + ` AND (` + arg(q.IncludeGroupchat) + ` OR NOT excluded)`, args
 	default:
-		return `SELECT coalesce(sum(n), 0) FROM mam_counts WHERE archive = $1 AND with_bare = ` +
+		return `SELECT coalesce(sum(n), 0)::bigint FROM mam_counts WHERE archive = $1 AND with_bare = ` +
 			arg(q.With.Bare().String()) + ` AND with_res = ` + arg(q.With.Resourcepart()) +
 			` AND (` + arg(q.IncludeGroupchat) + ` OR NOT excluded)`, args
 	}
@@ -546,7 +525,7 @@ func (s *MAMStore) Metadata(ctx context.Context, archive jid.JID) (mam.Metadata,
 	if err != nil {
 		return mam.Metadata{}, fmt.Errorf("pgstore: metadata: %w", err)
 	}
-	ms, err := scanMessages(rows, archive.Bare())
+	ms, err := s.readMessages(rows, archive.Bare(), 2)
 	if err != nil {
 		return mam.Metadata{}, fmt.Errorf("pgstore: metadata: %w", err)
 	}
@@ -735,6 +714,9 @@ func (s *MAMStore) deleteBatches(ctx context.Context, sel string, args ...any) (
 // run again.
 func (s *MAMStore) Erase(ctx context.Context, user jid.JID) error {
 	a := user.Bare().String()
+	// The user's JID may be in the cache (as a peer or a real JID): forget
+	// it here; other processes forget theirs within jidCacheTTL.
+	s.jids.reset()
 	if _, err := s.pool.Exec(ctx, `DELETE FROM mam_prefs WHERE owner = $1`, a); err != nil {
 		return fmt.Errorf("pgstore: erase prefs: %w", err)
 	}
