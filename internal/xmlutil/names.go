@@ -45,9 +45,9 @@ func startsName(s string) bool {
 // Namespaces § 6.3: no two attributes with the same local name whose
 // prefixes are bound to the same namespace name). t comes from
 // encoding/xml's Decoder.Token, which resolves prefixes to namespace names
-// but does not refuse duplicates: after it, a literal duplicate (two a=”,
-// two xmlns=”, two xmlns:p=”) and a namespace duplicate (p:a and q:a
-// with p and q bound to one URI) both show as two equal xml.Names. Its cost
+// but does not refuse duplicates: after it, a literal duplicate (two
+// attributes a, two xmlns, two xmlns:p) and a namespace duplicate (p:a and
+// q:a with p and q bound to one URI) both show as two equal xml.Names. Its cost
 // is quadratic in the number of attributes up to 16, linear above.
 func AttrsUnique(t xml.StartElement) bool {
 	a := t.Attr
