@@ -49,7 +49,7 @@ func TestWSFilterDuplicateAttributes(t *testing.T) {
 		{"<a x='1'\n\tx\t=\"2\">", true},
 		{`<a x='x=1 x=2' y="x='3'"/>`, false},
 		{`<a x='1'/><a x='2'/><b x='1'></b>`, false},
-		{`<a xmlns:p='u' p:x='1' x='2'/>`, false}, // literally different; readElement resolves
+		{`<a xmlns:p='u' p:x='1' x='2'/>`, false},         // literally different; readElement resolves
 		{`<a ` + long + `='1' ` + long + `='2'/>`, false}, // too long to check here
 	} {
 		for _, n := range []int{1, 5, 4096} {
