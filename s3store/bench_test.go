@@ -10,6 +10,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"chatbx.eu/privacy/s3store"
+	"chatbx.eu/privacy/upload"
 	"chatbx.eu/privacy/upload/uploadtest"
 )
 
@@ -29,6 +30,27 @@ func chunks(w io.Writer, data []byte) error {
 	return nil
 }
 
+// putBench writes data through the Store as upload's handler does: CreateSize
+// with the slot's size, or Create (size unknown, parts buffered) when
+// sized is false.
+func putBench(ctx context.Context, s *s3store.Store, key string, data []byte, sized bool) error {
+	var w upload.BlobWriter
+	var err error
+	if sized {
+		w, err = s.CreateSize(ctx, key, int64(len(data)))
+	} else {
+		w, err = s.Create(ctx, key)
+	}
+	if err != nil {
+		return err
+	}
+	if err := chunks(w, data); err != nil {
+		w.Abort()
+		return err
+	}
+	return w.Commit()
+}
+
 // BenchmarkPut compares a PUT through the Store with minio-go's own
 // PutObject (known size, its default part size and parallel parts) to the
 // same server.
@@ -36,25 +58,24 @@ func BenchmarkPut(b *testing.B) {
 	s, c, bucket := newStore(b, s3store.Options{})
 	data := pattern(benchSize)
 	ctx := context.Background()
-	b.Run("store", func(b *testing.B) {
-		b.SetBytes(benchSize)
-		for b.Loop() {
-			key := uploadtest.NewID()
-			w, err := s.Create(ctx, key)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := chunks(w, data); err != nil {
-				b.Fatal(err)
-			}
-			if err := w.Commit(); err != nil {
-				b.Fatal(err)
-			}
-			b.StopTimer()
-			s.Delete(ctx, key)
-			b.StartTimer()
+	for _, sized := range []bool{true, false} {
+		name := "store"
+		if !sized {
+			name = "store-unsized"
 		}
-	})
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(benchSize)
+			for b.Loop() {
+				key := uploadtest.NewID()
+				if err := putBench(ctx, s, key, data, sized); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				s.Delete(ctx, key)
+				b.StartTimer()
+			}
+		})
+	}
 	b.Run("minio", func(b *testing.B) {
 		b.SetBytes(benchSize)
 		for b.Loop() {
@@ -79,13 +100,7 @@ func BenchmarkPut(b *testing.B) {
 				key := uploadtest.NewID()
 				t0 := time.Now()
 				if (i+k)%2 == 0 {
-					w, err := s.Create(ctx, key)
-					if err == nil {
-						if err = chunks(w, data); err == nil {
-							err = w.Commit()
-						}
-					}
-					if err != nil {
+					if err := putBench(ctx, s, key, data, true); err != nil {
 						b.Fatal(err)
 					}
 					tStore += time.Since(t0)

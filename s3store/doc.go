@@ -4,12 +4,15 @@
 // keeps files on the local disk (upload.FSBlobStore) never has minio-go in
 // their module graph.
 //
-// Writes stream with bounded memory: each upload in progress holds at most
-// one part (Options.PartSize, 8 MiB by default; the buffer starts at 64 KiB
-// and doubles up to one part). A blob that fits in one part is sent with one
-// PUT at Commit; a larger one is a multipart upload whose parts are sent as
-// they fill, completed by Commit and aborted by Abort, so nothing is visible
-// before Commit. The largest blob is 10,000 parts (78 GiB at 8 MiB).
+// Writes stream with bounded memory. upload's handler knows a PUT's size
+// and calls CreateSize: a blob larger than one part is then a multipart
+// upload whose parts (Options.StreamPartSize, 64 MiB by default) stream
+// from the writes without being buffered. Of unknown size (Create), an
+// upload in progress holds at most one part (Options.PartSize, 8 MiB by
+// default; the buffer starts at 64 KiB and doubles up to one part), and
+// the largest blob is 10,000 parts (78 GiB at 8 MiB). A blob that fits in
+// one part is sent with one PUT at Commit; a larger one is completed by
+// Commit and aborted by Abort, so nothing is visible before Commit.
 //
 // Reads go through upload's handler: Open makes one HEAD request for the
 // size, and each Read after a Seek starts one GET with a Range header from

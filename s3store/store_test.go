@@ -123,6 +123,7 @@ func TestNewRejects(t *testing.T) {
 		{"no client", nil, "b", s3store.Options{}},
 		{"no bucket", c, "", s3store.Options{}},
 		{"small part", c, "b", s3store.Options{PartSize: s3store.MinPartSize - 1}},
+		{"small stream part", c, "b", s3store.Options{StreamPartSize: s3store.MinPartSize - 1}},
 	} {
 		if _, err := s3store.New(tc.c, tc.bucket, tc.opts); !errors.Is(err, upload.ErrConfig) {
 			t.Errorf("%s: New = %v, want ErrConfig", tc.name, err)
@@ -140,76 +141,121 @@ func pattern(n int) []byte {
 	return b
 }
 
+// small5 makes parts of the minimum size, buffered (Create) or streamed
+// (CreateSize), so that a few MiB cross part boundaries.
+var small5 = s3store.Options{PartSize: s3store.MinPartSize, StreamPartSize: s3store.MinPartSize}
+
+// create starts a blob by Create, or by CreateSize with size when sized.
+func create(t *testing.T, s *s3store.Store, key string, sized bool, size int) upload.BlobWriter {
+	t.Helper()
+	var w upload.BlobWriter
+	var err error
+	if sized {
+		w, err = s.CreateSize(t.Context(), key, int64(size))
+	} else {
+		w, err = s.Create(t.Context(), key)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
 // A blob of several parts (the last one short) round-trips, and nothing is
-// listed in the bucket before Commit.
+// listed in the bucket before Commit; buffered (Create) and streamed
+// (CreateSize) alike.
 func TestMultipart(t *testing.T) {
-	s, c, bucket := newStore(t, s3store.Options{PartSize: s3store.MinPartSize})
-	ctx := t.Context()
-	data := pattern(2*s3store.MinPartSize + 12345)
-	key := uploadtest.NewID()
-	w, err := s.Create(ctx, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Odd write sizes cross part boundaries.
-	for rest := data; len(rest) > 0; {
-		n := min(len(rest), 777777)
-		if _, err := w.Write(rest[:n]); err != nil {
-			t.Fatal(err)
-		}
-		rest = rest[n:]
-	}
-	if _, _, err := s.Open(ctx, key); !errors.Is(err, upload.ErrNotFound) {
-		t.Fatalf("Open before Commit = %v, want ErrNotFound", err)
-	}
-	if err := w.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	rc, size, err := s.Open(ctx, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	got, err := io.ReadAll(rc)
-	if err != nil || size != int64(len(data)) || !bytes.Equal(got, data) {
-		t.Fatalf("read %d of %d bytes (size %d), equal %v, err %v", len(got), len(data), size, bytes.Equal(got, data), err)
-	}
-	// Nothing but the blob is left: no incomplete upload.
-	for u := range c.ListIncompleteUploads(ctx, bucket, "", true) {
-		t.Fatalf("incomplete upload left: %v %v", u.Key, u.Err)
+	for _, sized := range []bool{false, true} {
+		t.Run(map[bool]string{false: "Create", true: "CreateSize"}[sized], func(t *testing.T) {
+			s, c, bucket := newStore(t, small5)
+			ctx := t.Context()
+			data := pattern(2*s3store.MinPartSize + 12345)
+			key := uploadtest.NewID()
+			w := create(t, s, key, sized, len(data))
+			// Odd write sizes cross part boundaries.
+			for rest := data; len(rest) > 0; {
+				n := min(len(rest), 777777)
+				if _, err := w.Write(rest[:n]); err != nil {
+					t.Fatal(err)
+				}
+				rest = rest[n:]
+			}
+			if _, _, err := s.Open(ctx, key); !errors.Is(err, upload.ErrNotFound) {
+				t.Fatalf("Open before Commit = %v, want ErrNotFound", err)
+			}
+			if err := w.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			rc, size, err := s.Open(ctx, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rc.Close()
+			got, err := io.ReadAll(rc)
+			if err != nil || size != int64(len(data)) || !bytes.Equal(got, data) {
+				t.Fatalf("read %d of %d bytes (size %d), equal %v, err %v", len(got), len(data), size, bytes.Equal(got, data), err)
+			}
+			// Nothing but the blob is left: no incomplete upload.
+			for u := range c.ListIncompleteUploads(ctx, bucket, "", true) {
+				t.Fatalf("incomplete upload left: %v %v", u.Key, u.Err)
+			}
+		})
 	}
 }
 
-// An aborted multipart upload leaves neither object nor upload.
+// An aborted multipart upload leaves neither object nor upload: buffered,
+// after one part was sent; streamed, with one part sent and the next cut
+// in the middle of its body; and a streamed blob given more or fewer
+// bytes than its size.
 func TestAbortMultipart(t *testing.T) {
-	s, c, bucket := newStore(t, s3store.Options{PartSize: s3store.MinPartSize})
-	ctx := t.Context()
-	key := uploadtest.NewID()
-	w, err := s.Create(ctx, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write(pattern(s3store.MinPartSize + 1)); err != nil { // one part sent
-		t.Fatal(err)
-	}
-	n := 0
-	for u := range c.ListIncompleteUploads(ctx, bucket, "", true) {
-		if u.Err != nil {
-			t.Fatal(u.Err)
-		}
-		n++
-	}
-	if n != 1 {
-		t.Fatalf("%d uploads in progress, want 1", n)
-	}
-	if err := w.Abort(); err != nil {
-		t.Fatal(err)
-	}
-	for u := range c.ListIncompleteUploads(ctx, bucket, "", true) {
-		t.Fatalf("upload left after Abort: %v %v", u.Key, u.Err)
-	}
-	for o := range c.ListObjects(ctx, bucket, minio.ListObjectsOptions{Recursive: true}) {
-		t.Fatalf("object left after Abort: %v %v", o.Key, o.Err)
+	const total = 3 * s3store.MinPartSize
+	for _, tc := range []struct {
+		name   string
+		sized  bool
+		write  int
+		commit bool // end with Commit (which must fail) instead of Abort
+	}{
+		{"Create", false, s3store.MinPartSize + 1, false},
+		{"CreateSize cut mid-part", true, s3store.MinPartSize + 1000, false},
+		{"CreateSize fewer bytes", true, total - 1, true},
+		{"CreateSize more bytes", true, total + 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, c, bucket := newStore(t, small5)
+			ctx := t.Context()
+			key := uploadtest.NewID()
+			w := create(t, s, key, tc.sized, total)
+			_, werr := w.Write(pattern(tc.write))
+			if tc.write <= total && werr != nil {
+				t.Fatal(werr)
+			}
+			if tc.write > total && werr == nil {
+				t.Fatal("a Write past the blob's size succeeded")
+			}
+			if !tc.commit {
+				n := 0
+				for u := range c.ListIncompleteUploads(ctx, bucket, "", true) {
+					if u.Err != nil {
+						t.Fatal(u.Err)
+					}
+					n++
+				}
+				if n != 1 {
+					t.Fatalf("%d uploads in progress, want 1", n)
+				}
+				if err := w.Abort(); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := w.Commit(); err == nil {
+				t.Fatal("Commit of a blob of the wrong size succeeded")
+			}
+			for u := range c.ListIncompleteUploads(ctx, bucket, "", true) {
+				t.Fatalf("upload left after Abort: %v %v", u.Key, u.Err)
+			}
+			for o := range c.ListObjects(ctx, bucket, minio.ListObjectsOptions{Recursive: true}) {
+				t.Fatalf("object left after Abort: %v %v", o.Key, o.Err)
+			}
+		})
 	}
 }
 

@@ -177,7 +177,7 @@ func sameType(a, b string) bool {
 // is left in the blob store. A non-zero notAfter caps the file's deletion
 // time (upload time + TTL otherwise).
 func (s *Service) store(ctx context.Context, rec Record, body io.Reader, notAfter time.Time) int {
-	bw, err := s.blobs.Create(ctx, rec.ID)
+	bw, err := s.createBlob(ctx, rec.ID, rec.Size)
 	if err != nil {
 		return http.StatusInternalServerError
 	}
@@ -239,6 +239,18 @@ func (s *Service) store(ctx context.Context, rec Record, body io.Reader, notAfte
 		return http.StatusInternalServerError
 	}
 	return http.StatusCreated
+}
+
+// createBlob starts the blob of key, handing its exact size to a BlobStore
+// that has a method CreateSize(ctx, key, size) (BlobWriter, error) (s3store
+// streams a known size into S3 without buffering parts), Create otherwise.
+func (s *Service) createBlob(ctx context.Context, key string, size int64) (BlobWriter, error) {
+	if b, ok := s.blobs.(interface {
+		CreateSize(ctx context.Context, key string, size int64) (BlobWriter, error)
+	}); ok {
+		return b.CreateSize(ctx, key, size)
+	}
+	return s.blobs.Create(ctx, key)
 }
 
 // inline reports whether a media type may be shown by the browser.

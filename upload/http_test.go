@@ -581,3 +581,36 @@ func TestSlowUpload(t *testing.T) {
 		})
 	}
 }
+
+// sizedBlobs is a BlobStore with the optional CreateSize; it records the
+// sizes it is given.
+type sizedBlobs struct {
+	*uploadtest.MemBlobs
+	sizes []int64
+}
+
+func (s *sizedBlobs) CreateSize(ctx context.Context, key string, size int64) (upload.BlobWriter, error) {
+	s.sizes = append(s.sizes, size)
+	return s.Create(ctx, key)
+}
+
+// A PUT hands the slot's size to a BlobStore that takes it (s3store
+// streams a known size without buffering parts).
+func TestPutPassesSize(t *testing.T) {
+	sb := &sizedBlobs{MemBlobs: uploadtest.NewMemBlobs()}
+	svc, err := upload.NewService(uploadtest.NewMemMeta(), sb, upload.Config{BaseURL: base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := svc.RequestSlot(context.Background(), alice, "a.txt", 10, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodPut, s.PutURL, strings.NewReader("0123456789"))
+	r.Header.Set("Authorization", s.Header.Get("Authorization"))
+	w := httptest.NewRecorder()
+	svc.ServeHTTP(w, r)
+	if w.Code != http.StatusCreated || len(sb.sizes) != 1 || sb.sizes[0] != 10 {
+		t.Fatalf("PUT = %d, CreateSize sizes %v; want 201 and [10]", w.Code, sb.sizes)
+	}
+}

@@ -79,10 +79,14 @@ type MetaStore interface {
 // IDs, never user input). Implementations must be safe for concurrent use.
 // uploadtest.TestBlobStore checks the contract.
 //
-// Two optional methods are used when present: RemoveStale(ctx, t) (int,
+// Three optional methods are used when present: RemoveStale(ctx, t) (int,
 // error), called by Service.Expire with now − Config.UploadTimeout to drop
-// uploads a crash left unfinished, and DeleteBlobs(ctx, keys...) error,
-// which Expire and Erase call instead of one Delete per key.
+// uploads a crash left unfinished; DeleteBlobs(ctx, keys...) error, which
+// Expire and Erase call instead of one Delete per key; and CreateSize(ctx,
+// key, size) (BlobWriter, error), which the upload handler calls instead of
+// Create with the slot's exact size (a store may then stream the bytes
+// without buffering them). A writer from CreateSize fails a Write that goes
+// past size and a Commit before size bytes; it is otherwise a Create's.
 type BlobStore interface {
 	// Create starts writing a new blob. Nothing is visible to Open until
 	// Commit returns nil; after Abort (or a failed Commit) nothing is left.

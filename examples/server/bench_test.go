@@ -3,12 +3,9 @@ package main
 import (
 	"encoding/xml"
 	"fmt"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"mellium.im/xmpp/stanza"
 )
 
 // BenchmarkRoute measures one stanza hop through the server against the
@@ -94,11 +91,7 @@ func BenchmarkPipelined(b *testing.B) {
 const pipelineWindow = 200
 
 // rawStanza decodes raw XML in the jabber:client namespace.
-func rawStanza(raw string) xml.TokenReader {
-	d := xml.NewDecoder(strings.NewReader(raw))
-	d.DefaultSpace = stanza.NSClient
-	return d
-}
+func rawStanza(raw string) xml.TokenReader { return clientXML(raw) }
 
 // processCPU is the user and system CPU time of this process so far.
 func processCPU() time.Duration {

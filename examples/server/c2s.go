@@ -322,7 +322,8 @@ func streamErrorFor(err error, lc *limitConn) stream.Error {
 		return stream.UnsupportedStanzaType
 	case errors.As(err, &se):
 		return se
-	case errors.As(err, &syntax) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errBadName):
+	case errors.As(err, &syntax) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errBadName) ||
+		errors.Is(err, errDupAttr):
 		return stream.NotWellFormed
 	}
 	return stream.UndefinedCondition

@@ -30,13 +30,17 @@ type element struct {
 // element, its own start included, must keep within maxStanzaBytes of
 // names, attributes and text (errStanzaTooBig), maxAttrs attributes per
 // element (errTooManyAttrs) and maxDepth levels of nesting (errTooDeep);
-// every name must be namespace-well-formed (errBadName).
+// every name must be namespace-well-formed (errBadName), and no element
+// may carry one attribute twice (errDupAttr).
 func readElement(r xml.TokenReader, start xml.StartElement) (element, error) {
 	if len(start.Attr) > maxAttrs {
 		return element{}, errTooManyAttrs
 	}
 	if !xmlutil.NamesWellFormed(start) {
 		return element{}, errBadName
+	}
+	if !xmlutil.AttrsUnique(start) {
+		return element{}, errDupAttr
 	}
 	size := startSize(start)
 	if size > maxStanzaBytes {
@@ -58,6 +62,9 @@ func readElement(r xml.TokenReader, start xml.StartElement) (element, error) {
 				}
 				if !xmlutil.NamesWellFormed(t) {
 					return e, errBadName
+				}
+				if !xmlutil.AttrsUnique(t) {
+					return e, errDupAttr
 				}
 				size += startSize(t)
 			case xml.EndElement:

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
 
 	"mellium.im/xmpp/jid"
 
+	"chatbx.eu/privacy/internal/xmlutil"
 	"chatbx.eu/privacy/mam"
 	"chatbx.eu/privacy/mam/mamtest"
 	"mellium.im/xmpp/stanza"
@@ -71,6 +73,8 @@ func TestStripStanzaIDs(t *testing.T) {
 // helpers never panic.
 func FuzzElement(f *testing.F) {
 	f.Add([]byte(`<message xmlns="jabber:client" to="a@b"><body>x</body></message>`))
+	f.Add([]byte(`<iq xmlns="jabber:client" xmlns="jabber:client"><q xmlns:p="u" xmlns:r="u" p:a="1" r:a="2"/></iq>`))
+	f.Add([]byte(`<iq xmlns="jabber:client"><q xmlns="urn:q" xmlns:p="urn:q" p:a="1" a="2"/></iq>`))
 	f.Add([]byte(`<iq><query xmlns="jabber:iq:register"><username/><remove/></query></iq>`))
 	f.Add([]byte(`<a><b><c></b></a>`))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -84,8 +88,16 @@ func FuzzElement(f *testing.F) {
 		_ = e.text()
 		_ = e.attr("to")
 		_ = stripStanzaIDs(e.inner, "x")
+		for _, tok := range append([]xml.Token{e.start}, e.inner...) {
+			if s, ok := tok.(xml.StartElement); ok && !xmlutil.AttrsUnique(s) {
+				t.Fatalf("parsed an element with a duplicate attribute: %v", s)
+			}
+		}
 		if out, err := e.bytes(); err == nil {
-			_, _ = parseElement(out)
+			// What the server writes never repeats an attribute.
+			if _, err := parseElement(out); errors.Is(err, errDupAttr) {
+				t.Fatalf("%q serializes with a duplicate attribute: %s", b, out)
+			}
 		}
 	})
 }

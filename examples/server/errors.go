@@ -25,4 +25,8 @@ var (
 	// is not an XML name by itself, such as the 0 of A:0 (not-well-formed:
 	// XML Namespaces).
 	errBadName = errors.New("c2s: name not namespace-well-formed")
+	// errDupAttr is returned for an element that carries an attribute
+	// twice, literally or after namespace resolution (not-well-formed: XML
+	// 1.0 § 3.1, XML Namespaces § 6.3); encoding/xml does not refuse it.
+	errDupAttr = errors.New("c2s: duplicate attribute")
 )

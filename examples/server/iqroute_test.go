@@ -180,8 +180,7 @@ func TestIQRelayForgedAnswerDropped(t *testing.T) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 		defer cancel()
-		d := xml.NewDecoder(strings.NewReader(`<iq type="get" id="q1" to="` + bob + `"><query xmlns="jabber:iq:version"/></iq>`))
-		d.DefaultSpace = stanza.NSClient
+		d := clientXML(`<iq type="get" id="q1" to="` + bob + `"><query xmlns="jabber:iq:version"/></iq>`)
 		resp, err := a.Session.SendIQ(ctx, d)
 		if err != nil {
 			answer <- element{}

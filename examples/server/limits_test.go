@@ -141,6 +141,12 @@ func TestStreamErrors(t *testing.T) {
 		{"end of another element", true, `</message>`, "not-well-formed"},
 		{"local name not an XML name", true, `<message to='bob@localhost'><A:0/></message>`, "not-well-formed"},
 		{"attribute local name not an XML name", true, `<message to='bob@localhost' A:1='x'/>`, "not-well-formed"},
+		{"duplicate attribute", true, `<message to='bob@localhost' to='carol@localhost'><body>x</body></message>`, "not-well-formed"},
+		{"duplicate xmlns", true, `<iq type='get' id='r1'><query xmlns='jabber:iq:roster' xmlns='jabber:iq:roster'/></iq>`, "not-well-formed"},
+		{"duplicate xmlns on the stanza", true, `<message xmlns='jabber:client' xmlns='jabber:client' to='bob@localhost'/>`, "not-well-formed"},
+		{"duplicate prefix declaration", true, `<message to='bob@localhost'><x xmlns:p='urn:a' xmlns:p='urn:b'/></message>`, "not-well-formed"},
+		{"duplicate after namespace resolution", true, `<message to='bob@localhost'><x xmlns:p='urn:a' xmlns:q='urn:a' p:k='1' q:k='2'/></message>`, "not-well-formed"},
+		{"duplicate attribute in auth", false, `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN' mechanism='PLAIN'>AGFsaWNlAGFsaWNlIHBhc3N3b3Jk</auth>`, "not-well-formed"},
 		{"unknown top-level element", true, `<foo/>`, "unsupported-stanza-type"},
 		{"stanza in another namespace", true, `<message xmlns='jabber:server'/>`, "unsupported-stanza-type"},
 		{"stream-level element", true, `<stream:features/>`, "unsupported-stanza-type"},
@@ -411,3 +417,62 @@ func TestUnansweredIQ(t *testing.T) {
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// TestNegotiationDuplicateAttributes: while the stream is negotiated,
+// mellium reads the stream header, <starttls/> and the bind IQ with its
+// own decoder, which accepts a repeated attribute; the whitespace filter
+// below it refuses one (not-well-formed), at each of those steps.
+func TestNegotiationDuplicateAttributes(t *testing.T) {
+	ts := startTestServer(t)
+	ts.Register(t, "alice", "alice password")
+	dupHeader := strings.Replace(streamHeader, "to='localhost'", "to='localhost' to='example.org'", 1)
+	auth := `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>` +
+		base64.StdEncoding.EncodeToString([]byte("\x00alice\x00alice password")) + `</auth>`
+	for _, tc := range []struct {
+		name string
+		run  func(t *testing.T) *rawClient
+	}{
+		{"stream header", func(t *testing.T) *rawClient {
+			c := dialRaw(t, ts.C2STLS, "127.0.0.1", ts.TLSConfig)
+			c.write(t, dupHeader)
+			return c
+		}},
+		{"starttls", func(t *testing.T) *rawClient {
+			c := dialRaw(t, ts.C2S, "127.0.0.1", nil)
+			c.open(t)
+			c.write(t, `<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls' xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`)
+			return c
+		}},
+		{"restarted stream header", func(t *testing.T) *rawClient {
+			c := dialRaw(t, ts.C2STLS, "127.0.0.1", ts.TLSConfig)
+			c.open(t)
+			c.write(t, auth)
+			if e, err := c.next(); err != nil || e.start.Name.Local != "success" {
+				t.Fatalf("auth: %v %v", e.start.Name, err)
+			}
+			c.write(t, dupHeader)
+			return c
+		}},
+		{"bind", func(t *testing.T) *rawClient {
+			c := dialRaw(t, ts.C2STLS, "127.0.0.1", ts.TLSConfig)
+			c.open(t)
+			c.write(t, auth)
+			if e, err := c.next(); err != nil || e.start.Name.Local != "success" {
+				t.Fatalf("auth: %v %v", e.start.Name, err)
+			}
+			c.open(t)
+			c.write(t, `<iq type='set' id='bind' id='again'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>`)
+			return c
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.run(t)
+			if got := c.streamError(t); got != "not-well-formed" {
+				t.Errorf("stream error %q, want not-well-formed", got)
+			}
+			if err := c.closed(); err != nil {
+				t.Errorf("connection not closed: %v", err)
+			}
+		})
+	}
+}

@@ -23,7 +23,6 @@ import (
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
-	"mellium.im/xmpp/stanza"
 )
 
 // The load test's shape. Honest clients come from 127.0.0.2–127.0.0.101
@@ -369,9 +368,7 @@ func dialLoadClient(ctx context.Context, ts *testServer, user, password string, 
 
 // send sends one chat message.
 func (c *loadClient) send(ctx context.Context, to, text string) error {
-	d := xml.NewDecoder(strings.NewReader(`<message type="chat" to="` + to + `"><body>` + text + `</body></message>`))
-	d.DefaultSpace = stanza.NSClient
-	return writeElements(c.s, d) // not Send: see writeElements
+	return writeElements(c.s, clientXML(`<message type="chat" to="`+to+`"><body>`+text+`</body></message>`)) // not Send: see writeElements
 }
 
 // close ends the stream and waits for Serve to return.

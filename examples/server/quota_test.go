@@ -284,9 +284,7 @@ func TestLargestRosterGet(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	d := xml.NewDecoder(strings.NewReader(`<iq type="get" id="big"><query xmlns="jabber:iq:roster"/></iq>`))
-	d.DefaultSpace = stanza.NSClient
-	resp, err := a.Session.SendIQ(ctx, d)
+	resp, err := a.Session.SendIQ(ctx, clientXML(`<iq type="get" id="big"><query xmlns="jabber:iq:roster"/></iq>`))
 	if err != nil {
 		t.Fatal(err)
 	}

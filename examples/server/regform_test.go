@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"testing"
 
 	"chatbx.eu/privacy/account"
@@ -55,7 +54,7 @@ func dataFormRegistration(user, password string, result *error) xmpp.StreamFeatu
 			r := s.TokenReader()
 			defer r.Close()
 			send := func(raw string) (element, error) {
-				if _, err := xmlstream.Copy(w, xml.NewDecoder(strings.NewReader(raw))); err != nil {
+				if _, err := xmlstream.Copy(w, clientXML(raw)); err != nil {
 					return element{}, err
 				}
 				if err := w.Flush(); err != nil {

@@ -11,6 +11,8 @@ import (
 
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
+
+	"chatbx.eu/privacy/internal/xmlutil"
 )
 
 // Namespaces of server-to-server streams (RFC 6120 § 4.8.3, XEP-0220,
@@ -119,6 +121,9 @@ func (st *s2sStream) readHeader() (from, to, id string, err error) {
 		case xml.StartElement:
 			if t.Name.Space != nsStream || t.Name.Local != "stream" {
 				return "", "", "", stream.BadFormat
+			}
+			if !xmlutil.AttrsUnique(t) {
+				return "", "", "", stream.NotWellFormed // e.g. two to='' (errDupAttr)
 			}
 			e := element{start: t}
 			if e.attr("xmlns") != "" && e.attr("xmlns") != nsServer {

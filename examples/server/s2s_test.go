@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"mellium.im/xmpp/stanza"
+	"mellium.im/xmpp/stream"
 )
 
 // Federation tests: two servers in the test process, a.example and
@@ -722,5 +723,52 @@ func TestS2SDomainLimits(t *testing.T) {
 	}
 	if strings.Contains(log, "carol@") || strings.Contains(log, "bob@") {
 		t.Errorf("a.example's log names a remote user:\n%s", log)
+	}
+}
+
+// TestS2SDuplicateAttributes: an inbound server stream whose header or
+// element carries an attribute twice (literally or after namespace
+// resolution) ends with not-well-formed; read by the s2s reader itself,
+// then once over a live connection.
+func TestS2SDuplicateAttributes(t *testing.T) {
+	const header = `<stream:stream xmlns="jabber:server" xmlns:stream="http://etherx.jabber.org/streams" from="a.example" to="b.example" version="1.0">`
+	const clean = `<message from="x@a.example" to="y@b.example"><body>hi</body></message>`
+	for _, tc := range []struct {
+		name, in string
+		dup      bool
+	}{
+		{"clean", header + clean, false},
+		{"header: two to", `<stream:stream xmlns="jabber:server" xmlns:stream="http://etherx.jabber.org/streams" to="b.example" to="c.example">` + clean, true},
+		{"header: two xmlns", `<stream:stream xmlns="jabber:server" xmlns="jabber:server" xmlns:stream="http://etherx.jabber.org/streams">` + clean, true},
+		{"stanza: two from", header + `<message from="x@a.example" from="x@c.example" to="y@b.example"/>`, true},
+		{"child: two xmlns", header + `<iq from="a.example" to="b.example" type="get" id="1"><query xmlns="jabber:iq:version" xmlns="jabber:iq:version"/></iq>`, true},
+		{"child: one name after resolution", header + `<message from="x@a.example" to="y@b.example"><x xmlns:p="urn:a" xmlns:q="urn:a" p:k="1" q:k="2"/></message>`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := newS2SStream(bytesConn{r: bytes.NewReader([]byte(tc.in))}, maxNegotiationBytes)
+			_, _, _, err := st.readHeader()
+			if err == nil {
+				_, err = st.next(maxStanzaWireBytes)
+			}
+			switch {
+			case !tc.dup && err != nil:
+				t.Fatalf("clean stream refused: %v", err)
+			case tc.dup && err == nil:
+				t.Fatal("duplicate attribute accepted")
+			case tc.dup && s2sStreamError(err, st.lc).Err != stream.NotWellFormed.Err:
+				t.Fatalf("error %v maps to %v, want not-well-formed", err, s2sStreamError(err, st.lc))
+			}
+		})
+	}
+	ts := startTestServer(t, withConfig(func(c *Config) {
+		c.Domain = "b.example"
+		c.S2S = "127.0.0.1:0"
+	}))
+	peer := dialRawPeer(t, ts.S2SAddr(), "a.example", "b.example")
+	if err := peer.st.writeRaw([]byte(`<db:result from="a.example" from="a.example" to="b.example">k</db:result>`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := peer.streamError(); got != "not-well-formed" {
+		t.Fatalf("live stream: stream error %q, want not-well-formed", got)
 	}
 }

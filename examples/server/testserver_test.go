@@ -215,7 +215,7 @@ func registerClientFeature(user, password string, getFirst bool, result *error) 
 			defer r.Close()
 			if getFirst {
 				get := `<iq xmlns="jabber:client" type="get" id="reg0"><query xmlns="jabber:iq:register"/></iq>`
-				if _, err := xmlstream.Copy(w, xml.NewDecoder(strings.NewReader(get))); err != nil {
+				if _, err := xmlstream.Copy(w, clientXML(get)); err != nil {
 					return 0, nil, err
 				}
 				if err := w.Flush(); err != nil {
@@ -234,7 +234,7 @@ func registerClientFeature(user, password string, getFirst bool, result *error) 
 			}
 			q := fmt.Sprintf(`<iq xmlns="jabber:client" type="set" id="reg1"><query xmlns="jabber:iq:register"><username>%s</username><password>%s</password></query></iq>`,
 				xmlEscape(user), xmlEscape(password))
-			if _, err := xmlstream.Copy(w, xml.NewDecoder(strings.NewReader(q))); err != nil {
+			if _, err := xmlstream.Copy(w, clientXML(q)); err != nil {
 				return 0, nil, err
 			}
 			if err := w.Flush(); err != nil {
@@ -369,12 +369,34 @@ func (c *testClient) Close() {
 	_ = c.Session.Conn().Close()
 }
 
+// clientXML decodes raw test XML (default namespace jabber:client) for a
+// mellium token writer. encoding/xml's decoder keeps each xmlns attribute
+// beside the namespace it resolved into the name, and its encoder writes
+// both: <query xmlns="…" xmlns="…">, a duplicate attribute that the server
+// refuses as not-well-formed (as Prosody does). The reader drops the xmlns
+// attributes the encoder writes again (stripXMLNS).
+func clientXML(raw string) xml.TokenReader {
+	d := xml.NewDecoder(strings.NewReader(raw))
+	d.DefaultSpace = stanza.NSClient
+	return noDupXMLNS{d}
+}
+
+// noDupXMLNS drops from each start element the xmlns attribute that
+// duplicates its namespace.
+type noDupXMLNS struct{ r xml.TokenReader }
+
+func (n noDupXMLNS) Token() (xml.Token, error) {
+	tok, err := n.r.Token()
+	if s, ok := tok.(xml.StartElement); ok {
+		tok = stripXMLNS(s)
+	}
+	return tok, err
+}
+
 // Send writes raw XML (one or more stanzas, default namespace jabber:client).
 func (c *testClient) Send(t testing.TB, raw string) {
 	t.Helper()
-	d := xml.NewDecoder(strings.NewReader(raw))
-	d.DefaultSpace = stanza.NSClient
-	if err := writeElements(c.Session, d); err != nil {
+	if err := writeElements(c.Session, clientXML(raw)); err != nil {
 		logStacks(t)
 		t.Fatalf("send: %v (stream: %v)", err, c.endedErr())
 	}
@@ -385,8 +407,7 @@ func (c *testClient) Send(t testing.TB, raw string) {
 // it stays queued for Next).
 func (c *testClient) IQ(t testing.TB, raw string) element {
 	t.Helper()
-	d := xml.NewDecoder(strings.NewReader(raw))
-	d.DefaultSpace = stanza.NSClient
+	d := clientXML(raw)
 	tok, err := d.Token()
 	start, ok := tok.(xml.StartElement)
 	if err != nil || !ok || start.Name.Local != "iq" {

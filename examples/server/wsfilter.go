@@ -19,6 +19,16 @@ import (
 // any tag is dropped, every other byte passes unchanged, so malformed input
 // still reaches the decoder and gets its stream error.
 //
+// The lexer also refuses a tag that names one attribute twice, literally
+// (two to='…' in the stream header, two xmlns in the bind IQ): mellium reads
+// the stream header, <starttls/> and the bind IQ with its own decoder,
+// which accepts duplicates, so readElement's check (xmlutil.AttrsUnique)
+// does not see them. Read then returns errDupAttr, and the negotiation
+// ends with not-well-formed. A duplicate only after namespace resolution
+// (p:a and q:a, p and q bound to one URI) is not seen at this level; the
+// elements read by our own features (SASL, registration, XEP-0198) go
+// through readElement, which refuses both kinds.
+//
 // After the client's <starttls/> element the filter turns itself off (the
 // bytes that follow are the TLS handshake); the caller wraps the TLS
 // connection in a new filter. A comment or DTD (restricted XML, refused by
@@ -37,7 +47,17 @@ type wsFilter struct {
 	named   bool   // the tag's name is complete
 	name    []byte // the tag's name, at most maxWSName bytes
 	matched int    // bytes of "[CDATA[" or "]]>" or "?>" seen
+
+	attr      []byte // the attribute name being read in a tag
+	attrs     []byte // the tag's attribute names so far, each after its length byte
+	unchecked bool   // the tag's names outgrew the buffers: not checked
+	dup       bool   // a tag named an attribute twice: Read fails
 }
+
+// maxWSAttrs bounds the bytes of attribute names the filter keeps per tag
+// (a tag with more is not checked for duplicates; mellium's negotiation
+// elements have a few short ones).
+const maxWSAttrs = 2048
 
 type wsState uint8
 
@@ -55,7 +75,7 @@ const (
 const maxWSName = 32
 
 func newWSFilter(c net.Conn) *wsFilter {
-	return &wsFilter{Conn: c, name: make([]byte, 0, maxWSName)}
+	return &wsFilter{Conn: c, name: make([]byte, 0, maxWSName), attr: make([]byte, 0, 32), attrs: make([]byte, 0, 128)}
 }
 
 // stop turns the filter off for good.
@@ -68,6 +88,9 @@ func (f *wsFilter) Read(p []byte) (int, error) {
 		}
 		n, err := f.Conn.Read(p)
 		w := f.filter(p[:n])
+		if f.dup {
+			return w, errDupAttr
+		}
 		// A read of whitespace only is read again rather than returned
 		// empty (a reader may give up after many empty reads); the wire
 		// budget under the filter bounds how much whitespace that is.
@@ -92,6 +115,9 @@ func (f *wsFilter) filter(b []byte) int {
 			f.stop()
 			return w + copy(b[w:], b[i+1:])
 		}
+		if f.dup {
+			return w // the rest is not read: the stream ends
+		}
 	}
 	return w
 }
@@ -105,6 +131,7 @@ func (f *wsFilter) step(c byte) bool {
 		}
 	case wsLt:
 		f.closing, f.slash, f.quote, f.named, f.name = false, false, 0, false, f.name[:0]
+		f.attr, f.attrs, f.unchecked = f.attr[:0], f.attrs[:0], false
 		switch c {
 		case '/':
 			f.closing = true
@@ -163,13 +190,39 @@ func (f *wsFilter) tag(c byte) bool {
 		return f.endTag()
 	case c == '"' || c == '\'':
 		f.quote = c
+	case f.named && c == '=':
+		f.endAttr()
 	case isXMLSpace(c) || c == '/':
 		f.named = true
 	case !f.named && len(f.name) < maxWSName:
 		f.name = append(f.name, c)
+	case f.named && !f.unchecked:
+		f.attr = append(f.attr, c)
 	}
 	f.slash = c == '/'
 	return false
+}
+
+// endAttr checks the attribute name just read against the tag's others.
+func (f *wsFilter) endAttr() {
+	name := f.attr
+	f.attr = f.attr[:0]
+	if f.unchecked {
+		return
+	}
+	if len(name) > 255 || len(f.attrs)+1+len(name) > maxWSAttrs {
+		f.unchecked = true
+		return
+	}
+	for rest := f.attrs; len(rest) > 0; {
+		n := int(rest[0])
+		if bytes.Equal(rest[1:1+n], name) {
+			f.dup = true
+			return
+		}
+		rest = rest[1+n:]
+	}
+	f.attrs = append(append(f.attrs, byte(len(name))), name...)
 }
 
 // endTag updates the depth at the end of a tag; true after the client's

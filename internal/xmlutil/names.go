@@ -39,3 +39,34 @@ func startsName(s string) bool {
 	}
 	return true
 }
+
+// AttrsUnique reports whether no two attributes of t have the same name
+// (XML 1.0 § 3.1, well-formedness constraint "Unique Att Spec", and XML
+// Namespaces § 6.3: no two attributes with the same local name whose
+// prefixes are bound to the same namespace name). t comes from
+// encoding/xml's Decoder.Token, which resolves prefixes to namespace names
+// but does not refuse duplicates: after it, a literal duplicate (two
+// attributes a, two xmlns, two xmlns:p) and a namespace duplicate (p:a and
+// q:a with p and q bound to one URI) both show as two equal xml.Names. Its cost
+// is quadratic in the number of attributes up to 16, linear above.
+func AttrsUnique(t xml.StartElement) bool {
+	a := t.Attr
+	if len(a) > 16 {
+		seen := make(map[xml.Name]struct{}, len(a))
+		for _, x := range a {
+			if _, dup := seen[x.Name]; dup {
+				return false
+			}
+			seen[x.Name] = struct{}{}
+		}
+		return true
+	}
+	for i := 1; i < len(a); i++ {
+		for j := range i {
+			if a[i].Name == a[j].Name {
+				return false
+			}
+		}
+	}
+	return true
+}

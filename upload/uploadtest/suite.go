@@ -361,6 +361,7 @@ func TestBlobStore(t *testing.T, newStore func(t *testing.T) upload.BlobStore) {
 		{"AbortAfterCommitKeeps", testAbortAfterCommitKeeps},
 		{"Delete", testDelete},
 		{"Concurrent", testConcurrent},
+		{"CreateSize", testCreateSize},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
 	}
@@ -463,6 +464,64 @@ func testDelete(t *testing.T, s upload.BlobStore) {
 	}
 	if got, err := readBlob(t, s, other); err != nil || string(got) != "b" {
 		t.Fatal("Delete removed another blob")
+	}
+}
+
+// sizedStore is the optional method upload's handler prefers to Create.
+type sizedStore interface {
+	CreateSize(ctx context.Context, key string, size int64) (upload.BlobWriter, error)
+}
+
+// testCreateSize checks a store's optional CreateSize: the exact size
+// round-trips, and more or fewer bytes than announced fail and leave
+// nothing.
+func testCreateSize(t *testing.T, s upload.BlobStore) {
+	ss, ok := s.(sizedStore)
+	if !ok {
+		t.Skip("the store has no CreateSize")
+	}
+	ctx := t.Context()
+	data := bytes.Repeat([]byte("0123456789"), 1000)
+	for _, tc := range []struct {
+		name  string
+		size  int64
+		write []byte
+		ok    bool
+	}{
+		{"exact", int64(len(data)), data, true},
+		{"empty", 0, nil, true},
+		{"more", int64(len(data)) - 1, data, false},
+		{"fewer", int64(len(data)) + 1, data, false},
+		{"one byte over an empty blob", 0, []byte("x"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := NewID()
+			w, err := ss.CreateSize(ctx, key, tc.size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Abort()
+			var werr error
+			for rest := tc.write; len(rest) > 0 && werr == nil; { // several writes
+				n := min(len(rest), 3000)
+				_, werr = w.Write(rest[:n])
+				rest = rest[n:]
+			}
+			if werr == nil {
+				werr = w.Commit()
+			}
+			got, err := readBlob(t, s, key)
+			switch {
+			case tc.ok && werr != nil:
+				t.Fatalf("write or commit of %d bytes announced as %d: %v", len(tc.write), tc.size, werr)
+			case tc.ok && (err != nil || !bytes.Equal(got, tc.write)):
+				t.Fatalf("read back %d bytes, %v", len(got), err)
+			case !tc.ok && werr == nil:
+				t.Fatalf("%d bytes announced as %d were committed", len(tc.write), tc.size)
+			case !tc.ok && !errors.Is(err, upload.ErrNotFound):
+				t.Fatalf("after a failed sized write Open = %v, want ErrNotFound", err)
+			}
+		})
 	}
 }
 
