@@ -127,23 +127,25 @@ func (s *session) flushPipeline() {
 	}
 }
 
-// stagedBatch is a batch routed before its archive commit (XEP-0198 on),
-// waiting for the commit to be counted.
+// stagedBatch is a batch whose archive commit was queued (StageAll),
+// waiting for it to be routed (without XEP-0198) and counted.
 type stagedBatch struct {
-	items []pipeItem
-	st    *mam.Staged // nil: nothing to archive
+	items  []pipeItem
+	st     *mam.Staged // nil: nothing to archive
+	routed bool        // routed before the commit (XEP-0198 on)
 }
 
-// pipeWorker archives and routes batches until the pipeline is empty. With
-// XEP-0198 on it routes each batch at once and counts it when its commit
-// is synced, taking new batches meanwhile; without, it routes a batch
-// once its commit returned.
+// pipeWorker archives, routes and counts batches until the pipeline is
+// empty. Each batch's archive commit is queued as soon as it is taken
+// (batches commit in order, so the next one can join the group committer
+// while one syncs). With XEP-0198 on, the batch is routed at once and
+// counted when its commit is synced; without, it is routed then.
 func (s *session) pipeWorker() {
 	p := &s.pipe
-	var staged []stagedBatch // routed, in order; their commits pending
+	var staged []stagedBatch // in order; their commits pending
 	for {
 		for len(staged) > 0 && staged[0].committed() {
-			s.countStaged(staged[0])
+			s.finishStaged(staged[0])
 			staged = staged[1:]
 		}
 		p.mu.Lock()
@@ -156,32 +158,14 @@ func (s *session) pipeWorker() {
 			return
 		}
 		p.mu.Unlock()
-		switch {
-		case len(batch) > 0 && s.smEnabled():
-			staged = append(staged, s.stageBatch(batch))
-		case len(batch) > 0:
-			for _, b := range staged { // none: <enable/> waits for an empty pipeline
-				s.countStaged(b)
-			}
-			staged = nil
-			s.archiveBatch(batch)
-			for i := range batch {
-				it := &batch[i]
-				if it.r {
-					s.smAnswer()
-				} else {
-					s.routeItem(it)
-					s.smHandled()
-				}
-				batch[i] = pipeItem{} // the stanza is no longer held
-				<-p.slots
-			}
-		default:
-			// Wait for the oldest commit, or for new stanzas to route.
-			select {
-			case <-staged[0].st.Done():
-			case <-p.ready:
-			}
+		if len(batch) > 0 {
+			staged = append(staged, s.stageBatch(batch, s.smEnabled()))
+			continue
+		}
+		// Wait for the oldest commit, or for new stanzas.
+		select {
+		case <-staged[0].st.Done():
+		case <-p.ready:
 		}
 	}
 }
@@ -199,23 +183,25 @@ func (s *session) routeItem(it *pipeItem) {
 	_ = w.Close()
 }
 
-// stageBatch queues the batch's messages for their archive commit and
-// routes them at once, stamped with the ids the commit stores them under.
-// The stanzas are dropped; the batch keeps the <r/>s and slots to count.
-func (s *session) stageBatch(batch []pipeItem) stagedBatch {
+// stageBatch queues the batch's messages for their archive commit and,
+// if route, routes them at once, stamped with the ids the commit stores
+// them under (their stanzas are then dropped).
+func (s *session) stageBatch(batch []pipeItem, route bool) stagedBatch {
 	chats, idx := s.batchChats(batch)
 	var st *mam.Staged
 	if len(chats) > 0 {
 		st = s.srv.archiver.StageAll(context.Background(), chats)
 		s.setArchived(batch, idx, st.Results)
 	}
-	for i := range batch {
-		if it := &batch[i]; !it.r {
-			s.routeItem(it)
-			*it = pipeItem{} // counted later; the stanza is no longer held
+	if route {
+		for i := range batch {
+			if it := &batch[i]; !it.r {
+				s.routeItem(it)
+				*it = pipeItem{} // counted later; the stanza is no longer held
+			}
 		}
 	}
-	return stagedBatch{items: batch, st: st}
+	return stagedBatch{items: batch, st: st, routed: route}
 }
 
 // committed reports whether b's archive commit is over.
@@ -231,18 +217,25 @@ func (b stagedBatch) committed() bool {
 	}
 }
 
-// countStaged waits for b's commit, then counts its messages and answers
-// its <r/>s, in order, freeing their slots.
-func (s *session) countStaged(b stagedBatch) {
+// finishStaged waits for b's commit, then routes its messages unless they
+// were routed already, counts them and answers its <r/>s, in order,
+// freeing their slots.
+func (s *session) finishStaged(b stagedBatch) {
 	if b.st != nil {
-		b.st.Wait() // an archiving failure does not lose the message: counted
+		b.st.Wait() // an archiving failure does not lose the message
 	}
 	for i := range b.items {
-		if b.items[i].r {
+		it := &b.items[i]
+		switch {
+		case it.r:
 			s.smAnswer()
-		} else {
+		case !b.routed:
+			s.routeItem(it)
+			s.smHandled()
+		default:
 			s.smHandled()
 		}
+		*it = pipeItem{} // the stanza is no longer held
 		<-s.pipe.slots
 	}
 }
@@ -275,17 +268,6 @@ func (s *session) setArchived(batch []pipeItem, idx []int, res []mam.Result) {
 		it := &batch[idx[k]]
 		it.out, it.storedForRecipient, it.senderID = archived(r, s.jid, it.to, it.e)
 	}
-}
-
-// archiveBatch archives the batch's messages together, in order, and sets
-// what each one is routed as.
-func (s *session) archiveBatch(batch []pipeItem) {
-	chats, idx := s.batchChats(batch)
-	if len(chats) == 0 {
-		return
-	}
-	res, _ := s.srv.archiver.ArchiveAll(context.Background(), chats)
-	s.setArchived(batch, idx, res)
 }
 
 // smAnswer sends <a h/> with the count of handled stanzas.
