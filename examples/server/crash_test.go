@@ -200,7 +200,7 @@ const childModeEnv = "CHATBX_CHILD_MODE"
 // TestServeChild is the server of startChildServer, run in a child
 // process; it serves until killed. On "heapprofile <path>" from its stdin
 // it writes a heap profile there (and prints "written"); on "stats" it prints
-// "stats <VmRSS KiB> <heap in use KiB> <goroutines>", measured after a
+// "stats <VmRSS KiB> <heap in use KiB> <goroutines> <stacks KiB>", measured after a
 // garbage collection that returned the free memory to the system.
 func TestServeChild(t *testing.T) {
 	dir := os.Getenv(crashDirEnv)
@@ -259,7 +259,7 @@ func TestServeChild(t *testing.T) {
 		debug.FreeOSMemory()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		fmt.Printf("stats %d %d %d\n", procStatusKiB(t, "VmRSS"), ms.HeapInuse>>10, runtime.NumGoroutine())
+		fmt.Printf("stats %d %d %d %d\n", procStatusKiB(t, "VmRSS"), ms.HeapInuse>>10, runtime.NumGoroutine(), ms.StackInuse>>10)
 	}
 	select {} // until SIGKILL
 }
