@@ -19,6 +19,7 @@ K=${K:-8}              # senders
 IDLE=${IDLE:-200}      # idle sessions (each login costs the example server an Argon2id hash)
 MAM_N=${MAM_N:-2000}   # messages archived before paging
 UPLOADS=${UPLOADS:-20} # files of 1 MiB
+RATE=${RATE:-1000}     # open loop: messages per second in total across the K senders
 scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(pipelined plain senders latency loaded-latency mam upload idle)
 
@@ -108,6 +109,7 @@ archive_expires_after = "never"
 modules_enabled = {
 	"roster"; "saslauth"; "tls"; "dialback"; "disco"; "posix";
 	"register"; "mam"; "ping"; "carbons"; "blocklist"; "vcard4"; "private";
+	"smacks";
 }
 modules_disabled = { "s2s" }
 http_file_share_size_limit = 104857600
@@ -147,6 +149,9 @@ for s in "${scenarios[@]}"; do
 	senders) both senders -scenario senders -archive -n "$N" -k "$K" ;;
 	plain) both plain -scenario pipelined -name plain -n "$N" -user-prefix plain ;; # no archive: the cost of routing alone
 	latency) both latency -scenario pipelined -name latency -archive -n 1000 -window 1 -user-prefix lat ;;
+	latency-sm) both latency-sm -scenario pipelined -name latency-sm -archive -n 1000 -window 1 -sm -user-prefix lsm ;; # the idle hop with XEP-0198 on
+	loaded-open) both loaded-open -scenario senders -name loaded-open -archive -n "$N" -k "$K" -rate "$RATE" -user-prefix lo ;; # open loop: K senders at RATE msg/s in total, hops timed from the scheduled send
+	loaded-open-sm) both loaded-open-sm -scenario senders -name loaded-open-sm -archive -n "$N" -k "$K" -rate "$RATE" -sm -user-prefix losm ;;
 	loaded-latency) both loaded-latency -scenario senders -name loaded-latency -archive -n "$N" -k "$K" -window 4 -user-prefix ll ;; # hop latency under 8 senders, each with at most 4 in flight (compare with latency's p50)
 	rooms) both rooms -scenario rooms -n "$N" -k "$K" -window 16 ;; # unbounded, the fan-out overflows the example server's 256-stanza queues
 	mam) both mam -scenario mam -n "$MAM_N" -user-prefix mam ;;

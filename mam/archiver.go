@@ -168,49 +168,73 @@ func (a *Archiver) Archive(ctx context.Context, c Chat) (Result, error) {
 // per message; other stores get one Append after the other. When it
 // returns, every message stored is committed, as with Archive.
 func (a *Archiver) ArchiveAll(ctx context.Context, cs []Chat) ([]Result, []error) {
-	res := make([]Result, len(cs))
-	errs := make([]error, len(cs))
-	plans := make([]archivePlan, len(cs))
-	var msgs []Message
+	b := a.planAll(ctx, cs)
+	var stored []Message
+	var serrs []error
+	if ba, ok := a.store.(batchAppender); ok && len(b.msgs) > 1 {
+		stored, serrs = ba.appendAll(ctx, b.msgs)
+	} else {
+		stored, serrs = make([]Message, len(b.msgs)), make([]error, len(b.msgs))
+		for i, m := range b.msgs {
+			stored[i], serrs[i] = a.store.Append(ctx, m)
+		}
+	}
+	ids := make([]string, len(stored))
+	for k := range stored {
+		ids[k] = stored[k].ID
+	}
+	b.finish(ids, serrs)
+	return b.res, b.errs
+}
+
+// plannedBatch is ArchiveAll's or StageAll's batch once planned.
+type plannedBatch struct {
+	res   []Result
+	errs  []error
+	plans []archivePlan
+	msgs  []Message // the appends, in order
+	chat  []int     // chat[k] is the index in the batch of msgs[k]
+}
+
+// planAll plans every message of cs: res and errs are final for those no
+// archive stores; the appends of the others are in msgs.
+func (a *Archiver) planAll(ctx context.Context, cs []Chat) *plannedBatch {
+	b := &plannedBatch{res: make([]Result, len(cs)), errs: make([]error, len(cs)), plans: make([]archivePlan, len(cs))}
 	for i, c := range cs {
-		pl := &plans[i]
+		pl := &b.plans[i]
 		if err := a.plan(ctx, c, pl); err != nil || len(pl.owners) == 0 {
-			res[i], errs[i] = pl.res, err
+			b.res[i], b.errs[i] = pl.res, err
 			pl.owners = nil // done: no append
 			continue
 		}
 		for _, o := range pl.owners {
-			msgs = append(msgs, pl.message(o))
+			b.msgs = append(b.msgs, pl.message(o))
+			b.chat = append(b.chat, i)
 		}
 	}
-	var stored []Message
-	var serrs []error
-	if ba, ok := a.store.(batchAppender); ok && len(msgs) > 1 {
-		stored, serrs = ba.appendAll(ctx, msgs)
-	} else {
-		stored, serrs = make([]Message, len(msgs)), make([]error, len(msgs))
-		for i, m := range msgs {
-			stored[i], serrs[i] = a.store.Append(ctx, m)
-		}
-	}
+	return b
+}
+
+// finish sets the results and errors of the planned messages from the ids
+// and errors of their appends, index for index with b.msgs.
+func (b *plannedBatch) finish(ids []string, serrs []error) {
 	k := 0
-	for i := range plans {
-		pl := &plans[i]
+	for i := range b.plans {
+		pl := &b.plans[i]
 		if len(pl.owners) == 0 {
 			continue
 		}
-		ids := make([]string, len(pl.owners))
+		pids := make([]string, len(pl.owners))
 		for j := range pl.owners {
 			if serrs[k] != nil {
 				pl.errs = append(pl.errs, fmt.Errorf("mam: append: %w", serrs[k]))
 			} else {
-				ids[j] = stored[k].ID
+				pids[j] = ids[k]
 			}
 			k++
 		}
-		res[i], errs[i] = pl.finish(ids), errors.Join(pl.errs...)
+		b.res[i], b.errs[i] = pl.finish(pids), errors.Join(pl.errs...)
 	}
-	return res, errs
 }
 
 // batchAppender is a Store that appends several messages in order in one

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -20,6 +21,7 @@ type pending struct {
 	flags    byte
 	real     []byte
 	compact  bool
+	id       []byte // assigned before the commit (stageAll); nil: put draws one
 }
 
 func (s *BoltStore) prepare(m Message) (*pending, error) {
@@ -86,11 +88,22 @@ func (p *pending) put(tx *bolt.Tx) error {
 	key := make([]byte, keyLen)
 	putKeyTime(key, p.m.Time)
 	binary.BigEndian.PutUint64(key[8:], seq)
-	id := make([]byte, rawIDLen)
-	for {
-		rand.Read(id)
-		if ids.Get(id) == nil {
-			break
+	id := p.id
+	switch {
+	case id != nil:
+		if ids.Get(id) != nil {
+			// 128 random bits drawn twice in one archive: the message
+			// may be delivered under this id already, so fail the append
+			// rather than store it under another.
+			return errors.New("mam: archive id assigned in advance already taken")
+		}
+	default:
+		id = make([]byte, rawIDLen)
+		for {
+			rand.Read(id)
+			if ids.Get(id) == nil {
+				break
+			}
 		}
 	}
 	rec := encodeRecord(p.flags, id, p.with, p.m.Stanza)
@@ -150,15 +163,7 @@ func (s *BoltStore) groupCommitAll(ps []*pending) []error {
 	if len(ps) == 0 {
 		return nil
 	}
-	reqs := make([]commitReq, len(ps))
-	s.gcMu.Lock()
-	for i, p := range ps {
-		reqs[i] = commitReq{p: p, done: make(chan error, 1)}
-		s.gcQueue = append(s.gcQueue, &reqs[i])
-	}
-	lead := !s.gcRunning
-	s.gcRunning = true
-	s.gcMu.Unlock()
+	reqs, lead := s.enqueue(ps)
 	if lead {
 		s.drain()
 	}
@@ -167,6 +172,21 @@ func (s *BoltStore) groupCommitAll(ps []*pending) []error {
 		errs[i] = <-reqs[i].done
 	}
 	return errs
+}
+
+// enqueue queues ps, in order, for the next transactions; lead reports
+// whether the caller must start drain (no goroutine is committing).
+func (s *BoltStore) enqueue(ps []*pending) (reqs []commitReq, lead bool) {
+	reqs = make([]commitReq, len(ps))
+	s.gcMu.Lock()
+	for i, p := range ps {
+		reqs[i] = commitReq{p: p, done: make(chan error, 1)}
+		s.gcQueue = append(s.gcQueue, &reqs[i])
+	}
+	lead = !s.gcRunning
+	s.gcRunning = true
+	s.gcMu.Unlock()
+	return reqs, lead
 }
 
 // drain commits one group of queued appends and, if more arrived meanwhile,
@@ -256,4 +276,51 @@ func (s *BoltStore) appendAll(ctx context.Context, ms []Message) ([]Message, []e
 		out[i] = ps[j].m // its Stanza is prepare's copy: nobody else holds it
 	}
 	return out, errs
+}
+
+// stageAll implements stager: each message gets its archive id now (drawn
+// as put draws one) and is queued for the group committer in order; the
+// commit runs on another goroutine. It is the Archiver's path (StageAll).
+func (s *BoltStore) stageAll(ctx context.Context, ms []Message) ([]string, []error, *commitWait) {
+	ids := make([]string, len(ms))
+	errs := make([]error, len(ms))
+	w := &commitWait{done: make(chan struct{}), errs: make([]error, len(ms))}
+	if err := ctx.Err(); err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		close(w.done)
+		return ids, errs, w
+	}
+	ps := make([]*pending, 0, len(ms))
+	idx := make([]int, 0, len(ms))
+	for i, m := range ms {
+		p, err := s.prepare(m)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		p.id = make([]byte, rawIDLen)
+		rand.Read(p.id)
+		ids[i] = idString(p.id)
+		ps = append(ps, p)
+		idx = append(idx, i)
+	}
+	if len(ps) == 0 {
+		close(w.done)
+		return ids, errs, w
+	}
+	reqs, lead := s.enqueue(ps)
+	if lead {
+		go s.drain()
+	}
+	go func() {
+		for j := range reqs {
+			if err := <-reqs[j].done; err != nil {
+				w.errs[idx[j]] = boltErr(err)
+			}
+		}
+		close(w.done)
+	}()
+	return ids, errs, w
 }

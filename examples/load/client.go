@@ -34,6 +34,7 @@ const (
 	nsDiscoInfo    = "http://jabber.org/protocol/disco#info"
 	nsDiscoItems   = "http://jabber.org/protocol/disco#items"
 	nsPing         = "urn:xmpp:ping"
+	nsSM           = "urn:xmpp:sm:3"
 )
 
 // Errors the tool returns.
@@ -55,6 +56,7 @@ type target struct {
 	DirectTLS bool        // TLS from the first byte (XEP-0368) instead of STARTTLS
 	TLS       *tls.Config // verifies the server (or not, with -insecure)
 	Timeout   time.Duration
+	SM        bool // enable XEP-0198 after binding
 }
 
 // account is one user of the run.
@@ -78,6 +80,12 @@ type client struct {
 	pending map[string]chan *node
 	ended   bool
 	nextID  atomic.Uint64
+
+	// XEP-0198 (-sm): smIn counts the stanzas handled since <enabled/>;
+	// smAnswer receives the server's answer to <enable/>.
+	smIn     atomic.Uint32
+	smOn     atomic.Bool
+	smAnswer chan *node
 
 	done   chan struct{}
 	served error
@@ -203,15 +211,44 @@ func (tg target) login(ctx context.Context, a account) (*client, error) {
 		return nil, fmt.Errorf("login %s: resource binding refused", a.User)
 	}
 	c := &client{
-		acct:    a,
-		s:       s,
-		jid:     s.LocalAddr(),
-		timeout: tg.Timeout,
-		pending: make(map[string]chan *node),
-		done:    make(chan struct{}),
+		acct:     a,
+		s:        s,
+		jid:      s.LocalAddr(),
+		timeout:  tg.Timeout,
+		pending:  make(map[string]chan *node),
+		done:     make(chan struct{}),
+		smAnswer: make(chan *node, 1),
 	}
 	go c.serve()
+	if tg.SM {
+		if err := c.enableSM(); err != nil {
+			c.close()
+			return nil, fmt.Errorf("login %s: %w", a.User, err)
+		}
+	}
 	return c, nil
+}
+
+// enableSM enables XEP-0198 (without resumption: the tool does not
+// reconnect) and waits for the server's answer.
+func (c *client) enableSM() error {
+	start := xml.StartElement{Name: xml.Name{Space: nsSM, Local: "enable"}}
+	if err := c.write(xmlstream.Wrap(nil, start)); err != nil {
+		return err
+	}
+	timer := time.NewTimer(c.timeout)
+	defer timer.Stop()
+	select {
+	case n := <-c.smAnswer:
+		if n.Name.Local != "enabled" {
+			return fmt.Errorf("stream management: %w (<%s/>)", ErrRefused, n.Name.Local)
+		}
+		return nil
+	case <-c.done:
+		return ErrClosed
+	case <-timer.C:
+		return fmt.Errorf("stream management: %w", ErrTimeout)
+	}
 }
 
 // serve reads stanzas until the session ends.
@@ -221,6 +258,12 @@ func (c *client) serve() {
 		n, err := readNode(t, *start)
 		if err != nil {
 			return err
+		}
+		if n.Name.Space == nsSM {
+			return c.handleSM(t, n)
+		}
+		if c.smOn.Load() {
+			c.smIn.Add(1) // handled below (XEP-0198 counts every stanza)
 		}
 		switch n.Name.Local {
 		case "iq":
@@ -263,6 +306,27 @@ func (c *client) serve() {
 	c.mu.Unlock()
 	c.served = err
 	close(c.done)
+}
+
+// handleSM handles a XEP-0198 element from the server: the answer to
+// <enable/>, and <r/>, answered with the count of handled stanzas.
+func (c *client) handleSM(t xmlstream.TokenReadEncoder, n *node) error {
+	switch n.Name.Local {
+	case "enabled", "failed":
+		if n.Name.Local == "enabled" {
+			c.smOn.Store(true) // the server counts what it sends from here
+		}
+		select {
+		case c.smAnswer <- n:
+		default:
+		}
+	case "r":
+		h := strconv.FormatUint(uint64(c.smIn.Load()), 10)
+		a := xml.StartElement{Name: xml.Name{Space: nsSM, Local: "a"}, Attr: []xml.Attr{{Name: xml.Name{Local: "h"}, Value: h}}}
+		_, err := xmlstream.Copy(t, xmlstream.Wrap(nil, a))
+		return err
+	}
+	return nil
 }
 
 // close ends the stream and the connection and waits for the reader.

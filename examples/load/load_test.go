@@ -127,6 +127,16 @@ func TestScenarios(t *testing.T) {
 		{"senders", []string{"-addr", s.c2s, "-scenario", "senders", "-archive", "-n", "100", "-k", "2"}, func(t *testing.T, r result) {
 			wantDelivered(t, r, 100)
 		}},
+		{"open loop with stream management", []string{"-addr", s.c2s, "-scenario", "senders", "-archive", "-n", "100", "-k", "2", "-rate", "400", "-sm", "-user-prefix", "open"}, func(t *testing.T, r result) {
+			wantDelivered(t, r, 100)
+			if r.Rate != 400 || !r.SM {
+				t.Errorf("rate %v, sm %v; want 400, true", r.Rate, r.SM)
+			}
+			// 100 messages due over 0.25 s: the run cannot be shorter.
+			if r.Seconds < 0.24 {
+				t.Errorf("100 messages at 400/s took %.3f s: not on the schedule", r.Seconds)
+			}
+		}},
 		{"rooms", []string{"-addr", s.c2s, "-scenario", "rooms", "-n", "30", "-k", "3", "-window", "4"}, func(t *testing.T, r result) {
 			wantDelivered(t, r, 90) // each of 30 messages to 3 occupants
 		}},

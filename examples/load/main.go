@@ -18,6 +18,17 @@
 //
 // A hop's latency is the time from the sender's write to the recipient's
 // read: the body carries the send time on this process's monotonic clock.
+// With -rate the senders are open-loop: each message has a scheduled send
+// time (the total rate spread evenly over the senders), a sender that falls
+// behind sends at once, and the hop is timed from the scheduled time, so a
+// server that queues cannot hide it by slowing the senders (coordinated
+// omission). Without -rate the senders are closed-loop (as fast as the
+// server takes them, or -window in flight each), and under saturation the
+// hop latency is mostly queueing (Little's law: messages in flight over the
+// rate).
+//
+// With -sm every session enables XEP-0198 stream management after binding
+// and answers the server's <r/> with its count of handled stanzas.
 //
 // Usage:
 //
@@ -64,6 +75,8 @@ type options struct {
 	caFile          string
 	scenario        string
 	n, k, window    int
+	rate            float64
+	sm              bool
 	page, pages     int
 	size            int64
 	archive         bool
@@ -97,6 +110,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.n, "n", 1000, "messages (pipelined, senders, rooms, mam) or uploads")
 	fs.IntVar(&o.k, "k", 8, "senders, occupants, concurrent uploads or idle sessions")
 	fs.IntVar(&o.window, "window", 0, "most messages a sender has in flight (0: no limit; 1: one at a time, the idle latency)")
+	fs.Float64Var(&o.rate, "rate", 0, "open loop: messages per second in total across the senders, on a schedule; hops timed from the scheduled send time (0: closed loop)")
+	fs.BoolVar(&o.sm, "sm", false, "enable XEP-0198 stream management on every session")
 	fs.IntVar(&o.page, "page", 50, "mam: RSM page size")
 	fs.IntVar(&o.pages, "pages", 0, "mam: stop after this many pages (0: the whole archive)")
 	fs.Int64Var(&o.size, "size", 1<<20, "upload: bytes per file")
@@ -137,6 +152,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-size must be between 0 and 1 GiB")
 	case o.timeout <= 0:
 		return o, errors.New("-timeout must be positive")
+	case o.rate < 0 || o.rate > 1e7 || o.rate != o.rate:
+		return o, errors.New("-rate must be between 0 and 10,000,000 messages per second")
 	}
 	return o, nil
 }
@@ -181,7 +198,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		tlsCfg.RootCAs = pool
 	}
 	r := &run{
-		tg:   target{Addr: o.addr, Domain: o.domain, DirectTLS: o.directTLS, TLS: tlsCfg, Timeout: o.timeout},
+		tg:   target{Addr: o.addr, Domain: o.domain, DirectTLS: o.directTLS, TLS: tlsCfg, Timeout: o.timeout, SM: o.sm},
 		opts: o,
 		http: httpClient(o.httpAddr, tlsCfg, o.timeout),
 	}
@@ -203,7 +220,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			}
 		}
 	}
-	res := result{Server: o.label, Scenario: o.scenario, Users: need}
+	res := result{Server: o.label, Scenario: o.scenario, Users: need, Rate: o.rate, SM: o.sm}
 	if o.name != "" {
 		res.Scenario = o.name
 	}
@@ -309,6 +326,12 @@ func rows(res result) [][2]string {
 	if res.Delivered > 0 || res.Bounced > 0 {
 		add("delivered", fmt.Sprint(res.Delivered))
 		add("bounced", fmt.Sprint(res.Bounced))
+	}
+	if res.Rate > 0 {
+		add("scheduled rate (open loop)", fmt.Sprintf("%.1f/s", res.Rate))
+	}
+	if res.SM {
+		add("stream management", "XEP-0198 on")
 	}
 	if res.PerSecond > 0 {
 		add("per second", fmt.Sprintf("%.1f", res.PerSecond))

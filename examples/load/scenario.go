@@ -20,9 +20,11 @@ import (
 // result is what one scenario measured. Rates and per-message figures are
 // over the measured phase only (not registration or login).
 type result struct {
-	Server   string `json:"server"`
-	Scenario string `json:"scenario"`
-	Users    int    `json:"users"`
+	Server   string  `json:"server"`
+	Scenario string  `json:"scenario"`
+	Users    int     `json:"users"`
+	Rate     float64 `json:"rate,omitempty"` // open loop: scheduled messages per second in total
+	SM       bool    `json:"sm,omitempty"`   // XEP-0198 on every session
 
 	Messages  int     `json:"messages,omitempty"`   // messages sent, pages read or files uploaded
 	Delivered int64   `json:"delivered,omitempty"`  // messages received (all recipients)
@@ -123,6 +125,23 @@ type traffic struct {
 	once      sync.Once
 	windows   []chan struct{} // per sender; nil when the senders do not wait
 	echo      bool            // rooms: a sender's window opens when its own copy returns
+
+	// Open loop (rate > 0): message seq of sender i is due at
+	// t0 + (seq·senders + i)/rate seconds and carries that time.
+	rate    float64
+	senders int
+	t0      time.Duration
+}
+
+// schedule makes the senders open-loop at rate messages per second in
+// total, from now.
+func (tr *traffic) schedule(rate float64, senders int) {
+	tr.rate, tr.senders, tr.t0 = rate, senders, since()
+}
+
+// due is the scheduled send time of message seq of sender i.
+func (tr *traffic) due(i, seq int) time.Duration {
+	return tr.t0 + time.Duration(float64(seq*tr.senders+i)*float64(time.Second)/tr.rate)
 }
 
 func newTraffic(want int64, senders, window int, echo bool) *traffic {
@@ -204,7 +223,22 @@ func (tr *traffic) send(c *client, i, count int, to, typ string) error {
 				}
 			}
 		}
-		if err := c.sendMessage(to, typ, body(i, seq, since())); err != nil {
+		at := since()
+		if tr.rate > 0 {
+			// Open loop: wait for the message's time; when behind, send at
+			// once, still stamped with the time it was due.
+			at = tr.due(i, seq)
+			if d := at - since(); d > 0 {
+				t := time.NewTimer(d)
+				select {
+				case <-t.C:
+				case <-c.done:
+					t.Stop()
+					return ErrClosed
+				}
+			}
+		}
+		if err := c.sendMessage(to, typ, body(i, seq, at)); err != nil {
 			return err
 		}
 	}
@@ -284,6 +318,9 @@ func (r *run) pairs(ctx context.Context, res *result, k int) error {
 	if err != nil {
 		return err
 	}
+	if r.opts.rate > 0 {
+		tr.schedule(r.opts.rate, k)
+	}
 	errs := make(chan error, k)
 	for i := range k {
 		go func() { errs <- tr.send(cs[i], i, per, cs[k+i].jid.String(), "chat") }()
@@ -345,6 +382,9 @@ func (r *run) rooms(ctx context.Context, res *result, k int) error {
 	ph, err := startPhase(r.opts.serverPID)
 	if err != nil {
 		return err
+	}
+	if r.opts.rate > 0 {
+		tr.schedule(r.opts.rate, k)
 	}
 	errs := make(chan error, k)
 	for i := range k {

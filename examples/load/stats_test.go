@@ -110,3 +110,25 @@ func TestParseFlagsRefuses(t *testing.T) {
 type nopWriter struct{}
 
 func (nopWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestScheduleDue: open loop, the senders' messages are due evenly at the
+// total rate, interleaved (message seq of sender i is the (seq·k+i)-th).
+func TestScheduleDue(t *testing.T) {
+	var tr traffic
+	tr.schedule(1000, 4)
+	tr.t0 = 0
+	for _, tc := range []struct {
+		i, seq int
+		want   time.Duration
+	}{
+		{0, 0, 0},
+		{1, 0, time.Millisecond},
+		{3, 0, 3 * time.Millisecond},
+		{0, 1, 4 * time.Millisecond},
+		{2, 250, 1002 * time.Millisecond},
+	} {
+		if got := tr.due(tc.i, tc.seq); got != tc.want {
+			t.Errorf("due(%d, %d) = %v, want %v", tc.i, tc.seq, got, tc.want)
+		}
+	}
+}

@@ -11,30 +11,42 @@ import (
 
 // The archive pipeline: a session's one-to-one messages to local users
 // leave the read loop, which goes on reading, and reach a worker of the
-// session that archives them in batches (mam.Archiver.ArchiveAll: the
-// messages read while the previous batch committed share one write
-// transaction and one fsync) and then routes them, in the order read.
+// session that archives them in batches (the messages read while the
+// previous batch committed share one write transaction and one fsync) and
+// routes them, in the order read.
 //
 // The durability promise, for a message stored in an archive (the
-// sender's, the recipient's or both):
+// sender's, the recipient's or both): it is acknowledged only after its
+// archive commit returned, synced to disk. What acknowledges it depends on
+// the sender's stream:
 //
-//   - it is routed to the recipient's sessions (or kept offline, or
-//     refused) only after its archive commit returned, synced to disk;
 //   - with XEP-0198 on, the client's count of handled stanzas (the h of
-//     the server's <a/>) counts it only after that, too: an <a/> answers
-//     an <r/> once every stanza read before the <r/> is handled, so an
-//     acknowledged message is in the archive even if the server is killed
-//     the next instant.
+//     the server's <a/>). The message is routed at once, stamped with the
+//     stanza-id its recipient's archive will store it under
+//     (mam.Archiver.StageAll assigns it before the commit), while the
+//     commit runs; it is counted only once the commit is synced. An <a/>
+//     answers an <r/> once every stanza read before the <r/> is counted,
+//     so an acknowledged message is in the archive even if the server is
+//     killed the next instant. A crash between the delivery and the sync
+//     loses the archived copy of a message its sender has not seen
+//     acknowledged: the client resends it (XEP-0198 § 4), and the
+//     recipient, who got the first copy, may see it twice, with the same
+//     origin-id (XEP-0359) when the client set one.
+//   - without XEP-0198, the routing to the recipient's sessions (or
+//     keeping it offline, or refusing it): the message is routed only
+//     after its archive commit returned.
 //
 // Order: the pipeline keeps the order in which the client sent its
 // messages, for routing, for the archive (a batch is stored in order) and
 // for the acknowledgement count. Every stanza that does not go through the
 // pipeline (presence, IQs, messages to rooms or to remote and bad
-// addresses, blocked ones) first waits until the pipeline is empty, so it
-// is handled and counted after everything the client sent before it.
+// addresses, blocked ones) first waits until the pipeline is empty (every
+// commit synced, every message counted), so it is handled and counted
+// after everything the client sent before it.
 //
 // Back-pressure: at most maxPipelined stanzas of a session wait in the
-// pipeline; the read loop stops reading the client's stream while it is
+// pipeline (with XEP-0198, until their commit is synced and they are
+// counted); the read loop stops reading the client's stream while it is
 // full, which stops the client through TCP flow control. A session holds
 // no worker while it sends nothing: the worker starts with the first
 // message and returns when the pipeline runs empty.
@@ -64,6 +76,7 @@ type archivePipe struct {
 	items   []pipeItem
 	drained chan struct{} // closed when the running worker returns; nil when none runs
 	slots   chan struct{} // one token per item in the pipeline; made at first use
+	ready   chan struct{} // signaled when items are added (capacity 1); made with slots
 }
 
 // pipeline adds it to the session's pipeline, starting the worker if none
@@ -74,6 +87,7 @@ func (s *session) pipeline(it pipeItem) bool {
 	if p.slots == nil { // only the read loop sets it
 		p.mu.Lock()
 		p.slots = make(chan struct{}, maxPipelined)
+		p.ready = make(chan struct{}, 1)
 		p.mu.Unlock()
 	}
 	select {
@@ -88,6 +102,7 @@ func (s *session) pipeline(it pipeItem) bool {
 		go s.pipeWorker()
 	}
 	p.mu.Unlock()
+	wake(p.ready)
 	s.pipelined = true
 	return true
 }
@@ -112,49 +127,129 @@ func (s *session) flushPipeline() {
 	}
 }
 
-// pipeWorker archives and routes batches until the pipeline is empty.
+// stagedBatch is a batch whose archive commit was queued (StageAll),
+// waiting for it to be routed (without XEP-0198) and counted.
+type stagedBatch struct {
+	items  []pipeItem
+	st     *mam.Staged // nil: nothing to archive
+	routed bool        // routed before the commit (XEP-0198 on)
+}
+
+// pipeWorker archives, routes and counts batches until the pipeline is
+// empty. Each batch's archive commit is queued as soon as it is taken
+// (batches commit in order, so the next one can join the group committer
+// while one syncs). With XEP-0198 on, the batch is routed at once and
+// counted when its commit is synced; without, it is routed then.
 func (s *session) pipeWorker() {
 	p := &s.pipe
+	var staged []stagedBatch // in order; their commits pending
 	for {
+		for len(staged) > 0 && staged[0].committed() {
+			s.finishStaged(staged[0])
+			staged = staged[1:]
+		}
 		p.mu.Lock()
 		batch := p.items
 		p.items = nil
-		if len(batch) == 0 {
+		if len(batch) == 0 && len(staged) == 0 {
 			close(p.drained)
 			p.drained = nil
 			p.mu.Unlock()
 			return
 		}
 		p.mu.Unlock()
-		s.archiveBatch(batch)
-		for i := range batch {
-			it := &batch[i]
-			if it.r {
-				s.smAnswer()
-			} else {
-				// A bounce is written like the read loop's answers (to
-				// the stream, or through the queue with XEP-0198 on),
-				// so it goes out before the answer to anything the
-				// client sent after the message.
-				w := &replyWriter{xs: s.xs, conn: s.conn, queue: s.smQueue()}
-				if s.xs == nil { // a test's session without a stream
-					w.queue = &smReplies{s: s}
-				}
-				_ = s.srv.route(context.Background(), s, w, it.e, it.to, it.out, it.storedForRecipient, it.senderID)
-				_ = w.Close()
-				s.smHandled()
-			}
-			batch[i] = pipeItem{} // the stanza is no longer held
-			<-p.slots
+		if len(batch) > 0 {
+			staged = append(staged, s.stageBatch(batch, s.smEnabled()))
+			continue
+		}
+		// Wait for the oldest commit, or for new stanzas.
+		select {
+		case <-staged[0].st.Done():
+		case <-p.ready:
 		}
 	}
 }
 
-// archiveBatch archives the batch's messages together, in order, and sets
-// what each one is routed as.
-func (s *session) archiveBatch(batch []pipeItem) {
-	var chats []mam.Chat
-	var idx []int
+// routeItem routes a message of the pipeline as archived.
+func (s *session) routeItem(it *pipeItem) {
+	// A bounce is written like the read loop's answers (to the stream, or
+	// through the queue with XEP-0198 on), so it goes out before the
+	// answer to anything the client sent after the message.
+	w := &replyWriter{xs: s.xs, conn: s.conn, queue: s.smQueue()}
+	if s.xs == nil { // a test's session without a stream
+		w.queue = &smReplies{s: s}
+	}
+	_ = s.srv.route(context.Background(), s, w, it.e, it.to, it.out, it.storedForRecipient, it.senderID)
+	_ = w.Close()
+}
+
+// stageBatch queues the batch's messages for their archive commit and,
+// if route, routes them at once, stamped with the ids the commit stores
+// them under (their stanzas are then dropped).
+func (s *session) stageBatch(batch []pipeItem, route bool) stagedBatch {
+	chats, idx := s.batchChats(batch)
+	var st *mam.Staged
+	if len(chats) > 0 {
+		st = s.srv.archiver.StageAll(context.Background(), chats)
+		s.setArchived(batch, idx, st.Results)
+	}
+	if route {
+		for i := range batch {
+			if it := &batch[i]; !it.r {
+				s.routeItem(it)
+				*it = pipeItem{} // counted later; the stanza is no longer held
+			}
+		}
+	}
+	return stagedBatch{items: batch, st: st, routed: route}
+}
+
+// committed reports whether b's archive commit is over.
+func (b stagedBatch) committed() bool {
+	if b.st == nil {
+		return true
+	}
+	select {
+	case <-b.st.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// finishStaged waits for b's commit, then routes its messages unless they
+// were routed already, counts them and answers its <r/>s, in order,
+// freeing their slots.
+func (s *session) finishStaged(b stagedBatch) {
+	if b.st != nil {
+		b.st.Wait() // an archiving failure does not lose the message
+	}
+	for i := range b.items {
+		it := &b.items[i]
+		switch {
+		case it.r:
+			s.smAnswer()
+		case !b.routed:
+			s.routeItem(it)
+			s.smHandled()
+		default:
+			s.smHandled()
+		}
+		*it = pipeItem{} // the stanza is no longer held
+		<-s.pipe.slots
+	}
+}
+
+// smEnabled reports whether the client enabled XEP-0198 on this stream.
+func (s *session) smEnabled() bool {
+	s.sm.mu.Lock()
+	defer s.sm.mu.Unlock()
+	return s.sm.enabled
+}
+
+// batchChats is what the archive takes of the batch's messages, with the
+// index in batch of each.
+func (s *session) batchChats(batch []pipeItem) (chats []mam.Chat, idx []int) {
 	for i := range batch {
 		it := &batch[i]
 		it.out = it.e
@@ -164,10 +259,11 @@ func (s *session) archiveBatch(batch []pipeItem) {
 		chats = append(chats, mam.Chat{From: s.jid, To: it.to, Stanza: mam.Stanza{Start: it.e.start, Inner: it.e.inner}})
 		idx = append(idx, i)
 	}
-	if len(chats) == 0 {
-		return
-	}
-	res, _ := s.srv.archiver.ArchiveAll(context.Background(), chats)
+	return chats, idx
+}
+
+// setArchived sets what each archived message of the batch is routed as.
+func (s *session) setArchived(batch []pipeItem, idx []int, res []mam.Result) {
 	for k, r := range res {
 		it := &batch[idx[k]]
 		it.out, it.storedForRecipient, it.senderID = archived(r, s.jid, it.to, it.e)

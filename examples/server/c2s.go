@@ -135,7 +135,7 @@ func (srv *Server) handleConn(conn net.Conn, directTLS bool, ticket *connTicket)
 		headerSent = out.ID != "" // mellium clears out at each restart
 		if tc, ok := rw.(*tls.Conn); ok && err == nil {
 			ws = newWSFilter(tc)
-			rw = ws
+			rw = newByteConn(ws, srv.readBufs) // the decoder's reader (byteconn.go)
 		}
 		return mask, rw, data, err
 	}
@@ -143,7 +143,7 @@ func (srv *Server) handleConn(conn net.Conn, directTLS bool, ticket *connTicket)
 	var state xmpp.SessionState
 	if directTLS { // TLS over the budget; Secure is set by hand (rw is no *tls.Conn)
 		ws = newWSFilter(tls.Server(lc, srv.tls))
-		rw, state = ws, xmpp.Secure
+		rw, state = newByteConn(ws, srv.readBufs), xmpp.Secure
 	}
 	xs, err := xmpp.ReceiveSession(context.WithoutCancel(ctx), rw, state, neg)
 	if n.bound && (err != nil || xs == nil) {

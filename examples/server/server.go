@@ -62,6 +62,7 @@ type Server struct {
 	pep      *pepService   // XEP-0163, pep.go
 	archiver *mam.Archiver // every routed message goes through it
 	sm       *smTable      // XEP-0198 resumable sessions (sm.go)
+	readBufs *sync.Pool    // read buffers of client connections while busy (byteconn.go)
 	s2s      *s2sService   // federation; nil when -s2s is empty (s2s.go)
 
 	private *privateStore   // XEP-0049 (private.go)
@@ -121,6 +122,7 @@ func run(ctx context.Context, cfg Config, ready func(*Server)) (err error) {
 		cfg:      cfg,
 		ctx:      ctx,
 		sessions: newRegistry(),
+		readBufs: newReadBufPool(),
 		conns:    make(map[net.Conn]struct{}),
 	}
 	srv.sm = newSMTable(srv)
