@@ -67,7 +67,7 @@
 // whose zero fields are the private defaults: mam.NewArchiver(store, cfg),
 // upload.NewService(meta, blobs, cfg), account.NewManager(store, cfg),
 // retention.NewScheduler(cfg). A bbolt store is built from an open
-// database: mam.NewBoltStore(db), account.NewBoltStore(db),
+// database: mam.NewBoltStore(db, mam.BoltConfig{}), account.NewBoltStore(db),
 // upload.NewBoltMetaStore(db) (upload keeps file contents apart, in
 // upload.NewFSBlobStore(dir)). logredact follows log/slog instead:
 // logredact.NewHandler(next, *Options), with nil for the defaults.

@@ -65,7 +65,7 @@ func Example() {
 	connLog := slog.New(logredact.NewHandler(slog.NewJSONHandler(io.MultiWriter(xmppLog, os.Stdout), noTime), nil))
 
 	// The archive: nothing is stored for a user who did not opt in.
-	archive, err := mam.NewBoltStore(mamDB)
+	archive, err := mam.NewBoltStore(mamDB, mam.BoltConfig{})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -43,7 +43,7 @@ func benchOpen(b *testing.B, cfg BoltConfig) (*BoltStore, *bolt.DB) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { db.Close() })
-	s, err := NewBoltStoreWithConfig(db, cfg)
+	s, err := NewBoltStore(db, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

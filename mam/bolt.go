@@ -138,14 +138,9 @@ const (
 var _ Store = (*BoltStore)(nil)
 
 // NewBoltStore returns a Store keeping its data in db, creating its buckets
-// if needed, with the defaults of a zero BoltConfig. The caller opens and
-// closes db.
-func NewBoltStore(db *bolt.DB) (*BoltStore, error) {
-	return NewBoltStoreWithConfig(db, BoltConfig{})
-}
-
-// NewBoltStoreWithConfig is NewBoltStore with the options of cfg.
-func NewBoltStoreWithConfig(db *bolt.DB, cfg BoltConfig) (*BoltStore, error) {
+// if needed, with the options of cfg (a zero BoltConfig gives the
+// defaults). The caller opens and closes db.
+func NewBoltStore(db *bolt.DB, cfg BoltConfig) (*BoltStore, error) {
 	if db == nil {
 		return nil, fmt.Errorf("%w: NewBoltStore: nil database", ErrConfig)
 	}

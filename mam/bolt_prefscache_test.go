@@ -19,7 +19,7 @@ func TestPrefsCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	s, err := NewBoltStore(db)
+	s, err := NewBoltStore(db, BoltConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

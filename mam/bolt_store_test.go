@@ -30,7 +30,7 @@ func openDB(t testing.TB, path string) *bolt.DB {
 func newBoltStore(t testing.TB, cfg mam.BoltConfig) (*mam.BoltStore, *bolt.DB) {
 	t.Helper()
 	db := openDB(t, filepath.Join(t.TempDir(), "mam.db"))
-	s, err := mam.NewBoltStoreWithConfig(db, cfg)
+	s, err := mam.NewBoltStore(db, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,8 +54,8 @@ func TestBoltStore(t *testing.T) {
 }
 
 func TestNewBoltStoreNil(t *testing.T) {
-	if _, err := mam.NewBoltStore(nil); !errors.Is(err, mam.ErrConfig) {
-		t.Errorf("NewBoltStore(nil) = %v, want ErrConfig", err)
+	if _, err := mam.NewBoltStore(nil, mam.BoltConfig{}); !errors.Is(err, mam.ErrConfig) {
+		t.Errorf("NewBoltStore(nil, BoltConfig{}) = %v, want ErrConfig", err)
 	}
 }
 
@@ -205,7 +205,7 @@ func TestBoltReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := mam.NewBoltStore(db)
+	s, err := mam.NewBoltStore(db, mam.BoltConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func TestBoltReopen(t *testing.T) {
 	db.Close()
 
 	db = openDB(t, path)
-	s, err = mam.NewBoltStore(db)
+	s, err = mam.NewBoltStore(db, mam.BoltConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,11 +291,11 @@ func TestBoltBadInput(t *testing.T) {
 func TestBoltWithIndexForms(t *testing.T) {
 	ctx := t.Context()
 	db := openDB(t, filepath.Join(t.TempDir(), "mam.db"))
-	compact, err := mam.NewBoltStoreWithConfig(db, mam.BoltConfig{CompactWithIndex: true})
+	compact, err := mam.NewBoltStore(db, mam.BoltConfig{CompactWithIndex: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	covering, err := mam.NewBoltStore(db)
+	covering, err := mam.NewBoltStore(db, mam.BoltConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +348,7 @@ func TestBoltReadOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := mam.NewBoltStore(db)
+	s, err := mam.NewBoltStore(db, mam.BoltConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,7 +360,7 @@ func TestBoltReadOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	s, err = mam.NewBoltStore(db)
+	s, err = mam.NewBoltStore(db, mam.BoltConfig{})
 	if err != nil {
 		t.Fatalf("NewBoltStore on a read-only database: %v", err)
 	}

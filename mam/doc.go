@@ -31,7 +31,7 @@
 //
 // One Archiver and one Handler serve every session:
 //
-//	store, err := mam.NewBoltStore(db)
+//	store, err := mam.NewBoltStore(db, mam.BoltConfig{})
 //	cfg := mam.Config{Roster: myRoster, Rooms: myMUC}
 //	archiver := mam.NewArchiver(store, cfg)
 //	handler := mam.NewHandler(store, cfg)

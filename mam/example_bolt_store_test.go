@@ -25,7 +25,7 @@ func ExampleNewBoltStore() {
 		panic(err)
 	}
 	defer db.Close()
-	store, err := mam.NewBoltStore(db)
+	store, err := mam.NewBoltStore(db, mam.BoltConfig{})
 	if err != nil {
 		panic(err)
 	}

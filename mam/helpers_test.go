@@ -154,7 +154,7 @@ func forEachStore(t *testing.T, test func(t *testing.T, newStore func() mam.Stor
 			}
 			db.NoSync = true // tests need no durability
 			t.Cleanup(func() { db.Close() })
-			s, err := mam.NewBoltStore(db)
+			s, err := mam.NewBoltStore(db, mam.BoltConfig{})
 			if err != nil {
 				t.Fatal(err)
 			}

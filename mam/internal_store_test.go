@@ -44,7 +44,7 @@ func TestBoltExpireBoundedCancel(t *testing.T) {
 	}
 	defer db.Close()
 	db.NoSync = true
-	s, err := NewBoltStoreWithConfig(db, BoltConfig{ExpireBatch: 4})
+	s, err := NewBoltStore(db, BoltConfig{ExpireBatch: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestBoltVisibleCount(t *testing.T) {
 	}
 	defer db.Close()
 	db.NoSync = true
-	s, err := NewBoltStoreWithConfig(db, BoltConfig{ExpireBatch: 2, EraseGroupMessages: true})
+	s, err := NewBoltStore(db, BoltConfig{ExpireBatch: 2, EraseGroupMessages: true})
 	if err != nil {
 		t.Fatal(err)
 	}

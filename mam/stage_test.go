@@ -35,7 +35,7 @@ func TestStageAllIDsBeforeCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	s, err := mam.NewBoltStore(db)
+	s, err := mam.NewBoltStore(db, mam.BoltConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

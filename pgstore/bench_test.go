@@ -46,7 +46,7 @@ func benchBolt(b *testing.B) benchBoltStore {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { db.Close() })
-	s, err := mam.NewBoltStore(db)
+	s, err := mam.NewBoltStore(db, mam.BoltConfig{})
 	if err != nil {
 		b.Fatal(err)
 	}

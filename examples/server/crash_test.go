@@ -92,7 +92,7 @@ func TestCrashKeepsAcknowledged(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	store, err := mam.NewBoltStore(db)
+	store, err := mam.NewBoltStore(db, mam.BoltConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

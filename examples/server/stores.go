@@ -123,7 +123,7 @@ func (srv *Server) openArchive(ctx context.Context) (mam.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := mam.NewBoltStoreWithConfig(db, mam.BoltConfig{Now: srv.cfg.Now, EraseGroupMessages: true})
+	st, err := mam.NewBoltStore(db, mam.BoltConfig{Now: srv.cfg.Now, EraseGroupMessages: true})
 	if err != nil {
 		return nil, fmt.Errorf("mam: %w", err)
 	}
