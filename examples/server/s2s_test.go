@@ -302,8 +302,9 @@ func TestS2SRemoteTimeout(t *testing.T) {
 
 // rawPeer is a hand-driven server-to-server stream to a test server.
 type rawPeer struct {
-	t  *testing.T
-	st *s2sStream
+	t    *testing.T
+	st   *s2sStream
+	from string // the from of the server's last stream header
 }
 
 func dialRawPeer(t *testing.T, addr, from, to string) *rawPeer {
@@ -324,11 +325,11 @@ func (p *rawPeer) open(from, to string) element {
 	if err := p.st.writeHeader(from, to, ""); err != nil {
 		p.t.Fatal(err)
 	}
-	_, _, id, err := p.st.readHeader()
+	from, _, id, err := p.st.readHeader()
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	p.st.id = id
+	p.st.id, p.from = id, from
 	f, err := p.st.features()
 	if err != nil {
 		p.t.Fatal(err)
@@ -407,6 +408,39 @@ func TestS2SForgedFrom(t *testing.T) {
 		}
 		if got := peer.streamError(); got != tc.want {
 			t.Errorf("%s: stream error %q, want %q", tc.stanza, got, tc.want)
+		}
+	}
+}
+
+// TestS2SResponseHeaderFrom: every stream header b.example answers with
+// (before TLS, after TLS, after SASL) names in from the domain the peer
+// asked for in to (RFC 6120 § 4.7.1), a service subdomain included.
+func TestS2SResponseHeaderFrom(t *testing.T) {
+	cCert, cKey := fedCert(t, "c.example")
+	p := startFedPair(t, false, cCert)
+	pair, err := tls.LoadX509KeyPair(cCert, cKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []string{"b.example", "conference.b.example"} {
+		peer := dialRawPeer(t, p.bS2S, "c.example", to)
+		if peer.from != to {
+			t.Errorf("to %s: header before TLS from %q", to, peer.from)
+		}
+		peer.startTLS("c.example", to, &pair)
+		if peer.from != to {
+			t.Errorf("to %s: header after TLS from %q", to, peer.from)
+		}
+		if err := peer.st.writeElement(simpleElement(nsSASL, "auth", base64.StdEncoding.EncodeToString([]byte("c.example")), "mechanism", "EXTERNAL")); err != nil {
+			t.Fatal(err)
+		}
+		if e, err := peer.st.next(1 << 20); err != nil || e.start.Name != nameSASLSuccess {
+			t.Fatalf("EXTERNAL: %v %v", e.start.Name, err)
+		}
+		peer.st.restart()
+		peer.open("c.example", to)
+		if peer.from != to {
+			t.Errorf("to %s: header after SASL from %q", to, peer.from)
 		}
 	}
 }
