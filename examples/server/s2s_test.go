@@ -249,6 +249,31 @@ func TestS2SPresenceAndIQ(t *testing.T) {
 	}
 }
 
+// TestS2SServerPing: a remote user's ping of our domain or a service of
+// it is answered with a result (XEP-0199 § 4.3); other IQs to the domain,
+// and pings of a user's bare JID, still get service-unavailable.
+func TestS2SServerPing(t *testing.T) {
+	p := startFedPair(t, false)
+	alice := loginUser(t, p.a, "alice")
+	loginUser(t, p.b, "bob")
+	for _, tc := range []struct{ to, payload, want string }{
+		{"b.example", `<ping xmlns="urn:xmpp:ping"/>`, "result"},
+		{"conference.b.example", `<ping xmlns="urn:xmpp:ping"/>`, "result"},
+		{"b.example", `<query xmlns="jabber:iq:version"/>`, "service-unavailable"},
+		{"b.example", `<ping xmlns="urn:xmpp:ping"/><ping xmlns="urn:xmpp:ping"/>`, "service-unavailable"},
+		{"bob@b.example", `<ping xmlns="urn:xmpp:ping"/>`, "service-unavailable"},
+	} {
+		r := alice.IQ(t, `<iq type="get" id="sp" to="`+tc.to+`">`+tc.payload+`</iq>`)
+		got := r.attr("type")
+		if got == "error" {
+			got = stanzaErrorCondition(r)
+		}
+		if got != tc.want || r.attr("from") != tc.to {
+			t.Errorf("%s to %s: %s from %q, want %s", tc.payload, tc.to, got, r.attr("from"), tc.want)
+		}
+	}
+}
+
 func TestS2SUnreachableBounces(t *testing.T) {
 	dead := freeAddr(t) // closed: connection refused
 	ts := startTestServer(t, withConfig(func(c *Config) {
