@@ -72,7 +72,7 @@ VirtualHost "p.example"
 	ssl = { certificate = %[1]q, key = %[2]q, cafile = %[3]q }
 `, pCert, pKey, cafile),
 		Services: []prosodytest.Service{{Name: "c2s", Port: c2s}, {Name: "s2s", Port: s2s}},
-		Peers:    map[string]string{"a.example": aLn.Addr().String()},
+		Peers:    map[string]string{"a.example": aLn.Addr().String(), "conference.a.example": aLn.Addr().String()},
 	})
 	pp := &prosodyPeer{p: p, c2s: "127.0.0.1:" + strconv.Itoa(c2s), s2s: "127.0.0.1:" + strconv.Itoa(s2s), pCert: pCert}
 	pp.a = startTestServer(t, withConfig(func(c *Config) {
@@ -223,4 +223,61 @@ func TestProsodyFederationPresence(t *testing.T) {
 	// alice's session ends: paula sees her go.
 	alice.Close()
 	paula.Next(t, isPresence(alice.JID.String(), "unavailable"))
+}
+
+// TestProsodyFederationRoomAndIQ: a Prosody user joins a room of our
+// conference.a.example (Prosody opens a stream of its own to the
+// subdomain, dialback again) and chats in it, the room archiving; IQs
+// cross both ways: pings of each server, and a version query relayed to
+// a user's client, whose error answer comes back.
+func TestProsodyFederationRoomAndIQ(t *testing.T) {
+	pp := startProsodyPeer(t, false)
+	paula := pp.login(t, "paula")
+	alice := loginUser(t, pp.a, "alice")
+
+	for _, c := range []struct {
+		from *testClient
+		to   string
+	}{{paula, "a.example"}, {alice, "p.example"}} {
+		r := c.from.IQ(t, `<iq type="get" id="ping-`+c.to+`" to="`+c.to+`"><ping xmlns="urn:xmpp:ping"/></iq>`)
+		if r.attr("type") != "result" || r.attr("from") != c.to {
+			t.Errorf("ping of %s: %s from %q (%s)", c.to, r.attr("type"), r.attr("from"), stanzaErrorCondition(r))
+		}
+	}
+	r := alice.IQ(t, `<iq type="get" id="v1" to="`+paula.JID.String()+`"><query xmlns="jabber:iq:version"/></iq>`)
+	if r.attr("type") != "error" || stanzaErrorCondition(r) != "service-unavailable" || r.attr("from") != paula.JID.String() {
+		t.Errorf("version of paula's client: %s (%s) from %q", r.attr("type"), stanzaErrorCondition(r), r.attr("from"))
+	}
+
+	room := "lounge@conference.a.example"
+	if e := tryJoinRoom(t, alice, room+"/alice"); e.attr("type") == "error" {
+		t.Fatalf("alice creates the room: %s", stanzaErrorCondition(e))
+	}
+	if r := configureRoom(t, alice, room, "muc#roomconfig_enablearchiving", "1"); r.attr("type") != "result" {
+		t.Fatalf("configure: %s", stanzaErrorCondition(r))
+	}
+	if e := tryJoinRoom(t, paula, room+"/paula"); e.attr("type") == "error" {
+		t.Fatalf("paula joins: %s", stanzaErrorCondition(e))
+	}
+	alice.Next(t, mucPresence(room+"/paula", ""))
+	isGroupchat := func(text string) func(element) bool {
+		return func(e element) bool { return e.attr("type") == "groupchat" && body(e) == text }
+	}
+	paula.Send(t, `<message to="`+room+`" type="groupchat"><body>hi from prosody</body></message>`)
+	if m := alice.Next(t, isGroupchat("hi from prosody")); m.attr("from") != room+"/paula" {
+		t.Fatalf("alice got it from %q", m.attr("from"))
+	}
+	paula.Next(t, isGroupchat("hi from prosody")) // the room's echo
+	alice.Send(t, `<message to="`+room+`" type="groupchat"><body>hi from a</body></message>`)
+	if m := paula.Next(t, isGroupchat("hi from a")); m.attr("from") != room+"/alice" {
+		t.Fatalf("paula got it from %q", m.attr("from"))
+	}
+	if got, _ := mamQuery(t, alice, room, ""); strings.Join(got, "|") != "hi from prosody|hi from a" {
+		t.Errorf("room archive: %q", got)
+	}
+	paula.Send(t, `<presence to="`+room+`/paula" type="unavailable"/>`)
+	alice.Next(t, mucPresence(room+"/paula", "unavailable"))
+	if got := s2sAuth(t, pp.a, "in", "p.example"); len(got) < 1 {
+		t.Errorf("no inbound stream from p.example logged")
+	}
 }
