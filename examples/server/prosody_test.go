@@ -60,8 +60,8 @@ func startProsodyPeer(t *testing.T, trust bool) *prosodyPeer {
 	}
 	p := prosodytest.Start(t, prosodytest.Options{
 		Config: fmt.Sprintf(`
-modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "ping", "presence", "s2s_auth_certs" }
-modules_disabled = { "s2s_bidi" }
+modules_enabled = { "roster", "saslauth", "tls", "dialback", "disco", "ping", "presence", "s2s_auth_certs", "s2s_bidi" }
+
 c2s_require_encryption = true
 s2s_require_encryption = true
 s2s_secure_auth = false
