@@ -274,6 +274,49 @@ func TestS2SServerPing(t *testing.T) {
 	}
 }
 
+// TestS2SRemoveContactTellsRemote: when alice@a.example removes her
+// remote contact bob@b.example from her roster, or deletes her account,
+// b.example is told (unavailable, unsubscribe, unsubscribed: RFC 6121
+// § 2.5.2) and bob's item for alice ends without subscription; a
+// request bob had pending at alice is declined.
+func TestS2SRemoveContactTellsRemote(t *testing.T) {
+	for _, how := range []string{"roster remove", "account deletion"} {
+		t.Run(how, func(t *testing.T) {
+			p := startFedPair(t, false)
+			alice := loginUser(t, p.a, "alice")
+			bob := loginUser(t, p.b, "bob")
+			online(t, alice)
+			online(t, bob)
+			subscribeTo(t, alice, bob)
+			subscribeTo(t, bob, alice)
+			if s := itemState(t, bob, "alice@a.example"); s != "both" {
+				t.Fatalf("bob's item for alice before: %s", s)
+			}
+			if how == "roster remove" {
+				alice.IQ(t, `<iq type="set" id="rm"><query xmlns="jabber:iq:roster"><item jid="bob@b.example" subscription="remove"/></query></iq>`)
+			} else {
+				alice.Send(t, `<iq type="set" id="rm"><query xmlns="jabber:iq:register"><remove/></query></iq>`)
+			}
+			bob.Next(t, isPresence(alice.JID.String(), "unavailable"))
+			bob.Next(t, isPresence("alice@a.example", "unsubscribe"))
+			bob.Next(t, isPush("alice@a.example", "none", false))
+			if it, ok := p.b.store.rosterItem("bob", "alice@a.example"); ok && (it.Sub != "" || it.Ask) {
+				t.Errorf("bob's item for alice afterwards: %+v", it)
+			}
+			if how != "roster remove" {
+				return
+			}
+			// A pending request from a remote user is declined.
+			carol := loginUser(t, p.b, "carol")
+			online(t, carol)
+			carol.Send(t, `<presence to="alice@a.example" type="subscribe"/>`)
+			alice.Next(t, isPresence("carol@b.example", "subscribe"))
+			alice.IQ(t, `<iq type="set" id="rm2"><query xmlns="jabber:iq:roster"><item jid="carol@b.example" subscription="remove"/></query></iq>`)
+			carol.Next(t, isPresence("alice@a.example", "unsubscribed"))
+		})
+	}
+}
+
 func TestS2SUnreachableBounces(t *testing.T) {
 	dead := freeAddr(t) // closed: connection refused
 	ts := startTestServer(t, withConfig(func(c *Config) {
