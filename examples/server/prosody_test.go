@@ -183,8 +183,9 @@ func TestProsodyFederationExternal(t *testing.T) {
 // TestProsodyFederationPresence: a Prosody user and ours subscribe to
 // each other's presence (RFC 6121 § 3 across the two servers, dialback
 // streams): each roster ends with subscription "both", each sees the
-// other's presence changes and going offline, and a probe from Prosody
-// is answered with the current presence.
+// other's presence changes and going offline, a probe from Prosody is
+// answered with the current presence, and when our user deletes her
+// account, Prosody's user loses both subscriptions to her.
 func TestProsodyFederationPresence(t *testing.T) {
 	pp := startProsodyPeer(t, false)
 	paula := pp.login(t, "paula")
@@ -220,9 +221,15 @@ func TestProsodyFederationPresence(t *testing.T) {
 	paula.Send(t, `<presence/>`)
 	alice.Next(t, isPresence(paula.JID.String(), ""))
 	paula.Next(t, show("away"))
-	// alice's session ends: paula sees her go.
-	alice.Close()
+	// alice deletes her account: paula sees her go, and Prosody drops
+	// both subscriptions, as our unsubscribe and unsubscribed tell it
+	// (RFC 6121 § 3.2.3 and § 3.3.3 at Prosody's end).
+	alice.Send(t, `<iq type="set" id="rm"><query xmlns="jabber:iq:register"><remove/></query></iq>`)
 	paula.Next(t, isPresence(alice.JID.String(), "unavailable"))
+	paula.Next(t, isPush("alice@a.example", "none", false))
+	if s := itemState(t, paula, "alice@a.example"); s != "none" && s != "absent" {
+		t.Errorf("paula's roster item for alice after alice's account deletion: %s", s)
+	}
 }
 
 // TestProsodyFederationRoomAndIQ: a Prosody user joins a room of our
