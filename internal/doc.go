@@ -8,6 +8,9 @@
 //   - boltwipe overwrites the free pages of an open bbolt database, so that
 //     deleted data no longer exists in the file (retention.PurgeJob runs
 //     it);
+//   - prosodytest starts Debian's Prosody for interoperability tests
+//     (cmd/uploadd, examples/server): its own directory, loopback ports,
+//     a resolver that answers only the test's domains;
 //   - testclock is a manual clock for the tests' Config.Now (account,
 //     upload, the root promises test);
 //   - xmlutil reads element content from untrusted stanzas with bounds on

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -17,10 +16,8 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,34 +27,9 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"chatbx.eu/privacy/internal/prosodytest"
 	"chatbx.eu/privacy/internal/testclock"
 )
-
-// needProsody returns the path of Debian's prosody and prosodyctl, or skips
-// the test (fails it when CI is set: .ci/run installs prosody).
-func needProsody(t *testing.T) (prosody, prosodyctl string) {
-	t.Helper()
-	p, err1 := exec.LookPath("prosody")
-	c, err2 := exec.LookPath("prosodyctl")
-	if err1 != nil || err2 != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("prosody is not installed (CI is set; .ci/run installs it with apt)")
-		}
-		t.Skip("prosody is not installed")
-	}
-	return p, c
-}
-
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // selfSigned writes a certificate for localhost and 127.0.0.1 and its key
 // to dir and returns their paths and a pool trusting it.
@@ -95,42 +67,11 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 	return certFile, keyFile, pool
 }
 
-// prosodyLog follows a Prosody's console log.
-type prosodyLog struct {
-	lines chan string
-	mu    sync.Mutex
-	all   strings.Builder
-}
-
-func (l *prosodyLog) add(line string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.all.WriteString(line + "\n")
-}
-
-func (l *prosodyLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.all.String()
-}
-
-// wait returns once a line containing s was logged, or fails the test when
-// Prosody exits first.
-func (l *prosodyLog) wait(t *testing.T, s string) {
-	t.Helper()
-	for line := range l.lines {
-		if strings.Contains(line, s) {
-			return
-		}
-	}
-	t.Fatalf("prosody exited before logging %q; its log:\n%s", s, l)
-}
-
 // interop is one Prosody with uploadd beside it.
 type interop struct {
 	app      *app
 	clock    *testclock.Clock
-	log      *prosodyLog
+	prosody  *prosodytest.Prosody
 	c2s      string
 	pool     *x509.CertPool
 	base     string
@@ -139,98 +80,49 @@ type interop struct {
 	data     string // Prosody's data_path
 }
 
-// startInterop writes a Prosody configuration under t.TempDir() (loopback
-// ports, its own data directory, a self-signed certificate,
-// mod_http_file_share in external mode pointing at uploadd, our
-// mod_uploadd_erase, a component port), creates a user with prosodyctl,
-// starts Prosody and uploadd (with a component), and stops both in
-// t.Cleanup.
+// startInterop starts Prosody (internal/prosodytest: its own directory,
+// loopback ports, a self-signed certificate, mod_http_file_share in
+// external mode pointing at uploadd, our mod_uploadd_erase, a component
+// port), creates a user with prosodyctl, and starts uploadd (with a
+// component) beside it; t.Cleanup stops both.
 func startInterop(t *testing.T) *interop {
-	prosody, prosodyctl := needProsody(t)
 	dir := t.TempDir()
 	certFile, keyFile, pool := selfSigned(t, dir)
-	c2s, comp, pub, adm := freePort(t), freePort(t), freePort(t), freePort(t)
+	c2s, comp := prosodytest.FreePort(t), prosodytest.FreePort(t)
+	pub, adm := prosodytest.FreePort(t), prosodytest.FreePort(t)
 	base := fmt.Sprintf("https://127.0.0.1:%d/files", pub)
 	const shareSecret, compSecret = "share-secret-0123456789", "component-secret-0123"
 	modDir, err := filepath.Abs("prosody")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := fmt.Sprintf(`-- written by TestProsodyInterop
-run_as_root = true -- CI runs as root; Prosody refuses to otherwise
-data_path = %[1]q
-pidfile = %[2]q
-plugin_paths = { %[3]q }
-interfaces = { "127.0.0.1" }
-c2s_ports = { %[4]d }
-c2s_direct_tls_ports = { }
-legacy_ssl_ports = { }
-s2s_ports = { }
-component_ports = { %[5]d }
+	cfg := fmt.Sprintf(`
+plugin_paths = { %[1]q }
 component_interface = "127.0.0.1"
-http_ports = { }
-https_ports = { }
 modules_enabled = { "roster", "saslauth", "tls", "disco", "ping", "user_account_management", "uploadd_erase" }
-modules_disabled = { "s2s", "posix" }
+modules_disabled = { "s2s" }
 authentication = "internal_hashed"
 c2s_require_encryption = true
-ssl = { certificate = %[6]q, key = %[7]q }
-log = { info = "*console" }
-uploadd_admin_url = "http://127.0.0.1:%[8]d"
-uploadd_admin_secret = %[9]q
+ssl = { certificate = %[2]q, key = %[3]q }
+uploadd_admin_url = "http://127.0.0.1:%[4]d"
+uploadd_admin_secret = %[5]q
 uploadd_file_share_host = "upload.localhost"
 
 VirtualHost "localhost"
 
 Component "upload.localhost" "http_file_share"
-	http_file_share_base_url = %[10]q
-	http_file_share_secret = %[11]q
+	http_file_share_base_url = %[6]q
+	http_file_share_secret = %[7]q
 
 Component "files.localhost"
-	component_secret = %[12]q
-`, filepath.Join(dir, "data"), filepath.Join(dir, "prosody.pid"), modDir, c2s, comp,
-		certFile, keyFile, adm, adminSecret, base, shareSecret, compSecret)
-	cfgFile := filepath.Join(dir, "prosody.cfg.lua")
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(filepath.Join(dir, "data"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	const password = "alice-password-0123"
-	if out, err := exec.Command(prosodyctl, "--config", cfgFile, "register", "alice", "localhost", password).CombinedOutput(); err != nil {
-		t.Fatalf("prosodyctl register: %v\n%s", err, out)
-	}
-
-	cmd := exec.Command(prosody, "--config", cfgFile, "-F")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pl := &prosodyLog{lines: make(chan string, 1024)}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer close(pl.lines)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			pl.add(sc.Text())
-			select {
-			case pl.lines <- sc.Text():
-			default: // nobody waits: drop, the whole log is in all
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		<-done
-		_ = cmd.Wait()
+	component_secret = %[8]q
+`, modDir, certFile, keyFile, adm, adminSecret, base, shareSecret, compSecret)
+	p := prosodytest.Start(t, prosodytest.Options{
+		Config:   cfg,
+		Services: []prosodytest.Service{{Name: "c2s", Port: c2s}, {Name: "component", Port: comp}},
 	})
-	pl.wait(t, fmt.Sprintf("Activated service 'c2s' on [127.0.0.1]:%d", c2s))
+	const password = "alice-password-0123"
+	p.Register(t, "alice", "localhost", password)
 
 	// uploadd beside it, with the same secret and a component.
 	clock := testclock.New()
@@ -245,8 +137,8 @@ Component "files.localhost"
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := &interop{app: a, clock: clock, log: pl, c2s: fmt.Sprintf("127.0.0.1:%d", c2s), pool: pool,
-		base: base, erased: make(chan int, 4), password: password, data: filepath.Join(dir, "data")}
+	in := &interop{app: a, clock: clock, prosody: p, c2s: fmt.Sprintf("127.0.0.1:%d", c2s), pool: pool,
+		base: base, erased: make(chan int, 4), password: password, data: p.Data}
 	a.adminHTTP = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w}
 		a.admin.ServeHTTP(rec, r)
@@ -272,12 +164,7 @@ Component "files.localhost"
 		<-served
 		a.Close()
 	})
-	pl.wait(t, "External component successfully authenticated")
-	t.Cleanup(func() {
-		if t.Failed() || testing.Verbose() {
-			t.Logf("prosody's log:\n%s", pl)
-		}
-	})
+	p.WaitLog(t, "External component successfully authenticated")
 	return in
 }
 

@@ -117,7 +117,11 @@ func (f *s2sService) handleIn(conn net.Conn, ticket *connTicket, directTLS bool)
 			return "", err
 		}
 		st.id = randomResource()
-		if err := st.writeHeader(srv.cfg.Domain, from, st.id); err != nil {
+		local := srv.cfg.Domain // the answer names the domain asked for (RFC 6120 § 4.7.1)
+		if srv.isOurs(to) {
+			local = to
+		}
+		if err := st.writeHeader(local, from, st.id); err != nil {
 			return "", err
 		}
 		headerSent = true
@@ -167,11 +171,11 @@ func (f *s2sService) handleIn(conn net.Conn, ticket *connTicket, directTLS bool)
 	if externalOK {
 		feats = `<mechanisms xmlns='` + nsSASL + `'><mechanism>EXTERNAL</mechanism></mechanisms>` + feats
 	}
-	if err := st.answerHeader(from, &headerSent, feats); err != nil {
+	if err := st.answerHeader(to, from, &headerSent, feats); err != nil {
 		fail(err)
 		return
 	}
-	domain, kind, err := f.authenticateIn(st, from, externalOK, &headerSent)
+	domain, kind, err := f.authenticateIn(st, to, from, externalOK, &headerSent)
 	if err != nil {
 		fail(err)
 		return
@@ -208,10 +212,12 @@ func (st *s2sStream) readHeaderOnly() (string, error) {
 	return from, err
 }
 
-// answerHeader sends our header (a fresh id) and features.
-func (st *s2sStream) answerHeader(to string, headerSent *bool, features string) error {
+// answerHeader sends our header (a fresh id) and features. local is the
+// domain of ours the peer's header named in to: a response header must
+// say who answers (RFC 6120 § 4.7.1), on every restart of the stream.
+func (st *s2sStream) answerHeader(local, to string, headerSent *bool, features string) error {
 	st.id = randomResource()
-	if err := st.writeHeader("", to, st.id); err != nil {
+	if err := st.writeHeader(local, to, st.id); err != nil {
 		return err
 	}
 	*headerSent = true
@@ -223,7 +229,7 @@ func (st *s2sStream) answerHeader(to string, headerSent *bool, features string) 
 // from) or a dialback key its authoritative server confirmed. db:verify
 // requests are answered meanwhile. A dialback key that is refused ends the
 // stream (not-authorized).
-func (f *s2sService) authenticateIn(st *s2sStream, from string, externalOK bool, headerSent *bool) (domain, kind string, err error) {
+func (f *s2sService) authenticateIn(st *s2sStream, local, from string, externalOK bool, headerSent *bool) (domain, kind string, err error) {
 	srv := f.srv
 	for {
 		e, err := st.next(maxNegotiationBytes)
@@ -253,7 +259,7 @@ func (f *s2sService) authenticateIn(st *s2sStream, from string, externalOK bool,
 			if _, err := st.readHeaderOnly(); err != nil {
 				return "", "", err
 			}
-			return from, "external", st.answerHeader(from, headerSent, "")
+			return from, "external", st.answerHeader(local, from, headerSent, "")
 		case dbResult:
 			origin, to, key := e.attr("from"), e.attr("to"), e.text()
 			if !srv.isOurs(to) {

@@ -7,6 +7,7 @@ import (
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/disco"
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/ping"
 	"mellium.im/xmpp/stanza"
 )
 
@@ -180,12 +181,23 @@ func (srv *Server) sendPresenceRemote(u, to jid.JID) {
 // iqFromRemote relays a remote IQ: a get or set to a connected local full
 // JID goes to that session (its answer is let out once, iqAnswerRemote);
 // a result or error goes to the local requester only when it answers an
-// IQ that requester sent to that remote JID. Anything else gets
+// IQ that requester sent to that remote JID. A ping of our domain or a
+// service of it is answered (XEP-0199 § 4.3: remote servers and their
+// users ping servers, Prosody's among them). Anything else gets
 // service-unavailable.
 func (srv *Server) iqFromRemote(e element, from, to jid.JID) {
 	f := srv.s2s
 	typ := e.attr("type")
 	id := e.attr("id")
+	if typ == "get" && to.Localpart() == "" && to.Resourcepart() == "" && isPingIQ(e) {
+		srv.s2s.send(element{start: xml.StartElement{Name: e.start.Name, Attr: []xml.Attr{
+			{Name: xml.Name{Local: "type"}, Value: "result"},
+			{Name: xml.Name{Local: "id"}, Value: id},
+			{Name: xml.Name{Local: "from"}, Value: to.String()},
+			{Name: xml.Name{Local: "to"}, Value: from.String()},
+		}}}, from)
+		return
+	}
 	switch typ {
 	case "result", "error":
 		if f.takeIQ(f.iqs, s2sIQKey{local: to.String(), remote: from.String(), id: id}) {
@@ -244,6 +256,13 @@ func (srv *Server) answerRemoteDisco(e element, to jid.JID) bool {
 	out := element{start: start, inner: toks[1 : len(toks)-1]}
 	srv.s2s.send(out, iq.From)
 	return true
+}
+
+// isPingIQ reports whether the IQ e carries one XEP-0199 ping and
+// nothing else.
+func isPingIQ(e element) bool {
+	c := e.children()
+	return len(c) == 1 && c[0].start.Name == xml.Name{Space: ping.NS, Local: "ping"}
 }
 
 // iqToRemote sends the IQ get or set e of s to the remote JID to and

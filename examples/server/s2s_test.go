@@ -250,6 +250,74 @@ func TestS2SPresenceAndIQ(t *testing.T) {
 	}
 }
 
+// TestS2SServerPing: a remote user's ping of our domain or a service of
+// it is answered with a result (XEP-0199 § 4.3); other IQs to the domain,
+// and pings of a user's bare JID, still get service-unavailable.
+func TestS2SServerPing(t *testing.T) {
+	p := startFedPair(t, false)
+	alice := loginUser(t, p.a, "alice")
+	loginUser(t, p.b, "bob")
+	for _, tc := range []struct{ to, payload, want string }{
+		{"b.example", `<ping xmlns="urn:xmpp:ping"/>`, "result"},
+		{"conference.b.example", `<ping xmlns="urn:xmpp:ping"/>`, "result"},
+		{"b.example", `<query xmlns="jabber:iq:version"/>`, "service-unavailable"},
+		{"b.example", `<ping xmlns="urn:xmpp:ping"/><ping xmlns="urn:xmpp:ping"/>`, "service-unavailable"},
+		{"bob@b.example", `<ping xmlns="urn:xmpp:ping"/>`, "service-unavailable"},
+	} {
+		r := alice.IQ(t, `<iq type="get" id="sp" to="`+tc.to+`">`+tc.payload+`</iq>`)
+		got := r.attr("type")
+		if got == "error" {
+			got = stanzaErrorCondition(r)
+		}
+		if got != tc.want || r.attr("from") != tc.to {
+			t.Errorf("%s to %s: %s from %q, want %s", tc.payload, tc.to, got, r.attr("from"), tc.want)
+		}
+	}
+}
+
+// TestS2SRemoveContactTellsRemote: when alice@a.example removes her
+// remote contact bob@b.example from her roster, or deletes her account,
+// b.example is told (unavailable, unsubscribe, unsubscribed: RFC 6121
+// § 2.5.2) and bob's item for alice ends without subscription; a
+// request bob had pending at alice is declined.
+func TestS2SRemoveContactTellsRemote(t *testing.T) {
+	for _, how := range []string{"roster remove", "account deletion"} {
+		t.Run(how, func(t *testing.T) {
+			p := startFedPair(t, false)
+			alice := loginUser(t, p.a, "alice")
+			bob := loginUser(t, p.b, "bob")
+			online(t, alice)
+			online(t, bob)
+			subscribeTo(t, alice, bob)
+			subscribeTo(t, bob, alice)
+			if s := itemState(t, bob, "alice@a.example"); s != "both" {
+				t.Fatalf("bob's item for alice before: %s", s)
+			}
+			if how == "roster remove" {
+				alice.IQ(t, `<iq type="set" id="rm"><query xmlns="jabber:iq:roster"><item jid="bob@b.example" subscription="remove"/></query></iq>`)
+			} else {
+				alice.Send(t, `<iq type="set" id="rm"><query xmlns="jabber:iq:register"><remove/></query></iq>`)
+			}
+			bob.Next(t, isPresence(alice.JID.String(), "unavailable"))
+			bob.Next(t, isPresence("alice@a.example", "unsubscribe"))
+			bob.Next(t, isPush("alice@a.example", "none", false))
+			if it, ok := p.b.store.rosterItem("bob", "alice@a.example"); ok && (it.Sub != "" || it.Ask) {
+				t.Errorf("bob's item for alice afterwards: %+v", it)
+			}
+			if how != "roster remove" {
+				return
+			}
+			// A pending request from a remote user is declined.
+			carol := loginUser(t, p.b, "carol")
+			online(t, carol)
+			carol.Send(t, `<presence to="alice@a.example" type="subscribe"/>`)
+			alice.Next(t, isPresence("carol@b.example", "subscribe"))
+			alice.IQ(t, `<iq type="set" id="rm2"><query xmlns="jabber:iq:roster"><item jid="carol@b.example" subscription="remove"/></query></iq>`)
+			carol.Next(t, isPresence("alice@a.example", "unsubscribed"))
+		})
+	}
+}
+
 func TestS2SUnreachableBounces(t *testing.T) {
 	dead := freeAddr(t) // closed: connection refused
 	ts := startTestServer(t, withConfig(func(c *Config) {
@@ -303,8 +371,9 @@ func TestS2SRemoteTimeout(t *testing.T) {
 
 // rawPeer is a hand-driven server-to-server stream to a test server.
 type rawPeer struct {
-	t  *testing.T
-	st *s2sStream
+	t    *testing.T
+	st   *s2sStream
+	from string // the from of the server's last stream header
 }
 
 func dialRawPeer(t *testing.T, addr, from, to string) *rawPeer {
@@ -325,11 +394,11 @@ func (p *rawPeer) open(from, to string) element {
 	if err := p.st.writeHeader(from, to, ""); err != nil {
 		p.t.Fatal(err)
 	}
-	_, _, id, err := p.st.readHeader()
+	from, _, id, err := p.st.readHeader()
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	p.st.id = id
+	p.st.id, p.from = id, from
 	f, err := p.st.features()
 	if err != nil {
 		p.t.Fatal(err)
@@ -408,6 +477,39 @@ func TestS2SForgedFrom(t *testing.T) {
 		}
 		if got := peer.streamError(); got != tc.want {
 			t.Errorf("%s: stream error %q, want %q", tc.stanza, got, tc.want)
+		}
+	}
+}
+
+// TestS2SResponseHeaderFrom: every stream header b.example answers with
+// (before TLS, after TLS, after SASL) names in from the domain the peer
+// asked for in to (RFC 6120 § 4.7.1), a service subdomain included.
+func TestS2SResponseHeaderFrom(t *testing.T) {
+	cCert, cKey := fedCert(t, "c.example")
+	p := startFedPair(t, false, cCert)
+	pair, err := tls.LoadX509KeyPair(cCert, cKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []string{"b.example", "conference.b.example"} {
+		peer := dialRawPeer(t, p.bS2S, "c.example", to)
+		if peer.from != to {
+			t.Errorf("to %s: header before TLS from %q", to, peer.from)
+		}
+		peer.startTLS("c.example", to, &pair)
+		if peer.from != to {
+			t.Errorf("to %s: header after TLS from %q", to, peer.from)
+		}
+		if err := peer.st.writeElement(simpleElement(nsSASL, "auth", base64.StdEncoding.EncodeToString([]byte("c.example")), "mechanism", "EXTERNAL")); err != nil {
+			t.Fatal(err)
+		}
+		if e, err := peer.st.next(1 << 20); err != nil || e.start.Name != nameSASLSuccess {
+			t.Fatalf("EXTERNAL: %v %v", e.start.Name, err)
+		}
+		peer.st.restart()
+		peer.open("c.example", to)
+		if peer.from != to {
+			t.Errorf("to %s: header after SASL from %q", to, peer.from)
 		}
 	}
 }

@@ -584,9 +584,11 @@ func (x *subTx) inUnsubscribed(c, u jid.JID, e element) error {
 func (srv *Server) removeContact(u, c jid.JID) error {
 	u, c = u.Bare(), c.Bare()
 	exists := srv.accountExists(c)
+	remote := srv.isRemote(c)
 	return srv.subUpdate(func(x *subTx) error {
 		it, ok := x.item(u.Localpart(), c.String())
-		if _, err := x.removePending(u, c); err != nil {
+		pending, err := x.removePending(u, c)
+		if err != nil {
 			return err
 		}
 		if b := x.tx.Bucket(bucketRoster).Bucket([]byte(u.Localpart())); b != nil {
@@ -594,22 +596,18 @@ func (srv *Server) removeContact(u, c jid.JID) error {
 				return err
 			}
 		}
+		if remote {
+			// The contact's server keeps its side: tell it, as
+			// handleSubscription does for the same presence sent by
+			// the user.
+			x.after = append(x.after, func() { srv.removeRemoteContact(u, c, it, ok, pending) })
+			return nil
+		}
 		if !ok {
 			return nil
 		}
 		if it.hasFrom() {
 			x.after = append(x.after, func() { srv.sendUnavailableOf(u, c) })
-		}
-		if srv.isRemote(c) { // federation: c's server updates c's side
-			x.after = append(x.after, func() {
-				if it.hasTo() || it.Ask {
-					srv.sendRemote(element{start: presenceStart(u, c, "unsubscribe")}, c)
-				}
-				if it.hasFrom() {
-					srv.sendRemote(element{start: presenceStart(u, c, "unsubscribed")}, c)
-				}
-			})
-			return nil
 		}
 		if !exists {
 			return nil
@@ -624,6 +622,28 @@ func (srv *Server) removeContact(u, c jid.JID) error {
 		}
 		return nil
 	})
+}
+
+// removeRemoteContact tells the server of the remote contact c that the
+// local user u removed c (RFC 6121 § 2.5.2): unavailable from u's
+// available resources and unsubscribed when c could see u's presence (or
+// had asked to: the request is declined), unsubscribe when u could see or
+// had asked for c's. it (when ok) is the roster item u had for c; pending
+// says c's request to u was waiting.
+func (srv *Server) removeRemoteContact(u, c jid.JID, it rosterItem, ok, pending bool) {
+	from := ok && it.hasFrom()
+	if from {
+		srv.sendUnavailableOf(u, c)
+	}
+	if ok && (it.hasTo() || it.Ask) {
+		srv.sendRemote(element{start: presenceStart(u, c, "unsubscribe")}, c)
+	}
+	if from || pending {
+		srv.sendRemote(element{start: presenceStart(u, c, "unsubscribed")}, c)
+	}
+	if pending && srv.s2s != nil && srv.s2s.limits != nil {
+		srv.s2s.limits.doneSubscription(c.Domainpart()) // answered (s2slimit.go)
+	}
 }
 
 // tellContacts runs at an account's deletion, after its sessions ended
