@@ -13,7 +13,7 @@ import (
 	"testing"
 )
 
-// Two-instance federation tests of issue 19's list that s2s_test.go does
+// Two-instance federation tests of the federation promises that s2s_test.go does
 // not hold: account deletion seen from the other server, unavailable
 // presence on a cancelled subscription across servers, an upload link
 // followed from the other server, and IQ relay of version and disco both
