@@ -249,24 +249,7 @@ func (s *BoltStore) Append(ctx context.Context, m Message) (Message, error) {
 // interface stays as it is.
 func (s *BoltStore) appendAll(ctx context.Context, ms []Message) ([]Message, []error) {
 	out := make([]Message, len(ms))
-	errs := make([]error, len(ms))
-	if err := ctx.Err(); err != nil {
-		for i := range errs {
-			errs[i] = err
-		}
-		return out, errs
-	}
-	ps := make([]*pending, 0, len(ms))
-	idx := make([]int, 0, len(ms))
-	for i, m := range ms {
-		p, err := s.prepare(m)
-		if err != nil {
-			errs[i] = err
-			continue
-		}
-		ps = append(ps, p)
-		idx = append(idx, i)
-	}
+	ps, idx, errs := s.prepareAll(ctx, ms, false)
 	for j, err := range s.groupCommitAll(ps) {
 		i := idx[j]
 		if err != nil {
@@ -278,33 +261,45 @@ func (s *BoltStore) appendAll(ctx context.Context, ms []Message) ([]Message, []e
 	return out, errs
 }
 
-// stageAll implements stager: each message gets its archive id now (drawn
-// as put draws one) and is queued for the group committer in order; the
-// commit runs on another goroutine. It is the Archiver's path (StageAll).
-func (s *BoltStore) stageAll(ctx context.Context, ms []Message) ([]string, []error, *commitWait) {
-	ids := make([]string, len(ms))
-	errs := make([]error, len(ms))
-	w := &commitWait{done: make(chan struct{}), errs: make([]error, len(ms))}
+// prepareAll prepares ms for the group committer: ps are the messages
+// prepared, idx their indexes in ms, errs (index for index with ms) the
+// errors of the others, or ctx's error for all. With drawIDs each prepared
+// message gets its archive id now, as put would draw it.
+func (s *BoltStore) prepareAll(ctx context.Context, ms []Message, drawIDs bool) (ps []*pending, idx []int, errs []error) {
+	errs = make([]error, len(ms))
 	if err := ctx.Err(); err != nil {
 		for i := range errs {
 			errs[i] = err
 		}
-		close(w.done)
-		return ids, errs, w
+		return nil, nil, errs
 	}
-	ps := make([]*pending, 0, len(ms))
-	idx := make([]int, 0, len(ms))
+	ps = make([]*pending, 0, len(ms))
+	idx = make([]int, 0, len(ms))
 	for i, m := range ms {
 		p, err := s.prepare(m)
 		if err != nil {
 			errs[i] = err
 			continue
 		}
-		p.id = make([]byte, rawIDLen)
-		rand.Read(p.id)
-		ids[i] = idString(p.id)
+		if drawIDs {
+			p.id = make([]byte, rawIDLen)
+			rand.Read(p.id)
+		}
 		ps = append(ps, p)
 		idx = append(idx, i)
+	}
+	return ps, idx, errs
+}
+
+// stageAll implements stager: each message gets its archive id now (drawn
+// as put draws one) and is queued for the group committer in order; the
+// commit runs on another goroutine. It is the Archiver's path (StageAll).
+func (s *BoltStore) stageAll(ctx context.Context, ms []Message) ([]string, []error, *commitWait) {
+	ids := make([]string, len(ms))
+	w := &commitWait{done: make(chan struct{}), errs: make([]error, len(ms))}
+	ps, idx, errs := s.prepareAll(ctx, ms, true)
+	for j, p := range ps {
+		ids[idx[j]] = idString(p.id)
 	}
 	if len(ps) == 0 {
 		close(w.done)

@@ -14,38 +14,10 @@ import (
 )
 
 // Two-instance federation tests of the federation promises that s2s_test.go does
-// not hold: account deletion seen from the other server, unavailable
+// not hold: unavailable
 // presence on a cancelled subscription across servers, an upload link
 // followed from the other server, and IQ relay of version and disco both
 // ways with clients that answer.
-
-// TestS2SDeletionTellsRemoteContacts: alice@a.example and bob@b.example
-// share presence both ways; alice deletes her account. bob, on the other
-// server, sees her go unavailable and gets unsubscribe and unsubscribed
-// from her bare JID, and his roster on b.example (queried by bob) no
-// longer holds a subscription with her: the item is left with
-// subscription none, as RFC 6121 § 3.2.3 and § 3.3.3 have the contact's
-// server do; the item itself (bob's name and groups for her) is bob's own
-// data, his to remove.
-func TestS2SDeletionTellsRemoteContacts(t *testing.T) {
-	p := startFedPair(t, false)
-	alice := loginUser(t, p.a, "alice")
-	bob := loginUser(t, p.b, "bob")
-	online(t, alice)
-	online(t, bob)
-	subscribeTo(t, alice, bob)
-	subscribeTo(t, bob, alice)
-	if got := itemState(t, bob, "alice@a.example"); got != "both" {
-		t.Fatalf("bob's item for alice before the deletion: %s", got)
-	}
-	alice.Send(t, `<iq type="set" id="rm"><query xmlns="jabber:iq:register"><remove/></query></iq>`)
-	bob.Next(t, isPresence(alice.JID.String(), "unavailable"))
-	bob.Next(t, isPresence("alice@a.example", "unsubscribe"))
-	bob.Next(t, isPresence("alice@a.example", "unsubscribed"))
-	if got := itemState(t, bob, "alice@a.example"); got != "none" && got != "absent" {
-		t.Errorf("bob's item for alice after her deletion: %s, want no subscription", got)
-	}
-}
 
 // TestS2SCancelSendsUnavailable: a subscription cancelled across servers
 // takes the presence it granted with it (RFC 6121 § 3.2.2, § 3.3.3). bob

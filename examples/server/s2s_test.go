@@ -300,6 +300,7 @@ func TestS2SRemoveContactTellsRemote(t *testing.T) {
 			}
 			bob.Next(t, isPresence(alice.JID.String(), "unavailable"))
 			bob.Next(t, isPresence("alice@a.example", "unsubscribe"))
+			bob.Next(t, isPresence("alice@a.example", "unsubscribed"))
 			bob.Next(t, isPush("alice@a.example", "none", false))
 			if it, ok := p.b.store.rosterItem("bob", "alice@a.example"); ok && (it.Sub != "" || it.Ask) {
 				t.Errorf("bob's item for alice afterwards: %+v", it)
